@@ -1,0 +1,149 @@
+/**
+ * `tinker-ts run …`: list and info of training runs.
+ *
+ * @module
+ */
+import type { TrainingRunInfo } from "../rest-client.js";
+import type { RestFactory } from "./checkpoint.js";
+import { pageProgress } from "./checkpoint.js";
+import {
+  UsageError,
+  formatBytes,
+  outputFormat,
+  parseCommand,
+  positiveInt,
+  renderFields,
+  renderTable,
+  shortTime,
+  writeJson,
+  type CliIO,
+} from "./util.js";
+
+const USAGE = {
+  list: "tinker-ts run list [--limit N] [--format table|json]",
+  info: "tinker-ts run info RUN_ID [--format table|json]",
+} as const;
+
+/** Help of the `run` group. */
+export const RUN_HELP = `Usage: tinker-ts run <command> [options]
+
+Inspect training runs (one per trained model).
+
+Commands:
+  list   List your training runs
+  info   Show one training run and its latest checkpoints
+
+Run "tinker-ts run <command> --help" for a command's options.
+`;
+
+const HELP: Record<string, string> = {
+  list: `Usage: ${USAGE.list}
+
+List your training runs, fetching pages lazily (progress on stderr when there are many).
+
+Options:
+  --limit N         Show at most N runs
+  --format FORMAT   table (default) or json (an array of training run objects as sent by the server)
+  -h, --help        Show this help
+`,
+  info: `Usage: ${USAGE.info}
+
+Show a training run: base model, LoRA rank, owner, last request and latest checkpoints.
+
+Options:
+  --format FORMAT   table (default) or json (the training run object as sent by the server)
+  -h, --help        Show this help
+`,
+};
+
+/**
+ * Runs `tinker-ts run <sub> …`. Returns the exit code.
+ *
+ * @example
+ * ```ts
+ * const code = await runRunCommand(["info", "sess-0:train:0"], io, () => rest);
+ * ```
+ */
+export async function runRunCommand(args: string[], io: CliIO, restFactory: RestFactory): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
+    io.stdout.write(RUN_HELP);
+    return sub === undefined ? 2 : 0;
+  }
+  if ((rest.includes("--help") || rest.includes("-h")) && HELP[sub] !== undefined) {
+    io.stdout.write(HELP[sub]);
+    return 0;
+  }
+  if (sub === "list") return listRuns(rest, io, restFactory);
+  if (sub === "info") return runInfo(rest, io, restFactory);
+  throw new UsageError(`Unknown command "run ${sub}".`, "tinker-ts run <list|info> --help");
+}
+
+async function listRuns(args: string[], io: CliIO, restFactory: RestFactory): Promise<number> {
+  const { values, positionals } = parseCommand(args, { limit: { type: "string" } }, USAGE.list);
+  if (positionals.length > 0) throw new UsageError(`Unexpected argument ${JSON.stringify(positionals[0])}.`, USAGE.list);
+  const format = outputFormat(values.format, USAGE.list);
+  const limit = positiveInt(values.limit, "--limit", USAGE.list);
+  const rest = restFactory();
+  const runs: TrainingRunInfo[] = [];
+  const progress = pageProgress(io, "training runs", limit);
+  for await (const run of rest.iterTrainingRuns({ pageSize: Math.min(limit ?? 100, 100), onPage: progress.onPage })) {
+    runs.push(run);
+    if (limit !== undefined && runs.length >= limit) break;
+  }
+  progress.finish();
+  if (format === "json") {
+    writeJson(io, runs);
+    return 0;
+  }
+  if (runs.length === 0) {
+    io.stdout.write("No training runs.\n");
+    return 0;
+  }
+  io.stdout.write(
+    renderTable(
+      ["RUN ID", "BASE MODEL", "LORA RANK", "OWNER", "LAST REQUEST", "LAST CHECKPOINT"],
+      runs.map((r) => [
+        r.training_run_id,
+        r.base_model,
+        r.is_lora ? String(r.lora_rank ?? "?") : "-",
+        r.model_owner,
+        shortTime(r.last_request_time),
+        `${r.last_checkpoint?.tinker_path ?? "-"}${r.corrupted === true ? " (corrupted)" : ""}`,
+      ]),
+    ),
+  );
+  io.stdout.write(`${runs.length} training run${runs.length === 1 ? "" : "s"}\n`);
+  return 0;
+}
+
+async function runInfo(args: string[], io: CliIO, restFactory: RestFactory): Promise<number> {
+  const { values, positionals } = parseCommand(args, {}, USAGE.info);
+  const format = outputFormat(values.format, USAGE.info);
+  if (positionals.length !== 1) {
+    throw new UsageError(positionals.length === 0 ? "Missing RUN_ID." : `Expected one RUN_ID, got ${positionals.length}.`, USAGE.info);
+  }
+  const run = await restFactory().getTrainingRun(positionals[0] as string);
+  if (format === "json") {
+    writeJson(io, run);
+    return 0;
+  }
+  const ckpt = (c: TrainingRunInfo["last_checkpoint"]): string =>
+    c === null || c === undefined ? "-" : `${c.tinker_path} (${formatBytes(c.size_bytes)}, ${shortTime(c.time)})`;
+  const fields: [string, string][] = [
+    ["Run id", run.training_run_id],
+    ["Base model", run.base_model],
+    ["LoRA", run.is_lora ? `yes, rank ${run.lora_rank ?? "?"}` : "no"],
+    ["Owner", run.model_owner],
+    ["Corrupted", run.corrupted === true ? "yes" : "no"],
+    ["Last request", shortTime(run.last_request_time)],
+    ["Last checkpoint", ckpt(run.last_checkpoint)],
+    ["Last sampler checkpoint", ckpt(run.last_sampler_checkpoint)],
+  ];
+  const meta = run.user_metadata;
+  if (meta !== null && meta !== undefined && Object.keys(meta).length > 0) {
+    fields.push(["Metadata", Object.entries(meta).map(([k, v]) => `${k}=${v}`).join(", ")]);
+  }
+  io.stdout.write(renderFields(fields));
+  return 0;
+}

@@ -1,0 +1,617 @@
+/**
+ * Checkpoint download: signed URL → streamed, resumable download → safe extraction → atomic install.
+ *
+ * The archive is fetched from the signed URL that the archive endpoint hands out, with a plain `fetch` that
+ * carries no credentials. It is streamed to a temporary sibling directory of the destination (memory stays
+ * flat whatever the archive size), resumed with HTTP `Range` after an interrupted transfer, extracted with
+ * node-tar under strict entry checks, checked for the `checkpoint_complete` marker, and only then renamed
+ * into place. Every failure path (including an abort) removes the temporary directory.
+ *
+ * @module
+ */
+import { randomBytes } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { lstat, mkdir, rename, rm, stat } from "node:fs/promises";
+import path from "node:path";
+import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { Unpack, type ReadEntry } from "tar";
+import {
+  APIConnectionError,
+  APIError,
+  APITimeoutError,
+  APIUserAbortError,
+  DestinationExistsError,
+  NotFoundError,
+  TinkerError,
+  UnsafeArchiveError,
+} from "./core/errors.js";
+import { abortableSleep } from "./core/sleep.js";
+import { parseTinkerPath } from "./core/tinker-path.js";
+import { ArchiveExtractionError, IncompleteCheckpointError } from "./rest-errors.js";
+
+/** The file every complete checkpoint archive contains at its root. */
+export const CHECKPOINT_COMPLETE_MARKER = "checkpoint_complete";
+
+/** Download attempts (initial + resumes/retries) unless `maxAttempts` says otherwise. */
+export const DEFAULT_DOWNLOAD_MAX_ATTEMPTS = 5;
+
+/** Inactivity limit of the archive transfer and time limit of each REST call, unless `timeoutMs` says otherwise. */
+export const DEFAULT_DOWNLOAD_TIMEOUT_MS = 60_000;
+
+/** Hard cap on attempts that did make progress: `maxAttempts` times this. */
+const MAX_ATTEMPTS_FACTOR = 20;
+/** Progress is reported at most once per this many bytes ... */
+const PROGRESS_BYTES = 64 * 1024;
+/** ... or once per this many milliseconds, whichever comes first. */
+const PROGRESS_MS = 100;
+/** A signed URL this close to its expiry is refreshed before use. */
+const EXPIRY_MARGIN_MS = 5_000;
+
+/** One progress report of {@link downloadCheckpoint}. */
+export interface DownloadProgress {
+  /** `download` while the archive streams, `extract` while it is unpacked, `done` once (last) after install. */
+  phase: "download" | "extract" | "done";
+  /** Archive bytes downloaded (download, done) or read by the extractor (extract). */
+  bytes: number;
+  /** The archive size, or `null` while it is unknown (no `Content-Length`). */
+  totalBytes: number | null;
+}
+
+/** The part of {@link RestClient} that {@link downloadCheckpoint} uses: where to get a signed archive URL. */
+export interface ArchiveUrlProvider {
+  /** Returns a signed, expiring URL of the checkpoint's archive. */
+  getCheckpointArchiveUrlFromTinkerPath(
+    tinkerPath: string,
+    options?: { signal?: AbortSignal; timeoutMs?: number },
+  ): Promise<{ url: string; expires: string }>;
+}
+
+/** Options of {@link downloadCheckpoint}. */
+export interface DownloadCheckpointOptions {
+  /** Parent directory of the destination (default: the current directory); created when missing. */
+  outputDir?: string;
+  /** Replace an existing destination, only after the new copy is complete (default `false`). */
+  force?: boolean;
+  /** Aborts the download; temporary files are removed and {@link APIUserAbortError} is thrown. */
+  signal?: AbortSignal;
+  /** Progress callback: throttled during download and extraction, and a final `done` call. */
+  onProgress?: (progress: DownloadProgress) => void;
+  /** Time limit of each REST call, and the longest the transfer may stall without a byte (default 60 000 ms). */
+  timeoutMs?: number;
+  /** The fetch used for the signed URL (default `globalThis.fetch`). It must not add credentials. */
+  fetch?: typeof globalThis.fetch;
+  /**
+   * Consecutive transfer attempts that may fail without receiving a new byte, counting the first (default 5).
+   * An attempt that received data before failing resumes at once and resets the count.
+   */
+  maxAttempts?: number;
+  /** First delay between attempts that made no progress, doubling up to 8 s (default 500 ms). */
+  retryDelayMs?: number;
+}
+
+/** What {@link downloadCheckpoint} returns. */
+export interface DownloadCheckpointResult {
+  /** Absolute path of the installed checkpoint directory. */
+  destination: string;
+  /** The tinker path that was downloaded. */
+  checkpointPath: string;
+  /** Size of the downloaded archive in bytes. */
+  bytes: number;
+}
+
+/**
+ * The directory name a checkpoint is installed under: `<run-id>_<kind>_<name>`, e.g.
+ * `tinker://sess-0:train:0/weights/0001` → `sess-0_train_0_weights_0001`.
+ *
+ * Characters that are not safe in a file name on every common platform (`/ \ : * ? " < > |` and control
+ * characters) are replaced with `_`, so run ids with `:` give portable names.
+ *
+ * @throws {InvalidTinkerPathError} when `tinkerPath` is not a valid tinker path.
+ * @example
+ * ```ts
+ * checkpointDirName("tinker://run-1/weights/0001"); // "run-1_weights_0001"
+ * ```
+ */
+export function checkpointDirName(tinkerPath: string): string {
+  const p = parseTinkerPath(tinkerPath);
+  // eslint-disable-next-line no-control-regex
+  const safe = (s: string): string => s.replace(/[/\\:*?"<>|\u0000-\u001f\u007f]/g, "_");
+  return `${safe(p.trainingRunId)}_${p.checkpointKind}_${safe(p.checkpointName)}`;
+}
+
+/**
+ * Downloads a checkpoint archive and installs it as `<outputDir>/<run-id>_<kind>_<name>` (see
+ * {@link checkpointDirName}).
+ *
+ * Order of work: the path is validated (nothing is sent for an invalid one); an existing destination without
+ * `force` fails before anything is downloaded; the signed URL is fetched from `rest`; the archive streams
+ * into `.<dir-name>.tmp-<random>/` next to the destination; an interrupted transfer resumes with
+ * `Range: bytes=<have>-` (a `200` answer restarts from 0; a `401`/`403`/`410` from the download host gets a
+ * fresh signed URL); the byte count is checked against `Content-Length`/`Content-Range`; entries are extracted
+ * under strict checks (no absolute paths, no `..`, no links of any kind, no devices or FIFOs; special
+ * permission bits dropped); the `checkpoint_complete` marker must exist; then the directory is renamed into
+ * place. With `force`, the old copy is moved aside first and removed only after the new one is in place (and
+ * restored if that rename fails). The signed URL is fetched with no API key or other credential.
+ *
+ * @throws {InvalidTinkerPathError} when `tinkerPath` is malformed (nothing is sent).
+ * @throws {DestinationExistsError} when the destination exists and `force` is not set (nothing is downloaded).
+ * @throws {NotFoundError} when the checkpoint does not exist (expired or deleted); the message names the path.
+ * @throws {PermissionDeniedError} when the API key may not read the checkpoint.
+ * @throws {UnsafeArchiveError} when an archive entry could land outside the destination, or is a link, device or FIFO.
+ * @throws {IncompleteCheckpointError} when the archive lacks the `checkpoint_complete` marker.
+ * @throws {ArchiveExtractionError} when the archive is corrupt or cannot be written to disk.
+ * @throws {APIConnectionError} when the transfer still fails after `maxAttempts` attempts.
+ * @throws {APIUserAbortError} when `signal` aborts.
+ * @example
+ * ```ts
+ * const rest = service.createRestClient();
+ * const { destination, bytes } = await downloadCheckpoint(rest, "tinker://run-1/weights/0001", {
+ *   outputDir: "./models",
+ *   onProgress: (p) => console.log(p.phase, p.bytes, p.totalBytes),
+ * });
+ * console.log(`installed ${bytes} bytes at ${destination}`);
+ * ```
+ */
+export async function downloadCheckpoint(
+  rest: ArchiveUrlProvider,
+  tinkerPath: string,
+  options: DownloadCheckpointOptions = {},
+): Promise<DownloadCheckpointResult> {
+  const dirName = checkpointDirName(tinkerPath);
+  const outputDir = path.resolve(options.outputDir ?? ".");
+  const destination = path.join(outputDir, dirName);
+  const force = options.force === true;
+  const signal = options.signal;
+  const maxAttempts = options.maxAttempts ?? DEFAULT_DOWNLOAD_MAX_ATTEMPTS;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+    throw new TinkerError(`maxAttempts must be a whole number ≥ 1, got ${String(options.maxAttempts)}.`);
+  }
+  const subject = `Downloading ${tinkerPath}`;
+  const checkAbort = (): void => {
+    if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
+  };
+  checkAbort();
+
+  if (!force && (await exists(destination))) throw new DestinationExistsError(destination);
+
+  await mkdir(outputDir, { recursive: true });
+  const tempDir = path.join(outputDir, `.${dirName}.tmp-${randomBytes(6).toString("hex")}`);
+  await mkdir(tempDir);
+  try {
+    const archiveFile = path.join(tempDir, "archive.tar");
+    const extractDir = path.join(tempDir, "extract");
+    const report = makeReporter(options.onProgress);
+
+    const bytes = await transferArchive(rest, tinkerPath, archiveFile, {
+      signal,
+      subject,
+      maxAttempts,
+      timeoutMs: options.timeoutMs ?? DEFAULT_DOWNLOAD_TIMEOUT_MS,
+      fetch: options.fetch ?? ((input, init) => globalThis.fetch(input, init)),
+      retryDelayMs: options.retryDelayMs ?? 500,
+      report,
+    });
+    checkAbort();
+
+    await mkdir(extractDir);
+    await extractArchive(archiveFile, extractDir, bytes, tinkerPath, { signal, subject, report });
+    checkAbort();
+
+    const marker = await stat(path.join(extractDir, CHECKPOINT_COMPLETE_MARKER)).catch(() => undefined);
+    if (marker === undefined || !marker.isFile()) throw new IncompleteCheckpointError(tinkerPath, CHECKPOINT_COMPLETE_MARKER);
+
+    await install(extractDir, destination, path.join(tempDir, "previous"), force);
+    report({ phase: "done", bytes, totalBytes: bytes }, true);
+    return { destination, checkpointPath: tinkerPath, bytes };
+  } finally {
+    await removeQuietly(tempDir);
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw err;
+  }
+}
+
+async function removeQuietly(p: string): Promise<void> {
+  await rm(p, { recursive: true, force: true, maxRetries: 3, retryDelay: 50 }).catch(() => undefined);
+}
+
+/** Renames the finished extraction into place; with `force`, the old copy is kept aside until that succeeded. */
+async function install(extractDir: string, destination: string, asidePath: string, force: boolean): Promise<void> {
+  const hadOld = await exists(destination);
+  if (hadOld && !force) throw new DestinationExistsError(destination);
+  if (hadOld) await rename(destination, asidePath);
+  try {
+    await rename(extractDir, destination);
+  } catch (err) {
+    if (hadOld) await rename(asidePath, destination).catch(() => undefined);
+    if ((err as NodeJS.ErrnoException).code === "ENOTEMPTY" || (err as NodeJS.ErrnoException).code === "EEXIST") {
+      throw new DestinationExistsError(destination);
+    }
+    throw err;
+  }
+  // The old copy (if any) is inside the temporary directory and goes with it.
+}
+
+type Reporter = (p: DownloadProgress, force?: boolean) => void;
+
+function makeReporter(onProgress: ((p: DownloadProgress) => void) | undefined): Reporter {
+  let lastBytes = -1;
+  let lastAt = 0;
+  let lastPhase = "";
+  return (p, force = false) => {
+    if (onProgress === undefined) return;
+    const now = Date.now();
+    if (!force && p.phase === lastPhase && p.bytes - lastBytes < PROGRESS_BYTES && now - lastAt < PROGRESS_MS) return;
+    lastBytes = p.bytes;
+    lastAt = now;
+    lastPhase = p.phase;
+    onProgress({ ...p });
+  };
+}
+
+interface TransferContext {
+  signal: AbortSignal | undefined;
+  subject: string;
+  maxAttempts: number;
+  timeoutMs: number;
+  fetch: typeof globalThis.fetch;
+  retryDelayMs: number;
+  report: Reporter;
+}
+
+/** What one attempt ended with. */
+type AttemptOutcome =
+  | { kind: "done" }
+  | { kind: "retry"; reason: unknown; restart?: boolean; refreshUrl?: boolean; noDelay?: boolean };
+
+/**
+ * Streams the signed URL into `file`, resuming with Range after interruptions. Returns the archive size.
+ */
+async function transferArchive(
+  rest: ArchiveUrlProvider,
+  tinkerPath: string,
+  file: string,
+  ctx: TransferContext,
+): Promise<number> {
+  const { signal, subject } = ctx;
+  const restOptions = { signal, timeoutMs: ctx.timeoutMs };
+  let link = await rest.getCheckpointArchiveUrlFromTinkerPath(tinkerPath, restOptions);
+  let have = 0;
+  let total: number | null = null;
+  let failures = 0;
+  let lastReason: unknown;
+
+  for (let attempt = 1; ; attempt++) {
+    if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
+    const expiresAt = Date.parse(link.expires);
+    if (Number.isFinite(expiresAt) && expiresAt - EXPIRY_MARGIN_MS <= Date.now() && attempt > 1) {
+      link = await rest.getCheckpointArchiveUrlFromTinkerPath(tinkerPath, restOptions);
+    }
+    const before = have;
+    const outcome = await attemptTransfer(link.url, file, have, total, tinkerPath, ctx, (h, t) => {
+      have = h;
+      total = t;
+    });
+    if (outcome.kind === "done") {
+      ctx.report({ phase: "download", bytes: have, totalBytes: total }, true);
+      return have;
+    }
+    lastReason = outcome.reason;
+    if (outcome.restart === true) have = 0;
+    const progressed = have > before;
+    // An attempt that received new bytes resets the count: only attempts that make no progress are bounded.
+    failures = progressed ? 1 : failures + 1;
+    if (failures >= ctx.maxAttempts || attempt >= ctx.maxAttempts * MAX_ATTEMPTS_FACTOR) {
+      if (lastReason instanceof APIError) throw lastReason;
+      throw new APIConnectionError({
+        subject,
+        attempts: attempt,
+        cause: lastReason,
+        message: `${subject} failed after ${attempt} attempts (${have} bytes received): ${describe(lastReason)}. Check the network and try again; the download resumes from scratch next time.`,
+      });
+    }
+    if (outcome.refreshUrl === true) {
+      link = await rest.getCheckpointArchiveUrlFromTinkerPath(tinkerPath, restOptions);
+    }
+    if (!progressed && outcome.noDelay !== true) {
+      const delay = Math.min(ctx.retryDelayMs * 2 ** (failures - 1), 8_000);
+      try {
+        await abortableSleep(delay, signal);
+      } catch {
+        throw new APIUserAbortError({ subject, cause: signal?.reason });
+      }
+    }
+  }
+}
+
+function describe(reason: unknown): string {
+  if (reason instanceof Error) {
+    const cause = reason.cause instanceof Error ? `: ${reason.cause.message}` : "";
+    return `${reason.message}${cause}`;
+  }
+  return String(reason);
+}
+
+const CONTENT_RANGE = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i;
+
+/** One GET of the signed URL, appending to `file` from `have`. Reports the new `have`/`total` via `update`. */
+async function attemptTransfer(
+  url: string,
+  file: string,
+  have: number,
+  total: number | null,
+  tinkerPath: string,
+  ctx: TransferContext,
+  update: (have: number, total: number | null) => void,
+): Promise<AttemptOutcome> {
+  const { signal, subject } = ctx;
+  const idle = new AbortController();
+  let idleTimer: NodeJS.Timeout | undefined;
+  const armIdle = (): void => {
+    clearTimeout(idleTimer);
+    if (Number.isFinite(ctx.timeoutMs)) {
+      idleTimer = setTimeout(
+        () => idle.abort(new APITimeoutError({ subject, timeoutMs: ctx.timeoutMs, message: `${subject} stalled: no data for ${ctx.timeoutMs} ms.` })),
+        ctx.timeoutMs,
+      );
+    }
+  };
+  const attemptSignal = signal === undefined ? idle.signal : AbortSignal.any([signal, idle.signal]);
+  // No credentials, ever: only Range (when resuming) and identity encoding, so byte counts match the headers.
+  const headers: Record<string, string> = { "accept-encoding": "identity" };
+  if (have > 0) headers["range"] = `bytes=${have}-`;
+
+  armIdle();
+  try {
+    let res: Response;
+    try {
+      res = await ctx.fetch(url, { headers, signal: attemptSignal, redirect: "follow", credentials: "omit" });
+    } catch (err) {
+      if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
+      return { kind: "retry", reason: idle.signal.aborted ? idle.signal.reason : err };
+    }
+
+    const status = res.status;
+    let append = false;
+    let expected: number | null;
+    if (status === 200) {
+      const len = contentLength(res.headers);
+      expected = len;
+      total = len;
+      if (have > 0) {
+        // The server ignored Range: start over.
+        have = 0;
+      }
+    } else if (status === 206) {
+      const m = CONTENT_RANGE.exec(res.headers.get("content-range") ?? "");
+      if (m === null || Number(m[1]) !== have) {
+        await res.body?.cancel().catch(() => undefined);
+        update(0, total);
+        return { kind: "retry", reason: new TinkerError(`unexpected Content-Range ${JSON.stringify(res.headers.get("content-range"))} for a resume at byte ${have}`), restart: true, noDelay: true };
+      }
+      const start = Number(m[1]);
+      const end = Number(m[2]);
+      total = m[3] === "*" ? null : Number(m[3]);
+      expected = end - start + 1;
+      append = start > 0;
+    } else if (status === 416 && total !== null && have === total) {
+      await res.body?.cancel().catch(() => undefined);
+      return { kind: "done" };
+    } else {
+      const body = await readSmallBody(res);
+      const error = downloadHttpError(res, body, url, tinkerPath);
+      if (status === 416) {
+        update(0, total);
+        return { kind: "retry", reason: error, restart: true, noDelay: true };
+      }
+      if (status === 401 || status === 403 || status === 410) return { kind: "retry", reason: error, refreshUrl: true, noDelay: true };
+      if (status === 408 || status === 429 || status >= 500) return { kind: "retry", reason: error };
+      throw error;
+    }
+    update(have, total);
+    ctx.report({ phase: "download", bytes: have, totalBytes: total }, have === 0);
+
+    if (res.body === null) {
+      if (expected === 0 || expected === null) return { kind: "done" };
+      return { kind: "retry", reason: new TinkerError("the response has no body") };
+    }
+    const startHave = have;
+    let received = 0;
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        received += chunk.length;
+        armIdle();
+        ctx.report({ phase: "download", bytes: startHave + received, totalBytes: total });
+        cb(null, chunk);
+      },
+    });
+    const out = createWriteStream(file, { flags: append ? "a" : "w" });
+    let streamError: unknown;
+    try {
+      await pipeline(Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>), counter, out);
+    } catch (err) {
+      streamError = err;
+    }
+    if (!out.closed) await new Promise<void>((resolve) => out.once("close", () => resolve()));
+    have = (await stat(file)).size;
+    update(have, total);
+    if (streamError !== undefined) {
+      if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
+      const reason = idle.signal.aborted ? idle.signal.reason : streamError;
+      if (isDiskError(streamError)) throw new ArchiveExtractionError(tinkerPath, `writing the archive failed: ${describe(streamError)}`, { cause: streamError });
+      return { kind: "retry", reason };
+    }
+    if (expected !== null && received !== expected) {
+      return {
+        kind: "retry",
+        reason: new TinkerError(`received ${received} bytes, expected ${expected} (Content-Length)`),
+        restart: received > expected,
+      };
+    }
+    if (total !== null && have !== total) {
+      return { kind: "retry", reason: new TinkerError(`have ${have} bytes of ${total}`), restart: have > total };
+    }
+    return { kind: "done" };
+  } finally {
+    clearTimeout(idleTimer);
+  }
+}
+
+function isDiskError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOSPC" || code === "EACCES" || code === "EROFS" || code === "EDQUOT" || code === "EPERM";
+}
+
+function contentLength(headers: Headers): number | null {
+  const v = headers.get("content-length");
+  if (v === null || !/^\d+$/.test(v.trim())) return null;
+  if (headers.get("content-encoding") !== null && headers.get("content-encoding") !== "identity") return null;
+  return Number(v);
+}
+
+async function readSmallBody(res: Response): Promise<unknown> {
+  try {
+    const text = (await res.text()).slice(0, 4096);
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return text === "" ? undefined : text;
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+/** Maps a failed download-host response to an error; the URL is kept without its signature. */
+function downloadHttpError(res: Response, body: unknown, url: string, tinkerPath: string): APIError {
+  const init = { status: res.status, headers: res.headers, body, method: "GET", url };
+  if (res.status === 404) {
+    return new NotFoundError({
+      ...init,
+      message: `The archive of ${tinkerPath} was not found on the download host (expired or deleted?): GET returned 404. Check that the checkpoint still exists (tinker-ts checkpoint list).`,
+    });
+  }
+  return APIError.fromResponse(init);
+}
+
+interface ExtractContext {
+  signal: AbortSignal | undefined;
+  subject: string;
+  report: Reporter;
+}
+
+/**
+ * Why an archive entry is unsafe, or `undefined` when it may be extracted. Only regular files and directories
+ * with relative paths free of `..` pass.
+ */
+function unsafeReason(entryPath: string, entry: ReadEntry): string | undefined {
+  const type = entry.type;
+  if (type === "SymbolicLink" || type === "Link") {
+    return `it is a ${type === "Link" ? "hard link" : "symbolic link"} (to ${JSON.stringify(entry.linkpath ?? "")}); links are never extracted`;
+  }
+  if (type === "CharacterDevice" || type === "BlockDevice") return "it is a device file";
+  if (type === "FIFO") return "it is a FIFO";
+  if (type !== "File" && type !== "OldFile" && type !== "ContiguousFile" && type !== "Directory") {
+    return `its entry type ${type} is not a regular file or directory`;
+  }
+  if (entryPath.includes("\0")) return "its path contains a NUL character";
+  if (entryPath.startsWith("/") || entryPath.startsWith("\\") || /^[a-zA-Z]:/.test(entryPath)) return "its path is absolute";
+  if (entryPath.split(/[\\/]+/).includes("..")) return `its path contains a ".." segment`;
+  return undefined;
+}
+
+/** Extracts `archive` into `dir` (which must exist and be empty), rejecting unsafe entries. */
+async function extractArchive(
+  archive: string,
+  dir: string,
+  totalBytes: number,
+  tinkerPath: string,
+  ctx: ExtractContext,
+): Promise<void> {
+  const { signal, subject } = ctx;
+  let unsafe: UnsafeArchiveError | undefined;
+  let failure: unknown;
+  let read = 0;
+  ctx.report({ phase: "extract", bytes: 0, totalBytes }, true);
+
+  await new Promise<void>((resolve) => {
+    let settled = false;
+    let fallback: NodeJS.Timeout | undefined;
+    const settle = (): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(fallback);
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    };
+    // After an error, wait for pending writes to end ("finish"), but never forever.
+    const settleSoon = (): void => {
+      if (fallback === undefined) fallback = setTimeout(settle, 2_000);
+    };
+    const unpack = new Unpack({
+      cwd: dir,
+      strict: false,
+      preserveOwner: false,
+      filter: (entryPath, entry) => {
+        const e = entry as ReadEntry;
+        if (unsafe !== undefined) return false;
+        const reason = unsafeReason(entryPath, e);
+        if (reason !== undefined) {
+          unsafe = new UnsafeArchiveError(entryPath, reason);
+          stopReading();
+          return false;
+        }
+        if (typeof e.mode === "number") e.mode &= 0o777;
+        return true;
+      },
+      onwarn: (code, message, data) => {
+        if (code === "TAR_ENTRY_INFO") return;
+        failure ??= Object.assign(new Error(`${code}: ${message}`), { entry: (data as { entry?: ReadEntry }).entry?.path });
+      },
+    });
+    const input = createReadStream(archive);
+    const stopReading = (): void => {
+      input.unpipe(unpack);
+      input.destroy();
+      unpack.end();
+    };
+    const onAbort = (): void => {
+      failure ??= new APIUserAbortError({ subject, cause: signal?.reason });
+      stopReading();
+    };
+    unpack.on("finish", settle);
+    unpack.on("close", settle);
+    unpack.on("error", (err: unknown) => {
+      failure ??= err;
+      settleSoon();
+    });
+    input.on("error", (err) => {
+      failure ??= err;
+      unpack.end();
+      settleSoon();
+    });
+    input.on("data", (chunk) => {
+      read += chunk.length;
+      ctx.report({ phase: "extract", bytes: read, totalBytes });
+    });
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (signal?.aborted === true) onAbort();
+    else input.pipe(unpack);
+  });
+
+  if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
+  if (unsafe !== undefined) throw unsafe;
+  if (failure !== undefined) {
+    if (failure instanceof TinkerError) throw failure;
+    throw new ArchiveExtractionError(tinkerPath, describe(failure), { cause: failure });
+  }
+  ctx.report({ phase: "extract", bytes: totalBytes, totalBytes }, true);
+}

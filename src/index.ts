@@ -1,0 +1,114 @@
+/**
+ * tinker-ts: training persistence and checkpoint management for the Tinker fine-tuning service, with a bundled
+ * local Tinker-compatible server. This module is the package's only public surface.
+ *
+ * @example
+ * ```ts
+ * import { ServiceClient, crossEntropyDatum } from "tinker-ts";
+ *
+ * await using service = new ServiceClient(); // TINKER_BASE_URL, TINKER_API_KEY
+ * const training = await service.createLoraTrainingClient({ baseModel: "Qwen/Qwen3-8B", rank: 16 });
+ * await training.forwardBackward([crossEntropyDatum([1, 2, 3, 4])], "cross_entropy");
+ * await training.optimStep({ learning_rate: 1e-4 });
+ * const { path } = await training.saveState("step-1");
+ * const resumed = await service.createTrainingClientFromStateWithOptimizer(path);
+ * ```
+ *
+ * @module
+ */
+import type { components, paths } from "../generated/schema.js";
+
+export { ServiceClient } from "./service-client.js";
+export type {
+  ServiceClientOptions,
+  CreateLoraTrainingClientOptions,
+  CreateFromStateOptions,
+  GetServerCapabilitiesResponse,
+  Logger,
+} from "./service-client.js";
+
+export { TrainingClient, crossEntropyDatum, validateTtlSeconds, MIN_TTL_SECONDS } from "./training-client.js";
+export type {
+  AdamParams,
+  Datum,
+  TensorData,
+  LossFnType,
+  ForwardBackwardOutput,
+  OptimStepResponse,
+  SaveWeightsResponse,
+  LoadWeightsResponse,
+  SaveWeightsForSamplerResponse,
+  GetInfoResponse,
+  UnloadModelResponse,
+  TrainingCallOptions,
+  ForwardBackwardOptions,
+  SaveStateOptions,
+  SaveWeightsForSamplerOptions,
+  LoadStateOptions,
+} from "./training-client.js";
+
+export { APIFuture } from "./core/futures.js";
+export type { FutureResultOptions, QueueState, QueueStateChange } from "./core/futures.js";
+export type { RequestOptions } from "./core/options.js";
+
+export { RestClient } from "./rest-client.js";
+export type {
+  AccessScope,
+  AccessScopeOptions,
+  ArchiveUrlOptions,
+  CheckpointArchiveUrl,
+  IterOptions,
+  PageOptions,
+  PageProgress,
+  RestClientOptions,
+  RestRequestOptions,
+} from "./rest-client.js";
+
+export { downloadCheckpoint, checkpointDirName } from "./download.js";
+export type { DownloadCheckpointOptions, DownloadCheckpointResult, DownloadProgress } from "./download.js";
+
+export { parseTinkerPath, formatTinkerPath, validateCheckpointName } from "./core/tinker-path.js";
+export type { ParsedTinkerPath, CheckpointKind, CheckpointType } from "./core/tinker-path.js";
+
+export {
+  TinkerError,
+  ConfigurationError,
+  InvalidArgumentError,
+  APIError,
+  BadRequestError,
+  AuthenticationError,
+  PermissionDeniedError,
+  NotFoundError,
+  ConflictError,
+  UnprocessableEntityError,
+  RateLimitError,
+  InternalServerError,
+  PromiseExpiredError,
+  APIConnectionError,
+  APITimeoutError,
+  APIUserAbortError,
+  RequestFailedError,
+  ResponseValidationError,
+  InvalidTinkerPathError,
+  InvalidCheckpointNameError,
+  DestinationExistsError,
+  UnsafeArchiveError,
+} from "./core/errors.js";
+export type { RequestFailureCategory } from "./core/errors.js";
+export { InvalidTtlError, IncompleteCheckpointError, ArchiveExtractionError } from "./rest-errors.js";
+
+export { startLocalServer } from "./server/index.js";
+export type { LocalServer, LocalServerOptions, FaultRule } from "./server/index.js";
+
+/** A checkpoint as the service lists it (wire type: `checkpoint_id`, `tinker_path`, `size_bytes`, ...). */
+export type Checkpoint = components["schemas"]["Checkpoint"];
+/** A training run as the service describes it (wire type). */
+export type TrainingRun = components["schemas"]["TrainingRun"];
+/** Base model and LoRA configuration of a checkpoint (wire type). */
+export type WeightsInfoResponse = components["schemas"]["WeightsInfoResponse"];
+/** A page of checkpoints with its `cursor` (wire type). */
+export type CheckpointsListResponse = components["schemas"]["CheckpointsListResponse"];
+/** A page of training runs with its `cursor` (wire type). */
+export type TrainingRunsResponse = components["schemas"]["TrainingRunsResponse"];
+/** The generated OpenAPI bindings, for users who call endpoints directly with openapi-fetch. */
+export type { components as WireSchemas, paths as WirePaths };

@@ -1,0 +1,783 @@
+/**
+ * The REST client: training runs, checkpoints (list, inspect, archive URL, delete, publish, TTL) and sessions.
+ *
+ * Every method validates its response with zod and returns the wire type (snake_case fields, as in the spec).
+ * Every method ends with an options object: `signal`, `timeoutMs` (per attempt) and `maxRetries`.
+ *
+ * @module
+ */
+import { z } from "zod";
+import type { components } from "../generated/schema.js";
+import {
+  APIConnectionError,
+  APIError,
+  APIUserAbortError,
+  InternalServerError,
+  NotFoundError,
+  ResponseValidationError,
+  TinkerError,
+} from "./core/errors.js";
+import { DEFAULT_MAX_RETRIES, retryDelayMs, shouldRetryResponse } from "./core/retry.js";
+import {
+  CheckpointsListResponseSchema,
+  GetSessionResponseSchema,
+  ListSessionsResponseSchema,
+  TrainingRunSchema,
+  TrainingRunsResponseSchema,
+  WeightsInfoResponseSchema,
+} from "./core/schemas.js";
+import { abortableSleep, type SleepFn } from "./core/sleep.js";
+import { parseTinkerPath, splitCheckpointId, type CheckpointKind } from "./core/tinker-path.js";
+import { Transport, type CallOptions, type TransportConfig } from "./core/transport.js";
+import { InvalidTtlError, MIN_CHECKPOINT_TTL_SECONDS } from "./rest-errors.js";
+
+/** A checkpoint, as listed by the service. */
+export type CheckpointInfo = components["schemas"]["Checkpoint"];
+/** A training run with its latest checkpoints. */
+export type TrainingRunInfo = components["schemas"]["TrainingRun"];
+/** A page of training runs (`cursor.total_count` is the total). */
+export type TrainingRunsPage = components["schemas"]["TrainingRunsResponse"];
+/** A list of checkpoints; `cursor` is set for the paged user-wide list. */
+export type CheckpointsPage = components["schemas"]["CheckpointsListResponse"];
+/** The base model and LoRA configuration of a checkpoint. */
+export type WeightsInfo = components["schemas"]["WeightsInfoResponse"];
+/** Session ids of the user. */
+export type SessionsPage = components["schemas"]["ListSessionsResponse"];
+/** The training runs and samplers of a session. */
+export type SessionInfo = components["schemas"]["GetSessionResponse"];
+/** Whose resources a call sees: `owned` (default on the service) or everything `accessible` to the key. */
+export type AccessScope = components["schemas"]["AccessScope"];
+
+/** Settings every {@link RestClient} method accepts last. */
+export interface RestRequestOptions {
+  /** Aborts the call (→ `APIUserAbortError`), also while waiting to retry. */
+  signal?: AbortSignal;
+  /** Per-attempt time limit in ms. */
+  timeoutMs?: number;
+  /** Retries after the first attempt (connection errors, 408, 429, ≥500). */
+  maxRetries?: number;
+}
+
+/** Adds `accessScope` to a call on runs or sessions. */
+export interface AccessScopeOptions extends RestRequestOptions {
+  /** `owned` (the service default) or `accessible` (also resources shared with this key). */
+  accessScope?: AccessScope;
+}
+
+/** Offset paging of one list call. */
+export interface PageOptions extends RestRequestOptions {
+  /** Page size (1–1000; the service default applies when absent). */
+  limit?: number;
+  /** Items to skip (default 0). */
+  offset?: number;
+}
+
+/** What an iterator reports after fetching each page. */
+export interface PageProgress {
+  /** Offset of the page just fetched. */
+  offset: number;
+  /** Items on that page. */
+  count: number;
+  /** Items fetched so far, this page included. */
+  fetched: number;
+  /** `cursor.total_count` of the page, or `null` when the service did not say. */
+  totalCount: number | null;
+}
+
+/** Options of the lazy iterators ({@link RestClient.iterTrainingRuns}, {@link RestClient.iterUserCheckpoints}). */
+export interface IterOptions extends RestRequestOptions {
+  /** Items per request (default 100, at most 1000). */
+  pageSize?: number;
+  /** Called after each page is fetched, before its items are yielded; e.g. to show progress. */
+  onPage?: (page: PageProgress) => void;
+}
+
+/** A signed, expiring download URL of a checkpoint archive. */
+export interface CheckpointArchiveUrl {
+  /** The signed URL; fetch it without credentials. */
+  url: string;
+  /** When it stops working, as an ISO-8601 UTC timestamp. */
+  expires: string;
+}
+
+/** Options of the archive-URL calls. */
+export interface ArchiveUrlOptions extends RestRequestOptions {
+  /**
+   * Delay between polls while the service answers 503 "archive still being generated" (default: the
+   * `Retry-After` header, else 30 000 ms).
+   */
+  archiveRetryDelayMs?: number;
+  /** Attempts while the archive is being generated, counting the first (default 6). */
+  archiveMaxAttempts?: number;
+  /** Called with the attempt number (1 for the first 503) each time the archive is not ready yet. */
+  onArchivePending?: (attempt: number) => void;
+}
+
+/** Client-wide settings of {@link RestClient}. */
+export interface RestClientOptions {
+  /** Default of {@link ArchiveUrlOptions.archiveRetryDelayMs}. */
+  archiveRetryDelayMs?: number;
+  /** Default of {@link ArchiveUrlOptions.archiveMaxAttempts} (6). */
+  archiveMaxAttempts?: number;
+  /** Sleep between archive polls and retries; inject in tests. */
+  sleep?: SleepFn;
+}
+
+/** Settings of {@link RestClient.fromEnv}. */
+export type RestClientEnvOptions = Partial<TransportConfig> & RestClientOptions;
+
+/** Attempts at the archive endpoint while it answers 503, unless configured otherwise. */
+export const DEFAULT_ARCHIVE_MAX_ATTEMPTS = 6;
+/** Delay between archive polls when the service sends no `Retry-After`. */
+export const DEFAULT_ARCHIVE_RETRY_DELAY_MS = 30_000;
+/** How long a 302 signed URL without an `Expires` header is assumed valid. */
+export const DEFAULT_ARCHIVE_URL_LIFETIME_MS = 15 * 60_000;
+/** Page size of the iterators unless `pageSize` says otherwise. */
+export const DEFAULT_PAGE_SIZE = 100;
+
+const CHECKPOINT_ROUTE = "/api/v1/training_runs/{training_run_id}/checkpoints/{checkpoint_kind}/{checkpoint_name}" as const;
+
+/** A tolerant form of the 200 archive answer: `expires` may be an ISO string or a Unix time in seconds. */
+const ArchiveJsonSchema = z.object({
+  url: z.string().min(1),
+  expires: z.union([z.string(), z.number()]),
+});
+
+/** Checkpoint coordinates after validation. */
+interface CheckpointRef {
+  runId: string;
+  kind: CheckpointKind;
+  name: string;
+  tinkerPath: string;
+}
+
+function toCallOptions(options: RestRequestOptions | undefined): CallOptions {
+  const out: CallOptions = {};
+  if (options?.signal !== undefined) out.signal = options.signal;
+  if (options?.timeoutMs !== undefined) out.timeoutMs = options.timeoutMs;
+  if (options?.maxRetries !== undefined) out.maxRetries = options.maxRetries;
+  return out;
+}
+
+function checkPaging(limit: number | undefined, offset: number | undefined): void {
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 1000)) {
+    throw new TinkerError(`limit must be a whole number from 1 to 1000, got ${String(limit)}.`);
+  }
+  if (offset !== undefined && (!Number.isInteger(offset) || offset < 0)) {
+    throw new TinkerError(`offset must be a whole number ≥ 0, got ${String(offset)}.`);
+  }
+}
+
+function checkRunId(runId: string, what = "training run id"): void {
+  if (typeof runId !== "string" || runId === "" || runId.includes("/")) {
+    throw new TinkerError(`Invalid ${what} ${JSON.stringify(runId)}: it must be a non-empty string without "/".`);
+  }
+}
+
+function toIso(value: string | number): string | undefined {
+  const ms = typeof value === "number" ? value * 1000 : Date.parse(value);
+  if (!Number.isFinite(ms)) return undefined;
+  return new Date(ms).toISOString();
+}
+
+/**
+ * REST access to training runs, checkpoints and sessions. Get one from `service.createRestClient()`, build it
+ * on a {@link Transport}, or use {@link RestClient.fromEnv}. Creating it sends nothing (and never creates a
+ * session).
+ *
+ * @example
+ * ```ts
+ * const rest = service.createRestClient();
+ * for await (const ckpt of rest.iterUserCheckpoints()) console.log(ckpt.tinker_path, ckpt.size_bytes);
+ * await rest.setCheckpointTtlFromTinkerPath("tinker://run-1/weights/final", null); // keep forever
+ * ```
+ */
+export class RestClient {
+  /** The transport every call goes through. */
+  readonly transport: Transport;
+  readonly #options: RestClientOptions;
+  readonly #sleep: SleepFn;
+
+  /**
+   * Creates a REST client on `transport`. Sends nothing.
+   *
+   * @example
+   * ```ts
+   * const rest = new RestClient(new Transport({ baseUrl: "http://127.0.0.1:8080", apiKey: "tml-local" }));
+   * ```
+   */
+  constructor(transport: Transport, options: RestClientOptions = {}) {
+    this.transport = transport;
+    this.#options = { ...options };
+    this.#sleep = options.sleep ?? abortableSleep;
+  }
+
+  /**
+   * Creates a REST client from options, defaulting `baseUrl`/`apiKey` to `TINKER_BASE_URL`/`TINKER_API_KEY`.
+   *
+   * @throws {TinkerError} when the base URL or API key is missing or invalid; the message says how to start the local server.
+   * @example
+   * ```ts
+   * const rest = RestClient.fromEnv({ maxRetries: 4 });
+   * ```
+   */
+  static fromEnv(options: RestClientEnvOptions = {}, env: NodeJS.ProcessEnv = process.env): RestClient {
+    const baseUrl = options.baseUrl ?? env["TINKER_BASE_URL"];
+    const apiKey = options.apiKey ?? env["TINKER_API_KEY"];
+    if (baseUrl === undefined || baseUrl === "" || apiKey === undefined || apiKey === "") {
+      throw new TinkerError(missingEnvMessage(baseUrl === undefined || baseUrl === "", apiKey === undefined || apiKey === ""));
+    }
+    const { archiveRetryDelayMs, archiveMaxAttempts, sleep, ...transport } = options;
+    const restOptions: RestClientOptions = {};
+    if (archiveRetryDelayMs !== undefined) restOptions.archiveRetryDelayMs = archiveRetryDelayMs;
+    if (archiveMaxAttempts !== undefined) restOptions.archiveMaxAttempts = archiveMaxAttempts;
+    if (sleep !== undefined) restOptions.sleep = sleep;
+    return new RestClient(new Transport({ ...transport, baseUrl, apiKey }), restOptions);
+  }
+
+  // ---------------------------------------------------------------------------------------------- runs
+
+  /**
+   * Gets one training run with its last training and sampler checkpoints.
+   *
+   * @throws {NotFoundError} when the run does not exist or is not visible in the access scope.
+   * @throws {APIError} for other error statuses; {@link APIConnectionError} when the server is unreachable.
+   * @example
+   * ```ts
+   * const run = await rest.getTrainingRun("sess-0:train:0");
+   * console.log(run.base_model, run.lora_rank, run.last_checkpoint?.tinker_path);
+   * ```
+   */
+  async getTrainingRun(runId: string, options: AccessScopeOptions = {}): Promise<TrainingRunInfo> {
+    checkRunId(runId);
+    const t = this.transport;
+    const query = options.accessScope === undefined ? {} : { access_scope: options.accessScope };
+    return t.call(
+      "get_training_run",
+      (init) => t.api.GET("/api/v1/training_runs/{training_run_id}", { params: { path: { training_run_id: runId }, query }, ...init }),
+      TrainingRunSchema,
+      toCallOptions(options),
+    );
+  }
+
+  /**
+   * Gets the training run a checkpoint belongs to.
+   *
+   * @throws {InvalidTinkerPathError} when `tinkerPath` is malformed (nothing is sent).
+   * @throws {NotFoundError} when the run does not exist.
+   * @example
+   * ```ts
+   * const run = await rest.getTrainingRunByTinkerPath("tinker://sess-0:train:0/weights/ckpt-1");
+   * ```
+   */
+  async getTrainingRunByTinkerPath(tinkerPath: string, options: AccessScopeOptions = {}): Promise<TrainingRunInfo> {
+    return this.getTrainingRun(parseTinkerPath(tinkerPath).trainingRunId, options);
+  }
+
+  /**
+   * Lists one page of training runs (`cursor.total_count` is the total).
+   *
+   * @throws {TinkerError} when `limit`/`offset` are out of range (nothing is sent).
+   * @example
+   * ```ts
+   * const page = await rest.listTrainingRuns({ limit: 20, offset: 0 });
+   * console.log(page.cursor.total_count, page.training_runs.map((r) => r.training_run_id));
+   * ```
+   */
+  async listTrainingRuns(options: PageOptions & AccessScopeOptions = {}): Promise<TrainingRunsPage> {
+    checkPaging(options.limit, options.offset);
+    const t = this.transport;
+    const query: { limit?: number; offset?: number; access_scope?: AccessScope } = {};
+    if (options.limit !== undefined) query.limit = options.limit;
+    if (options.offset !== undefined) query.offset = options.offset;
+    if (options.accessScope !== undefined) query.access_scope = options.accessScope;
+    return t.call(
+      "list_training_runs",
+      (init) => t.api.GET("/api/v1/training_runs", { params: { query }, ...init }),
+      TrainingRunsResponseSchema,
+      toCallOptions(options),
+    );
+  }
+
+  /**
+   * Iterates over every training run, fetching pages lazily (one request per `pageSize` runs, only as far
+   * as you consume). Stops at `cursor.total_count` or on a short or empty page.
+   *
+   * @example
+   * ```ts
+   * for await (const run of rest.iterTrainingRuns({ pageSize: 50 })) {
+   *   if (run.corrupted) console.warn("corrupted:", run.training_run_id);
+   * }
+   * ```
+   */
+  iterTrainingRuns(options: IterOptions & AccessScopeOptions = {}): AsyncIterable<TrainingRunInfo> {
+    const { pageSize, onPage, ...rest } = options;
+    return paginate(pageSize, onPage, async (limit, offset) => {
+      const page = await this.listTrainingRuns({ ...rest, limit, offset });
+      return { items: page.training_runs, totalCount: page.cursor.total_count };
+    });
+  }
+
+  // ------------------------------------------------------------------------------------- checkpoints
+
+  /**
+   * Lists all checkpoints of one training run (not paged).
+   *
+   * @throws {NotFoundError} when the run does not exist.
+   * @example
+   * ```ts
+   * const { checkpoints } = await rest.listCheckpoints("sess-0:train:0");
+   * for (const c of checkpoints) console.log(c.checkpoint_id, c.size_bytes);
+   * ```
+   */
+  async listCheckpoints(runId: string, options: RestRequestOptions = {}): Promise<CheckpointsPage> {
+    checkRunId(runId);
+    const t = this.transport;
+    return t.call(
+      "list_checkpoints",
+      (init) => t.api.GET("/api/v1/training_runs/{training_run_id}/checkpoints", { params: { path: { training_run_id: runId } }, ...init }),
+      CheckpointsListResponseSchema,
+      toCallOptions(options),
+    );
+  }
+
+  /**
+   * Lists one page of the user's checkpoints across all runs, newest first.
+   *
+   * @throws {TinkerError} when `limit`/`offset` are out of range (nothing is sent).
+   * @example
+   * ```ts
+   * const page = await rest.listUserCheckpoints({ limit: 50 });
+   * console.log(`${page.checkpoints.length} of ${page.cursor?.total_count}`);
+   * ```
+   */
+  async listUserCheckpoints(options: PageOptions = {}): Promise<CheckpointsPage> {
+    checkPaging(options.limit, options.offset);
+    const t = this.transport;
+    const query: { limit?: number; offset?: number } = {};
+    if (options.limit !== undefined) query.limit = options.limit;
+    if (options.offset !== undefined) query.offset = options.offset;
+    return t.call(
+      "list_user_checkpoints",
+      (init) => t.api.GET("/api/v1/checkpoints", { params: { query }, ...init }),
+      CheckpointsListResponseSchema,
+      toCallOptions(options),
+    );
+  }
+
+  /**
+   * Iterates over all of the user's checkpoints, newest first, fetching pages lazily. Stops at
+   * `cursor.total_count` or on a short or empty page.
+   *
+   * @example
+   * ```ts
+   * let total = 0;
+   * for await (const c of rest.iterUserCheckpoints({ pageSize: 200 })) total += c.size_bytes ?? 0;
+   * console.log(`${total} bytes stored`);
+   * ```
+   */
+  iterUserCheckpoints(options: IterOptions = {}): AsyncIterable<CheckpointInfo> {
+    const { pageSize, onPage, ...rest } = options;
+    return paginate(pageSize, onPage, async (limit, offset) => {
+      const page = await this.listUserCheckpoints({ ...rest, limit, offset });
+      return { items: page.checkpoints, totalCount: page.cursor?.total_count ?? null };
+    });
+  }
+
+  /**
+   * Gets the base model and LoRA configuration a checkpoint was trained with.
+   *
+   * @throws {InvalidTinkerPathError} when `tinkerPath` is malformed (nothing is sent).
+   * @throws {NotFoundError} when the checkpoint does not exist; the message names the path ("expired or deleted?").
+   * @example
+   * ```ts
+   * const info = await rest.getWeightsInfoByTinkerPath("tinker://sess-0:train:0/weights/ckpt-1");
+   * if (info.is_lora && info.lora_rank !== 16) throw new Error("rank mismatch");
+   * ```
+   */
+  async getWeightsInfoByTinkerPath(tinkerPath: string, options: RestRequestOptions = {}): Promise<WeightsInfo> {
+    parseTinkerPath(tinkerPath);
+    const t = this.transport;
+    return withCheckpointNotFound(tinkerPath, () =>
+      t.call(
+        "weights_info",
+        (init) => t.api.POST("/api/v1/weights_info", { body: { tinker_path: tinkerPath }, ...init }),
+        WeightsInfoResponseSchema,
+        toCallOptions(options),
+      ),
+    );
+  }
+
+  /**
+   * Gets a signed, expiring URL of a checkpoint's archive (a tar of its files). Handles both answers of the
+   * service: `302` with `Location`/`Expires` (the redirect is never followed, so the API key never reaches the
+   * download host; a missing `Expires` means 15 minutes) and `200 {url, expires}`. While the service answers
+   * 503 "still being generated", polls again after `Retry-After` (else 30 s), at most `archiveMaxAttempts`
+   * times (default 6), calling `onArchivePending(attempt)` each time.
+   *
+   * @param checkpointId - `"weights/<name>"` or `"sampler_weights/<name>"`.
+   * @throws {NotFoundError} when the checkpoint does not exist; the message names the path ("expired or deleted?").
+   * @throws {PermissionDeniedError} when the API key may not read the checkpoint.
+   * @throws {InternalServerError} (status 503) when the archive is still not ready after the last attempt.
+   * @throws {ResponseValidationError} when a 302 has no `Location` or a 200 body is malformed.
+   * @example
+   * ```ts
+   * const { url, expires } = await rest.getCheckpointArchiveUrl("sess-0:train:0", "weights/ckpt-1", {
+   *   onArchivePending: (n) => console.log(`archive not ready yet (attempt ${n})`),
+   * });
+   * ```
+   */
+  async getCheckpointArchiveUrl(runId: string, checkpointId: string, options: ArchiveUrlOptions = {}): Promise<CheckpointArchiveUrl> {
+    return this.#archiveUrl(checkpointRef(runId, checkpointId), options);
+  }
+
+  /**
+   * Like {@link RestClient.getCheckpointArchiveUrl}, addressed by tinker path.
+   *
+   * @throws {InvalidTinkerPathError} when `tinkerPath` is malformed (nothing is sent).
+   * @throws {NotFoundError} when the checkpoint does not exist; the message names the path ("expired or deleted?").
+   * @example
+   * ```ts
+   * const { url } = await rest.getCheckpointArchiveUrlFromTinkerPath("tinker://sess-0:train:0/weights/ckpt-1");
+   * ```
+   */
+  async getCheckpointArchiveUrlFromTinkerPath(tinkerPath: string, options: ArchiveUrlOptions = {}): Promise<CheckpointArchiveUrl> {
+    return this.#archiveUrl(refFromPath(tinkerPath), options);
+  }
+
+  /**
+   * Deletes a checkpoint. Permanent.
+   *
+   * @param checkpointId - `"weights/<name>"` or `"sampler_weights/<name>"`.
+   * @throws {NotFoundError} when the checkpoint does not exist; the message names the path ("expired or deleted?").
+   * @example
+   * ```ts
+   * await rest.deleteCheckpoint("sess-0:train:0", "weights/ckpt-1");
+   * ```
+   */
+  async deleteCheckpoint(runId: string, checkpointId: string, options: RestRequestOptions = {}): Promise<void> {
+    await this.#checkpointAction("delete_checkpoint", "DELETE", "", checkpointRef(runId, checkpointId), options);
+  }
+
+  /**
+   * Deletes the checkpoint at a tinker path. Permanent.
+   *
+   * @throws {InvalidTinkerPathError} when `tinkerPath` is malformed (nothing is sent).
+   * @throws {NotFoundError} when the checkpoint does not exist; the message names the path ("expired or deleted?").
+   * @example
+   * ```ts
+   * await rest.deleteCheckpointFromTinkerPath("tinker://sess-0:train:0/weights/ckpt-1");
+   * ```
+   */
+  async deleteCheckpointFromTinkerPath(tinkerPath: string, options: RestRequestOptions = {}): Promise<void> {
+    await this.#checkpointAction("delete_checkpoint", "DELETE", "", refFromPath(tinkerPath), options);
+  }
+
+  /**
+   * Makes a checkpoint public (readable by other users with its path).
+   *
+   * @throws {InvalidTinkerPathError} when `tinkerPath` is malformed (nothing is sent).
+   * @throws {ConflictError} when it is already public (never retried).
+   * @throws {NotFoundError} when the checkpoint does not exist or is not owned by this key.
+   * @example
+   * ```ts
+   * await rest.publishCheckpointFromTinkerPath("tinker://sess-0:train:0/sampler_weights/final");
+   * ```
+   */
+  async publishCheckpointFromTinkerPath(tinkerPath: string, options: RestRequestOptions = {}): Promise<void> {
+    await this.#checkpointAction("publish_checkpoint", "POST", "/publish", refFromPath(tinkerPath), options);
+  }
+
+  /**
+   * Makes a public checkpoint private again.
+   *
+   * @throws {InvalidTinkerPathError} when `tinkerPath` is malformed (nothing is sent).
+   * @throws {ConflictError} when it is already private (never retried).
+   * @throws {NotFoundError} when the checkpoint does not exist or is not owned by this key.
+   * @example
+   * ```ts
+   * await rest.unpublishCheckpointFromTinkerPath("tinker://sess-0:train:0/sampler_weights/final");
+   * ```
+   */
+  async unpublishCheckpointFromTinkerPath(tinkerPath: string, options: RestRequestOptions = {}): Promise<void> {
+    await this.#checkpointAction("unpublish_checkpoint", "DELETE", "/publish", refFromPath(tinkerPath), options);
+  }
+
+  /**
+   * Sets a checkpoint's time to live (seconds from now), or removes its expiry with `null`. Checked before
+   * sending: a TTL must be a whole number ≥ 3600 (the service minimum).
+   *
+   * @throws {InvalidTinkerPathError} when `tinkerPath` is malformed (nothing is sent).
+   * @throws {InvalidTtlError} when `ttlSeconds` is not `null` or a whole number ≥ 3600 (nothing is sent).
+   * @throws {NotFoundError} when the checkpoint does not exist; the message names the path ("expired or deleted?").
+   * @example
+   * ```ts
+   * await rest.setCheckpointTtlFromTinkerPath("tinker://sess-0:train:0/weights/ckpt-1", 7 * 24 * 3600);
+   * await rest.setCheckpointTtlFromTinkerPath("tinker://sess-0:train:0/weights/final", null); // never expires
+   * ```
+   */
+  async setCheckpointTtlFromTinkerPath(tinkerPath: string, ttlSeconds: number | null, options: RestRequestOptions = {}): Promise<void> {
+    const ref = refFromPath(tinkerPath);
+    if (ttlSeconds !== null) {
+      if (typeof ttlSeconds !== "number" || !Number.isSafeInteger(ttlSeconds)) throw new InvalidTtlError(ttlSeconds, "it must be a whole number of seconds or null");
+      if (ttlSeconds < MIN_CHECKPOINT_TTL_SECONDS) {
+        throw new InvalidTtlError(ttlSeconds, `it is below the service minimum of ${MIN_CHECKPOINT_TTL_SECONDS} seconds`);
+      }
+    }
+    await this.#checkpointAction("set_checkpoint_ttl", "PUT", "/ttl", ref, options, { ttl_seconds: ttlSeconds });
+  }
+
+  // ---------------------------------------------------------------------------------------- sessions
+
+  /**
+   * Gets the training runs and samplers of a session.
+   *
+   * @throws {NotFoundError} when the session does not exist.
+   * @example
+   * ```ts
+   * const s = await rest.getSession("sess-0");
+   * console.log(s.training_run_ids, s.sampler_ids);
+   * ```
+   */
+  async getSession(sessionId: string, options: AccessScopeOptions = {}): Promise<SessionInfo> {
+    checkRunId(sessionId, "session id");
+    const t = this.transport;
+    const query = options.accessScope === undefined ? {} : { access_scope: options.accessScope };
+    return t.call(
+      "get_session",
+      (init) => t.api.GET("/api/v1/sessions/{session_id}", { params: { path: { session_id: sessionId }, query }, ...init }),
+      GetSessionResponseSchema,
+      toCallOptions(options),
+    );
+  }
+
+  /**
+   * Lists one page of the user's session ids.
+   *
+   * @throws {TinkerError} when `limit`/`offset` are out of range (nothing is sent).
+   * @example
+   * ```ts
+   * const { sessions } = await rest.listSessions({ limit: 20 });
+   * ```
+   */
+  async listSessions(options: PageOptions & AccessScopeOptions = {}): Promise<SessionsPage> {
+    checkPaging(options.limit, options.offset);
+    const t = this.transport;
+    const query: { limit?: number; offset?: number; access_scope?: AccessScope } = {};
+    if (options.limit !== undefined) query.limit = options.limit;
+    if (options.offset !== undefined) query.offset = options.offset;
+    if (options.accessScope !== undefined) query.access_scope = options.accessScope;
+    return t.call(
+      "list_sessions",
+      (init) => t.api.GET("/api/v1/sessions", { params: { query }, ...init }),
+      ListSessionsResponseSchema,
+      toCallOptions(options),
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------- private
+
+  async #checkpointAction(
+    op: string,
+    method: "DELETE" | "POST" | "PUT",
+    suffix: "" | "/publish" | "/ttl",
+    ref: CheckpointRef,
+    options: RestRequestOptions,
+    body?: { ttl_seconds: number | null },
+  ): Promise<void> {
+    const t = this.transport;
+    const params = { path: { training_run_id: ref.runId, checkpoint_kind: ref.kind, checkpoint_name: ref.name } };
+    const res = await withCheckpointNotFound(ref.tinkerPath, () =>
+      t.callRaw(
+        op,
+        (init) => {
+          if (suffix === "") return t.api.DELETE(CHECKPOINT_ROUTE, { params, ...init });
+          if (suffix === "/publish") {
+            return method === "POST"
+              ? t.api.POST(`${CHECKPOINT_ROUTE}/publish`, { params, ...init })
+              : t.api.DELETE(`${CHECKPOINT_ROUTE}/publish`, { params, ...init });
+          }
+          return t.api.PUT(`${CHECKPOINT_ROUTE}/ttl`, { params, body: body ?? { ttl_seconds: null }, ...init });
+        },
+        toCallOptions(options),
+      ),
+    );
+    await res.body?.cancel().catch(() => undefined);
+  }
+
+  async #archiveUrl(ref: CheckpointRef, options: ArchiveUrlOptions): Promise<CheckpointArchiveUrl> {
+    const t = this.transport;
+    const maxAttempts = options.archiveMaxAttempts ?? this.#options.archiveMaxAttempts ?? DEFAULT_ARCHIVE_MAX_ATTEMPTS;
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+      throw new TinkerError(`archiveMaxAttempts must be a whole number ≥ 1, got ${String(maxAttempts)}.`);
+    }
+    const fixedDelay = options.archiveRetryDelayMs ?? this.#options.archiveRetryDelayMs;
+    const maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES;
+    const params = { path: { training_run_id: ref.runId, checkpoint_kind: ref.kind, checkpoint_name: ref.name } };
+    const call: CallOptions = { ...toCallOptions(options), maxRetries: 0, headers: { Accept: "application/json" } };
+    let pending = 0;
+    let transient = 0;
+    for (;;) {
+      let res: Response;
+      try {
+        res = await withCheckpointNotFound(ref.tinkerPath, () =>
+          t.callRaw("get_checkpoint_archive_url", (init) => t.api.GET(`${CHECKPOINT_ROUTE}/archive`, { params, ...init }), {
+            ...call,
+            okStatuses: [302],
+            redirect: "manual",
+          }),
+        );
+      } catch (err) {
+        // 503: the archive is still being generated; poll again (bounded), separately from transient faults.
+        if (err instanceof APIError && err.status === 503) {
+          pending++;
+          if (pending >= maxAttempts) {
+            throw new InternalServerError({
+              status: 503,
+              headers: err.headers,
+              body: err.body,
+              ...(err.method === undefined ? {} : { method: err.method }),
+              ...(err.url === undefined ? {} : { url: err.url }),
+              message: `The archive of ${ref.tinkerPath} is still being generated after ${pending} attempts. Try again later (large checkpoints can take several minutes).`,
+            });
+          }
+          options.onArchivePending?.(pending);
+          const delay = fixedDelay ?? retryAfterMs(err.headers) ?? DEFAULT_ARCHIVE_RETRY_DELAY_MS;
+          await this.#pause(delay, options.signal);
+          continue;
+        }
+        const retryable =
+          (err instanceof APIError && shouldRetryResponse(err.status, err.headers)) ||
+          (err instanceof APIConnectionError);
+        if (retryable && transient < maxRetries) {
+          const delay = retryDelayMs(transient, err instanceof APIError ? err.headers : undefined);
+          transient++;
+          await this.#pause(delay, options.signal);
+          continue;
+        }
+        throw err;
+      }
+      return this.#readArchiveAnswer(res, ref);
+    }
+  }
+
+  async #pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    try {
+      await this.#sleep(ms, signal);
+    } catch (err) {
+      if (signal?.aborted === true) throw new APIUserAbortError({ subject: "Waiting for the checkpoint archive", cause: signal.reason });
+      throw err;
+    }
+  }
+
+  async #readArchiveAnswer(res: Response, ref: CheckpointRef): Promise<CheckpointArchiveUrl> {
+    const where = { method: "GET", url: res.url, operation: "get_checkpoint_archive_url" };
+    if (res.status >= 300 && res.status < 400) {
+      await res.body?.cancel().catch(() => undefined);
+      const location = res.headers.get("location");
+      if (location === null || location.trim() === "") {
+        throw new ResponseValidationError({ ...where, body: undefined, reason: `a ${res.status} redirect without a Location header for ${ref.tinkerPath}` });
+      }
+      let url: string;
+      try {
+        url = new URL(location, res.url === "" ? undefined : res.url).toString();
+      } catch (cause) {
+        throw new ResponseValidationError({ ...where, body: undefined, reason: `the Location header is not a URL`, cause });
+      }
+      const expiresHeader = res.headers.get("expires");
+      const parsed = expiresHeader === null ? Number.NaN : Date.parse(expiresHeader);
+      const expires = Number.isFinite(parsed) ? new Date(parsed).toISOString() : new Date(Date.now() + DEFAULT_ARCHIVE_URL_LIFETIME_MS).toISOString();
+      return { url, expires };
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text) as unknown;
+    } catch (cause) {
+      throw new ResponseValidationError({ ...where, body: text, reason: "the body is not JSON", cause });
+    }
+    const parsed = ArchiveJsonSchema.safeParse(json);
+    if (!parsed.success) throw new ResponseValidationError({ ...where, body: json, zodError: parsed.error });
+    const expires = toIso(parsed.data.expires);
+    if (expires === undefined) {
+      throw new ResponseValidationError({ ...where, body: json, reason: `"expires" is not a date: ${JSON.stringify(parsed.data.expires)}` });
+    }
+    return { url: parsed.data.url, expires };
+  }
+}
+
+/** The message for missing `TINKER_BASE_URL`/`TINKER_API_KEY`, with how to start the local server. */
+export function missingEnvMessage(baseUrlMissing: boolean, apiKeyMissing: boolean): string {
+  const missing = [baseUrlMissing ? "TINKER_BASE_URL" : undefined, apiKeyMissing ? "TINKER_API_KEY" : undefined].filter(
+    (s): s is string => s !== undefined,
+  );
+  return (
+    `${missing.join(" and ")} ${missing.length === 1 ? "is" : "are"} not set. ` +
+    `Set both to use a Tinker server, or start the bundled local server with \`tinker-ts serve\` ` +
+    `and export the TINKER_BASE_URL and TINKER_API_KEY values it prints.`
+  );
+}
+
+function retryAfterMs(headers: Headers): number | undefined {
+  const ms = headers.get("retry-after-ms");
+  if (ms !== null && /^\d+(\.\d+)?$/.test(ms.trim())) return Number(ms);
+  const ra = headers.get("retry-after");
+  if (ra === null || ra.trim() === "") return undefined;
+  if (/^\d+(\.\d+)?$/.test(ra.trim())) return Number(ra) * 1000;
+  const date = Date.parse(ra);
+  return Number.isFinite(date) ? Math.max(0, date - Date.now()) : undefined;
+}
+
+function refFromPath(tinkerPath: string): CheckpointRef {
+  const p = parseTinkerPath(tinkerPath);
+  return { runId: p.trainingRunId, kind: p.checkpointKind, name: p.checkpointName, tinkerPath: p.tinkerPath };
+}
+
+function checkpointRef(runId: string, checkpointId: string): CheckpointRef {
+  checkRunId(runId);
+  const { kind, name } = splitCheckpointId(checkpointId);
+  return { runId, kind, name, tinkerPath: `tinker://${runId}/${kind}/${name}` };
+}
+
+/** Re-throws a 404 as a {@link NotFoundError} whose message names the checkpoint and suggests expiry or deletion. */
+async function withCheckpointNotFound<T>(tinkerPath: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof NotFoundError) {
+      throw new NotFoundError({
+        status: 404,
+        headers: err.headers,
+        body: err.body,
+        ...(err.method === undefined ? {} : { method: err.method }),
+        ...(err.url === undefined ? {} : { url: err.url }),
+        ...(err.requestId === undefined ? {} : { requestId: err.requestId }),
+        message: `Checkpoint ${tinkerPath} was not found (expired or deleted?). Check the path with \`tinker-ts checkpoint list --run-id <run>\`; checkpoints are removed when their TTL runs out. (${err.message})`,
+      });
+    }
+    throw err;
+  }
+}
+
+/** Lazy offset paging shared by the iterators. */
+function paginate<T>(
+  pageSize: number | undefined,
+  onPage: ((page: PageProgress) => void) | undefined,
+  fetchPage: (limit: number, offset: number) => Promise<{ items: T[]; totalCount: number | null }>,
+): AsyncIterable<T> {
+  const size = pageSize ?? DEFAULT_PAGE_SIZE;
+  checkPaging(size, 0);
+  return {
+    async *[Symbol.asyncIterator]() {
+      let offset = 0;
+      for (;;) {
+        const { items, totalCount } = await fetchPage(size, offset);
+        onPage?.({ offset, count: items.length, fetched: offset + items.length, totalCount });
+        for (const item of items) yield item;
+        offset += items.length;
+        if (items.length === 0 || items.length < size) return;
+        if (totalCount !== null && offset >= totalCount) return;
+      }
+    },
+  };
+}

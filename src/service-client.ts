@@ -1,0 +1,478 @@
+/**
+ * ServiceClient: the entry point. Holds the connection settings, the session and its heartbeats, and creates
+ * training and REST clients.
+ *
+ * @module
+ */
+import { randomUUID } from "node:crypto";
+import type { components } from "../generated/schema.js";
+import { ConfigurationError, InvalidArgumentError, TinkerError } from "./core/errors.js";
+import { pollUntilSettled, type PollAnswer, type PollerContext, type QueueStateChange } from "./core/futures.js";
+import { APIError, APIUserAbortError, ResponseValidationError } from "./core/errors.js";
+import {
+  CreateModelResponseSchema,
+  CreateSessionResponseSchema,
+  GetServerCapabilitiesResponseSchema,
+  SessionHeartbeatResponseSchema,
+  UntypedAPIFutureSchema,
+  WeightsInfoResponseSchema,
+} from "./core/schemas.js";
+import { abortableSleep, type SleepFn } from "./core/sleep.js";
+import { parseTinkerPath } from "./core/tinker-path.js";
+import { SDK_VERSION, Transport, type CallOptions } from "./core/transport.js";
+import { callOptionsOf } from "./core/options.js";
+import { RestClient } from "./rest-client.js";
+import { TrainingClient, type TrainingCallOptions } from "./training-client.js";
+
+/** Result of {@link ServiceClient.getServerCapabilities}. */
+export type GetServerCapabilitiesResponse = components["schemas"]["GetServerCapabilitiesResponse"];
+
+/** Where warnings go. Defaults to `console.warn`. */
+export interface Logger {
+  warn(message: string): void;
+}
+
+/** Options of {@link ServiceClient}. */
+export interface ServiceClientOptions {
+  /** Server base URL. Default: `TINKER_BASE_URL`. */
+  baseUrl?: string;
+  /** API key (`tml-...` or a JWT), sent as `X-API-Key`. Default: `TINKER_API_KEY`. Never printed. */
+  apiKey?: string;
+  /** Retries after connection errors, 408, 429 and ≥500 (default 2). 409 and other 4xx are never retried. */
+  maxRetries?: number;
+  /** Per-attempt HTTP time limit in ms (default 60 000). */
+  timeoutMs?: number;
+  /** The fetch to use (default `globalThis.fetch`). */
+  fetch?: typeof globalThis.fetch;
+  /** Metadata attached to the session. */
+  userMetadata?: Record<string, unknown>;
+  /** Session tags. Default: `TINKER_TAGS` (comma-separated). */
+  tags?: string[];
+  /** Project id of the session. Default: `TINKER_PROJECT_ID`. */
+  projectId?: string;
+  /** Heartbeat interval in ms (default 10 000, as the service expects). */
+  heartbeatIntervalMs?: number;
+  /** Called whenever a pending request's queue state changes (e.g. `paused_capacity`). */
+  onQueueStateChange?: (change: QueueStateChange) => void;
+  /** Where warnings (paused queues, failing heartbeats) go. Default `console.warn`. */
+  logger?: Logger;
+  /** @internal Injected sleep for tests. */
+  sleep?: SleepFn;
+}
+
+/** Options of {@link ServiceClient.createLoraTrainingClient}. */
+export interface CreateLoraTrainingClientOptions extends TrainingCallOptions {
+  /** Base model, e.g. `"Qwen/Qwen3-8B"` (see {@link ServiceClient.getServerCapabilities}). */
+  baseModel: string;
+  /** LoRA rank (default 32). */
+  rank?: number;
+  /** Seed of the LoRA initialisation. */
+  seed?: number;
+  /** Train the MLP adapters (default true). */
+  trainMlp?: boolean;
+  /** Train the attention adapters (default true). */
+  trainAttn?: boolean;
+  /** Train the unembedding adapter (default true). */
+  trainUnembed?: boolean;
+  /** Metadata stored with the training run. */
+  userMetadata?: Record<string, unknown>;
+}
+
+/** Options of the `createTrainingClientFromState*` helpers. */
+export interface CreateFromStateOptions extends TrainingCallOptions {
+  /** Override the checkpoint's base model (must be compatible). */
+  baseModel?: string;
+  /** Metadata stored with the new training run. */
+  userMetadata?: Record<string, unknown>;
+  /** Token granting access to another user's checkpoint, when needed. */
+  weightsAccessToken?: string;
+}
+
+const PAUSED_LOG_INTERVAL_MS = 60_000;
+const HEARTBEAT_WARN_AFTER_MS = 120_000;
+const POLL_TIMEOUT_MS = 45_000;
+
+/**
+ * The entry point of tinker-ts. Constructing it sends nothing; the session (and its heartbeats) starts with the
+ * first training client, and {@link createRestClient} never creates one. Close it with {@link close} or
+ * `await using`.
+ *
+ * @throws {ConfigurationError} when no server is configured (neither options nor `TINKER_BASE_URL` /
+ *   `TINKER_API_KEY`), or the key is malformed.
+ * @example
+ * ```ts
+ * await using service = new ServiceClient(); // TINKER_BASE_URL, TINKER_API_KEY
+ * const training = await service.createLoraTrainingClient({ baseModel: "Qwen/Qwen3-8B", rank: 16 });
+ * await training.forwardBackward([crossEntropyDatum([1, 2, 3, 4])], "cross_entropy");
+ * await training.optimStep({ learning_rate: 1e-4 });
+ * const { path } = await training.saveState("step-1");
+ * ```
+ */
+export class ServiceClient {
+  /** The server base URL in use. */
+  readonly baseUrl: string;
+  readonly #transport: Transport;
+  readonly #options: ServiceClientOptions;
+  readonly #closed = new AbortController();
+  readonly #logger: Logger;
+  readonly #poller: PollerContext;
+  #session: Promise<string> | undefined;
+  #modelSeq = 0;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #lastHeartbeatOk = Date.now();
+  #heartbeatWarned = false;
+  readonly #lastPausedLog = new Map<string, number>();
+
+  /** Builds the client from options, falling back to `TINKER_BASE_URL` / `TINKER_API_KEY`. Sends nothing. */
+  constructor(options: ServiceClientOptions = {}) {
+    const baseUrl = options.baseUrl ?? nonEmpty(process.env["TINKER_BASE_URL"]);
+    const apiKey = options.apiKey ?? nonEmpty(process.env["TINKER_API_KEY"]);
+    if (baseUrl === undefined && apiKey === undefined) {
+      throw new ConfigurationError(
+        "No Tinker server configured. For offline work start the local server with `npx tinker-ts serve` and export the TINKER_BASE_URL and TINKER_API_KEY it prints; for the Tinker service export TINKER_BASE_URL and TINKER_API_KEY (or pass { baseUrl, apiKey }).",
+      );
+    }
+    if (apiKey === undefined) {
+      throw new ConfigurationError(
+        "No API key: set TINKER_API_KEY (or pass { apiKey }). The local server prints its key when it starts (`npx tinker-ts serve`).",
+      );
+    }
+    if (!apiKey.startsWith("tml-") && !apiKey.startsWith("eyJ")) {
+      throw new ConfigurationError("The API key must start with 'tml-' (or be a JWT); check TINKER_API_KEY.");
+    }
+    this.#options = options;
+    this.#logger = options.logger ?? { warn: (m) => console.warn(m) };
+    this.#transport = new Transport({
+      baseUrl: baseUrl ?? "https://tinker.thinkingmachines.dev/services/tinker-prod",
+      apiKey,
+      ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+      ...(options.sleep === undefined ? {} : { sleep: options.sleep }),
+    });
+    this.baseUrl = this.#transport.baseUrl;
+    const secrets = [apiKey];
+    this.#poller = {
+      pollOnce: (body, signal) => this.#pollOnce(body, signal),
+      sleep: options.sleep ?? abortableSleep,
+      random: Math.random,
+      onQueueStateChange: options.onQueueStateChange,
+      logPaused: (change) => this.#logPaused(change),
+      secrets,
+      closed: this.#closed.signal,
+    };
+  }
+
+  /**
+   * Lists the base models the server supports. Needs no session.
+   *
+   * @example
+   * ```ts
+   * const { supported_models } = await service.getServerCapabilities();
+   * ```
+   */
+  getServerCapabilities(options: CallOptions = {}): Promise<GetServerCapabilitiesResponse> {
+    return this.#transport.call(
+      "get_server_capabilities",
+      (init) => this.#transport.api.GET("/api/v1/get_server_capabilities", { ...init }),
+      GetServerCapabilitiesResponseSchema,
+      options,
+    );
+  }
+
+  /**
+   * A client for listing, inspecting, publishing, expiring and deleting checkpoints, runs and sessions.
+   * Never creates a session.
+   *
+   * @example
+   * ```ts
+   * const rest = service.createRestClient();
+   * for await (const ckpt of rest.iterUserCheckpoints()) console.log(ckpt.tinker_path);
+   * ```
+   */
+  createRestClient(): RestClient {
+    this.#assertOpen();
+    return new RestClient(this.#transport);
+  }
+
+  /**
+   * Creates a LoRA model to train (a new training run) and returns its client. Starts the session (and its
+   * heartbeats) on first use.
+   *
+   * @throws {InvalidArgumentError} before sending, for a missing base model, a bad rank, or no trained module.
+   * @example
+   * ```ts
+   * const training = await service.createLoraTrainingClient({ baseModel: "meta-llama/Llama-3.2-1B", rank: 8 });
+   * console.log(training.modelId);
+   * ```
+   */
+  async createLoraTrainingClient(options: CreateLoraTrainingClientOptions): Promise<TrainingClient> {
+    this.#assertOpen();
+    const { baseModel, rank = 32, seed, trainMlp = true, trainAttn = true, trainUnembed = true, userMetadata } = options ?? {};
+    if (typeof baseModel !== "string" || baseModel.trim() === "") {
+      throw new InvalidArgumentError('createLoraTrainingClient needs a baseModel, e.g. { baseModel: "Qwen/Qwen3-8B" } (see getServerCapabilities()).');
+    }
+    if (!Number.isInteger(rank) || rank < 1) {
+      throw new InvalidArgumentError(`rank must be a positive integer, got ${String(rank)}.`);
+    }
+    if (seed !== undefined && !Number.isInteger(seed)) {
+      throw new InvalidArgumentError(`seed must be an integer, got ${String(seed)}.`);
+    }
+    if (!trainMlp && !trainAttn && !trainUnembed) {
+      throw new InvalidArgumentError("At least one of trainMlp, trainAttn and trainUnembed must be true.");
+    }
+    const modelSeqId = this.#modelSeq++;
+    const sessionId = await this.#ensureSession(options);
+    const call = callOptionsOf(options);
+    const future = await this.#transport.call(
+      "create_model",
+      (init) =>
+        this.#transport.api.POST("/api/v1/create_model", {
+          body: {
+            session_id: sessionId,
+            model_seq_id: modelSeqId,
+            base_model: baseModel,
+            ...(userMetadata === undefined ? {} : { user_metadata: userMetadata }),
+            lora_config: {
+              rank,
+              ...(seed === undefined ? {} : { seed }),
+              train_unembed: trainUnembed,
+              train_mlp: trainMlp,
+              train_attn: trainAttn,
+            },
+            type: "create_model",
+          },
+          ...init,
+        }),
+      UntypedAPIFutureSchema,
+      { ...call, idempotencyKey: randomUUID() },
+    );
+    const created = await this.#wait(pollUntilSettled(this.#poller, future.request_id, "create_model", CreateModelResponseSchema), options.signal);
+    return new TrainingClient({ transport: this.#transport, poller: this.#poller }, { modelId: created.model_id, baseModel });
+  }
+
+  /**
+   * Creates a training client from a training checkpoint, loading its **weights only** (fresh optimizer).
+   * The LoRA config (rank, `train_*` flags) and base model come from the checkpoint's metadata. If anything
+   * fails after the model was created, the model is unloaded and the original error is thrown.
+   *
+   * @throws {InvalidTinkerPathError} / {@link InvalidArgumentError} before any request, for an invalid path or a
+   *   `sampler_weights` path.
+   * @example
+   * ```ts
+   * const warm = await service.createTrainingClientFromState("tinker://run-1/weights/epoch-3");
+   * ```
+   */
+  createTrainingClientFromState(path: string, options: CreateFromStateOptions = {}): Promise<TrainingClient> {
+    return this.#fromState(path, false, options);
+  }
+
+  /**
+   * Creates a training client from a training checkpoint, restoring weights **and** optimizer state: training
+   * continues exactly as if it had never stopped. Cleans up like {@link createTrainingClientFromState}.
+   *
+   * @throws {InvalidTinkerPathError} / {@link InvalidArgumentError} before any request, for an invalid path or a
+   *   `sampler_weights` path.
+   * @example
+   * ```ts
+   * const resumed = await service.createTrainingClientFromStateWithOptimizer("tinker://run-1/weights/epoch-3");
+   * ```
+   */
+  createTrainingClientFromStateWithOptimizer(path: string, options: CreateFromStateOptions = {}): Promise<TrainingClient> {
+    return this.#fromState(path, true, options);
+  }
+
+  /**
+   * Stops heartbeats and any polling in progress (pending futures reject with {@link APIUserAbortError}; the
+   * server may still complete their work). Idempotent. Also called by `await using`.
+   *
+   * @example
+   * ```ts
+   * await service.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
+    this.#closed.abort();
+  }
+
+  /** `await using service = new ServiceClient()` closes it at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #fromState(path: string, optimizer: boolean, options: CreateFromStateOptions): Promise<TrainingClient> {
+    this.#assertOpen();
+    const method = optimizer ? "createTrainingClientFromStateWithOptimizer" : "createTrainingClientFromState";
+    const parsed = parseTinkerPath(path);
+    if (parsed.checkpointKind !== "weights") {
+      throw new InvalidArgumentError(
+        `${method} needs a training checkpoint (tinker://<run>/weights/<name>), but ${path} is a sampler checkpoint: sampler weights hold no optimizer state and cannot seed training. Pass the path that saveState returned.`,
+      );
+    }
+    const call = callOptionsOf(options);
+    const info = await this.#transport.call(
+      "weights_info",
+      (init) => this.#transport.api.POST("/api/v1/weights_info", { body: { tinker_path: path }, ...init }),
+      WeightsInfoResponseSchema,
+      call,
+    );
+    const training = await this.createLoraTrainingClient({
+      ...call,
+      baseModel: options.baseModel ?? info.base_model,
+      ...(info.lora_rank === undefined || info.lora_rank === null ? {} : { rank: info.lora_rank }),
+      trainMlp: info.train_mlp ?? true,
+      trainAttn: info.train_attn ?? true,
+      trainUnembed: info.train_unembed ?? true,
+      ...(options.userMetadata === undefined ? {} : { userMetadata: options.userMetadata }),
+    });
+    try {
+      const loadOptions = { ...call, ...(options.weightsAccessToken === undefined ? {} : { weightsAccessToken: options.weightsAccessToken }) };
+      await (optimizer ? training.loadStateWithOptimizer(path, loadOptions) : training.loadState(path, loadOptions));
+      return training;
+    } catch (err) {
+      try {
+        await training.unload().result({ timeoutMs: 30_000 });
+      } catch (cleanupErr) {
+        this.#logger.warn(
+          `tinker-ts: could not unload model ${training.modelId} after a failed ${method}: ${cleanupErr instanceof Error ? cleanupErr.message : String(cleanupErr)}`,
+        );
+      }
+      throw err;
+    }
+  }
+
+  #ensureSession(options: TrainingCallOptions): Promise<string> {
+    if (this.#session === undefined) {
+      const env = process.env;
+      const tags = this.#options.tags ?? [...new Set((nonEmpty(env["TINKER_TAGS"]) ?? "").split(",").map((t) => t.trim()).filter((t) => t !== ""))];
+      const projectId = this.#options.projectId ?? nonEmpty(env["TINKER_PROJECT_ID"]);
+      const session = this.#transport
+        .call(
+          "create_session",
+          (init) =>
+            this.#transport.api.POST("/api/v1/create_session", {
+              body: {
+                tags,
+                user_metadata: this.#options.userMetadata ?? {},
+                sdk_version: SDK_VERSION,
+                ...(projectId === undefined ? {} : { project_id: projectId }),
+                type: "create_session",
+              },
+              ...init,
+            }),
+          CreateSessionResponseSchema,
+          { ...callOptionsOf(options), idempotencyKey: randomUUID() },
+        )
+        .then((res) => {
+          if (res.warning_message) this.#logger.warn(`tinker-ts: ${res.warning_message}`);
+          if (res.error_message) this.#logger.warn(`tinker-ts: ${res.error_message}`);
+          this.#startHeartbeat(res.session_id);
+          return res.session_id;
+        });
+      // A failed creation is retried by the next training client.
+      session.catch(() => {
+        if (this.#session === session) this.#session = undefined;
+      });
+      this.#session = session;
+    }
+    return this.#session;
+  }
+
+  #startHeartbeat(sessionId: string): void {
+    if (this.#closed.signal.aborted) return;
+    this.#lastHeartbeatOk = Date.now();
+    const interval = this.#options.heartbeatIntervalMs ?? 10_000;
+    this.#heartbeat = setInterval(() => {
+      this.#transport
+        .call(
+          "session_heartbeat",
+          (init) => this.#transport.api.POST("/api/v1/session_heartbeat", { body: { session_id: sessionId, type: "session_heartbeat" }, ...init }),
+          SessionHeartbeatResponseSchema,
+          { maxRetries: 0, timeoutMs: 10_000, signal: this.#closed.signal },
+        )
+        .then(
+          () => {
+            this.#lastHeartbeatOk = Date.now();
+            this.#heartbeatWarned = false;
+          },
+          (err: unknown) => {
+            if (this.#closed.signal.aborted) return;
+            if (!this.#heartbeatWarned && Date.now() - this.#lastHeartbeatOk > HEARTBEAT_WARN_AFTER_MS) {
+              this.#heartbeatWarned = true;
+              this.#logger.warn(
+                `tinker-ts: session ${sessionId} heartbeats have failed for over ${HEARTBEAT_WARN_AFTER_MS / 1000} s (${err instanceof Error ? err.message : String(err)}); the service may end the session.`,
+              );
+            }
+          },
+        );
+    }, interval);
+    // Heartbeats never keep a finished script alive.
+    this.#heartbeat.unref();
+  }
+
+  async #pollOnce(body: { request_id: string; allow_metadata_only: boolean }, signal: AbortSignal): Promise<PollAnswer> {
+    try {
+      const res = await this.#transport.callRaw(
+        "retrieve_future",
+        (init) => this.#transport.api.POST("/api/v1/retrieve_future", { body, ...init }),
+        { signal, maxRetries: 0, timeoutMs: POLL_TIMEOUT_MS },
+      );
+      const text = await res.text();
+      if (text.trim() === "") return { status: res.status, headers: res.headers, body: undefined };
+      try {
+        return { status: res.status, headers: res.headers, body: JSON.parse(text) as unknown };
+      } catch (err) {
+        throw new ResponseValidationError({ body: text, reason: "the retrieve_future body is not JSON", operation: "retrieve_future", cause: err });
+      }
+    } catch (err) {
+      if (err instanceof APIError) return { status: err.status, headers: err.headers, body: err.body };
+      throw err;
+    }
+  }
+
+  #logPaused(change: QueueStateChange): void {
+    const key = `${change.operation}:${change.queueState}`;
+    const now = Date.now();
+    const last = this.#lastPausedLog.get(key);
+    if (last !== undefined && now - last < PAUSED_LOG_INTERVAL_MS) return;
+    this.#lastPausedLog.set(key, now);
+    const state = change.queueState.replace(/^paused_/, "").replace(/_/g, " ");
+    this.#logger.warn(`tinker-ts: ${change.operation} ${change.requestId} is paused: ${state}${change.reason ? ` (${change.reason})` : ""}.`);
+  }
+
+  #wait<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+    if (signal === undefined) return promise;
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = (): void =>
+        reject(
+          new APIUserAbortError({
+            cause: signal.reason,
+            message: "Stopped waiting for create_model: aborted by the caller. The server may still create the model.",
+          }),
+        );
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      promise.then(
+        (v) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(v);
+        },
+        (e: unknown) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      );
+    });
+  }
+
+  #assertOpen(): void {
+    if (this.#closed.signal.aborted) throw new TinkerError("This ServiceClient is closed; create a new one.");
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === "" ? undefined : value.trim();
+}
+

@@ -1,0 +1,188 @@
+/**
+ * A crafted pair of real HTTP servers for download tests: an "API" that answers the checkpoint archive
+ * endpoint with a 302 to a signed URL, and a separate "download host" (another origin) that serves tar
+ * bytes with Range support and can misbehave on demand (cut connections, expire URLs, drop Content-Length,
+ * ignore Range). Both record every request with its headers.
+ *
+ * @example
+ * ```ts
+ * const host = await startArchiveHost();
+ * host.setArchive("tinker://run-1/weights/a", validCheckpointTar());
+ * host.plan.cuts.push(1000); // the first download is cut after 1000 bytes
+ * const rest = new RestClient(new Transport({ baseUrl: host.apiUrl, apiKey: "tml-test" }));
+ * ```
+ */
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+/** A request one of the servers saw. */
+export interface SeenRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+}
+
+/** How the download host misbehaves; mutate between or during tests. */
+export interface DownloadPlan {
+  /** Each download request takes the first value: it sends the headers, then only that many bytes, then cuts the socket. */
+  cuts: number[];
+  /** Send the body chunked, with no Content-Length. */
+  noContentLength: boolean;
+  /** Answer 200 with the whole archive even to a Range request. */
+  ignoreRange: boolean;
+  /** Answer every download with this status (e.g. 500), while set. */
+  downloadStatus: number | undefined;
+  /** Statuses the archive endpoint answers first (one per request) before the 302. */
+  archiveStatuses: number[];
+  /** Send the body in chunks of this size with a pause, so a test can act mid-download. */
+  slowChunkBytes: number | undefined;
+}
+
+/** The running pair of servers. */
+export interface ArchiveHost {
+  /** Base URL of the API server. */
+  apiUrl: string;
+  /** Base URL of the download host (a different origin). */
+  downloadUrl: string;
+  /** Requests the API server saw. */
+  apiRequests: SeenRequest[];
+  /** Requests the download host saw. */
+  downloadRequests: SeenRequest[];
+  /** The misbehaviour plan. */
+  plan: DownloadPlan;
+  /** Serves `tar` as the archive of `tinkerPath`. */
+  setArchive(tinkerPath: string, tar: Buffer): void;
+  /** Makes every signed URL issued so far answer 403 (expired). */
+  expireIssuedUrls(): void;
+  /** Stops both servers. */
+  close(): Promise<void>;
+}
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
+}
+
+/** Starts the API server and the download host. */
+export async function startArchiveHost(): Promise<ArchiveHost> {
+  const archives = new Map<string, Buffer>();
+  const tokens = new Map<string, { key: string; expired: boolean }>();
+  const apiRequests: SeenRequest[] = [];
+  const downloadRequests: SeenRequest[] = [];
+  const plan: DownloadPlan = {
+    cuts: [],
+    noContentLength: false,
+    ignoreRange: false,
+    downloadStatus: undefined,
+    archiveStatuses: [],
+    slowChunkBytes: undefined,
+  };
+  let tokenSeq = 0;
+  let downloadUrl = "";
+
+  const api = createServer((req, res) => {
+    apiRequests.push({ method: req.method ?? "GET", url: req.url ?? "/", headers: req.headers });
+    req.resume();
+    const m = /^\/api\/v1\/training_runs\/([^/]+)\/checkpoints\/(weights|sampler_weights)\/([^/?]+)\/archive$/.exec(
+      (req.url ?? "").split("?")[0] ?? "",
+    );
+    if (m === null) return json(res, 404, { detail: "no such route" });
+    const status = plan.archiveStatuses.shift();
+    if (status !== undefined) {
+      res.setHeader("retry-after", "0");
+      return json(res, status, { detail: status === 503 ? "archive still being generated" : "scripted failure" });
+    }
+    const key = `tinker://${decodeURIComponent(m[1] ?? "")}/${m[2]}/${decodeURIComponent(m[3] ?? "")}`;
+    if (!archives.has(key)) return json(res, 404, { detail: `checkpoint ${key} not found` });
+    const token = `t${++tokenSeq}`;
+    tokens.set(token, { key, expired: false });
+    res.writeHead(302, {
+      location: `${downloadUrl}/dl/${token}?sig=secret-signature`,
+      expires: new Date(Date.now() + 15 * 60_000).toUTCString(),
+    });
+    res.end();
+  });
+
+  const download = createServer((req, res) => {
+    downloadRequests.push({ method: req.method ?? "GET", url: req.url ?? "/", headers: req.headers });
+    req.resume();
+    if (plan.downloadStatus !== undefined) return json(res, plan.downloadStatus, { detail: "scripted download failure" });
+    const token = /^\/dl\/([^/?]+)/.exec(req.url ?? "")?.[1] ?? "";
+    const entry = tokens.get(token);
+    if (entry === undefined) return json(res, 404, { detail: "unknown URL" });
+    if (entry.expired) return json(res, 403, { detail: "signature expired" });
+    const data = archives.get(entry.key);
+    if (data === undefined) return json(res, 404, { detail: "archive gone" });
+
+    let start = 0;
+    const range = /^bytes=(\d+)-$/.exec(String(req.headers.range ?? ""));
+    const headers: Record<string, string> = { "content-type": "application/x-tar", "accept-ranges": "bytes" };
+    let status = 200;
+    if (range !== null && !plan.ignoreRange) {
+      start = Number(range[1]);
+      if (start >= data.length) {
+        res.writeHead(416, { "content-range": `bytes */${data.length}` });
+        return res.end();
+      }
+      status = 206;
+      headers["content-range"] = `bytes ${start}-${data.length - 1}/${data.length}`;
+    }
+    const body = data.subarray(start);
+    if (!plan.noContentLength) headers["content-length"] = String(body.length);
+    res.writeHead(status, headers);
+    const cut = plan.cuts.shift();
+    if (cut !== undefined) {
+      res.write(body.subarray(0, cut), () => {
+        setTimeout(() => res.socket?.destroy(), 20);
+      });
+      return;
+    }
+    if (plan.slowChunkBytes !== undefined) {
+      const size = plan.slowChunkBytes;
+      let off = 0;
+      const tick = (): void => {
+        if (res.destroyed) return;
+        if (off >= body.length) {
+          res.end();
+          return;
+        }
+        res.write(body.subarray(off, off + size));
+        off += size;
+        setTimeout(tick, 5);
+      };
+      tick();
+      return;
+    }
+    res.end(body);
+  });
+
+  const apiUrl = await listen(api);
+  downloadUrl = await listen(download);
+  return {
+    apiUrl,
+    downloadUrl,
+    apiRequests,
+    downloadRequests,
+    plan,
+    setArchive: (tinkerPath, tar) => archives.set(tinkerPath, tar),
+    expireIssuedUrls: () => {
+      for (const t of tokens.values()) t.expired = true;
+    },
+    close: async () => {
+      for (const s of [api, download]) {
+        await new Promise<void>((resolve) => {
+          s.close(() => resolve());
+          s.closeAllConnections();
+        });
+      }
+    },
+  };
+}
