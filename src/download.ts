@@ -22,6 +22,7 @@ import {
   APITimeoutError,
   APIUserAbortError,
   DestinationExistsError,
+  InvalidArgumentError,
   NotFoundError,
   TinkerError,
   UnsafeArchiveError,
@@ -30,7 +31,14 @@ import { abortableSleep } from "./core/sleep.js";
 import { parseTinkerPath } from "./core/tinker-path.js";
 import { ArchiveExtractionError, IncompleteCheckpointError } from "./rest-errors.js";
 
-/** The file every complete checkpoint archive contains at its root. */
+/**
+ * The file every complete checkpoint archive contains at its root; {@link downloadCheckpoint} refuses archives without it.
+ *
+ * @example
+ * ```ts
+ * existsSync(path.join(result.destination, CHECKPOINT_COMPLETE_MARKER)); // true after a download
+ * ```
+ */
 export const CHECKPOINT_COMPLETE_MARKER = "checkpoint_complete";
 
 /** Download attempts (initial + resumes/retries) unless `maxAttempts` says otherwise. */
@@ -63,7 +71,7 @@ export interface ArchiveUrlProvider {
   /** Returns a signed, expiring URL of the checkpoint's archive. */
   getCheckpointArchiveUrlFromTinkerPath(
     tinkerPath: string,
-    options?: { signal?: AbortSignal; timeoutMs?: number },
+    options?: { signal?: AbortSignal; timeoutMs?: number; onArchivePending?: (attempt: number) => void },
   ): Promise<{ url: string; expires: string }>;
 }
 
@@ -88,6 +96,8 @@ export interface DownloadCheckpointOptions {
   maxAttempts?: number;
   /** First delay between attempts that made no progress, doubling up to 8 s (default 500 ms). */
   retryDelayMs?: number;
+  /** Called while the service is still generating the archive (503), with the attempt number. */
+  onArchivePending?: (attempt: number) => void;
 }
 
 /** What {@link downloadCheckpoint} returns. */
@@ -115,7 +125,6 @@ export interface DownloadCheckpointResult {
  */
 export function checkpointDirName(tinkerPath: string): string {
   const p = parseTinkerPath(tinkerPath);
-  // eslint-disable-next-line no-control-regex
   const safe = (s: string): string => s.replace(/[/\\:*?"<>|\u0000-\u001f\u007f]/g, "_");
   return `${safe(p.trainingRunId)}_${p.checkpointKind}_${safe(p.checkpointName)}`;
 }
@@ -165,7 +174,7 @@ export async function downloadCheckpoint(
   const signal = options.signal;
   const maxAttempts = options.maxAttempts ?? DEFAULT_DOWNLOAD_MAX_ATTEMPTS;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
-    throw new TinkerError(`maxAttempts must be a whole number ≥ 1, got ${String(options.maxAttempts)}.`);
+    throw new InvalidArgumentError(`maxAttempts must be a whole number ≥ 1, got ${String(options.maxAttempts)}.`);
   }
   const subject = `Downloading ${tinkerPath}`;
   const checkAbort = (): void => {
@@ -191,6 +200,7 @@ export async function downloadCheckpoint(
       fetch: options.fetch ?? ((input, init) => globalThis.fetch(input, init)),
       retryDelayMs: options.retryDelayMs ?? 500,
       report,
+      ...(options.onArchivePending === undefined ? {} : { onArchivePending: options.onArchivePending }),
     });
     checkAbort();
 
@@ -265,6 +275,7 @@ interface TransferContext {
   fetch: typeof globalThis.fetch;
   retryDelayMs: number;
   report: Reporter;
+  onArchivePending?: (attempt: number) => void;
 }
 
 /** What one attempt ended with. */
@@ -282,7 +293,11 @@ async function transferArchive(
   ctx: TransferContext,
 ): Promise<number> {
   const { signal, subject } = ctx;
-  const restOptions = { signal, timeoutMs: ctx.timeoutMs };
+  const restOptions = {
+    timeoutMs: ctx.timeoutMs,
+    ...(signal === undefined ? {} : { signal }),
+    ...(ctx.onArchivePending === undefined ? {} : { onArchivePending: ctx.onArchivePending }),
+  };
   let link = await rest.getCheckpointArchiveUrlFromTinkerPath(tinkerPath, restOptions);
   let have = 0;
   let total: number | null = null;

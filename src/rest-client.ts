@@ -9,15 +9,15 @@
 import { z } from "zod";
 import type { components } from "../generated/schema.js";
 import {
-  APIConnectionError,
+  type APIConnectionError,
   APIError,
   APIUserAbortError,
+  ConfigurationError,
   InternalServerError,
+  InvalidArgumentError,
   NotFoundError,
   ResponseValidationError,
-  TinkerError,
 } from "./core/errors.js";
-import { DEFAULT_MAX_RETRIES, retryDelayMs, shouldRetryResponse } from "./core/retry.js";
 import {
   CheckpointsListResponseSchema,
   GetSessionResponseSchema,
@@ -26,6 +26,7 @@ import {
   TrainingRunsResponseSchema,
   WeightsInfoResponseSchema,
 } from "./core/schemas.js";
+import { callOptionsOf, type RequestOptions } from "./core/options.js";
 import { abortableSleep, type SleepFn } from "./core/sleep.js";
 import { parseTinkerPath, splitCheckpointId, type CheckpointKind } from "./core/tinker-path.js";
 import { Transport, type CallOptions, type TransportConfig } from "./core/transport.js";
@@ -48,15 +49,8 @@ export type SessionInfo = components["schemas"]["GetSessionResponse"];
 /** Whose resources a call sees: `owned` (default on the service) or everything `accessible` to the key. */
 export type AccessScope = components["schemas"]["AccessScope"];
 
-/** Settings every {@link RestClient} method accepts last. */
-export interface RestRequestOptions {
-  /** Aborts the call (→ `APIUserAbortError`), also while waiting to retry. */
-  signal?: AbortSignal;
-  /** Per-attempt time limit in ms. */
-  timeoutMs?: number;
-  /** Retries after the first attempt (connection errors, 408, 429, ≥500). */
-  maxRetries?: number;
-}
+/** Settings every {@link RestClient} method accepts last: `signal`, `timeoutMs` (per attempt), `maxRetries`. */
+export type RestRequestOptions = RequestOptions;
 
 /** Adds `accessScope` to a call on runs or sessions. */
 export interface AccessScopeOptions extends RestRequestOptions {
@@ -151,26 +145,20 @@ interface CheckpointRef {
   tinkerPath: string;
 }
 
-function toCallOptions(options: RestRequestOptions | undefined): CallOptions {
-  const out: CallOptions = {};
-  if (options?.signal !== undefined) out.signal = options.signal;
-  if (options?.timeoutMs !== undefined) out.timeoutMs = options.timeoutMs;
-  if (options?.maxRetries !== undefined) out.maxRetries = options.maxRetries;
-  return out;
-}
+const toCallOptions = callOptionsOf;
 
 function checkPaging(limit: number | undefined, offset: number | undefined): void {
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 1000)) {
-    throw new TinkerError(`limit must be a whole number from 1 to 1000, got ${String(limit)}.`);
+    throw new InvalidArgumentError(`limit must be a whole number from 1 to 1000, got ${String(limit)}.`);
   }
   if (offset !== undefined && (!Number.isInteger(offset) || offset < 0)) {
-    throw new TinkerError(`offset must be a whole number ≥ 0, got ${String(offset)}.`);
+    throw new InvalidArgumentError(`offset must be a whole number ≥ 0, got ${String(offset)}.`);
   }
 }
 
 function checkRunId(runId: string, what = "training run id"): void {
   if (typeof runId !== "string" || runId === "" || runId.includes("/")) {
-    throw new TinkerError(`Invalid ${what} ${JSON.stringify(runId)}: it must be a non-empty string without "/".`);
+    throw new InvalidArgumentError(`Invalid ${what} ${JSON.stringify(runId)}: it must be a non-empty string without "/".`);
   }
 }
 
@@ -215,7 +203,8 @@ export class RestClient {
   /**
    * Creates a REST client from options, defaulting `baseUrl`/`apiKey` to `TINKER_BASE_URL`/`TINKER_API_KEY`.
    *
-   * @throws {TinkerError} when the base URL or API key is missing or invalid; the message says how to start the local server.
+   * @throws {ConfigurationError} when the base URL or API key is missing; the message says how to start the local server.
+   * @throws {TinkerError} when the base URL or API key is invalid.
    * @example
    * ```ts
    * const rest = RestClient.fromEnv({ maxRetries: 4 });
@@ -225,7 +214,7 @@ export class RestClient {
     const baseUrl = options.baseUrl ?? env["TINKER_BASE_URL"];
     const apiKey = options.apiKey ?? env["TINKER_API_KEY"];
     if (baseUrl === undefined || baseUrl === "" || apiKey === undefined || apiKey === "") {
-      throw new TinkerError(missingEnvMessage(baseUrl === undefined || baseUrl === "", apiKey === undefined || apiKey === ""));
+      throw new ConfigurationError(missingEnvMessage(baseUrl === undefined || baseUrl === "", apiKey === undefined || apiKey === ""));
     }
     const { archiveRetryDelayMs, archiveMaxAttempts, sleep, ...transport } = options;
     const restOptions: RestClientOptions = {};
@@ -277,7 +266,7 @@ export class RestClient {
   /**
    * Lists one page of training runs (`cursor.total_count` is the total).
    *
-   * @throws {TinkerError} when `limit`/`offset` are out of range (nothing is sent).
+   * @throws {InvalidArgumentError} when `limit`/`offset` are out of range (nothing is sent).
    * @example
    * ```ts
    * const page = await rest.listTrainingRuns({ limit: 20, offset: 0 });
@@ -344,7 +333,7 @@ export class RestClient {
   /**
    * Lists one page of the user's checkpoints across all runs, newest first.
    *
-   * @throws {TinkerError} when `limit`/`offset` are out of range (nothing is sent).
+   * @throws {InvalidArgumentError} when `limit`/`offset` are out of range (nothing is sent).
    * @example
    * ```ts
    * const page = await rest.listUserCheckpoints({ limit: 50 });
@@ -554,7 +543,7 @@ export class RestClient {
   /**
    * Lists one page of the user's session ids.
    *
-   * @throws {TinkerError} when `limit`/`offset` are out of range (nothing is sent).
+   * @throws {InvalidArgumentError} when `limit`/`offset` are out of range (nothing is sent).
    * @example
    * ```ts
    * const { sessions } = await rest.listSessions({ limit: 20 });
@@ -609,14 +598,14 @@ export class RestClient {
     const t = this.transport;
     const maxAttempts = options.archiveMaxAttempts ?? this.#options.archiveMaxAttempts ?? DEFAULT_ARCHIVE_MAX_ATTEMPTS;
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
-      throw new TinkerError(`archiveMaxAttempts must be a whole number ≥ 1, got ${String(maxAttempts)}.`);
+      throw new InvalidArgumentError(`archiveMaxAttempts must be a whole number ≥ 1, got ${String(maxAttempts)}.`);
     }
     const fixedDelay = options.archiveRetryDelayMs ?? this.#options.archiveRetryDelayMs;
-    const maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES;
     const params = { path: { training_run_id: ref.runId, checkpoint_kind: ref.kind, checkpoint_name: ref.name } };
-    const call: CallOptions = { ...toCallOptions(options), maxRetries: 0, headers: { Accept: "application/json" } };
+    // Transient faults (connection errors, 429, 5xx) are retried by the transport as everywhere else; this loop
+    // only adds the bounded wait for a 503 "archive still being generated", which can last minutes.
+    const call: CallOptions = { ...toCallOptions(options), headers: { Accept: "application/json" } };
     let pending = 0;
-    let transient = 0;
     for (;;) {
       let res: Response;
       try {
@@ -643,15 +632,6 @@ export class RestClient {
           }
           options.onArchivePending?.(pending);
           const delay = fixedDelay ?? retryAfterMs(err.headers) ?? DEFAULT_ARCHIVE_RETRY_DELAY_MS;
-          await this.#pause(delay, options.signal);
-          continue;
-        }
-        const retryable =
-          (err instanceof APIError && shouldRetryResponse(err.status, err.headers)) ||
-          (err instanceof APIConnectionError);
-        if (retryable && transient < maxRetries) {
-          const delay = retryDelayMs(transient, err instanceof APIError ? err.headers : undefined);
-          transient++;
           await this.#pause(delay, options.signal);
           continue;
         }

@@ -4,13 +4,20 @@
  *
  * @module
  */
-import { TinkerError } from "./core/errors.js";
+import { InvalidArgumentError, TinkerError } from "./core/errors.js";
 
-/** The smallest checkpoint TTL the service accepts, in seconds (one hour). */
+/**
+ * The smallest checkpoint TTL the service accepts, in seconds (one hour).
+ *
+ * @example
+ * ```ts
+ * const ttl = Math.max(MIN_CHECKPOINT_TTL_SECONDS, 2 * 86_400);
+ * ```
+ */
 export const MIN_CHECKPOINT_TTL_SECONDS = 3600;
 
 /**
- * A checkpoint TTL was rejected client-side before anything was sent: it must be a whole number of seconds
+ * A checkpoint TTL was rejected client-side before anything was sent (an {@link InvalidArgumentError}): it must be a whole number of seconds
  * ≥ 3600 (the service minimum), or `null` to remove the expiry.
  *
  * @example
@@ -22,7 +29,7 @@ export const MIN_CHECKPOINT_TTL_SECONDS = 3600;
  * }
  * ```
  */
-export class InvalidTtlError extends TinkerError {
+export class InvalidTtlError extends InvalidArgumentError {
   override name: string = "InvalidTtlError";
   /** The rejected value, unchanged. */
   readonly ttlSeconds: unknown;

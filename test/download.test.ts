@@ -19,9 +19,11 @@ import {
 import { Transport } from "../src/core/transport.js";
 import { checkpointDirName, downloadCheckpoint, type DownloadProgress } from "../src/download.js";
 import { RestClient } from "../src/rest-client.js";
-import { IncompleteCheckpointError } from "../src/rest-errors.js";
+import { ArchiveExtractionError, IncompleteCheckpointError } from "../src/rest-errors.js";
+import { startLocalServer } from "../src/server/index.js";
 import { startArchiveHost, type ArchiveHost } from "./helpers/archive-host.js";
 import { craftTar, validCheckpointTar, type CraftedEntry } from "./helpers/crafted-tar.js";
+import { seedRun, seedSynthetic } from "./helpers/seed-checkpoints.js";
 
 const API_KEY = "tml-download-test-secret-key";
 const CKPT = "tinker://sess-1:train:0/weights/ckpt-1";
@@ -51,12 +53,19 @@ function reset(): void {
   host.plan.downloadStatus = undefined;
   host.plan.archiveStatuses = [];
   host.plan.slowChunkBytes = undefined;
+  host.plan.stallAfterBytes = undefined;
 }
 
 async function freshDir(name: string): Promise<string> {
   const dir = path.join(work, name);
   await mkdir(dir, { recursive: true });
   return dir;
+}
+
+/** A resume asks for `bytes=<n>-` with 0 < n ≤ what the server sent (bytes in flight at the cut may be lost). */
+function assertResumedWithin(range: string | undefined, sent: number): void {
+  const n = Number(/^bytes=(\d+)-$/.exec(range ?? "")?.[1]);
+  assert.ok(n > 0 && n <= sent, `Range ${String(range)} for ${sent} bytes sent`);
 }
 
 async function assertNoTempDirs(outputDir: string): Promise<void> {
@@ -137,7 +146,7 @@ describe("downloadCheckpoint (crafted hosts)", () => {
     assert.equal(result.bytes, tar.length);
     assert.equal(host.downloadRequests.length, 2);
     assert.equal(host.downloadRequests[0]?.headers.range, undefined);
-    assert.equal(host.downloadRequests[1]?.headers.range, "bytes=100000-");
+    assertResumedWithin(host.downloadRequests[1]?.headers.range, 100_000);
     assert.equal(host.apiRequests.length, 1, "the signed URL was still valid: no refresh");
     assert.equal((await readFile(path.join(result.destination, "weights/adapter_model.safetensors"))).length, 4096 + 500_000);
   });
@@ -151,7 +160,7 @@ describe("downloadCheckpoint (crafted hosts)", () => {
     const out = await freshDir("norange");
     const result = await downloadCheckpoint(rest, CKPT, { outputDir: out, retryDelayMs: 1 });
     assert.equal(result.bytes, tar.length);
-    assert.equal(host.downloadRequests[1]?.headers.range, "bytes=50000-");
+    assertResumedWithin(host.downloadRequests[1]?.headers.range, 50_000);
     assert.ok(existsSync(path.join(result.destination, "checkpoint_complete")));
   });
 
@@ -176,7 +185,7 @@ describe("downloadCheckpoint (crafted hosts)", () => {
     const urls = host.downloadRequests.map((r) => r.url.split("?")[0]);
     assert.equal(urls[0], urls[1], "the retry used the old URL and got 403");
     assert.notEqual(urls[1], urls[2], "then a fresh URL");
-    assert.equal(host.downloadRequests[2]?.headers.range, "bytes=64000-");
+    assertResumedWithin(host.downloadRequests[2]?.headers.range, 64_000);
   });
 
   test("gives up with APIConnectionError after bounded attempts, leaving no temp files", async () => {
@@ -190,6 +199,20 @@ describe("downloadCheckpoint (crafted hosts)", () => {
       return true;
     });
     assert.equal(host.downloadRequests.length, 3);
+    assert.deepEqual(await readdir(out), []);
+  });
+
+  test("a stalled transfer times out (timeoutMs of inactivity) and is retried, boundedly", async () => {
+    reset();
+    host.setArchive(CKPT, validCheckpointTar());
+    host.plan.stallAfterBytes = 0;
+    const out = await freshDir("stall");
+    await assert.rejects(downloadCheckpoint(rest, CKPT, { outputDir: out, timeoutMs: 150, maxAttempts: 2, retryDelayMs: 1 }), (err) => {
+      assert.ok(err instanceof APIConnectionError, String(err));
+      assert.match(err.message, /stalled/);
+      return true;
+    });
+    assert.equal(host.downloadRequests.length, 2);
     assert.deepEqual(await readdir(out), []);
   });
 
@@ -303,6 +326,29 @@ describe("downloadCheckpoint (crafted hosts)", () => {
     assert.deepEqual(await readdir(out), []);
   });
 
+  test("a truncated or non-tar archive is an ArchiveExtractionError and installs nothing", async () => {
+    reset();
+    const out = await freshDir("corrupt");
+    const whole = validCheckpointTar(10_000);
+    for (const bad of [whole.subarray(0, 2048), Buffer.from("this is not a tar archive at all".repeat(40))]) {
+      host.setArchive(CKPT, bad);
+      await assert.rejects(downloadCheckpoint(rest, CKPT, { outputDir: out }), (err) => {
+        assert.ok(err instanceof ArchiveExtractionError, String(err));
+        assert.ok(err.message.includes(CKPT));
+        return true;
+      });
+      assert.deepEqual(await readdir(out), []);
+    }
+  });
+
+  test("creates a missing output directory", async () => {
+    reset();
+    host.setArchive(CKPT, validCheckpointTar());
+    const out = path.join(work, "deep", "er", "models");
+    const r = await downloadCheckpoint(rest, CKPT, { outputDir: out });
+    assert.equal(r.destination, path.join(out, DIR_NAME));
+  });
+
   const marker: CraftedEntry = { name: "checkpoint_complete", body: "" };
   const unsafeCases: { title: string; entries: (outside: string) => CraftedEntry[]; entry: (outside: string) => string }[] = [
     {
@@ -360,4 +406,45 @@ describe("downloadCheckpoint (crafted hosts)", () => {
       assert.ok(!existsSync(path.join(work, "x")));
     });
   }
+});
+
+describe("downloadCheckpoint (local server)", () => {
+  test("downloads a saved checkpoint with its files and progress, and resumes after a cut", async () => {
+    const server = await startLocalServer();
+    try {
+      const client = new RestClient(new Transport({ baseUrl: server.baseUrl, apiKey: server.apiKey }));
+      const seeded = await seedRun(server.baseUrl, server.apiKey, { saves: [{ name: "final" }] });
+      const out = await freshDir("local");
+      const events: DownloadProgress[] = [];
+      const result = await downloadCheckpoint(client, seeded.paths[0]!, { outputDir: out, onProgress: (p) => events.push(p) });
+      assert.equal(result.destination, path.join(out, checkpointDirName(seeded.paths[0]!)));
+      assert.deepEqual((await readdir(result.destination)).sort(), [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "checkpoint_complete",
+        "optimizer.safetensors",
+      ]);
+      assert.equal(events.at(-1)?.phase, "done");
+      const archiveGets = server.requests.filter((r) => r.path.startsWith("/local/archives/"));
+      assert.equal(archiveGets.length, 1);
+      assert.equal(archiveGets[0]?.headers["x-api-key"], undefined, "no API key on the signed URL");
+
+      // A 2 MB synthetic checkpoint, cut once after 300 000 bytes by the server's fault injection.
+      const big = await seedSynthetic(server.baseUrl, server.apiKey, { name: "big", sizeBytes: 2_000_000 });
+      server.setFaults([{ path: "/local/archives/", times: 1, cutAfterBytes: 300_000 }]);
+      const r2 = await downloadCheckpoint(client, big, { outputDir: out, retryDelayMs: 1 });
+      const gets = server.requests.filter((r) => r.path.startsWith("/local/archives/") && r.path.includes("/big"));
+      assert.equal(gets.length, 2);
+      // The client resumes from what it received (bytes in flight when the socket was destroyed may be lost).
+      const resumedAt = Number(/^bytes=(\d+)-$/.exec(String(gets[1]?.headers["range"]))?.[1]);
+      assert.ok(resumedAt > 0 && resumedAt <= 300_000, String(gets[1]?.headers["range"]));
+      assert.equal(gets[1]?.status, 206);
+      assert.ok(r2.bytes > 2_000_000);
+      const weights = await readFile(path.join(r2.destination, "adapter_model.safetensors"));
+      assert.equal(weights.length, 2_000_000);
+      await assertNoTempDirs(out);
+    } finally {
+      await server.close();
+    }
+  });
 });

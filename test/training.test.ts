@@ -211,15 +211,14 @@ describe("training persistence against the local server", () => {
     assert.ok(unloads.length >= 1, "the half-built model was unloaded");
     const leaked = unloads.at(-1)?.["model_id"] as string;
     assert.ok(creates.length >= 2);
-    // The unloaded model is gone: asking for it is a 404.
-    {
-      const probe = await fetch(`${server.baseUrl}/api/v1/get_info`, {
-        method: "POST",
-        headers: { "content-type": "application/json", "x-api-key": server.apiKey },
-        body: JSON.stringify({ model_id: leaked, type: "get_info" }),
-      });
-      assert.equal(probe.status, 404);
-    }
+    // The unloaded model is gone: training it is a 404 that says it is not loaded.
+    const probe = await fetch(`${server.baseUrl}/api/v1/optim_step`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": server.apiKey },
+      body: JSON.stringify({ model_id: leaked, seq_id: 1, adam_params: ADAM, type: "optim_step" }),
+    });
+    assert.equal(probe.status, 404);
+    assert.match(await probe.text(), /unloaded|not loaded/);
   });
 
   test("a retried training request keeps its seq_id and idempotency key and executes once", async () => {

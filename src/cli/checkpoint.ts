@@ -323,6 +323,7 @@ async function downloadCommand(args: string[], io: CliIO, restFactory: RestFacto
       force: values.force === true,
       signal: ac.signal,
       onProgress: progress.onProgress,
+      onArchivePending: (attempt) => io.stderr.write(`The archive of ${tinkerPath} is still being generated (attempt ${attempt}); waiting…\n`),
     });
     progress.finish();
     if (format === "json") writeJson(io, result);
@@ -412,7 +413,7 @@ async function setTtlCommand(args: string[], io: CliIO, restFactory: RestFactory
   if (ttl === null) io.stdout.write(`Removed the expiry of ${tinkerPath}: it is kept until deleted.\n`);
   else {
     const at = new Date(Date.now() + ttl * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
-    io.stdout.write(`Set the TTL of ${tinkerPath} to ${formatDuration(ttl)} (${ttl} s): it expires around ${at}.\n`);
+    io.stdout.write(`Set the TTL of ${tinkerPath} to ${values.ttl?.trim() ?? formatDuration(ttl)} (${ttl} s): it expires around ${at}.\n`);
   }
   return 0;
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import { parseArgs } from "node:util";
 import { TinkerError } from "../core/errors.js";
 
 /** Where a command reads and writes; `process` streams by default, replaceable in tests. */
@@ -42,23 +42,40 @@ export class UsageError extends TinkerError {
 /** Output formats of listing and info commands. */
 export type OutputFormat = "table" | "json";
 
+/** One option of a command: a string (`--x V`) or a boolean flag, with an optional one-letter alias. */
+export interface OptionSpec {
+  type: "string" | "boolean";
+  short?: string;
+}
+
+/** The values `util.parseArgs` gives for `O`: strings for string options, booleans for flags. */
+export type OptionValues<O extends Record<string, OptionSpec>> = {
+  [K in keyof O]?: O[K]["type"] extends "boolean" ? boolean : string;
+};
+
 /** The `--format` and `--help` options every command takes. */
 export const COMMON_OPTIONS = {
   format: { type: "string" },
   help: { type: "boolean", short: "h" },
-} as const satisfies NonNullable<ParseArgsConfig["options"]>;
+} as const satisfies Record<string, OptionSpec>;
 
 /**
  * `util.parseArgs` in strict mode, with parse failures turned into {@link UsageError}s carrying `usage`.
  *
+ * @throws {UsageError} for unknown options, missing option values and the like.
  * @example
  * ```ts
  * const { values, positionals } = parseCommand(argv, { limit: { type: "string" } }, "tinker-ts run list [--limit N]");
  * ```
  */
-export function parseCommand<O extends NonNullable<ParseArgsConfig["options"]>>(args: string[], options: O, usage: string) {
+export function parseCommand<O extends Record<string, OptionSpec>>(
+  args: string[],
+  options: O,
+  usage: string,
+): { values: OptionValues<O & typeof COMMON_OPTIONS>; positionals: string[] } {
   try {
-    return parseArgs({ args, options: { ...COMMON_OPTIONS, ...options }, allowPositionals: true, strict: true });
+    const parsed = parseArgs({ args, options: { ...COMMON_OPTIONS, ...options }, allowPositionals: true, strict: true });
+    return { values: parsed.values as OptionValues<O & typeof COMMON_OPTIONS>, positionals: parsed.positionals };
   } catch (err) {
     const message = err instanceof Error ? err.message.replace(/\s*To specify a positional argument.*$/s, "") : String(err);
     throw new UsageError(message, usage);

@@ -6,7 +6,8 @@
  * - A seq id that does not arrive within `gapTimeoutMs` after it became the next one due, while a later op
  *   waits, is skipped (a client burned it on a failed submit), so the model never stalls. Default 30 s
  *   (`seqGapTimeoutMs` of `startLocalServer`).
- * - Barriers (used by `unload_model`, which has no seq id) run once nothing is queued or running.
+ * - Barriers (used by `unload_model`, which has no seq id) run as soon as no seq task is runnable (none
+ *   running, and the next due seq id has not arrived); ops with later seq ids stay queued behind them.
  *
  * Deduplication of repeated seq ids is the caller's job ({@link Sequencer.isPast} tells whether a seq
  * id can still be scheduled).
@@ -72,7 +73,7 @@ export class Sequencer {
     this.#pump();
   }
 
-  /** Queues a barrier task that runs once no seq task is queued or running. */
+  /** Queues a barrier task that runs as soon as no seq task is runnable. */
   barrier(task: SequencedTask): void {
     this.#barriers.push(task);
     this.#pump();
@@ -103,6 +104,10 @@ export class Sequencer {
     if (task !== undefined) {
       this.#pending.delete(this.#next);
       this.#clearGapTimer();
+    } else if (this.#barriers.length > 0) {
+      // Nothing is runnable (empty, or a gap): a barrier goes first.
+      task = this.#barriers.shift();
+      seq = undefined;
     } else if (this.#pending.size > 0) {
       // A gap: wait for the missing seq id, but not forever.
       if (this.#gapTimer === undefined) {
@@ -120,9 +125,6 @@ export class Sequencer {
         }, this.#opts.gapTimeoutMs);
       }
       return;
-    } else if (this.#barriers.length > 0) {
-      task = this.#barriers.shift();
-      seq = undefined;
     }
     if (task === undefined) return;
     this.#running = true;

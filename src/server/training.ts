@@ -65,6 +65,21 @@ export type TrainingHostOptions = {
   seqGapTimeoutMs: number;
   minTtlSeconds: number;
   supportedModels: readonly SupportedModel[];
+  /** Called when an operation finishes (times from `performance.now()`), for benchmarks and tracing. */
+  onOperation?: ((event: OperationEvent) => void) | undefined;
+};
+
+/** One finished training operation, as reported to `onOperation`. */
+export type OperationEvent = {
+  requestId: string;
+  /** The request type, e.g. `OptimStep`. */
+  type: string;
+  modelId: string | undefined;
+  /** `performance.now()` when the operation started executing (after any `futureDelayMs`). */
+  startedAt: number;
+  /** `performance.now()` just before its result was made visible to pollers. */
+  completedAt: number;
+  ok: boolean;
 };
 
 type LiveModel = {
@@ -78,6 +93,8 @@ type LiveModel = {
   sequencer: Sequencer;
   /** seq id → request id of the original request, or the error it was rejected with. */
   seqRequests: Map<number, string | HttpError>;
+  /** Futures queued on this model and not yet complete. */
+  pending: Set<FutureRecord>;
   createRequestId: string;
   unloadRequestId: string | undefined;
 };
@@ -202,13 +219,18 @@ export class TrainingHost {
   }
 
   /** Builds the sequenced task that runs `fn` after the configured delay and completes `future`. */
-  #task(future: FutureRecord, fn: () => Promise<Record<string, unknown>>): () => Promise<void> {
+  #task(future: FutureRecord, fn: () => Promise<Record<string, unknown>>, live?: LiveModel): () => Promise<void> {
+    live?.pending.add(future);
     return async () => {
+      live?.pending.delete(future);
       const run = (async () => {
         await this.#sleep(this.#o.futureDelayMs);
         if (this.#closed) return;
+        const startedAt = performance.now();
         const outcome = await this.#outcome(fn);
+        const completedAt = performance.now();
         this.#o.futures.complete(future, outcome);
+        this.#o.onOperation?.({ requestId: future.requestId, type: future.type, modelId: future.modelId, startedAt, completedAt, ok: outcome.ok });
       })();
       this.#inflight.add(run);
       try {
@@ -237,6 +259,7 @@ export class TrainingHost {
         onError: (err) => this.#o.log(`training: model ${runId}: task error ${(err as Error).message}`),
       }),
       seqRequests: new Map(),
+      pending: new Set(),
       createRequestId: requestId,
       unloadRequestId: undefined,
     };
@@ -429,9 +452,23 @@ export class TrainingHost {
     }
     const future = this.#o.futures.create(owner, type, modelId);
     remember(future.requestId);
-    live.sequencer.submit(seqId, this.#task(future, exec));
+    live.sequencer.submit(seqId, this.#task(future, exec, live));
     this.#o.store.touchRun(modelId, this.#o.clock());
     return { request_id: future.requestId, model_id: modelId };
+  }
+
+  /**
+   * Marks `seqId` of `modelId` as used by a request that was rejected before reaching the model (e.g. a
+   * schema violation), so later ops do not wait for it; a repeat of that seq id gets the same error.
+   */
+  rejectSeq(owner: string, modelId: string, seqId: number, error: HttpError): void {
+    const live = this.#models.get(modelId);
+    if (!live || live.owner !== owner || live.unloadRequestId !== undefined) return;
+    if (!Number.isSafeInteger(seqId) || seqId < 1 || live.seqRequests.has(seqId) || live.sequencer.isPast(seqId)) return;
+    if (live.sequencer.isQueued(seqId)) return;
+    live.seqRequests.set(seqId, error);
+    if (live.seqRequests.size > SEQ_DEDUP_WINDOW) live.seqRequests.delete(live.seqRequests.keys().next().value as number);
+    live.sequencer.submit(seqId, async () => undefined);
   }
 
   /** `forward_backward`. */
@@ -616,6 +653,14 @@ export class TrainingHost {
       this.#task(future, async () => {
         live.model = undefined;
         live.sequencer.close();
+        for (const queued of live.pending) {
+          this.#o.futures.complete(queued, {
+            ok: false,
+            error: `model ${live.runId} was unloaded before this request ran (its seq_id was still waiting for a predecessor)`,
+            category: "user",
+          });
+        }
+        live.pending.clear();
         if (this.#models.get(live.runId) === live) this.#models.delete(live.runId);
         return { model_id: live.runId, type: "unload_model" };
       }),

@@ -68,7 +68,7 @@ export function tinkerPath(runId: string, kind: CheckpointKind, name: string): s
 /** Checks a checkpoint name; returns a message when it cannot be used. */
 export function checkCheckpointName(name: string): string | undefined {
   if (name.length === 0) return "must not be empty";
-  if (name.length > 200) return "must be at most 200 characters";
+  if (name.length > 200 || encodeFileName(name).length > 200) return "is too long (at most 200 characters, fewer when not ASCII letters, digits, _ or -)";
   if (name.includes("/")) return `must not contain "/" (got ${JSON.stringify(name)})`;
   if (name === "." || name === "..") return `must not be ${JSON.stringify(name)}`;
   // eslint-disable-next-line no-control-regex

@@ -24,7 +24,7 @@ export interface SeenRequest {
 
 /** How the download host misbehaves; mutate between or during tests. */
 export interface DownloadPlan {
-  /** Each download request takes the first value: it sends the headers, then only that many bytes, then cuts the socket. */
+  /** Each download request takes the first value: it sends the headers, then only that many bytes, then closes the connection. */
   cuts: number[];
   /** Send the body chunked, with no Content-Length. */
   noContentLength: boolean;
@@ -36,6 +36,8 @@ export interface DownloadPlan {
   archiveStatuses: number[];
   /** Send the body in chunks of this size with a pause, so a test can act mid-download. */
   slowChunkBytes: number | undefined;
+  /** Send the headers and this many bytes, then nothing more (the connection stays open). */
+  stallAfterBytes: number | undefined;
 }
 
 /** The running pair of servers. */
@@ -84,6 +86,7 @@ export async function startArchiveHost(): Promise<ArchiveHost> {
     downloadStatus: undefined,
     archiveStatuses: [],
     slowChunkBytes: undefined,
+    stallAfterBytes: undefined,
   };
   let tokenSeq = 0;
   let downloadUrl = "";
@@ -138,11 +141,27 @@ export async function startArchiveHost(): Promise<ArchiveHost> {
     const body = data.subarray(start);
     if (!plan.noContentLength) headers["content-length"] = String(body.length);
     res.writeHead(status, headers);
+    if (plan.stallAfterBytes !== undefined) {
+      res.write(body.subarray(0, plan.stallAfterBytes));
+      return;
+    }
     const cut = plan.cuts.shift();
     if (cut !== undefined) {
-      res.write(body.subarray(0, cut), () => {
-        setTimeout(() => res.socket?.destroy(), 20);
-      });
+      // Trickle exactly `cut` bytes, let the client read them, then close the connection (FIN): the client
+      // sees a body shorter than Content-Length.
+      let off = 0;
+      const trickle = (): void => {
+        if (res.destroyed) return;
+        if (off >= cut) {
+          setTimeout(() => res.socket?.end(), 50);
+          return;
+        }
+        const n = Math.min(16_384, cut - off);
+        res.write(body.subarray(off, off + n));
+        off += n;
+        setTimeout(trickle, 2);
+      };
+      trickle();
       return;
     }
     if (plan.slowChunkBytes !== undefined) {

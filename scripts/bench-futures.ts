@@ -1,0 +1,164 @@
+/**
+ * Benchmark of futures against the local server (run in a child process, as a real service would be).
+ *
+ *   npm run bench:futures            (writes bench-results/futures.json and prints a summary)
+ *
+ * (a) Resolution delay: for a few hundred futures, the time between the server completing the operation and
+ *     the client's `await` resolving. The client is already long-polling when the result appears, so this is
+ *     the cost of waking the poll, one HTTP response and the client's parsing. Target: median ≤ 5 ms.
+ * (b) Pipelining: the wall time of 200 training operations submitted before any is awaited, against the
+ *     server's own processing time for them (the sum of their execution times; the server runs a model's
+ *     operations one at a time). Target: wall ≤ 1.1 × server time.
+ *
+ * Timestamps from both processes are epoch milliseconds from `performance.timeOrigin + performance.now()`.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+type OpEvent = { requestId: string; type: string; startedAt: number; completedAt: number; ok: boolean };
+type ChildMessage = { kind: "ready"; baseUrl: string; apiKey: string } | ({ kind: "op" } & OpEvent);
+
+const now = (): number => performance.timeOrigin + performance.now();
+
+async function child(): Promise<void> {
+  const { startLocalServer } = await import("../src/server/index.js");
+  const futureDelayMs = Number(process.argv[4] ?? "0");
+  const server = await startLocalServer({
+    port: 0,
+    dataDir: process.argv[3] as string,
+    futureDelayMs,
+    onOperation: (e) =>
+      process.send?.({
+        kind: "op",
+        requestId: e.requestId,
+        type: e.type,
+        ok: e.ok,
+        startedAt: performance.timeOrigin + e.startedAt,
+        completedAt: performance.timeOrigin + e.completedAt,
+      }),
+  });
+  process.send?.({ kind: "ready", baseUrl: server.baseUrl, apiKey: server.apiKey });
+  process.on("disconnect", () => {
+    void server.close().then(() => process.exit(0));
+  });
+}
+
+async function startChild(dataDir: string, futureDelayMs: number): Promise<{ proc: ChildProcess; baseUrl: string; apiKey: string; ops: Map<string, OpEvent> }> {
+  const proc = fork(fileURLToPath(import.meta.url), ["--child", dataDir, String(futureDelayMs)], {
+    execArgv: ["--import", "tsx"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const ops = new Map<string, OpEvent>();
+  return new Promise((resolve, reject) => {
+    proc.on("error", reject);
+    proc.on("exit", (code) => reject(new Error(`server child exited with ${code}`)));
+    proc.on("message", (m: ChildMessage) => {
+      if (m.kind === "ready") resolve({ proc, baseUrl: m.baseUrl, apiKey: m.apiKey, ops });
+      else ops.set(m.requestId, m);
+    });
+  });
+}
+
+function quantile(sorted: number[], q: number): number {
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[i] as number;
+}
+
+async function settleEvents(ops: Map<string, OpEvent>, ids: string[]): Promise<void> {
+  for (let i = 0; i < 200 && ids.some((id) => !ops.has(id)); i++) await new Promise((r) => setTimeout(r, 10));
+}
+
+async function main(): Promise<void> {
+  const { ServiceClient, crossEntropyDatum } = await import("../src/index.js");
+  const work = await mkdtemp(join(tmpdir(), "tinker-bench-futures-"));
+  const results: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    node: process.version,
+    machine: `${(await import("node:os")).cpus().length} cores`,
+  };
+  try {
+    // (a) resolution delay
+    {
+      const server = await startChild(join(work, "a"), 15);
+      const service = new ServiceClient({ baseUrl: server.baseUrl, apiKey: server.apiKey });
+      const training = await service.createLoraTrainingClient({ baseModel: "Qwen/Qwen3-8B", rank: 4 });
+      const delays: number[] = [];
+      const rounds = 30;
+      const perRound = 10;
+      for (let r = 0; r < rounds; r++) {
+        const futures = Array.from({ length: perRound }, () => training.optimStep({ learning_rate: 1e-3 }));
+        const resolved = await Promise.all(futures.map((f) => Promise.resolve(f).then(() => now())));
+        const ids = await Promise.all(futures.map((f) => f.requestId));
+        await settleEvents(server.ops, ids);
+        ids.forEach((id, i) => {
+          const op = server.ops.get(id);
+          if (op) delays.push((resolved[i] as number) - op.completedAt);
+        });
+      }
+      await service.close();
+      server.proc.disconnect();
+      delays.sort((x, y) => x - y);
+      results["resolution_delay_ms"] = {
+        futures: delays.length,
+        median: +quantile(delays, 0.5).toFixed(3),
+        p99: +quantile(delays, 0.99).toFixed(3),
+        max: +(delays.at(-1) as number).toFixed(3),
+        target_median_ms: 5,
+      };
+    }
+    // (b) pipelined wall time vs server processing time
+    {
+      const server = await startChild(join(work, "b"), 0);
+      const service = new ServiceClient({ baseUrl: server.baseUrl, apiKey: server.apiKey });
+      const training = await service.createLoraTrainingClient({ baseModel: "Qwen/Qwen3-8B", rank: 32 });
+      const batch = Array.from({ length: 16 }, (_, i) => crossEntropyDatum(Array.from({ length: 129 }, (_, j) => (i * 37 + j * 11) % 256)));
+      // Warm up the server's JIT before measuring.
+      for (let i = 0; i < 5; i++) {
+        await training.forwardBackward(batch, "cross_entropy");
+        await training.optimStep({ learning_rate: 1e-3 });
+      }
+      const ops = 200;
+      const start = now();
+      const futures = [];
+      for (let i = 0; i < ops / 2; i++) {
+        futures.push(training.forwardBackward(batch, "cross_entropy"));
+        futures.push(training.optimStep({ learning_rate: 1e-3 }));
+      }
+      await Promise.all(futures);
+      const wall = now() - start;
+      const ids = await Promise.all(futures.map((f) => f.requestId));
+      await settleEvents(server.ops, ids);
+      const events = ids.map((id) => server.ops.get(id)).filter((e): e is OpEvent => e !== undefined);
+      const serverBusy = events.reduce((sum, e) => sum + (e.completedAt - e.startedAt), 0);
+      await service.close();
+      server.proc.disconnect();
+      results["pipelined_200_ops"] = {
+        operations: events.length,
+        wall_ms: +wall.toFixed(1),
+        server_processing_ms: +serverBusy.toFixed(1),
+        ratio: +(wall / serverBusy).toFixed(3),
+        target_ratio: 1.1,
+        batch: "forward_backward on 16 x 128 tokens (rank 32) alternating with optim_step",
+      };
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  const outDir = fileURLToPath(new URL("../bench-results/", import.meta.url));
+  await mkdir(outDir, { recursive: true });
+  await writeFile(join(outDir, "futures.json"), JSON.stringify(results, null, 2) + "\n");
+  console.log(JSON.stringify(results, null, 2));
+  console.log("wrote bench-results/futures.json");
+}
+
+if (process.argv[2] === "--child") {
+  void child();
+} else {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,132 @@
+/**
+ * The `tinker-ts` command line: checkpoint and training-run management against a Tinker server, and
+ * `serve` for the bundled local server.
+ *
+ * Reads `TINKER_BASE_URL` and `TINKER_API_KEY`. Exit codes: 0 success, 1 failure (reason on stderr as
+ * `error: <ErrorClass>: <message>`), 2 usage error. The API key is never printed.
+ *
+ * @module
+ */
+import { realpathSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import { ConfigurationError, redact } from "../core/errors.js";
+import { SDK_VERSION, Transport } from "../core/transport.js";
+import { RestClient, missingEnvMessage } from "../rest-client.js";
+import { runCheckpointCommand } from "./checkpoint.js";
+import { runRunCommand } from "./run.js";
+import { UsageError, type CliIO } from "./util.js";
+
+/** Top-level help. */
+export const MAIN_HELP = `Usage: tinker-ts <command> [options]
+
+Manage Tinker training runs and checkpoints, or run the bundled local Tinker-compatible server.
+
+Commands:
+  checkpoint list [--run-id ID] [--limit N]        List checkpoints
+  checkpoint info PATH                             Show a checkpoint and its model configuration
+  checkpoint download PATH [-o DIR] [--force]      Download and extract a checkpoint
+  checkpoint publish PATH | unpublish PATH         Make a checkpoint public / private
+  checkpoint set-ttl PATH (--ttl 7d | --remove)    Set or remove a checkpoint's time to live
+  checkpoint delete PATH... | --run-id ID [...]    Delete checkpoints (with a plan and confirmation)
+  run list [--limit N]                             List training runs
+  run info RUN_ID                                  Show a training run
+  serve [--port N] [--data-dir DIR]                Start the local Tinker-compatible server
+
+Listing and info commands take --format table|json. Every command takes --help.
+
+Environment:
+  TINKER_BASE_URL   Server URL, e.g. http://127.0.0.1:8080
+  TINKER_API_KEY    API key (sent as X-API-Key, never printed)
+To try things locally, run "tinker-ts serve" and export the two variables it prints.
+`;
+
+/** The default I/O: the process's streams and environment. */
+export function processIO(): CliIO {
+  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
+}
+
+/**
+ * Builds the REST client from `TINKER_BASE_URL`/`TINKER_API_KEY`.
+ *
+ * @throws {ConfigurationError} when either is missing (the message says how to start the local server).
+ */
+export function restFromEnv(env: NodeJS.ProcessEnv): RestClient {
+  const baseUrl = env["TINKER_BASE_URL"];
+  const apiKey = env["TINKER_API_KEY"];
+  const noUrl = baseUrl === undefined || baseUrl.trim() === "";
+  const noKey = apiKey === undefined || apiKey.trim() === "";
+  if (noUrl || noKey) throw new ConfigurationError(missingEnvMessage(noUrl, noKey));
+  return new RestClient(new Transport({ baseUrl: baseUrl as string, apiKey: (apiKey as string).trim() }));
+}
+
+/**
+ * Runs the CLI with `argv` (without `node` and the script) and returns the exit code. Never throws.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await main(["checkpoint", "list", "--format", "json"]);
+ * ```
+ */
+export async function main(argv: string[] = process.argv.slice(2), io: CliIO = processIO()): Promise<number> {
+  const [command, ...args] = argv;
+  const restFactory = (): RestClient => restFromEnv(io.env);
+  try {
+    switch (command) {
+      case undefined:
+        io.stderr.write(MAIN_HELP);
+        return 2;
+      case "--help":
+      case "-h":
+      case "help":
+        io.stdout.write(MAIN_HELP);
+        return 0;
+      case "--version":
+      case "-v":
+        io.stdout.write(`tinker-ts ${SDK_VERSION}\n`);
+        return 0;
+      case "checkpoint":
+      case "checkpoints":
+        return await runCheckpointCommand(args, io, restFactory);
+      case "run":
+      case "runs":
+        return await runRunCommand(args, io, restFactory);
+      case "serve":
+        return await serve(args);
+      default:
+        throw new UsageError(`Unknown command ${JSON.stringify(command)}.`, 'tinker-ts --help');
+    }
+  } catch (err) {
+    reportError(err, io);
+    return err instanceof UsageError || (err instanceof Error && err.name === "ServeUsageError") ? 2 : 1;
+  }
+}
+
+/** Delegates to the local server's own command (`src/server/serve.ts`); loaded only for `serve`. */
+async function serve(args: string[]): Promise<number> {
+  const { runServe } = await import("../server/serve.js");
+  // The server keeps running (it installs its own SIGINT/SIGTERM handling); the exit code applies on exit.
+  await runServe(args);
+  return 0;
+}
+
+function reportError(err: unknown, io: CliIO): void {
+  const secrets = [io.env["TINKER_API_KEY"]?.trim()];
+  const name = err instanceof Error ? err.name : "Error";
+  const message = err instanceof Error ? err.message : String(err);
+  io.stderr.write(redact(`error: ${name}: ${message}\n`, secrets));
+  if (err instanceof UsageError && err.usage !== undefined) io.stderr.write(`usage: ${err.usage}\n`);
+}
+
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return pathToFileURL(realpathSync(script)).href === import.meta.url;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  process.exitCode = await main();
+}

@@ -1,0 +1,228 @@
+/**
+ * The tinker-ts CLI, run as a child process (`node bin/tinker-ts.mjs ...`) against a local server.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { Transport } from "../src/core/transport.js";
+import { RestClient } from "../src/rest-client.js";
+import { startLocalServer, type LocalServer } from "../src/server/index.js";
+import { seedRun, type SeededRun } from "./helpers/seed-checkpoints.js";
+
+const BIN = fileURLToPath(new URL("../bin/tinker-ts.mjs", import.meta.url));
+
+let server: LocalServer;
+let rest: RestClient;
+let run: SeededRun;
+let work: string;
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], options: { env?: Record<string, string | undefined>; input?: string } = {}): Promise<CliResult> {
+  const env: Record<string, string | undefined> = {
+    PATH: process.env["PATH"],
+    HOME: process.env["HOME"],
+    TINKER_BASE_URL: server.baseUrl,
+    TINKER_API_KEY: server.apiKey,
+    ...options.env,
+  };
+  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [BIN, ...args], { env: env as NodeJS.ProcessEnv, cwd: work, timeout: 30_000 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === "number" ? err.code : 1;
+      // The API key must never be printed, whatever the command.
+      assert.ok(!stdout.includes(server.apiKey) && !stderr.includes(server.apiKey), `API key printed by ${args.join(" ")}`);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin?.end(options.input ?? "");
+  });
+}
+
+before(async () => {
+  server = await startLocalServer();
+  rest = new RestClient(new Transport({ baseUrl: server.baseUrl, apiKey: server.apiKey }));
+  run = await seedRun(server.baseUrl, server.apiKey, {
+    saves: [{ name: "a" }, { name: "b" }, { name: "s1", kind: "sampler_weights" }, { name: "s2", kind: "sampler_weights" }],
+  });
+  work = await mkdtemp(path.join(tmpdir(), "tinker-cli-"));
+});
+
+after(async () => {
+  await server.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+// Each test spawns processes (~0.5 s each), so the tests run concurrently; they use separate runs or paths.
+describe("tinker-ts CLI", { concurrency: true }, () => {
+  test("--help on every command and subcommand", async () => {
+    const top = await cli(["--help"]);
+    assert.equal(top.code, 0);
+    assert.match(top.stdout, /Usage: tinker-ts <command>/);
+    const all = [
+      ["checkpoint", "--help"],
+      ["checkpoint", "list", "--help"],
+      ["checkpoint", "delete", "-h"],
+      ["checkpoint", "set-ttl", "--help"],
+      ["run", "info", "--help"],
+      ["serve", "--help"],
+    ];
+    const results = await Promise.all(all.map((args) => cli(args, { env: { TINKER_BASE_URL: undefined, TINKER_API_KEY: undefined } })));
+    results.forEach((r, i) => {
+      assert.equal(r.code, 0, `${all[i]?.join(" ")}: ${r.stderr}`);
+      assert.match(r.stdout, /Usage: tinker-ts/);
+    });
+  });
+
+  test("missing environment: a clear message and a non-zero exit", async () => {
+    const r = await cli(["checkpoint", "list"], { env: { TINKER_BASE_URL: undefined, TINKER_API_KEY: undefined } });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /ConfigurationError/);
+    assert.match(r.stderr, /TINKER_BASE_URL/);
+    assert.match(r.stderr, /tinker-ts serve/);
+  });
+
+  test("usage errors exit 2 with the usage line", async () => {
+    const [unknown, badFlag, badFormat] = await Promise.all([
+      cli(["frobnicate"]),
+      cli(["checkpoint", "list", "--bogus"]),
+      cli(["run", "list", "--format", "xml"]),
+    ]);
+    assert.equal(unknown.code, 2);
+    assert.equal(badFlag.code, 2);
+    assert.match(badFlag.stderr, /usage: tinker-ts checkpoint list/);
+    assert.equal(badFormat.code, 2);
+  });
+
+  test("checkpoint list: table and JSON, per run and across runs", async () => {
+    const json = await cli(["checkpoint", "list", "--run-id", run.runId, "--format", "json"]);
+    assert.equal(json.code, 0, json.stderr);
+    const items = JSON.parse(json.stdout) as { tinker_path: string; checkpoint_type: string; size_bytes: number }[];
+    assert.deepEqual(items.map((c) => c.tinker_path), run.paths);
+    assert.ok(items.every((c) => typeof c.size_bytes === "number"));
+
+    const table = await cli(["checkpoint", "list"]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /^PATH\s+TYPE\s+SIZE\s+PUBLIC\s+CREATED\s+EXPIRES/);
+    for (const p of run.paths) assert.ok(table.stdout.includes(p));
+    assert.match(table.stdout, /\d+ checkpoints, \d/);
+
+    const limited = await cli(["checkpoint", "list", "--limit", "1", "--format", "json"]);
+    assert.equal((JSON.parse(limited.stdout) as unknown[]).length, 1);
+  });
+
+  test("checkpoint info and run list/info", async () => {
+    const info = await cli(["checkpoint", "info", run.paths[0]!, "--format", "json"]);
+    assert.equal(info.code, 0, info.stderr);
+    const parsed = JSON.parse(info.stdout) as { checkpoint: { tinker_path: string }; weights_info: { lora_rank: number } };
+    assert.equal(parsed.checkpoint.tinker_path, run.paths[0]);
+    assert.equal(parsed.weights_info.lora_rank, 4);
+    const infoTable = await cli(["checkpoint", "info", run.paths[0]!]);
+    assert.match(infoTable.stdout, /Base model:\s+meta-llama\/Llama-3.2-1B/);
+
+    const missing = await cli(["checkpoint", "info", `tinker://${run.runId}/weights/zzz`]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /NotFoundError: .*expired or deleted\?/);
+
+    const runs = await cli(["run", "list", "--format", "json"]);
+    assert.equal(runs.code, 0, runs.stderr);
+    assert.ok((JSON.parse(runs.stdout) as { training_run_id: string }[]).some((r) => r.training_run_id === run.runId));
+    const runInfo = await cli(["run", "info", run.runId, "--format", "json"]);
+    assert.equal((JSON.parse(runInfo.stdout) as { lora_rank: number }).lora_rank, 4);
+    const runTable = await cli(["run", "info", run.runId]);
+    assert.match(runTable.stdout, /Run id:\s+/);
+  });
+
+  test("publish, unpublish and set-ttl", async () => {
+    const p = run.paths[1]!;
+    const pub = await cli(["checkpoint", "publish", p]);
+    assert.equal(pub.code, 0, pub.stderr);
+    assert.match(pub.stdout, /Published/);
+    const again = await cli(["checkpoint", "publish", p]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /ConflictError/);
+    assert.equal((await cli(["checkpoint", "unpublish", p])).code, 0);
+
+    const short = await cli(["checkpoint", "set-ttl", p, "--ttl", "30m"]);
+    assert.equal(short.code, 2);
+    assert.match(short.stderr, /minimum is 3600/);
+    const ttl = await cli(["checkpoint", "set-ttl", p, "--ttl", "7d"]);
+    assert.equal(ttl.code, 0, ttl.stderr);
+    assert.match(ttl.stdout, /7d \(604800 s\)/);
+    let c = (await rest.listCheckpoints(run.runId)).checkpoints.find((x) => x.tinker_path === p);
+    assert.ok(Date.parse(c?.expires_at ?? "") - Date.now() > 6 * 86_400_000);
+    const removed = await cli(["checkpoint", "set-ttl", p, "--remove"]);
+    assert.equal(removed.code, 0, removed.stderr);
+    c = (await rest.listCheckpoints(run.runId)).checkpoints.find((x) => x.tinker_path === p);
+    assert.equal(c?.expires_at ?? null, null);
+    assert.equal((await cli(["checkpoint", "set-ttl", p])).code, 2);
+  });
+
+  test("checkpoint download installs, refuses to overwrite without --force", async () => {
+    const r = await cli(["checkpoint", "download", run.paths[0]!, "-o", "models"]);
+    assert.equal(r.code, 0, r.stderr);
+    const dest = r.stdout.trim();
+    assert.ok(existsSync(path.join(dest, "checkpoint_complete")), dest);
+    assert.match(r.stderr, /Downloading tinker:\/\//);
+    const again = await cli(["checkpoint", "download", run.paths[0]!, "-o", "models", "--format", "json"]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /DestinationExistsError/);
+    const forced = await cli(["checkpoint", "download", run.paths[0]!, "-o", "models", "--force", "--format", "json"]);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.equal((JSON.parse(forced.stdout) as { destination: string }).destination, dest);
+    const invalid = await cli(["checkpoint", "download", "tinker://bad"]);
+    assert.equal(invalid.code, 1);
+    assert.match(invalid.stderr, /InvalidTinkerPathError/);
+  });
+
+  test("checkpoint delete: dry run, refusal without a terminal, --yes, summary", async () => {
+    const victim = await seedRun(server.baseUrl, server.apiKey, {
+      saves: [{ name: "t1" }, { name: "t2" }, { name: "x1", kind: "sampler_weights" }],
+    });
+    const count = async (): Promise<number> => (await rest.listCheckpoints(victim.runId)).checkpoints.length;
+
+    const dry = await cli(["checkpoint", "delete", "--run-id", victim.runId, "--type", "training", "--dry-run"]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /2 checkpoints to delete, .* in total/);
+    assert.ok(dry.stdout.includes(victim.paths[0]!) && !dry.stdout.includes(victim.paths[2]!));
+    assert.match(dry.stdout, /Dry run: nothing was deleted/);
+    const dryJson = await cli(["checkpoint", "delete", "--run-id", victim.runId, "--dry-run", "--format", "json"]);
+    const plan = JSON.parse(dryJson.stdout) as { checkpoints: { tinker_path: string }[]; total_bytes: number };
+    assert.equal(plan.checkpoints.length, 3);
+    assert.ok(plan.total_bytes > 0);
+    assert.equal(await count(), 3);
+
+    const none = await cli(["checkpoint", "delete", "--run-id", victim.runId, "--before", "7d", "--yes"]);
+    assert.equal(none.code, 0);
+    assert.match(none.stdout, /No checkpoints match/);
+
+    const refused = await cli(["checkpoint", "delete", "--run-id", victim.runId, "--type", "training"], { input: "y\n" });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /--yes/);
+    assert.equal(await count(), 3);
+
+    const yes = await cli(["checkpoint", "delete", "--run-id", victim.runId, "--type", "training", "--after", "1h", "--yes"]);
+    assert.equal(yes.code, 0, yes.stderr);
+    assert.match(yes.stdout, /Deleted 2 of 2 checkpoints/);
+    assert.equal(await count(), 1);
+
+    const mixed = await cli(["checkpoint", "delete", victim.paths[2]!, `tinker://${victim.runId}/weights/gone`, "--yes", "--format", "json"]);
+    assert.equal(mixed.code, 1);
+    const summary = JSON.parse(mixed.stdout) as { deleted: string[]; failed: { tinker_path: string; error: string }[] };
+    assert.deepEqual(summary.deleted, [victim.paths[2]]);
+    assert.equal(summary.failed[0]?.tinker_path, `tinker://${victim.runId}/weights/gone`);
+    assert.match(summary.failed[0]?.error ?? "", /NotFoundError/);
+    assert.equal(await count(), 0);
+
+    const both = await cli(["checkpoint", "delete", victim.paths[0]!, "--run-id", victim.runId]);
+    assert.equal(both.code, 2);
+  });
+});
