@@ -133,6 +133,9 @@ async function main(): Promise<void> {
       await settleEvents(server.ops, ids);
       const events = ids.map((id) => server.ops.get(id)).filter((e): e is OpEvent => e !== undefined);
       const serverBusy = events.reduce((sum, e) => sum + (e.completedAt - e.startedAt), 0);
+      const gaps = events.slice(1).map((e, i) => e.startedAt - (events[i] as OpEvent).completedAt).sort((x, y) => x - y);
+      const firstStart = (events[0] as OpEvent).startedAt - start;
+      const lastResolve = now() - (events.at(-1) as OpEvent).completedAt;
       await service.close();
       server.proc.disconnect();
       results["pipelined_200_ops"] = {
@@ -140,6 +143,9 @@ async function main(): Promise<void> {
         wall_ms: +wall.toFixed(1),
         server_processing_ms: +serverBusy.toFixed(1),
         ratio: +(wall / serverBusy).toFixed(3),
+        server_idle_between_ops_ms: { median: +quantile(gaps, 0.5).toFixed(3), p99: +quantile(gaps, 0.99).toFixed(3), total: +gaps.reduce((a, b) => a + b, 0).toFixed(1) },
+        first_op_start_after_submit_ms: +firstStart.toFixed(1),
+        last_result_to_client_ms: +lastResolve.toFixed(1),
         target_ratio: 1.1,
         batch: "forward_backward on 16 x 128 tokens (rank 32) alternating with optim_step",
       };

@@ -224,6 +224,9 @@ export class TrainingHost {
     return async () => {
       live?.pending.delete(future);
       const run = (async () => {
+        // Yield to I/O first, so the submit's answer (and any waiting poll answers) go out before the CPU-bound
+        // work starts: the client can then send its next request while this one runs.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         await this.#sleep(this.#o.futureDelayMs);
         if (this.#closed) return;
         const startedAt = performance.now();

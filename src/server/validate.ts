@@ -50,6 +50,22 @@ function matchesType(value: unknown, type: string): boolean {
   }
 }
 
+/** A fast check for item schemas that are a bare primitive type (with an optional minimum), else undefined. */
+function primitiveCheck(schema: JsonSchema): ((v: unknown) => boolean) | undefined {
+  for (const key of Object.keys(schema)) if (key !== "type" && key !== "minimum" && key !== "description") return undefined;
+  const min = typeof schema.minimum === "number" ? schema.minimum : -Infinity;
+  switch (schema.type) {
+    case "integer":
+      return (v) => typeof v === "number" && Number.isInteger(v) && v >= min;
+    case "number":
+      return (v) => typeof v === "number" && Number.isFinite(v) && v >= min;
+    case "string":
+      return schema.minimum === undefined ? (v) => typeof v === "string" : undefined;
+    default:
+      return undefined;
+  }
+}
+
 function deepEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
@@ -81,8 +97,18 @@ export class SchemaValidator {
     this.#doc = doc;
   }
 
-  /** Resolves a local JSON pointer such as `#/components/schemas/Datum`. */
+  readonly #resolved = new Map<string, JsonSchema>();
+
+  /** Resolves a local JSON pointer such as `#/components/schemas/Datum` (cached). */
   resolve(ref: string): JsonSchema {
+    const cached = this.#resolved.get(ref);
+    if (cached !== undefined) return cached;
+    const schema = this.#resolveUncached(ref);
+    this.#resolved.set(ref, schema);
+    return schema;
+  }
+
+  #resolveUncached(ref: string): JsonSchema {
     if (!ref.startsWith("#/")) throw new Error(`unsupported $ref ${ref}`);
     let cur: unknown = this.#doc;
     for (const raw of ref.slice(2).split("/")) {
@@ -135,9 +161,12 @@ export class SchemaValidator {
       if (typeof s.minItems === "number" && value.length < s.minItems) return { field: path, message: `must have at least ${s.minItems} items` };
       if (typeof s.maxItems === "number" && value.length > s.maxItems) return { field: path, message: `must have at most ${s.maxItems} items` };
       if (typeof s.items === "object" && s.items !== null) {
+        const items = this.deref(s.items as JsonSchema);
+        const quick = primitiveCheck(items);
         for (let i = 0; i < value.length; i++) {
-          const issue = this.validate(s.items as JsonSchema, value[i], `${path}[${i}]`);
-          if (issue) return issue;
+          // Hot path (token arrays): a tight check per item; the item's path is built only to report a problem.
+          const ok = quick !== undefined ? quick(value[i]) : this.validate(items, value[i], "") === undefined;
+          if (!ok) return this.validate(items, value[i], `${path}[${i}]`);
         }
       }
     }
