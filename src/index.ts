@@ -27,7 +27,7 @@ export type {
   Logger,
 } from "./service-client.js";
 
-export { TrainingClient, crossEntropyDatum, validateTtlSeconds, MIN_TTL_SECONDS } from "./training-client.js";
+export { TrainingClient, crossEntropyDatum } from "./training-client.js";
 export type {
   AdamParams,
   Datum,
@@ -95,7 +95,13 @@ export {
   UnsafeArchiveError,
 } from "./core/errors.js";
 export type { RequestFailureCategory } from "./core/errors.js";
-export { InvalidTtlError, IncompleteCheckpointError, ArchiveExtractionError } from "./rest-errors.js";
+export {
+  InvalidTtlError,
+  IncompleteCheckpointError,
+  ArchiveExtractionError,
+  validateTtlSeconds,
+  MIN_CHECKPOINT_TTL_SECONDS,
+} from "./rest-errors.js";
 
 export { startLocalServer } from "./server/index.js";
 export type { LocalServer, LocalServerOptions, FaultRule } from "./server/index.js";

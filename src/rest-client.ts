@@ -30,7 +30,7 @@ import { callOptionsOf, type RequestOptions } from "./core/options.js";
 import { abortableSleep, type SleepFn } from "./core/sleep.js";
 import { parseTinkerPath, splitCheckpointId, type CheckpointKind } from "./core/tinker-path.js";
 import { Transport, type CallOptions, type TransportConfig } from "./core/transport.js";
-import { InvalidTtlError, MIN_CHECKPOINT_TTL_SECONDS } from "./rest-errors.js";
+import { InvalidTtlError, validateTtlSeconds } from "./rest-errors.js";
 
 /** A checkpoint, as listed by the service. */
 export type CheckpointInfo = components["schemas"]["Checkpoint"];
@@ -507,12 +507,8 @@ export class RestClient {
    */
   async setCheckpointTtlFromTinkerPath(tinkerPath: string, ttlSeconds: number | null, options: RestRequestOptions = {}): Promise<void> {
     const ref = refFromPath(tinkerPath);
-    if (ttlSeconds !== null) {
-      if (typeof ttlSeconds !== "number" || !Number.isSafeInteger(ttlSeconds)) throw new InvalidTtlError(ttlSeconds, "it must be a whole number of seconds or null");
-      if (ttlSeconds < MIN_CHECKPOINT_TTL_SECONDS) {
-        throw new InvalidTtlError(ttlSeconds, `it is below the service minimum of ${MIN_CHECKPOINT_TTL_SECONDS} seconds`);
-      }
-    }
+    if (ttlSeconds === undefined) throw new InvalidTtlError(ttlSeconds, "pass a whole number of seconds, or null to remove the expiry");
+    validateTtlSeconds(ttlSeconds);
     await this.#checkpointAction("set_checkpoint_ttl", "PUT", "/ttl", ref, options, { ttl_seconds: ttlSeconds });
   }
 

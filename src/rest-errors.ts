@@ -97,3 +97,25 @@ export class ArchiveExtractionError extends TinkerError {
     this.tinkerPath = tinkerPath;
   }
 }
+
+/**
+ * Checks a checkpoint TTL before anything is sent: `undefined`/`null` (never expires) or a whole number of
+ * seconds ≥ {@link MIN_CHECKPOINT_TTL_SECONDS}. Used by `saveState`, `saveWeightsForSampler` and
+ * `setCheckpointTtlFromTinkerPath`.
+ *
+ * @throws {InvalidTtlError} for anything else.
+ * @example
+ * ```ts
+ * validateTtlSeconds(7 * 86_400); // ok
+ * validateTtlSeconds(60);         // throws InvalidTtlError
+ * ```
+ */
+export function validateTtlSeconds(ttlSeconds: unknown): void {
+  if (ttlSeconds === undefined || ttlSeconds === null) return;
+  if (typeof ttlSeconds !== "number" || !Number.isSafeInteger(ttlSeconds)) {
+    throw new InvalidTtlError(ttlSeconds, "it must be a whole number of seconds or null");
+  }
+  if (ttlSeconds < MIN_CHECKPOINT_TTL_SECONDS) {
+    throw new InvalidTtlError(ttlSeconds, `it is below the service minimum of ${MIN_CHECKPOINT_TTL_SECONDS} seconds`);
+  }
+}

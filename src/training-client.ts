@@ -19,6 +19,7 @@ import {
   UntypedAPIFutureSchema,
 } from "./core/schemas.js";
 import { SeqGate } from "./core/seq.js";
+import { validateTtlSeconds } from "./rest-errors.js";
 import { formatTinkerPath, parseTinkerPath, validateCheckpointName } from "./core/tinker-path.js";
 import type { RequestInitExtras, Transport } from "./core/transport.js";
 import { callOptionsOf, type RequestOptions } from "./core/options.js";
@@ -81,27 +82,10 @@ export interface LoadStateOptions extends TrainingCallOptions {
   weightsAccessToken?: string;
 }
 
-/** The smallest TTL the service accepts, in seconds. */
-export const MIN_TTL_SECONDS = 3600;
-
 /** @internal What a training client shares with its service client. */
 export interface TrainingClientContext {
   transport: Transport;
   poller: PollerContext;
-}
-
-/**
- * Checks a TTL before anything is sent.
- *
- * @throws {InvalidArgumentError} unless `ttlSeconds` is undefined, null or an integer ≥ 3600.
- */
-export function validateTtlSeconds(ttlSeconds: number | null | undefined, what = "ttlSeconds"): void {
-  if (ttlSeconds === undefined || ttlSeconds === null) return;
-  if (typeof ttlSeconds !== "number" || !Number.isInteger(ttlSeconds) || ttlSeconds < MIN_TTL_SECONDS) {
-    throw new InvalidArgumentError(
-      `${what} must be a whole number of seconds ≥ ${MIN_TTL_SECONDS} (the service's minimum), got ${String(ttlSeconds)}. Omit it (or pass null) for a checkpoint that never expires.`,
-    );
-  }
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   InvalidArgumentError,
   InvalidCheckpointNameError,
   InvalidTinkerPathError,
+  InvalidTtlError,
   NotFoundError,
   RequestFailedError,
   ServiceClient,
@@ -135,9 +136,9 @@ describe("training persistence against the local server", () => {
     assert.throws(() => training.saveState(""), InvalidCheckpointNameError);
     assert.throws(() => training.saveState("a/b"), InvalidCheckpointNameError);
     assert.throws(() => training.saveState("../escape"), InvalidCheckpointNameError);
-    assert.throws(() => training.saveState("ok", { ttlSeconds: 60 }), InvalidArgumentError);
-    assert.throws(() => training.saveState("ok", { ttlSeconds: 3600.5 }), InvalidArgumentError);
-    assert.throws(() => training.saveWeightsForSampler("ok", { ttlSeconds: 0 }), InvalidArgumentError);
+    assert.throws(() => training.saveState("ok", { ttlSeconds: 60 }), InvalidTtlError);
+    assert.throws(() => training.saveState("ok", { ttlSeconds: 3600.5 }), InvalidTtlError);
+    assert.throws(() => training.saveWeightsForSampler("ok", { ttlSeconds: 0 }), InvalidTtlError);
     assert.throws(() => training.loadState("weights/ckpt"), InvalidTinkerPathError);
     assert.throws(() => training.loadState("tinker://run/bogus/ckpt"), InvalidTinkerPathError);
     assert.throws(() => training.loadStateWithOptimizer(`tinker://${training.modelId}/sampler_weights/s`), (e: unknown) => {
