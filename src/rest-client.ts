@@ -147,6 +147,16 @@ interface CheckpointRef {
 
 const toCallOptions = callOptionsOf;
 
+/** The wire query of a paged listing (limit/offset checked first), with `access_scope` when given. */
+function pageQuery(options: PageOptions & Partial<AccessScopeOptions>): { limit?: number; offset?: number; access_scope?: AccessScope } {
+  checkPaging(options.limit, options.offset);
+  const query: { limit?: number; offset?: number; access_scope?: AccessScope } = {};
+  if (options.limit !== undefined) query.limit = options.limit;
+  if (options.offset !== undefined) query.offset = options.offset;
+  if (options.accessScope !== undefined) query.access_scope = options.accessScope;
+  return query;
+}
+
 function checkPaging(limit: number | undefined, offset: number | undefined): void {
   if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 1000)) {
     throw new InvalidArgumentError(`limit must be a whole number from 1 to 1000, got ${String(limit)}.`);
@@ -274,12 +284,8 @@ export class RestClient {
    * ```
    */
   async listTrainingRuns(options: PageOptions & AccessScopeOptions = {}): Promise<TrainingRunsPage> {
-    checkPaging(options.limit, options.offset);
     const t = this.transport;
-    const query: { limit?: number; offset?: number; access_scope?: AccessScope } = {};
-    if (options.limit !== undefined) query.limit = options.limit;
-    if (options.offset !== undefined) query.offset = options.offset;
-    if (options.accessScope !== undefined) query.access_scope = options.accessScope;
+    const query = pageQuery(options);
     return t.call(
       "list_training_runs",
       (init) => t.api.GET("/api/v1/training_runs", { params: { query }, ...init }),
@@ -341,11 +347,9 @@ export class RestClient {
    * ```
    */
   async listUserCheckpoints(options: PageOptions = {}): Promise<CheckpointsPage> {
-    checkPaging(options.limit, options.offset);
     const t = this.transport;
-    const query: { limit?: number; offset?: number } = {};
-    if (options.limit !== undefined) query.limit = options.limit;
-    if (options.offset !== undefined) query.offset = options.offset;
+    const { limit, offset } = pageQuery(options);
+    const query = { ...(limit === undefined ? {} : { limit }), ...(offset === undefined ? {} : { offset }) };
     return t.call(
       "list_user_checkpoints",
       (init) => t.api.GET("/api/v1/checkpoints", { params: { query }, ...init }),
@@ -546,12 +550,8 @@ export class RestClient {
    * ```
    */
   async listSessions(options: PageOptions & AccessScopeOptions = {}): Promise<SessionsPage> {
-    checkPaging(options.limit, options.offset);
     const t = this.transport;
-    const query: { limit?: number; offset?: number; access_scope?: AccessScope } = {};
-    if (options.limit !== undefined) query.limit = options.limit;
-    if (options.offset !== undefined) query.offset = options.offset;
-    if (options.accessScope !== undefined) query.access_scope = options.accessScope;
+    const query = pageQuery(options);
     return t.call(
       "list_sessions",
       (init) => t.api.GET("/api/v1/sessions", { params: { query }, ...init }),

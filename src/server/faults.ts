@@ -34,6 +34,7 @@
  */
 
 import { z } from "zod";
+import { mulberry32 } from "./model.js";
 
 /** One fault-injection rule; see the module documentation for the semantics of each field. */
 export type FaultRule = {
@@ -78,16 +79,6 @@ export type FaultAction =
 
 type ActiveRule = { rule: FaultRule; remaining: number | undefined; random: () => number };
 
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The active fault rules of one server. */
 export class FaultInjector {

@@ -168,8 +168,8 @@ function fnv1a(s: string): number {
   return h >>> 0;
 }
 
-/** mulberry32 generator returning uniform floats in [0, 1). */
-function mulberry32(seed: number): () => number {
+/** mulberry32 generator returning uniform floats in [0, 1) (also used by the server's fault injection). */
+export function mulberry32(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
