@@ -2,7 +2,8 @@
  * Benchmark of `downloadCheckpoint` against the local server, compared in the same run with
  * `curl -s URL | tar -x` on the same signed URL.
  *
- *   npm run bench:download          (writes bench-results/download.json and prints a summary)
+ *   npm run bench:download              (writes bench-results/download.json and prints a summary)
+ *   npm run bench:download -- --quick   (256 MiB only: a smoke run)
  *
  * - The local server runs in its own child process (`src/server/serve-main.ts --port 0 --quiet`), so nothing
  *   the server does counts towards the client's memory.
@@ -14,15 +15,17 @@
  *   (`process.resourceUsage().maxRSS`) over IPC, plus its baseline RSS right after the imports.
  * - Each measurement is repeated twice, alternating the order (curl then SDK, then SDK then curl); the best
  *   wall time counts. Peak RSS is the largest over the SDK runs of a size (the conservative figure).
- * - One extra, untimed SDK run per size reports where the time goes (download vs extraction) and the peak RSS
- *   reached by the end of each phase; it passes an `onProgress` callback, so it is not used for the targets.
+ * - One extra, untimed SDK run per size reports where the time goes, split at the first `extract` progress report
+ *   (before it: the transfer, plus any extraction that overlaps it; after it: the rest of the extraction), and the
+ *   peak RSS at that point; it passes an `onProgress` callback, so it is not used for the targets.
  *
  * Units: MB = 10^6 bytes, MB/s = archive bytes / 10^6 / wall seconds.
  * Targets: SDK/curl throughput ratio ≥ 0.9; SDK peak RSS ≤ 100 MB and within 10 MB between the two sizes.
  * Exit status: 0 whether or not a target is met (it is a benchmark), 1 on errors. All temp data is removed.
  */
 import { fork, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdir, mkdtemp, rm, stat, statfs, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -33,10 +36,12 @@ const TARGET_RATIO = 0.9;
 const TARGET_PEAK_RSS_MB = 100;
 const TARGET_RSS_SPREAD_MB = 10;
 const DISK_FACTOR = 4;
-const SIZES = [
+const ALL_SIZES = [
   { label: "256 MiB", name: "bench-256mib", bytes: 256 * MiB },
   { label: "1 GiB", name: "bench-1gib", bytes: 1024 * MiB },
 ] as const;
+/** `--quick` measures the 256 MiB case only (a smoke run; the RSS difference between sizes is then n/a). */
+const SIZES = process.argv.includes("--quick") ? ALL_SIZES.slice(0, 1) : ALL_SIZES;
 
 const repoRoot = fileURLToPath(new URL("../", import.meta.url));
 const scriptFile = fileURLToPath(import.meta.url);
@@ -48,7 +53,8 @@ const round = (x: number, digits = 2): number => +x.toFixed(digits);
 // Child mode: one downloadCheckpoint in a fresh process.
 
 type RunRequest = { kind: "run"; baseUrl: string; apiKey: string; tinkerPath: string; outputDir: string; phases: boolean };
-type PhaseInfo = { downloadS: number; extractS: number; installS: number; peakRssAfterDownloadMB: number };
+/** Diagnostic split of one run at the first `extract` progress report and at the `done` report. */
+type PhaseInfo = { until_extract_report_s: number; extract_report_to_done_s: number; done_to_return_s: number; peak_rss_at_extract_report_mb: number };
 type ChildReply =
   | { kind: "ready"; baselineRssMB: number; baselineMaxRssMB: number }
   | { kind: "result"; wallS: number; bytes: number; destination: string; peakRssMB: number; phases?: PhaseInfo }
@@ -56,8 +62,8 @@ type ChildReply =
 
 async function sdkChild(): Promise<void> {
   const { ServiceClient, downloadCheckpoint } = await import("../src/index.js");
-  const send = (m: ChildReply): void => void process.send?.(m);
-  send({
+  const send = (m: ChildReply): Promise<void> => new Promise((resolve) => process.send?.(m, undefined, {}, () => resolve()) ?? resolve());
+  await send({
     kind: "ready",
     baselineRssMB: round(mb(process.memoryUsage().rss), 1),
     baselineMaxRssMB: round(mb(process.resourceUsage().maxRSS * 1024), 1),
@@ -89,15 +95,15 @@ async function sdkChild(): Promise<void> {
         const reply: ChildReply = { kind: "result", wallS: (end - start) / 1000, bytes: result.bytes, destination: result.destination, peakRssMB };
         if (req.phases && marks.extract !== undefined && marks.done !== undefined) {
           reply.phases = {
-            downloadS: round((marks.extract - start) / 1000, 3),
-            extractS: round((marks.done - marks.extract) / 1000, 3),
-            installS: round((end - marks.done) / 1000, 3),
-            peakRssAfterDownloadMB: round(mb(peakAfterDownload), 1),
+            until_extract_report_s: round((marks.extract - start) / 1000, 3),
+            extract_report_to_done_s: round((marks.done - marks.extract) / 1000, 3),
+            done_to_return_s: round((end - marks.done) / 1000, 3),
+            peak_rss_at_extract_report_mb: round(mb(peakAfterDownload), 1),
           };
         }
-        send(reply);
+        await send(reply);
       } catch (err) {
-        send({ kind: "error", message: (err as Error).stack ?? String(err) });
+        await send({ kind: "error", message: (err as Error).stack ?? String(err) });
       } finally {
         await service.close().catch(() => undefined);
         process.disconnect?.();
@@ -110,6 +116,8 @@ async function sdkChild(): Promise<void> {
 // Parent helpers.
 
 const children = new Set<ChildProcess>();
+/** Set on SIGINT/SIGTERM: the signal handler cleans up and exits 130, so errors caused by the teardown are not reported. */
+let interrupted = false;
 
 function track(proc: ChildProcess): ChildProcess {
   children.add(proc);
@@ -146,9 +154,13 @@ function startServer(dataDir: string): Promise<Server> {
       clearTimeout(timer);
       reject(err);
     };
+    let pending = "";
     proc.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
       errText += chunk;
-      process.stderr.write(chunk.replace(/^/gm, "[server] "));
+      pending += chunk;
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const l of lines) if (l.trim() !== "" && !/: shutting down$/.test(l)) process.stderr.write(`[server] ${l}\n`);
     });
     proc.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
       if (baseUrl !== undefined && apiKey !== undefined) return;
@@ -275,6 +287,7 @@ type SizeResult = {
     mb_per_s: number;
     peak_rss_mb: number;
     baseline_rss_mb: number;
+    /** Largest (peak − baseline) over the runs: what the download itself adds. */
     peak_minus_baseline_mb: number;
   };
   ratio_sdk_over_curl: number | null;
@@ -283,12 +296,12 @@ type SizeResult = {
 
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), "tinker-bench-download-"));
-  let server: Server | undefined;
   const cleanup = async (): Promise<void> => {
     await Promise.all([...children].map((c) => stopChild(c)));
     await rm(work, { recursive: true, force: true, maxRetries: 3 });
   };
   const onSignal = (sig: NodeJS.Signals): void => {
+    interrupted = true;
     console.error(`\n${sig}: cleaning up ${work}`);
     void cleanup().finally(() => process.exit(130));
   };
@@ -297,6 +310,11 @@ async function main(): Promise<void> {
 
   const notes: string[] = [];
   const results: SizeResult[] = [];
+  // The SDK source is identified in the results (and a change during the run is flagged: each SDK child
+  // imports the sources afresh).
+  const sdkSourceHash = async (): Promise<string> =>
+    createHash("sha256").update(await readFile(join(repoRoot, "src", "download.ts"))).digest("hex").slice(0, 16);
+  const sourceAtStart = await sdkSourceHash();
   const curlAvailable = hasCurl();
   if (!curlAvailable) notes.push("curl (or tar) not found: the curl | tar comparison is skipped; the SDK is measured alone.");
 
@@ -312,7 +330,7 @@ async function main(): Promise<void> {
 
   try {
     if (sizes.length > 0) {
-      server = await startServer(join(work, "server"));
+      const server = await startServer(join(work, "server"));
       const { ServiceClient } = await import("../src/index.js");
       const service = new ServiceClient({ baseUrl: server.baseUrl, apiKey: server.apiKey });
       const rest = service.createRestClient();
@@ -341,7 +359,7 @@ async function main(): Promise<void> {
           };
           const runSdk = async (phases: boolean): Promise<SdkRun> => {
             const dir = join(work, `sdk-${runNo++}`);
-            const run = await timeSdk(server!, tinkerPath, dir, phases);
+            const run = await timeSdk(server, tinkerPath, dir, phases);
             if (run.bytes !== archiveBytes) throw new Error(`SDK reported ${run.bytes} archive bytes, expected ${archiveBytes}`);
             await verifyExtracted(run.destination, size.bytes, "downloadCheckpoint");
             await rm(dir, { recursive: true, force: true });
@@ -364,8 +382,8 @@ async function main(): Promise<void> {
           const diag = await runSdk(true);
           if (diag.phases !== undefined) {
             console.log(
-              `   diagnostic SDK run: download ${diag.phases.downloadS} s, extract ${diag.phases.extractS} s, install ${diag.phases.installS} s ` +
-                `(peak RSS ${diag.phases.peakRssAfterDownloadMB} MB after download, ${diag.peakRssMB} MB at the end)`,
+              `   diagnostic SDK run: ${diag.phases.until_extract_report_s} s until the first extract report, ${diag.phases.extract_report_to_done_s} s from there to done, ` +
+                `${diag.phases.done_to_return_s} s to return (peak RSS ${diag.phases.peak_rss_at_extract_report_mb} MB at the first extract report, ${diag.peakRssMB} MB at the end)`,
             );
           }
 
@@ -393,7 +411,7 @@ async function main(): Promise<void> {
               mb_per_s: round(mb(archiveBytes) / sdkBest, 1),
               peak_rss_mb: peak,
               baseline_rss_mb: baseline,
-              peak_minus_baseline_mb: round(peak - baseline, 1),
+              peak_minus_baseline_mb: round(Math.max(...sdkRuns.map((r) => r.peakRssMB - r.baselineRssMB)), 1),
             },
             ratio_sdk_over_curl: curlBest === null ? null : round(curlBest / sdkBest, 3),
             diagnostic_phases: diag.phases === undefined ? null : { ...diag.phases, wall_s: round(diag.wallS, 3), peak_rss_mb: diag.peakRssMB },
@@ -411,6 +429,10 @@ async function main(): Promise<void> {
     process.off("SIGTERM", onSignal);
   }
 
+  if ((await sdkSourceHash()) !== sourceAtStart) {
+    notes.push("src/download.ts changed during the run: the SDK runs may have measured different versions; run again.");
+  }
+
   // Targets.
   const ratios = results.filter((r) => r.ratio_sdk_over_curl !== null);
   const ratioPass = ratios.length === 0 ? null : ratios.every((r) => (r.ratio_sdk_over_curl as number) >= TARGET_RATIO);
@@ -426,6 +448,7 @@ async function main(): Promise<void> {
     platform: `${process.platform} ${process.arch}`,
     temp_dir_free_bytes: freeBytes,
     curl_available: curlAvailable,
+    sdk_download_ts_sha256_16: sourceAtStart,
     method: {
       repeats: REPEATS,
       order: "repeat 1: curl then SDK; repeat 2: SDK then curl; best wall time counts",
@@ -440,8 +463,10 @@ async function main(): Promise<void> {
     targets: {
       ratio_min: TARGET_RATIO,
       ratio_pass: ratioPass,
+      ratio_by_size: Object.fromEntries(ratios.map((r) => [r.label, { ratio: r.ratio_sdk_over_curl, pass: (r.ratio_sdk_over_curl as number) >= TARGET_RATIO }])),
       peak_rss_max_mb: TARGET_PEAK_RSS_MB,
       peak_rss_pass: peakPass,
+      peak_rss_by_size: Object.fromEntries(results.map((r) => [r.label, { peak_rss_mb: r.sdk.peak_rss_mb, pass: r.sdk.peak_rss_mb <= TARGET_PEAK_RSS_MB }])),
       peak_rss_difference_max_mb: TARGET_RSS_SPREAD_MB,
       peak_rss_difference_pass: spreadPass,
     },
@@ -465,26 +490,59 @@ async function main(): Promise<void> {
   const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((row) => (row[i] as string).length)));
   const line = (row: string[]): string => row.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join("  ");
   const flag = (p: boolean | null): string => (p === null ? "n/a" : p ? "PASS" : "FAIL");
-  console.log(`\ndownloadCheckpoint vs curl | tar (best of ${REPEATS}; ${process.version}, ${cpus().length} CPUs)\n`);
-  console.log(line(rows[0] as string[]));
-  console.log(widths.map((w) => "-".repeat(w)).join("  "));
-  for (const row of rows.slice(1)) console.log(line(row));
+  const title = `downloadCheckpoint vs curl | tar (best of ${REPEATS}; ${process.version}, ${cpus().length} CPUs, ${output.date})`;
+  const table = [line(rows[0] as string[]), widths.map((w) => "-".repeat(w)).join("  "), ...rows.slice(1).map(line)];
+  const verdicts = [
+    `target SDK/curl ≥ ${TARGET_RATIO}: ${flag(ratioPass)}`,
+    `target peak RSS ≤ ${TARGET_PEAK_RSS_MB} MB: ${flag(peakPass)}`,
+    `target peak RSS difference between sizes ≤ ${TARGET_RSS_SPREAD_MB} MB: ${flag(spreadPass)}${spread === null ? "" : ` (${spread} MB)`}`,
+  ];
+  const phaseLines = results
+    .filter((r) => r.diagnostic_phases !== null)
+    .map((r) => {
+      const p = r.diagnostic_phases as NonNullable<SizeResult["diagnostic_phases"]>;
+      return `${r.label}: ${p.until_extract_report_s} s until the first \`extract\` report, ${p.extract_report_to_done_s} s from there to \`done\`, ${p.done_to_return_s} s to return (diagnostic run with onProgress, ${p.wall_s} s in all)`;
+    });
+  const baselines = results.map((r) => `${r.label}: baseline ${r.sdk.baseline_rss_mb} MB, peak − baseline ${r.sdk.peak_minus_baseline_mb} MB`);
+  console.log(`\n${title}\n`);
+  for (const l of table) console.log(l);
   console.log("");
-  console.log(`target SDK/curl ≥ ${TARGET_RATIO}: ${flag(ratioPass)}`);
-  console.log(`target peak RSS ≤ ${TARGET_PEAK_RSS_MB} MB: ${flag(peakPass)}`);
-  console.log(`target peak RSS difference between sizes ≤ ${TARGET_RSS_SPREAD_MB} MB: ${flag(spreadPass)}${spread === null ? "" : ` (${spread} MB)`}`);
+  for (const l of verdicts) console.log(l);
   for (const n of notes) console.log(`note: ${n}`);
 
   const outDir = join(repoRoot, "bench-results");
   await mkdir(outDir, { recursive: true });
   await writeFile(join(outDir, "download.json"), JSON.stringify(output, null, 2) + "\n");
-  console.log("wrote bench-results/download.json");
+  const md = [
+    `# ${title}`,
+    "",
+    "Generated by `npm run bench:download` (scripts/bench-download.ts); all figures are in download.json.",
+    "",
+    "```text",
+    ...table,
+    "```",
+    "",
+    ...verdicts.map((v) => `- ${v}`),
+    "",
+    "SDK memory (fresh child process per run; baseline = RSS after imports, incl. the tsx loader):",
+    "",
+    ...baselines.map((b) => `- ${b}`),
+    "",
+    "Where the SDK's time goes:",
+    "",
+    ...phaseLines.map((p) => `- ${p}`),
+    ...(notes.length > 0 ? ["", "Notes:", "", ...notes.map((n) => `- ${n}`)] : []),
+    "",
+  ];
+  await writeFile(join(outDir, "download.md"), md.join("\n"));
+  console.log("wrote bench-results/download.json and bench-results/download.md");
 }
 
 if (process.argv[2] === "--sdk-child") {
   void sdkChild();
 } else {
   main().catch((err: unknown) => {
+    if (interrupted) return;
     console.error(err);
     process.exit(1);
   });

@@ -1,20 +1,21 @@
 /**
  * Checkpoint download: signed URL → streamed, resumable download → safe extraction → atomic install.
  *
- * The archive is fetched from the signed URL that the archive endpoint hands out, with a plain `fetch` that
- * carries no credentials. It is streamed to a temporary sibling directory of the destination (memory stays
- * flat whatever the archive size), resumed with HTTP `Range` after an interrupted transfer, extracted with
- * node-tar under strict entry checks, checked for the `checkpoint_complete` marker, and only then renamed
+ * The archive is fetched from the signed URL that the archive endpoint hands out, with a plain node:http(s)
+ * GET that carries no credentials, and streamed straight into node-tar's extractor (like `curl | tar -x`)
+ * under strict entry checks, into a temporary sibling directory of the destination: memory stays flat
+ * whatever the archive size, and nothing is written twice. An interrupted transfer resumes with HTTP `Range`
+ * and keeps feeding the same extractor, since the bytes arrive in order; a host that cannot resume makes the
+ * extraction start over. The result is checked for the `checkpoint_complete` marker and only then renamed
  * into place. Every failure path (including an abort) removes the temporary directory.
  *
  * @module
  */
 import { randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { lstat, mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { Readable, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { Unpack, type ReadEntry } from "tar";
 import {
   APIConnectionError,
@@ -49,9 +50,7 @@ export const DEFAULT_DOWNLOAD_TIMEOUT_MS = 60_000;
 
 /** Hard cap on attempts that did make progress: `maxAttempts` times this. */
 const MAX_ATTEMPTS_FACTOR = 20;
-/** Progress is reported at most once per this many bytes ... */
-const PROGRESS_BYTES = 64 * 1024;
-/** ... or once per this many milliseconds, whichever comes first. */
+/** Progress is reported at most once per this many milliseconds (plus phase changes and the final call). */
 const PROGRESS_MS = 100;
 /** A signed URL this close to its expiry is refreshed before use. */
 const EXPIRY_MARGIN_MS = 5_000;
@@ -87,8 +86,6 @@ export interface DownloadCheckpointOptions {
   onProgress?: (progress: DownloadProgress) => void;
   /** Time limit of each REST call, and the longest the transfer may stall without a byte (default 60 000 ms). */
   timeoutMs?: number;
-  /** The fetch used for the signed URL (default `globalThis.fetch`). It must not add credentials. */
-  fetch?: typeof globalThis.fetch;
   /**
    * Consecutive transfer attempts that may fail without receiving a new byte, counting the first (default 5).
    * An attempt that received data before failing resumes at once and resets the count.
@@ -187,34 +184,32 @@ export async function downloadCheckpoint(
   await mkdir(outputDir, { recursive: true });
   const tempDir = path.join(outputDir, `.${dirName}.tmp-${randomBytes(6).toString("hex")}`);
   await mkdir(tempDir);
+  const sink = new ExtractSink(path.join(tempDir, "extract"), tinkerPath);
   try {
-    const archiveFile = path.join(tempDir, "archive.tar");
-    const extractDir = path.join(tempDir, "extract");
     const report = makeReporter(options.onProgress);
-
-    const bytes = await transferArchive(rest, tinkerPath, archiveFile, {
+    await sink.restart();
+    const bytes = await transferArchive(rest, tinkerPath, sink, {
       signal,
       subject,
       maxAttempts,
       timeoutMs: options.timeoutMs ?? DEFAULT_DOWNLOAD_TIMEOUT_MS,
-      fetch: options.fetch ?? ((input, init) => globalThis.fetch(input, init)),
       retryDelayMs: options.retryDelayMs ?? 500,
       report,
       ...(options.onArchivePending === undefined ? {} : { onArchivePending: options.onArchivePending }),
     });
     checkAbort();
-
-    await mkdir(extractDir);
-    await extractArchive(archiveFile, extractDir, bytes, tinkerPath, { signal, subject, report });
+    report({ phase: "extract", bytes, totalBytes: bytes }, true);
+    await sink.finish();
     checkAbort();
 
-    const marker = await stat(path.join(extractDir, CHECKPOINT_COMPLETE_MARKER)).catch(() => undefined);
+    const marker = await stat(path.join(sink.dir, CHECKPOINT_COMPLETE_MARKER)).catch(() => undefined);
     if (marker === undefined || !marker.isFile()) throw new IncompleteCheckpointError(tinkerPath, CHECKPOINT_COMPLETE_MARKER);
 
-    await install(extractDir, destination, path.join(tempDir, "previous"), force);
+    await install(sink.dir, destination, path.join(tempDir, "previous"), force);
     report({ phase: "done", bytes, totalBytes: bytes }, true);
     return { destination, checkpointPath: tinkerPath, bytes };
   } finally {
+    sink.abandon();
     await removeQuietly(tempDir);
   }
 }
@@ -253,14 +248,12 @@ async function install(extractDir: string, destination: string, asidePath: strin
 type Reporter = (p: DownloadProgress, force?: boolean) => void;
 
 function makeReporter(onProgress: ((p: DownloadProgress) => void) | undefined): Reporter {
-  let lastBytes = -1;
   let lastAt = 0;
   let lastPhase = "";
   return (p, force = false) => {
     if (onProgress === undefined) return;
     const now = Date.now();
-    if (!force && p.phase === lastPhase && p.bytes - lastBytes < PROGRESS_BYTES && now - lastAt < PROGRESS_MS) return;
-    lastBytes = p.bytes;
+    if (!force && p.phase === lastPhase && now - lastAt < PROGRESS_MS) return;
     lastAt = now;
     lastPhase = p.phase;
     onProgress({ ...p });
@@ -272,7 +265,6 @@ interface TransferContext {
   subject: string;
   maxAttempts: number;
   timeoutMs: number;
-  fetch: typeof globalThis.fetch;
   retryDelayMs: number;
   report: Reporter;
   onArchivePending?: (attempt: number) => void;
@@ -284,14 +276,10 @@ type AttemptOutcome =
   | { kind: "retry"; reason: unknown; restart?: boolean; refreshUrl?: boolean; noDelay?: boolean };
 
 /**
- * Streams the signed URL into `file`, resuming with Range after interruptions. Returns the archive size.
+ * Streams the signed URL into the extractor, resuming with Range after interruptions (the extractor has
+ * consumed exactly the bytes received, in order, so a resume simply continues it). Returns the archive size.
  */
-async function transferArchive(
-  rest: ArchiveUrlProvider,
-  tinkerPath: string,
-  file: string,
-  ctx: TransferContext,
-): Promise<number> {
+async function transferArchive(rest: ArchiveUrlProvider, tinkerPath: string, sink: ExtractSink, ctx: TransferContext): Promise<number> {
   const { signal, subject } = ctx;
   const restOptions = {
     timeoutMs: ctx.timeoutMs,
@@ -299,7 +287,6 @@ async function transferArchive(
     ...(ctx.onArchivePending === undefined ? {} : { onArchivePending: ctx.onArchivePending }),
   };
   let link = await rest.getCheckpointArchiveUrlFromTinkerPath(tinkerPath, restOptions);
-  let have = 0;
   let total: number | null = null;
   let failures = 0;
   let lastReason: unknown;
@@ -310,18 +297,17 @@ async function transferArchive(
     if (Number.isFinite(expiresAt) && expiresAt - EXPIRY_MARGIN_MS <= Date.now() && attempt > 1) {
       link = await rest.getCheckpointArchiveUrlFromTinkerPath(tinkerPath, restOptions);
     }
-    const before = have;
-    const outcome = await attemptTransfer(link.url, file, have, total, tinkerPath, ctx, (h, t) => {
-      have = h;
+    const before = sink.bytes;
+    const outcome = await attemptTransfer(link.url, sink, total, tinkerPath, ctx, (t) => {
       total = t;
     });
     if (outcome.kind === "done") {
-      ctx.report({ phase: "download", bytes: have, totalBytes: total }, true);
-      return have;
+      ctx.report({ phase: "download", bytes: sink.bytes, totalBytes: total }, true);
+      return sink.bytes;
     }
     lastReason = outcome.reason;
-    if (outcome.restart === true) have = 0;
-    const progressed = have > before;
+    const progressed = sink.bytes > before;
+    if (outcome.restart === true) await sink.restart();
     // An attempt that received new bytes resets the count: only attempts that make no progress are bounded.
     failures = progressed ? 1 : failures + 1;
     if (failures >= ctx.maxAttempts || attempt >= ctx.maxAttempts * MAX_ATTEMPTS_FACTOR) {
@@ -330,7 +316,7 @@ async function transferArchive(
         subject,
         attempts: attempt,
         cause: lastReason,
-        message: `${subject} failed after ${attempt} attempts (${have} bytes received): ${describe(lastReason)}. Check the network and try again; the download resumes from scratch next time.`,
+        message: `${subject} failed after ${attempt} attempts (${sink.bytes} bytes received): ${describe(lastReason)}. Check the network and try again; the download starts from scratch next time.`,
       });
     }
     if (outcome.refreshUrl === true) {
@@ -356,16 +342,57 @@ function describe(reason: unknown): string {
 }
 
 const CONTENT_RANGE = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i;
+const MAX_REDIRECTS = 5;
+/** Chunks are coalesced to about this size before they reach the extractor (fewer, larger file writes). */
+const WRITE_CHUNK_BYTES = 1 << 20;
 
-/** One GET of the signed URL, appending to `file` from `have`. Reports the new `have`/`total` via `update`. */
+/**
+ * GETs `url` with node:http(s), following up to {@link MAX_REDIRECTS} redirects. No credentials are ever sent:
+ * the only headers are `Range` (when resuming) and `accept-encoding: identity`, so byte counts match.
+ */
+function getNoCredentials(url: string, range: number, signal: AbortSignal): Promise<IncomingMessage> {
+  return new Promise<IncomingMessage>((resolve, reject) => {
+    const go = (target: URL, hops: number): void => {
+      const headers: Record<string, string> = { "accept-encoding": "identity" };
+      if (range > 0) headers["range"] = `bytes=${range}-`;
+      const get = target.protocol === "https:" ? httpsRequest : httpRequest;
+      if (target.protocol !== "https:" && target.protocol !== "http:") {
+        reject(new TinkerError(`the download URL has an unsupported scheme ${target.protocol}`));
+        return;
+      }
+      const req = get(target, { method: "GET", headers, signal }, (res) => {
+        const status = res.statusCode ?? 0;
+        const location = res.headers.location;
+        if (status >= 300 && status < 400 && location !== undefined) {
+          res.resume();
+          if (hops >= MAX_REDIRECTS) {
+            reject(new TinkerError(`the download URL redirected more than ${MAX_REDIRECTS} times`));
+            return;
+          }
+          go(new URL(location, target), hops + 1);
+          return;
+        }
+        resolve(res);
+      });
+      req.on("error", reject);
+      req.end();
+    };
+    try {
+      go(new URL(url), 0);
+    } catch (err) {
+      reject(err);
+    }
+  });
+}
+
+/** One GET of the signed URL, feeding the extractor from `sink.bytes`. Reports the total via `update`. */
 async function attemptTransfer(
   url: string,
-  file: string,
-  have: number,
+  sink: ExtractSink,
   total: number | null,
   tinkerPath: string,
   ctx: TransferContext,
-  update: (have: number, total: number | null) => void,
+  update: (total: number | null) => void,
 ): Promise<AttemptOutcome> {
   const { signal, subject } = ctx;
   const idle = new AbortController();
@@ -380,88 +407,90 @@ async function attemptTransfer(
     }
   };
   const attemptSignal = signal === undefined ? idle.signal : AbortSignal.any([signal, idle.signal]);
-  // No credentials, ever: only Range (when resuming) and identity encoding, so byte counts match the headers.
-  const headers: Record<string, string> = { "accept-encoding": "identity" };
-  if (have > 0) headers["range"] = `bytes=${have}-`;
+  const have = sink.bytes;
 
   armIdle();
   try {
-    let res: Response;
+    let res: IncomingMessage;
     try {
-      res = await ctx.fetch(url, { headers, signal: attemptSignal, redirect: "follow", credentials: "omit" });
+      res = await getNoCredentials(url, have, attemptSignal);
     } catch (err) {
       if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
       return { kind: "retry", reason: idle.signal.aborted ? idle.signal.reason : err };
     }
 
-    const status = res.status;
-    let append = false;
+    const status = res.statusCode ?? 0;
     let expected: number | null;
     if (status === 200) {
-      const len = contentLength(res.headers);
-      expected = len;
-      total = len;
+      expected = contentLength(res.headers);
+      update(expected);
       if (have > 0) {
-        // The server ignored Range: start over.
-        have = 0;
+        // The server ignored Range: start over with a fresh extraction.
+        res.destroy();
+        return { kind: "retry", reason: new TinkerError("the download host ignored the Range request"), restart: true, noDelay: true };
       }
     } else if (status === 206) {
-      const m = CONTENT_RANGE.exec(res.headers.get("content-range") ?? "");
+      const m = CONTENT_RANGE.exec(res.headers["content-range"] ?? "");
       if (m === null || Number(m[1]) !== have) {
-        await res.body?.cancel().catch(() => undefined);
-        update(0, total);
-        return { kind: "retry", reason: new TinkerError(`unexpected Content-Range ${JSON.stringify(res.headers.get("content-range"))} for a resume at byte ${have}`), restart: true, noDelay: true };
+        res.destroy();
+        return {
+          kind: "retry",
+          reason: new TinkerError(`unexpected Content-Range ${JSON.stringify(res.headers["content-range"] ?? null)} for a resume at byte ${have}`),
+          restart: true,
+          noDelay: true,
+        };
       }
       const start = Number(m[1]);
       const end = Number(m[2]);
+      update(m[3] === "*" ? null : Number(m[3]));
       total = m[3] === "*" ? null : Number(m[3]);
       expected = end - start + 1;
-      append = start > 0;
     } else if (status === 416 && total !== null && have === total) {
-      await res.body?.cancel().catch(() => undefined);
+      res.resume();
       return { kind: "done" };
     } else {
       const body = await readSmallBody(res);
-      const error = downloadHttpError(res, body, url, tinkerPath);
-      if (status === 416) {
-        update(0, total);
-        return { kind: "retry", reason: error, restart: true, noDelay: true };
-      }
+      const error = downloadHttpError(status, res.headers, body, url, tinkerPath);
+      if (status === 416) return { kind: "retry", reason: error, restart: true, noDelay: true };
       if (status === 401 || status === 403 || status === 410) return { kind: "retry", reason: error, refreshUrl: true, noDelay: true };
       if (status === 408 || status === 429 || status >= 500) return { kind: "retry", reason: error };
       throw error;
     }
-    update(have, total);
+    if (status === 200) total = expected;
     ctx.report({ phase: "download", bytes: have, totalBytes: total }, have === 0);
 
-    if (res.body === null) {
-      if (expected === 0 || expected === null) return { kind: "done" };
-      return { kind: "retry", reason: new TinkerError("the response has no body") };
-    }
-    const startHave = have;
     let received = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        received += chunk.length;
-        armIdle();
-        ctx.report({ phase: "download", bytes: startHave + received, totalBytes: total });
-        cb(null, chunk);
-      },
-    });
-    const out = createWriteStream(file, { flags: append ? "a" : "w" });
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    const flush = async (): Promise<void> => {
+      if (pendingBytes === 0) return;
+      const chunk = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      await sink.write(chunk);
+    };
     let streamError: unknown;
     try {
-      await pipeline(Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>), counter, out);
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        received += chunk.length;
+        armIdle();
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes >= WRITE_CHUNK_BYTES) await flush();
+        ctx.report({ phase: "download", bytes: have + received, totalBytes: total });
+      }
+      await flush();
     } catch (err) {
       streamError = err;
+      // Keep what arrived in order: the resume continues after it.
+      await flush().catch(() => undefined);
     }
-    if (!out.closed) await new Promise<void>((resolve) => out.once("close", () => resolve()));
-    have = (await stat(file)).size;
-    update(have, total);
+    sink.throwIfUnsafe();
     if (streamError !== undefined) {
       if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
+      if (streamError instanceof TinkerError) throw streamError;
       const reason = idle.signal.aborted ? idle.signal.reason : streamError;
-      if (isDiskError(streamError)) throw new ArchiveExtractionError(tinkerPath, `writing the archive failed: ${describe(streamError)}`, { cause: streamError });
+      if (isDiskError(streamError)) throw new ArchiveExtractionError(tinkerPath, `writing the files failed: ${describe(streamError)}`, { cause: streamError });
       return { kind: "retry", reason };
     }
     if (expected !== null && received !== expected) {
@@ -471,8 +500,8 @@ async function attemptTransfer(
         restart: received > expected,
       };
     }
-    if (total !== null && have !== total) {
-      return { kind: "retry", reason: new TinkerError(`have ${have} bytes of ${total}`), restart: have > total };
+    if (total !== null && sink.bytes !== total) {
+      return { kind: "retry", reason: new TinkerError(`have ${sink.bytes} bytes of ${total}`), restart: sink.bytes > total };
     }
     return { kind: "done" };
   } finally {
@@ -485,16 +514,21 @@ function isDiskError(err: unknown): boolean {
   return code === "ENOSPC" || code === "EACCES" || code === "EROFS" || code === "EDQUOT" || code === "EPERM";
 }
 
-function contentLength(headers: Headers): number | null {
-  const v = headers.get("content-length");
-  if (v === null || !/^\d+$/.test(v.trim())) return null;
-  if (headers.get("content-encoding") !== null && headers.get("content-encoding") !== "identity") return null;
+function contentLength(headers: IncomingHttpHeaders): number | null {
+  const v = headers["content-length"];
+  if (v === undefined || !/^\d+$/.test(v.trim())) return null;
+  const enc = headers["content-encoding"];
+  if (enc !== undefined && enc !== "identity") return null;
   return Number(v);
 }
 
-async function readSmallBody(res: Response): Promise<unknown> {
+async function readSmallBody(res: IncomingMessage): Promise<unknown> {
   try {
-    const text = (await res.text()).slice(0, 4096);
+    let text = "";
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      if (text.length < 4096) text += chunk.toString("utf8");
+    }
+    text = text.slice(0, 4096);
     try {
       return JSON.parse(text) as unknown;
     } catch {
@@ -506,21 +540,17 @@ async function readSmallBody(res: Response): Promise<unknown> {
 }
 
 /** Maps a failed download-host response to an error; the URL is kept without its signature. */
-function downloadHttpError(res: Response, body: unknown, url: string, tinkerPath: string): APIError {
-  const init = { status: res.status, headers: res.headers, body, method: "GET", url };
-  if (res.status === 404) {
+function downloadHttpError(status: number, headers: IncomingHttpHeaders, body: unknown, url: string, tinkerPath: string): APIError {
+  const flat: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined) flat[k] = Array.isArray(v) ? v.join(", ") : v;
+  const init = { status, headers: flat, body, method: "GET", url };
+  if (status === 404) {
     return new NotFoundError({
       ...init,
       message: `The archive of ${tinkerPath} was not found on the download host (expired or deleted?): GET returned 404. Check that the checkpoint still exists (tinker-ts checkpoint list).`,
     });
   }
   return APIError.fromResponse(init);
-}
-
-interface ExtractContext {
-  signal: AbortSignal | undefined;
-  subject: string;
-  report: Reporter;
 }
 
 /**
@@ -543,45 +573,45 @@ function unsafeReason(entryPath: string, entry: ReadEntry): string | undefined {
   return undefined;
 }
 
-/** Extracts `archive` into `dir` (which must exist and be empty), rejecting unsafe entries. */
-async function extractArchive(
-  archive: string,
-  dir: string,
-  totalBytes: number,
-  tinkerPath: string,
-  ctx: ExtractContext,
-): Promise<void> {
-  const { signal, subject } = ctx;
-  let unsafe: UnsafeArchiveError | undefined;
-  let failure: unknown;
-  let read = 0;
-  ctx.report({ phase: "extract", bytes: 0, totalBytes }, true);
+/**
+ * The extraction side of a download: a node-tar `Unpack` into a temporary directory that refuses unsafe
+ * entries. It consumes the archive bytes in order as they arrive, so a resumed transfer just keeps writing;
+ * {@link restart} starts over in an empty directory (when the host cannot resume).
+ */
+class ExtractSink {
+  readonly dir: string;
+  /** Archive bytes consumed so far. */
+  bytes = 0;
+  readonly #tinkerPath: string;
+  #unpack: Unpack | undefined;
+  #done: Promise<void> = Promise.resolve();
+  #unsafe: UnsafeArchiveError | undefined;
+  #failure: unknown;
 
-  await new Promise<void>((resolve) => {
-    let settled = false;
-    let fallback: NodeJS.Timeout | undefined;
-    const settle = (): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(fallback);
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    };
-    // After an error, wait for pending writes to end ("finish"), but never forever.
-    const settleSoon = (): void => {
-      if (fallback === undefined) fallback = setTimeout(settle, 2_000);
-    };
+  constructor(dir: string, tinkerPath: string) {
+    this.dir = dir;
+    this.#tinkerPath = tinkerPath;
+  }
+
+  /** Discards what was extracted and starts a fresh extraction at byte 0. */
+  async restart(): Promise<void> {
+    this.abandon();
+    await this.#done.catch(() => undefined);
+    await rm(this.dir, { recursive: true, force: true });
+    await mkdir(this.dir);
+    this.bytes = 0;
+    this.#unsafe = undefined;
+    this.#failure = undefined;
     const unpack = new Unpack({
-      cwd: dir,
+      cwd: this.dir,
       strict: false,
       preserveOwner: false,
       filter: (entryPath, entry) => {
         const e = entry as ReadEntry;
-        if (unsafe !== undefined) return false;
+        if (this.#unsafe !== undefined) return false;
         const reason = unsafeReason(entryPath, e);
         if (reason !== undefined) {
-          unsafe = new UnsafeArchiveError(entryPath, reason);
-          stopReading();
+          this.#unsafe = new UnsafeArchiveError(entryPath, reason);
           return false;
         }
         if (typeof e.mode === "number") e.mode &= 0o777;
@@ -589,44 +619,74 @@ async function extractArchive(
       },
       onwarn: (code, message, data) => {
         if (code === "TAR_ENTRY_INFO") return;
-        failure ??= Object.assign(new Error(`${code}: ${message}`), { entry: (data as { entry?: ReadEntry }).entry?.path });
+        this.#failure ??= Object.assign(new Error(`${code}: ${message}`), { entry: (data as { entry?: ReadEntry }).entry?.path });
       },
     });
-    const input = createReadStream(archive);
-    const stopReading = (): void => {
-      input.unpipe(unpack);
-      input.destroy();
-      unpack.end();
-    };
-    const onAbort = (): void => {
-      failure ??= new APIUserAbortError({ subject, cause: signal?.reason });
-      stopReading();
-    };
-    unpack.on("finish", settle);
-    unpack.on("close", settle);
-    unpack.on("error", (err: unknown) => {
-      failure ??= err;
-      settleSoon();
+    this.#unpack = unpack;
+    this.#done = new Promise<void>((resolve) => {
+      let settled = false;
+      const settle = (): void => {
+        if (!settled) {
+          settled = true;
+          resolve();
+        }
+      };
+      unpack.on("finish", settle);
+      unpack.on("close", settle);
+      unpack.on("error", (err: unknown) => {
+        this.#failure ??= err;
+        // After an error, wait briefly for pending writes, never forever.
+        setTimeout(settle, 2_000).unref();
+      });
     });
-    input.on("error", (err) => {
-      failure ??= err;
-      unpack.end();
-      settleSoon();
-    });
-    input.on("data", (chunk) => {
-      read += chunk.length;
-      ctx.report({ phase: "extract", bytes: read, totalBytes });
-    });
-    signal?.addEventListener("abort", onAbort, { once: true });
-    if (signal?.aborted === true) onAbort();
-    else input.pipe(unpack);
-  });
-
-  if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
-  if (unsafe !== undefined) throw unsafe;
-  if (failure !== undefined) {
-    if (failure instanceof TinkerError) throw failure;
-    throw new ArchiveExtractionError(tinkerPath, describe(failure), { cause: failure });
   }
-  ctx.report({ phase: "extract", bytes: totalBytes, totalBytes }, true);
+
+  /** Feeds bytes to the extractor, waiting while it is busy (backpressure). */
+  async write(chunk: Buffer): Promise<void> {
+    const unpack = this.#unpack;
+    if (unpack === undefined) throw new TinkerError("internal: the extractor is not running");
+    this.throwIfUnsafe();
+    this.bytes += chunk.length;
+    if (!unpack.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          unpack.off("drain", done);
+          unpack.off("close", done);
+          unpack.off("error", done);
+          resolve();
+        };
+        unpack.on("drain", done);
+        unpack.on("close", done);
+        unpack.on("error", done);
+      });
+    }
+    this.throwIfUnsafe();
+  }
+
+  /** Throws the first unsafe entry found, if any. */
+  throwIfUnsafe(): void {
+    if (this.#unsafe !== undefined) throw this.#unsafe;
+  }
+
+  /** Ends the archive and waits until every file is written. */
+  async finish(): Promise<void> {
+    this.#unpack?.end();
+    await this.#done;
+    this.throwIfUnsafe();
+    const failure = this.#failure;
+    if (failure !== undefined) {
+      if (failure instanceof TinkerError) throw failure;
+      throw new ArchiveExtractionError(this.#tinkerPath, describe(failure), { cause: failure });
+    }
+  }
+
+  /** Stops the extractor without waiting (failure and abort paths). */
+  abandon(): void {
+    const unpack = this.#unpack;
+    this.#unpack = undefined;
+    if (unpack !== undefined) {
+      unpack.removeAllListeners("drain");
+      unpack.end();
+    }
+  }
 }
