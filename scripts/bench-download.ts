@@ -11,7 +11,7 @@
  *   1 GiB case is skipped when the temp dir has less than 4 × 1 GiB free (server copy + cached tar + the SDK's
  *   archive file + its extraction).
  * - Before timing, one warm-up fetch of the signed URL (to /dev/null) makes the server build its cached tar.
- * - Every SDK measurement runs in a fresh child process (`--sdk-child`) that reports its wall time and peak RSS
+ * - Every SDK measurement runs in a fresh child process (scripts/bench-download-child.mjs, compiled build) that reports its wall time and peak RSS
  *   (`process.resourceUsage().maxRSS`) over IPC, plus its baseline RSS right after the imports.
  * - Each measurement is repeated twice, alternating the order (curl then SDK, then SDK then curl); the best
  *   wall time counts. Peak RSS is the largest over the SDK runs of a size (the conservative figure).
@@ -44,7 +44,7 @@ const ALL_SIZES = [
 const SIZES = process.argv.includes("--quick") ? ALL_SIZES.slice(0, 1) : ALL_SIZES;
 
 const repoRoot = fileURLToPath(new URL("../", import.meta.url));
-const scriptFile = fileURLToPath(import.meta.url);
+const childFile = fileURLToPath(new URL("./bench-download-child.mjs", import.meta.url));
 const now = (): number => performance.now();
 const mb = (bytes: number): number => bytes / 1e6;
 const round = (x: number, digits = 2): number => +x.toFixed(digits);
@@ -60,57 +60,6 @@ type ChildReply =
   | { kind: "result"; wallS: number; bytes: number; destination: string; peakRssMB: number; phases?: PhaseInfo }
   | { kind: "error"; message: string };
 
-async function sdkChild(): Promise<void> {
-  const { ServiceClient, downloadCheckpoint } = await import("../src/index.js");
-  const send = (m: ChildReply): Promise<void> => new Promise((resolve) => process.send?.(m, undefined, {}, () => resolve()) ?? resolve());
-  await send({
-    kind: "ready",
-    baselineRssMB: round(mb(process.memoryUsage().rss), 1),
-    baselineMaxRssMB: round(mb(process.resourceUsage().maxRSS * 1024), 1),
-  });
-  process.once("message", (raw) => {
-    const req = raw as RunRequest;
-    void (async () => {
-      const service = new ServiceClient({ baseUrl: req.baseUrl, apiKey: req.apiKey });
-      try {
-        const rest = service.createRestClient();
-        const marks: Partial<Record<"extract" | "done", number>> = {};
-        let peakAfterDownload = 0;
-        const start = now();
-        const result = await downloadCheckpoint(rest, req.tinkerPath, {
-          outputDir: req.outputDir,
-          ...(req.phases
-            ? {
-                onProgress: (p: { phase: "download" | "extract" | "done" }) => {
-                  if (p.phase !== "download" && marks[p.phase] === undefined) {
-                    marks[p.phase] = now();
-                    if (p.phase === "extract") peakAfterDownload = process.resourceUsage().maxRSS * 1024;
-                  }
-                },
-              }
-            : {}),
-        });
-        const end = now();
-        const peakRssMB = round(mb(process.resourceUsage().maxRSS * 1024), 1);
-        const reply: ChildReply = { kind: "result", wallS: (end - start) / 1000, bytes: result.bytes, destination: result.destination, peakRssMB };
-        if (req.phases && marks.extract !== undefined && marks.done !== undefined) {
-          reply.phases = {
-            until_extract_report_s: round((marks.extract - start) / 1000, 3),
-            extract_report_to_done_s: round((marks.done - marks.extract) / 1000, 3),
-            done_to_return_s: round((end - marks.done) / 1000, 3),
-            peak_rss_at_extract_report_mb: round(mb(peakAfterDownload), 1),
-          };
-        }
-        await send(reply);
-      } catch (err) {
-        await send({ kind: "error", message: (err as Error).stack ?? String(err) });
-      } finally {
-        await service.close().catch(() => undefined);
-        process.disconnect?.();
-      }
-    })();
-  });
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Parent helpers.
@@ -229,7 +178,8 @@ type SdkRun = { wallS: number; bytes: number; destination: string; peakRssMB: nu
 /** Runs one downloadCheckpoint in a fresh child process. */
 function timeSdk(server: Server, tinkerPath: string, outputDir: string, phases: boolean): Promise<SdkRun> {
   const proc = track(
-    fork(scriptFile, ["--sdk-child"], { execArgv: ["--import", "tsx"], cwd: repoRoot, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
+    // The compiled build under plain node, as users run the SDK (no TypeScript loader in the measured process).
+    fork(childFile, [], { execArgv: [], cwd: repoRoot, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
   );
   return new Promise((resolve, reject) => {
     let baseline: { baselineRssMB: number; baselineMaxRssMB: number } | undefined;
@@ -310,6 +260,9 @@ async function main(): Promise<void> {
 
   const notes: string[] = [];
   const results: SizeResult[] = [];
+  // The SDK is measured as users run it: the compiled build under plain node.
+  const build = spawnSync("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: repoRoot, stdio: "inherit" });
+  if (build.status !== 0) throw new Error("npm run build failed");
   // The SDK source is identified in the results (and a change during the run is flagged: each SDK child
   // imports the sources afresh).
   const sdkSourceHash = async (): Promise<string> =>
@@ -454,7 +407,7 @@ async function main(): Promise<void> {
       order: "repeat 1: curl then SDK; repeat 2: SDK then curl; best wall time counts",
       curl: "bash -c 'set -o pipefail; curl -sSf \"$1\" | tar -x -C \"$2\"' (wall time incl. process start)",
       sdk: "downloadCheckpoint(rest, path, { outputDir }) in a fresh child process per run (wall time excl. process start, incl. the signed-URL REST call)",
-      peak_rss: "process.resourceUsage().maxRSS of the SDK child, largest over the timed runs of a size; baseline = RSS right after imports (node + tsx + SDK)",
+      peak_rss: "process.resourceUsage().maxRSS of the SDK child, largest over the timed runs of a size; baseline = RSS right after importing the compiled SDK (dist/, plain node)",
       warm_up: "one full fetch of the signed URL to /dev/null before timing (the server builds its tar on first request)",
       units: "MB = 10^6 bytes; MB/s = archive bytes / 10^6 / s",
     },
@@ -524,7 +477,7 @@ async function main(): Promise<void> {
     "",
     ...verdicts.map((v) => `- ${v}`),
     "",
-    "SDK memory (fresh child process per run; baseline = RSS after imports, incl. the tsx loader):",
+    "SDK memory (fresh child process per run; baseline = RSS after importing the compiled SDK):",
     "",
     ...baselines.map((b) => `- ${b}`),
     "",
@@ -539,7 +492,7 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === "--sdk-child") {
-  void sdkChild();
+  console.error("the SDK child is scripts/bench-download-child.mjs");
 } else {
   main().catch((err: unknown) => {
     if (interrupted) return;
