@@ -31,7 +31,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const MiB = 1024 * 1024;
-const REPEATS = 2;
+const REPEATS = 3;
 const TARGET_RATIO = 0.9;
 const TARGET_PEAK_RSS_MB = 100;
 const TARGET_RSS_SPREAD_MB = 10;

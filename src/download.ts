@@ -398,7 +398,10 @@ async function attemptTransfer(
   const idle = new AbortController();
   let idleTimer: NodeJS.Timeout | undefined;
   const armIdle = (): void => {
-    clearTimeout(idleTimer);
+    if (idleTimer !== undefined) {
+      idleTimer.refresh(); // cheap: called for every chunk
+      return;
+    }
     if (Number.isFinite(ctx.timeoutMs)) {
       idleTimer = setTimeout(
         () => idle.abort(new APITimeoutError({ subject, timeoutMs: ctx.timeoutMs, message: `${subject} stalled: no data for ${ctx.timeoutMs} ms.` })),
