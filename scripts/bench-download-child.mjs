@@ -17,6 +17,9 @@ process.once("message", (req) => {
     const service = new ServiceClient({ baseUrl: req.baseUrl, apiKey: req.apiKey });
     try {
       const rest = service.createRestClient();
+      // A first REST call warms the client stack (JIT, zod), so its cost is told apart from the transfer's.
+      await rest.listUserCheckpoints({ limit: 1 });
+      const warmMaxRssMB = round(mb(process.resourceUsage().maxRSS * 1024), 1);
       const marks = {};
       let peakAfterDownload = 0;
       const start = now();
@@ -35,7 +38,7 @@ process.once("message", (req) => {
       });
       const end = now();
       const peakRssMB = round(mb(process.resourceUsage().maxRSS * 1024), 1);
-      const reply = { kind: "result", wallS: (end - start) / 1000, bytes: result.bytes, destination: result.destination, peakRssMB };
+      const reply = { kind: "result", wallS: (end - start) / 1000, bytes: result.bytes, destination: result.destination, peakRssMB, warmMaxRssMB };
       if (req.phases && marks.extract !== undefined && marks.done !== undefined) {
         reply.phases = {
           until_extract_report_s: round((marks.extract - start) / 1000, 3),

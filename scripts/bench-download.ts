@@ -57,7 +57,7 @@ type RunRequest = { kind: "run"; baseUrl: string; apiKey: string; tinkerPath: st
 type PhaseInfo = { until_extract_report_s: number; extract_report_to_done_s: number; done_to_return_s: number; peak_rss_at_extract_report_mb: number };
 type ChildReply =
   | { kind: "ready"; baselineRssMB: number; baselineMaxRssMB: number }
-  | { kind: "result"; wallS: number; bytes: number; destination: string; peakRssMB: number; phases?: PhaseInfo }
+  | { kind: "result"; wallS: number; bytes: number; destination: string; peakRssMB: number; warmMaxRssMB: number; phases?: PhaseInfo }
   | { kind: "error"; message: string };
 
 
@@ -173,7 +173,17 @@ function timeCurl(url: string, dir: string): Promise<number> {
   });
 }
 
-type SdkRun = { wallS: number; bytes: number; destination: string; peakRssMB: number; baselineRssMB: number; baselineMaxRssMB: number; phases?: PhaseInfo };
+type SdkRun = {
+  wallS: number;
+  bytes: number;
+  destination: string;
+  peakRssMB: number;
+  /** Peak RSS after one REST call, before the download: the first-use cost of the client stack (JIT, zod). */
+  warmMaxRssMB: number;
+  baselineRssMB: number;
+  baselineMaxRssMB: number;
+  phases?: PhaseInfo;
+};
 
 /** Runs one downloadCheckpoint in a fresh child process. */
 function timeSdk(server: Server, tinkerPath: string, outputDir: string, phases: boolean): Promise<SdkRun> {
@@ -198,7 +208,7 @@ function timeSdk(server: Server, tinkerPath: string, outputDir: string, phases: 
         const req: RunRequest = { kind: "run", baseUrl: server.baseUrl, apiKey: server.apiKey, tinkerPath, outputDir, phases };
         proc.send(req);
       } else if (m.kind === "result") {
-        const run: SdkRun = { wallS: m.wallS, bytes: m.bytes, destination: m.destination, peakRssMB: m.peakRssMB, ...baseline! };
+        const run: SdkRun = { wallS: m.wallS, bytes: m.bytes, destination: m.destination, peakRssMB: m.peakRssMB, warmMaxRssMB: m.warmMaxRssMB, ...baseline! };
         if (m.phases !== undefined) run.phases = m.phases;
         done(() => resolve(run));
       } else {
@@ -232,13 +242,14 @@ type SizeResult = {
   curl: { runs_s: number[]; best_s: number; mb_per_s: number } | null;
   sdk: {
     /** order: 1 = measured before curl in its repeat, 2 = after. */
-    runs: Array<{ order: number; wall_s: number; peak_rss_mb: number; baseline_rss_mb: number; baseline_max_rss_mb: number }>;
+    runs: Array<{ order: number; wall_s: number; peak_rss_mb: number; baseline_rss_mb: number; baseline_max_rss_mb: number; warm_max_rss_mb: number }>;
     best_s: number;
     mb_per_s: number;
     peak_rss_mb: number;
     baseline_rss_mb: number;
     /** Largest (peak − baseline) over the runs: what the download itself adds. */
     peak_minus_baseline_mb: number;
+    peak_minus_warm_mb: number;
   };
   ratio_sdk_over_curl: number | null;
   diagnostic_phases: (PhaseInfo & { wall_s: number; peak_rss_mb: number }) | null;
@@ -359,12 +370,14 @@ async function main(): Promise<void> {
                 peak_rss_mb: r.peakRssMB,
                 baseline_rss_mb: r.baselineRssMB,
                 baseline_max_rss_mb: r.baselineMaxRssMB,
+                warm_max_rss_mb: r.warmMaxRssMB,
               })),
               best_s: round(sdkBest, 3),
               mb_per_s: round(mb(archiveBytes) / sdkBest, 1),
               peak_rss_mb: peak,
               baseline_rss_mb: baseline,
               peak_minus_baseline_mb: round(Math.max(...sdkRuns.map((r) => r.peakRssMB - r.baselineRssMB)), 1),
+              peak_minus_warm_mb: round(Math.max(...sdkRuns.map((r) => r.peakRssMB - r.warmMaxRssMB)), 1),
             },
             ratio_sdk_over_curl: curlBest === null ? null : round(curlBest / sdkBest, 3),
             diagnostic_phases: diag.phases === undefined ? null : { ...diag.phases, wall_s: round(diag.wallS, 3), peak_rss_mb: diag.peakRssMB },
@@ -456,7 +469,10 @@ async function main(): Promise<void> {
       const p = r.diagnostic_phases as NonNullable<SizeResult["diagnostic_phases"]>;
       return `${r.label}: ${p.until_extract_report_s} s until the first \`extract\` report, ${p.extract_report_to_done_s} s from there to \`done\`, ${p.done_to_return_s} s to return (diagnostic run with onProgress, ${p.wall_s} s in all)`;
     });
-  const baselines = results.map((r) => `${r.label}: baseline ${r.sdk.baseline_rss_mb} MB, peak − baseline ${r.sdk.peak_minus_baseline_mb} MB`);
+  const baselines = results.map(
+    (r) =>
+      `${r.label}: baseline ${r.sdk.baseline_rss_mb} MB, peak − baseline ${r.sdk.peak_minus_baseline_mb} MB, of which the transfer itself (peak − RSS after a first REST call) ${r.sdk.peak_minus_warm_mb} MB`,
+  );
   console.log(`\n${title}\n`);
   for (const l of table) console.log(l);
   console.log("");

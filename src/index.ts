@@ -67,6 +67,27 @@ export type {
 export { downloadCheckpoint, checkpointDirName } from "./download.js";
 export type { DownloadCheckpointOptions, DownloadCheckpointResult, DownloadProgress } from "./download.js";
 
+export { CheckpointLedger, LedgerFormatError, resumeOrStart, saveAndRecord, RESUMABLE_TTL_WARNING_SECONDS } from "./ledger.js";
+export type {
+  LedgerRecord,
+  LedgerFileOptions,
+  LedgerLatestOptions,
+  ResumeOrStartOptions,
+  ResumeOrStartResult,
+  SaveAndRecordOptions,
+} from "./ledger.js";
+
+export { planCheckpointPruning, pruneCheckpoints, RollingCheckpoint } from "./retention.js";
+export type {
+  PlanPruningOptions,
+  PruningPlan,
+  PruneOptions,
+  PruneFailure,
+  PruneResult,
+  RollingCheckpointOptions,
+  RollingSaveResult,
+} from "./retention.js";
+
 export { parseTinkerPath, formatTinkerPath, validateCheckpointName } from "./core/tinker-path.js";
 export type { ParsedTinkerPath, CheckpointKind, CheckpointType } from "./core/tinker-path.js";
 
