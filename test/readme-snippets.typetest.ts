@@ -1,0 +1,75 @@
+// Compiled by `tsc --noEmit` (not run): the README's code samples must keep type-checking against the API.
+import {
+  CheckpointLedger,
+  RollingCheckpoint,
+  ServiceClient,
+  crossEntropyDatum,
+  downloadCheckpoint,
+  planCheckpointPruning,
+  pruneCheckpoints,
+  resumeOrStart,
+  saveAndRecord,
+  startLocalServer,
+} from "../src/index.js";
+
+export async function quickStart(): Promise<void> {
+  await using service = new ServiceClient();
+  const training = await service.createLoraTrainingClient({ baseModel: "Qwen/Qwen3-8B", rank: 16 });
+  const batch = [crossEntropyDatum([464, 3290, 318, 257, 922]), crossEntropyDatum([40, 588, 257, 3797])];
+  const fb = training.forwardBackward(batch, "cross_entropy");
+  const step = training.optimStep({ learning_rate: 1e-4 });
+  const save = training.saveState("step-0001", { ttlSeconds: 7 * 86_400 });
+  console.log((await fb).metrics["loss:sum"], (await save).path);
+  await step;
+  const resumed = await service.createTrainingClientFromStateWithOptimizer((await save).path);
+  void resumed;
+}
+
+export async function management(service: ServiceClient, path: string, runId: string, epoch: number, batch: number): Promise<void> {
+  const rest = service.createRestClient();
+  for await (const ckpt of rest.iterUserCheckpoints({ pageSize: 100 })) {
+    console.log(ckpt.tinker_path, ckpt.size_bytes, ckpt.expires_at ?? "never");
+  }
+  const page = await rest.listUserCheckpoints({ limit: 20, offset: 0 });
+  void page.cursor?.total_count;
+  await rest.listCheckpoints(runId);
+  await rest.getTrainingRun(runId);
+  for await (const r of rest.iterTrainingRuns()) console.log(r.training_run_id);
+  await rest.getWeightsInfoByTinkerPath(path);
+  await rest.setCheckpointTtlFromTinkerPath(path, 30 * 86_400);
+  await rest.publishCheckpointFromTinkerPath(path);
+  await rest.deleteCheckpointFromTinkerPath(path);
+  const { url, expires } = await rest.getCheckpointArchiveUrlFromTinkerPath(path);
+  void url;
+  void expires;
+  const sessions = await rest.listSessions({ limit: 20 });
+  await rest.getSession(sessions.sessions[0]!);
+
+  const result = await downloadCheckpoint(rest, "tinker://run-id/weights/0001", {
+    outputDir: "./checkpoints",
+    force: false,
+    onProgress: ({ phase, bytes, totalBytes }) => console.log(phase, bytes, totalBytes),
+  });
+  void result.destination;
+
+  const ledger = CheckpointLedger.open("runs/my-run/checkpoints.jsonl");
+  const { training, mode } = await resumeOrStart(service, {
+    ledger,
+    baseModel: "Qwen/Qwen3-8B",
+    rank: 16,
+    warmStartPath: process.env["WARM_START"],
+  });
+  void mode;
+  await saveAndRecord(training, ledger, `epoch-${epoch}`, { extra: { epoch, batch }, sampler: true });
+
+  const plan = await planCheckpointPruning(rest, runId, { keepLast: 3 });
+  console.log(plan.delete.length, plan.bytes);
+  const { deleted, failed } = await pruneCheckpoints(rest, runId, { keepLast: 3, olderThan: new Date(Date.now() - 7 * 86_400_000) });
+  void deleted;
+  void failed;
+  const rolling = new RollingCheckpoint(training, rest, { prefix: "rolling", ttlSeconds: 2 * 86_400 });
+  await rolling.save();
+
+  const server = await startLocalServer({ port: 0, dataDir: "./.tinker/test" });
+  await server.close();
+}
