@@ -361,42 +361,138 @@ export class APIError extends TinkerError {
   }
 }
 
-/** HTTP 400: the server rejected the request's arguments. */
+/**
+ * HTTP 400: the server rejected the request's arguments.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await rest.setCheckpointTtlFromTinkerPath(path, 7200);
+ * } catch (err) {
+ *   if (err instanceof BadRequestError) console.error(err.message, err.body);
+ *   else throw err;
+ * }
+ * ```
+ */
 export class BadRequestError extends APIError {
   override name: string = "BadRequestError";
 }
 
-/** HTTP 401: the API key is missing, wrong or expired. */
+/**
+ * HTTP 401: the API key is missing, wrong or expired.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await rest.listUserCheckpoints();
+ * } catch (err) {
+ *   if (err instanceof AuthenticationError) console.error("check TINKER_API_KEY:", err.message);
+ *   else throw err;
+ * }
+ * ```
+ */
 export class AuthenticationError extends APIError {
   override name: string = "AuthenticationError";
 }
 
-/** HTTP 403: the API key may not access this resource. */
+/**
+ * HTTP 403: the API key may not access this resource.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await rest.deleteCheckpointFromTinkerPath(path);
+ * } catch (err) {
+ *   if (err instanceof PermissionDeniedError) console.error("not your checkpoint:", err.message);
+ *   else throw err;
+ * }
+ * ```
+ */
 export class PermissionDeniedError extends APIError {
   override name: string = "PermissionDeniedError";
 }
 
-/** HTTP 404: the run, checkpoint, session or route does not exist (or is not visible to this key). */
+/**
+ * HTTP 404: the run, checkpoint, session or route does not exist (or is not visible to this key).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await rest.getTrainingRun(runId);
+ * } catch (err) {
+ *   if (err instanceof NotFoundError) console.error("expired or deleted?", err.message);
+ *   else throw err;
+ * }
+ * ```
+ */
 export class NotFoundError extends APIError {
   override name: string = "NotFoundError";
 }
 
-/** HTTP 409: the request conflicts with server state (e.g. the checkpoint name is taken). Never retried. */
+/**
+ * HTTP 409: the request conflicts with server state (e.g. the checkpoint name is taken). Never retried.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await training.saveState("final");
+ * } catch (err) {
+ *   if (err instanceof ConflictError) await training.saveState("final", { overwrite: true });
+ *   else throw err;
+ * }
+ * ```
+ */
 export class ConflictError extends APIError {
   override name: string = "ConflictError";
 }
 
-/** HTTP 422: the request was well-formed but its values could not be processed. */
+/**
+ * HTTP 422: the request was well-formed but its values could not be processed.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await training.optimStep({ learning_rate: 1e-4 });
+ * } catch (err) {
+ *   if (err instanceof UnprocessableEntityError) console.error(err.message, err.body);
+ *   else throw err;
+ * }
+ * ```
+ */
 export class UnprocessableEntityError extends APIError {
   override name: string = "UnprocessableEntityError";
 }
 
-/** HTTP 429: rate limited; thrown after the retries are used up. */
+/**
+ * HTTP 429: rate limited; thrown after the retries are used up.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await rest.listTrainingRuns();
+ * } catch (err) {
+ *   if (err instanceof RateLimitError) console.error("slow down; retry later", err.headers.get("retry-after"));
+ *   else throw err;
+ * }
+ * ```
+ */
 export class RateLimitError extends APIError {
   override name: string = "RateLimitError";
 }
 
-/** HTTP ≥500: the server failed; thrown after the retries are used up. */
+/**
+ * HTTP ≥500: the server failed; thrown after the retries are used up.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await rest.listTrainingRuns();
+ * } catch (err) {
+ *   if (err instanceof InternalServerError) console.error("server error, request id", err.requestId);
+ *   else throw err;
+ * }
+ * ```
+ */
 export class InternalServerError extends APIError {
   override name: string = "InternalServerError";
 }
@@ -404,6 +500,16 @@ export class InternalServerError extends APIError {
 /**
  * HTTP 410 while retrieving a future: the server no longer holds the result of that request.
  * The work may or may not have happened; resubmit the request.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await future;
+ * } catch (err) {
+ *   if (err instanceof PromiseExpiredError) future = training.optimStep(params) // resubmit;
+ *   else throw err;
+ * }
+ * ```
  */
 export class PromiseExpiredError extends APIError {
   override name: string = "PromiseExpiredError";
@@ -458,6 +564,16 @@ function describeCause(cause: unknown): string {
 /**
  * The request never got an HTTP response: connection refused or reset, DNS failure, TLS failure, ...
  * Thrown after the retries are used up; `cause` holds the underlying error.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await rest.listTrainingRuns();
+ * } catch (err) {
+ *   if (err instanceof APIConnectionError) console.error("server unreachable:", err.message);
+ *   else throw err;
+ * }
+ * ```
  */
 export class APIConnectionError extends TinkerError {
   override name: string = "APIConnectionError";
@@ -486,6 +602,16 @@ export class APIConnectionError extends TinkerError {
 /**
  * No response arrived within the time limit. The server may still complete the work: check its state
  * (or poll the future again) before resubmitting.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await future.result({ timeoutMs: 60_000 });
+ * } catch (err) {
+ *   if (err instanceof APITimeoutError) console.error("still running on the server; await it again later");
+ *   else throw err;
+ * }
+ * ```
  */
 export class APITimeoutError extends APIConnectionError {
   override name: string = "APITimeoutError";
@@ -510,6 +636,16 @@ export class APITimeoutError extends APIConnectionError {
 
 /**
  * The caller aborted the request with its `AbortSignal`. Work already submitted may still complete on the server.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await future.result({ signal: AbortSignal.timeout(5_000) });
+ * } catch (err) {
+ *   if (err instanceof APIUserAbortError) console.error("stopped waiting:", err.message);
+ *   else throw err;
+ * }
+ * ```
  */
 export class APIUserAbortError extends TinkerError {
   override name: string = "APIUserAbortError";
@@ -536,6 +672,16 @@ export type RequestFailureCategory = "user" | "server" | "unknown";
 /**
  * The server accepted a request but reported that it failed (a `retrieve_future` reply with an `error`).
  * `category` says whether the request itself was at fault (`user`) or the server (`server`).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await training.forwardBackward(batch, "cross_entropy");
+ * } catch (err) {
+ *   if (err instanceof RequestFailedError) if (err.category === "user") console.error("fix the batch:", err.detail);
+ *   else throw err;
+ * }
+ * ```
  */
 export class RequestFailedError extends TinkerError {
   override name: string = "RequestFailedError";
@@ -574,6 +720,16 @@ export class RequestFailedError extends TinkerError {
 /**
  * A successful response did not match the expected schema (or was not JSON). Usually the server and this SDK
  * disagree on the API version. `issues` lists the zod issues; `body` is the raw (redacted) body.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await rest.listTrainingRuns();
+ * } catch (err) {
+ *   if (err instanceof ResponseValidationError) console.error(err.message, err.issues, err.body);
+ *   else throw err;
+ * }
+ * ```
  */
 export class ResponseValidationError extends TinkerError {
   override name: string = "ResponseValidationError";
@@ -614,7 +770,19 @@ export class ResponseValidationError extends TinkerError {
 /** The expected form of a tinker path, quoted in messages. */
 export const TINKER_PATH_FORM = "tinker://<training_run_id>/<weights|sampler_weights>/<name>";
 
-/** A string is not a valid `tinker://<training_run_id>/<weights|sampler_weights>/<name>` path. */
+/**
+ * A string is not a valid `tinker://<training_run_id>/<weights|sampler_weights>/<name>` path.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   parseTinkerPath("weights/ckpt-1");
+ * } catch (err) {
+ *   if (err instanceof InvalidTinkerPathError) console.error(err.input, err.reason);
+ *   else throw err;
+ * }
+ * ```
+ */
 export class InvalidTinkerPathError extends TinkerError {
   override name: string = "InvalidTinkerPathError";
   /** The offending input, unchanged. */
@@ -632,7 +800,19 @@ export class InvalidTinkerPathError extends TinkerError {
   }
 }
 
-/** A checkpoint name is not allowed (empty, too long, contains `/`, `\`, control characters, ...). */
+/**
+ * A checkpoint name is not allowed (empty, too long, contains `/`, `\`, control characters, ...).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   training.saveState("a/b");
+ * } catch (err) {
+ *   if (err instanceof InvalidCheckpointNameError) console.error(err.checkpointName, err.reason);
+ *   else throw err;
+ * }
+ * ```
+ */
 export class InvalidCheckpointNameError extends TinkerError {
   override name: string = "InvalidCheckpointNameError";
   /** The offending name, unchanged. */
@@ -650,7 +830,19 @@ export class InvalidCheckpointNameError extends TinkerError {
   }
 }
 
-/** A download destination already exists and `force` was not given. */
+/**
+ * A download destination already exists and `force` was not given.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await downloadCheckpoint(rest, path, { outputDir: "ckpts" });
+ * } catch (err) {
+ *   if (err instanceof DestinationExistsError) await downloadCheckpoint(rest, path, { outputDir: "ckpts", force: true });
+ *   else throw err;
+ * }
+ * ```
+ */
 export class DestinationExistsError extends TinkerError {
   override name: string = "DestinationExistsError";
   /** The existing destination path. */
@@ -665,7 +857,19 @@ export class DestinationExistsError extends TinkerError {
   }
 }
 
-/** An archive entry would land outside the destination (absolute path, `..`, escaping link, ...). */
+/**
+ * An archive entry would land outside the destination (absolute path, `..`, escaping link, ...).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await downloadCheckpoint(rest, path);
+ * } catch (err) {
+ *   if (err instanceof UnsafeArchiveError) console.error("refused entry", err.entry, err.reason);
+ *   else throw err;
+ * }
+ * ```
+ */
 export class UnsafeArchiveError extends TinkerError {
   override name: string = "UnsafeArchiveError";
   /** The offending entry name, unchanged. */
@@ -686,6 +890,16 @@ export class UnsafeArchiveError extends TinkerError {
 /**
  * The client is not configured: no server URL or API key (from options or `TINKER_BASE_URL` /
  * `TINKER_API_KEY`), or a malformed key. The message says what to set; it never contains the key.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   new ServiceClient();
+ * } catch (err) {
+ *   if (err instanceof ConfigurationError) console.error(err.message) // says what to export;
+ *   else throw err;
+ * }
+ * ```
  */
 export class ConfigurationError extends TinkerError {
   override name: string = "ConfigurationError";
