@@ -9,34 +9,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   ConflictError,
-  crossEntropyDatum,
   InvalidArgumentError,
   ServiceClient,
   startLocalServer,
   TinkerError,
-  type Datum,
   type LocalServer,
   type TrainingClient,
 } from "../src/index.js";
+import { BASE_MODEL, trainSteps as trainStepsWith } from "./helpers/training.js";
 import { CheckpointLedger, LedgerFormatError, resumeOrStart, saveAndRecord, type LedgerRecord } from "../src/ledger.js";
 
-const BASE_MODEL = "Qwen/Qwen3-8B";
-const ADAM = { learning_rate: 0.02, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0, grad_clip_norm: 0 };
-
-function batch(step: number): Datum[] {
-  return [0, 1, 2].map((i) => crossEntropyDatum(Array.from({ length: 10 }, (_, j) => (step * 31 + i * 17 + j * 7) % 256)));
-}
-
-async function trainSteps(training: TrainingClient, from: number, count: number): Promise<number[]> {
-  const losses: number[] = [];
-  for (let s = from; s < from + count; s++) {
-    const fb = training.forwardBackward(batch(s), "cross_entropy");
-    const step = training.optimStep(ADAM);
-    losses.push((await fb).metrics["loss:sum"] as number);
-    await step;
-  }
-  return losses;
-}
+const trainSteps = (t: TrainingClient, from: number, count: number): Promise<number[]> => trainStepsWith(t, from, count, 3, 10);
 
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(

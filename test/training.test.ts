@@ -25,32 +25,9 @@ import {
   type Datum,
   type LocalServer,
   type QueueStateChange,
-  type TrainingClient,
 } from "../src/index.js";
+import { ADAM, BASE_MODEL, batch, trainSteps } from "./helpers/training.js";
 
-const BASE_MODEL = "Qwen/Qwen3-8B";
-const ADAM = { learning_rate: 0.02, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0, grad_clip_norm: 0 };
-
-/** A fixed batch: the same 4 sequences every step, so loss sequences are comparable across clients. */
-function batch(step: number): Datum[] {
-  const out: Datum[] = [];
-  for (let i = 0; i < 4; i++) {
-    const tokens = Array.from({ length: 12 }, (_, j) => (step * 31 + i * 17 + j * 7) % 256);
-    out.push(crossEntropyDatum(tokens));
-  }
-  return out;
-}
-
-async function trainSteps(training: TrainingClient, from: number, count: number): Promise<number[]> {
-  const losses: number[] = [];
-  for (let s = from; s < from + count; s++) {
-    const fb = training.forwardBackward(batch(s), "cross_entropy");
-    const step = training.optimStep(ADAM);
-    losses.push((await fb).metrics["loss:sum"] as number);
-    await step;
-  }
-  return losses;
-}
 
 /** Requests the server received for one path, in arrival order. */
 function seen(server: LocalServer, path: string): Array<Record<string, unknown>> {

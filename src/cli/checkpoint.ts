@@ -11,6 +11,7 @@ import type { CheckpointInfo, RestClient, WeightsInfo } from "../rest-client.js"
 import { MIN_CHECKPOINT_TTL_SECONDS } from "../rest-errors.js";
 import {
   UsageError,
+  dispatch,
   formatBytes,
   formatDuration,
   outputFormat,
@@ -145,35 +146,20 @@ Options:
  * ```
  */
 export async function runCheckpointCommand(args: string[], io: CliIO, rest: RestFactory): Promise<number> {
-  const [sub, ...rest_] = args;
-  if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
-    io.stdout.write(CHECKPOINT_HELP);
-    return sub === undefined ? 2 : 0;
-  }
-  if (rest_.includes("--help") || rest_.includes("-h")) {
-    const help = HELP[sub];
-    if (help !== undefined) {
-      io.stdout.write(help);
-      return 0;
-    }
-  }
-  switch (sub) {
-    case "list":
-      return listCommand(rest_, io, rest);
-    case "info":
-      return infoCommand(rest_, io, rest);
-    case "download":
-      return downloadCommand(rest_, io, rest);
-    case "publish":
-    case "unpublish":
-      return publishCommand(sub, rest_, io, rest);
-    case "set-ttl":
-      return setTtlCommand(rest_, io, rest);
-    case "delete":
-      return deleteCommand(rest_, io, rest);
-    default:
-      throw new UsageError(`Unknown command "checkpoint ${sub}".`, "tinker-ts checkpoint <list|info|download|publish|unpublish|set-ttl|delete> --help");
-  }
+  return dispatch(args, io, {
+    name: "checkpoint",
+    help: CHECKPOINT_HELP,
+    subHelp: HELP,
+    commands: {
+      list: (a) => listCommand(a, io, rest),
+      info: (a) => infoCommand(a, io, rest),
+      download: (a) => downloadCommand(a, io, rest),
+      publish: (a) => publishCommand("publish", a, io, rest),
+      unpublish: (a) => publishCommand("unpublish", a, io, rest),
+      "set-ttl": (a) => setTtlCommand(a, io, rest),
+      delete: (a) => deleteCommand(a, io, rest),
+    },
+  });
 }
 
 function onePath(positionals: string[], usage: string, what = "PATH"): string {

@@ -8,6 +8,7 @@ import type { RestFactory } from "./checkpoint.js";
 import { pageProgress } from "./checkpoint.js";
 import {
   UsageError,
+  dispatch,
   formatBytes,
   outputFormat,
   parseCommand,
@@ -65,18 +66,12 @@ Options:
  * ```
  */
 export async function runRunCommand(args: string[], io: CliIO, restFactory: RestFactory): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
-    io.stdout.write(RUN_HELP);
-    return sub === undefined ? 2 : 0;
-  }
-  if ((rest.includes("--help") || rest.includes("-h")) && HELP[sub] !== undefined) {
-    io.stdout.write(HELP[sub]);
-    return 0;
-  }
-  if (sub === "list") return listRuns(rest, io, restFactory);
-  if (sub === "info") return runInfo(rest, io, restFactory);
-  throw new UsageError(`Unknown command "run ${sub}".`, "tinker-ts run <list|info> --help");
+  return dispatch(args, io, {
+    name: "run",
+    help: RUN_HELP,
+    subHelp: HELP,
+    commands: { list: (a) => listRuns(a, io, restFactory), info: (a) => runInfo(a, io, restFactory) },
+  });
 }
 
 async function listRuns(args: string[], io: CliIO, restFactory: RestFactory): Promise<number> {

@@ -237,3 +237,42 @@ export function shortTime(iso: string | null | undefined): string {
   if (!Number.isFinite(ms)) return iso;
   return new Date(ms).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, "Z");
 }
+
+/** How a command group (`checkpoint`, `run`) routes its subcommands. */
+export interface CommandGroup {
+  /** The group's name, e.g. `"checkpoint"`. */
+  name: string;
+  /** The group's help, printed for `--help` (exit 0) or a missing subcommand (exit 2). */
+  help: string;
+  /** Each subcommand's help, printed when `--help`/`-h` follows it. */
+  subHelp: Record<string, string | undefined>;
+  /** The subcommands. */
+  commands: Record<string, (args: string[]) => Promise<number>>;
+}
+
+/**
+ * Routes `tinker-ts <group> <sub> …` to its subcommand, handling the group's and the subcommands' `--help`.
+ *
+ * @throws {UsageError} for an unknown subcommand.
+ * @example
+ * ```ts
+ * return dispatch(["list", "--limit", "5"], io, { name: "run", help: RUN_HELP, subHelp: HELP, commands: { list: (a) => listRuns(a) } });
+ * ```
+ */
+export async function dispatch(args: string[], io: CliIO, group: CommandGroup): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
+    io.stdout.write(group.help);
+    return sub === undefined ? 2 : 0;
+  }
+  const help = group.subHelp[sub];
+  if ((rest.includes("--help") || rest.includes("-h")) && help !== undefined) {
+    io.stdout.write(help);
+    return 0;
+  }
+  const command = group.commands[sub];
+  if (command === undefined) {
+    throw new UsageError(`Unknown command "${group.name} ${sub}".`, `tinker-ts ${group.name} <${Object.keys(group.commands).join("|")}> --help`);
+  }
+  return command(rest);
+}
