@@ -12,7 +12,6 @@ import {
   type APIConnectionError,
   APIError,
   APIUserAbortError,
-  ConfigurationError,
   InternalServerError,
   InvalidArgumentError,
   NotFoundError,
@@ -26,6 +25,8 @@ import {
   TrainingRunsResponseSchema,
   WeightsInfoResponseSchema,
 } from "./core/schemas.js";
+import { resolveConnection } from "./core/config.js";
+import { serverRequestedDelayMs } from "./core/retry.js";
 import { callOptionsOf, type RequestOptions } from "./core/options.js";
 import { abortableSleep, type SleepFn } from "./core/sleep.js";
 import { parseTinkerPath, splitCheckpointId, type CheckpointKind } from "./core/tinker-path.js";
@@ -211,9 +212,11 @@ export class RestClient {
   }
 
   /**
-   * Creates a REST client from options, defaulting `baseUrl`/`apiKey` to `TINKER_BASE_URL`/`TINKER_API_KEY`.
+   * Creates a REST client from options, defaulting `baseUrl`/`apiKey` to `TINKER_BASE_URL`/`TINKER_API_KEY` (with a
+   * key but no URL, the Tinker service), exactly as `ServiceClient` does.
    *
-   * @throws {ConfigurationError} when the base URL or API key is missing; the message says how to start the local server.
+   * @throws {ConfigurationError} when nothing is configured (the message says how to start the local server), the
+   *   key is missing, or the key is malformed.
    * @throws {TinkerError} when the base URL or API key is invalid.
    * @example
    * ```ts
@@ -221,11 +224,7 @@ export class RestClient {
    * ```
    */
   static fromEnv(options: RestClientEnvOptions = {}, env: NodeJS.ProcessEnv = process.env): RestClient {
-    const baseUrl = options.baseUrl ?? env["TINKER_BASE_URL"];
-    const apiKey = options.apiKey ?? env["TINKER_API_KEY"];
-    if (baseUrl === undefined || baseUrl === "" || apiKey === undefined || apiKey === "") {
-      throw new ConfigurationError(missingEnvMessage(baseUrl === undefined || baseUrl === "", apiKey === undefined || apiKey === ""));
-    }
+    const { baseUrl, apiKey } = resolveConnection(options, env);
     const { archiveRetryDelayMs, archiveMaxAttempts, sleep, ...transport } = options;
     const restOptions: RestClientOptions = {};
     if (archiveRetryDelayMs !== undefined) restOptions.archiveRetryDelayMs = archiveRetryDelayMs;
@@ -406,7 +405,8 @@ export class RestClient {
    * service: `302` with `Location`/`Expires` (the redirect is never followed, so the API key never reaches the
    * download host; a missing `Expires` means 15 minutes) and `200 {url, expires}`. While the service answers
    * 503 "still being generated", polls again after `Retry-After` (else 30 s), at most `archiveMaxAttempts`
-   * times (default 6), calling `onArchivePending(attempt)` each time.
+   * times (default 6), calling `onArchivePending(attempt)` each time. Each attempt goes through the transport's
+   * retry policy first (connection errors, 429 and 5xx, 503 included, up to `maxRetries`).
    *
    * @param checkpointId - `"weights/<name>"` or `"sampler_weights/<name>"`.
    * @throws {NotFoundError} when the checkpoint does not exist; the message names the path ("expired or deleted?").
@@ -627,7 +627,7 @@ export class RestClient {
             });
           }
           options.onArchivePending?.(pending);
-          const delay = fixedDelay ?? retryAfterMs(err.headers) ?? DEFAULT_ARCHIVE_RETRY_DELAY_MS;
+          const delay = fixedDelay ?? serverRequestedDelayMs(err.headers) ?? DEFAULT_ARCHIVE_RETRY_DELAY_MS;
           await this.#pause(delay, options.signal);
           continue;
         }
@@ -680,28 +680,6 @@ export class RestClient {
     }
     return { url: parsed.data.url, expires };
   }
-}
-
-/** The message for missing `TINKER_BASE_URL`/`TINKER_API_KEY`, with how to start the local server. */
-export function missingEnvMessage(baseUrlMissing: boolean, apiKeyMissing: boolean): string {
-  const missing = [baseUrlMissing ? "TINKER_BASE_URL" : undefined, apiKeyMissing ? "TINKER_API_KEY" : undefined].filter(
-    (s): s is string => s !== undefined,
-  );
-  return (
-    `${missing.join(" and ")} ${missing.length === 1 ? "is" : "are"} not set. ` +
-    `Set both to use a Tinker server, or start the bundled local server with \`tinker-ts serve\` ` +
-    `and export the TINKER_BASE_URL and TINKER_API_KEY values it prints.`
-  );
-}
-
-function retryAfterMs(headers: Headers): number | undefined {
-  const ms = headers.get("retry-after-ms");
-  if (ms !== null && /^\d+(\.\d+)?$/.test(ms.trim())) return Number(ms);
-  const ra = headers.get("retry-after");
-  if (ra === null || ra.trim() === "") return undefined;
-  if (/^\d+(\.\d+)?$/.test(ra.trim())) return Number(ra) * 1000;
-  const date = Date.parse(ra);
-  return Number.isFinite(date) ? Math.max(0, date - Date.now()) : undefined;
 }
 
 function refFromPath(tinkerPath: string): CheckpointRef {

@@ -6,15 +6,16 @@
  */
 import { randomUUID } from "node:crypto";
 import type { components } from "../generated/schema.js";
-import { ConfigurationError, InvalidArgumentError, TinkerError } from "./core/errors.js";
-import { pollUntilSettled, type PollAnswer, type PollerContext, type QueueStateChange } from "./core/futures.js";
+import { InvalidArgumentError, TinkerError } from "./core/errors.js";
+import { resolveConnection } from "./core/config.js";
+import { type PollAnswer, type PollerContext, type QueueStateChange } from "./core/futures.js";
+import { submitFuture } from "./core/submit.js";
 import { APIError, APIUserAbortError, ResponseValidationError } from "./core/errors.js";
 import {
   CreateModelResponseSchema,
   CreateSessionResponseSchema,
   GetServerCapabilitiesResponseSchema,
   SessionHeartbeatResponseSchema,
-  UntypedAPIFutureSchema,
   WeightsInfoResponseSchema,
 } from "./core/schemas.js";
 import { abortableSleep, type SleepFn } from "./core/sleep.js";
@@ -125,25 +126,11 @@ export class ServiceClient {
 
   /** Builds the client from options, falling back to `TINKER_BASE_URL` / `TINKER_API_KEY`. Sends nothing. */
   constructor(options: ServiceClientOptions = {}) {
-    const baseUrl = options.baseUrl ?? nonEmpty(process.env["TINKER_BASE_URL"]);
-    const apiKey = options.apiKey ?? nonEmpty(process.env["TINKER_API_KEY"]);
-    if (baseUrl === undefined && apiKey === undefined) {
-      throw new ConfigurationError(
-        "No Tinker server configured. For offline work start the local server with `npx tinker-ts serve` and export the TINKER_BASE_URL and TINKER_API_KEY it prints; for the Tinker service export TINKER_BASE_URL and TINKER_API_KEY (or pass { baseUrl, apiKey }).",
-      );
-    }
-    if (apiKey === undefined) {
-      throw new ConfigurationError(
-        "No API key: set TINKER_API_KEY (or pass { apiKey }). The local server prints its key when it starts (`npx tinker-ts serve`).",
-      );
-    }
-    if (!apiKey.startsWith("tml-") && !apiKey.startsWith("eyJ")) {
-      throw new ConfigurationError("The API key must start with 'tml-' (or be a JWT); check TINKER_API_KEY.");
-    }
+    const { baseUrl, apiKey } = resolveConnection(options);
     this.#options = options;
     this.#logger = options.logger ?? { warn: (m) => console.warn(m) };
     this.#transport = new Transport({
-      baseUrl: baseUrl ?? "https://tinker.thinkingmachines.dev/services/tinker-prod",
+      baseUrl,
       apiKey,
       ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
@@ -223,10 +210,11 @@ export class ServiceClient {
     }
     const modelSeqId = this.#modelSeq++;
     const sessionId = await this.#ensureSession(options);
-    const call = callOptionsOf(options);
-    const future = await this.#transport.call(
-      "create_model",
-      (init) =>
+    const ctx = { transport: this.#transport, poller: this.#poller };
+    const created = await submitFuture(ctx, {
+      operation: "create_model",
+      seqId: 0,
+      send: (init) =>
         this.#transport.api.POST("/api/v1/create_model", {
           body: {
             session_id: sessionId,
@@ -244,11 +232,10 @@ export class ServiceClient {
           },
           ...init,
         }),
-      UntypedAPIFutureSchema,
-      { ...call, idempotencyKey: randomUUID() },
-    );
-    const created = await this.#wait(pollUntilSettled(this.#poller, future.request_id, "create_model", CreateModelResponseSchema), options.signal);
-    return new TrainingClient({ transport: this.#transport, poller: this.#poller }, { modelId: created.model_id, baseModel });
+      schema: CreateModelResponseSchema,
+      options,
+    });
+    return new TrainingClient(ctx, { modelId: created.model_id, baseModel });
   }
 
   /**
@@ -440,31 +427,6 @@ export class ServiceClient {
     this.#lastPausedLog.set(key, now);
     const state = change.queueState.replace(/^paused_/, "").replace(/_/g, " ");
     this.#logger.warn(`tinker-ts: ${change.operation} ${change.requestId} is paused: ${state}${change.reason ? ` (${change.reason})` : ""}.`);
-  }
-
-  #wait<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-    if (signal === undefined) return promise;
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = (): void =>
-        reject(
-          new APIUserAbortError({
-            cause: signal.reason,
-            message: "Stopped waiting for create_model: aborted by the caller. The server may still create the model.",
-          }),
-        );
-      if (signal.aborted) return onAbort();
-      signal.addEventListener("abort", onAbort, { once: true });
-      promise.then(
-        (v) => {
-          signal.removeEventListener("abort", onAbort);
-          resolve(v);
-        },
-        (e: unknown) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(e);
-        },
-      );
-    });
   }
 
   #assertOpen(): void {

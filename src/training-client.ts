@@ -3,25 +3,24 @@
  *
  * @module
  */
-import { randomUUID } from "node:crypto";
 import type { z } from "zod";
 import type { components } from "../generated/schema.js";
-import { APIFuture, pollUntilSettled, type PollerContext } from "./core/futures.js";
-import { ConflictError, InvalidArgumentError, TinkerError } from "./core/errors.js";
+import type { APIFuture } from "./core/futures.js";
+import { submitFuture, type SubmitContext } from "./core/submit.js";
+import { ConflictError, InvalidArgumentError } from "./core/errors.js";
 import {
   ForwardBackwardOutputSchema,
   GetInfoResponseSchema,
   LoadWeightsResponseSchema,
   OptimStepResponseSchema,
-  SaveWeightsForSamplerResponseInternalSchema,
+  SaveWeightsForSamplerResponseSchema,
   SaveWeightsResponseSchema,
   UnloadModelResponseSchema,
-  UntypedAPIFutureSchema,
 } from "./core/schemas.js";
 import { SeqGate } from "./core/seq.js";
 import { validateTtlSeconds } from "./rest-errors.js";
 import { formatTinkerPath, parseTinkerPath, validateCheckpointName } from "./core/tinker-path.js";
-import type { RequestInitExtras, Transport } from "./core/transport.js";
+import type { RequestInitExtras } from "./core/transport.js";
 import { callOptionsOf, type RequestOptions } from "./core/options.js";
 
 type Schemas = components["schemas"];
@@ -83,10 +82,7 @@ export interface LoadStateOptions extends TrainingCallOptions {
 }
 
 /** @internal What a training client shares with its service client. */
-export interface TrainingClientContext {
-  transport: Transport;
-  poller: PollerContext;
-}
+export type TrainingClientContext = SubmitContext;
 
 /**
  * A LoRA model being trained. Get one from `ServiceClient.createLoraTrainingClient` or the
@@ -270,7 +266,8 @@ export class TrainingClient {
   saveWeightsForSampler(name: string, options: SaveWeightsForSamplerOptions = {}): APIFuture<SaveWeightsForSamplerResponse> {
     validateCheckpointName(name);
     validateTtlSeconds(options.ttlSeconds);
-    const future = this.#submitOrdered("save_weights_for_sampler", SaveWeightsForSamplerResponseInternalSchema, options, (seq, init) =>
+    // The schema requires `path`: a named sampler save that completes without one is a ResponseValidationError.
+    return this.#submitOrdered("save_weights_for_sampler", SaveWeightsForSamplerResponseSchema, options, (seq, init) =>
       this.#ctx.transport.api.POST("/api/v1/save_weights_for_sampler", {
         body: {
           model_id: this.modelId,
@@ -282,13 +279,6 @@ export class TrainingClient {
         ...init,
       }),
     );
-    const settled = Promise.resolve(future).then((res): SaveWeightsForSamplerResponse => {
-      if (typeof res.path !== "string" || res.path === "") {
-        throw new TinkerError(`save_weights_for_sampler for ${this.modelId} completed without a path; the server's answer was ${JSON.stringify(res)}.`);
-      }
-      return { path: res.path, ...(res.type === undefined ? {} : { type: res.type }) };
-    });
-    return new APIFuture({ seqId: future.seqId, operation: future.operation, requestId: future.requestId, settled, wait: waitOf(options) });
   }
 
   /**
@@ -318,16 +308,13 @@ export class TrainingClient {
    * ```
    */
   unload(options: TrainingCallOptions = {}): APIFuture<UnloadModelResponse> {
-    const requestId = this.#ctx.transport
-      .call(
-        "unload_model",
-        (init) => this.#ctx.transport.api.POST("/api/v1/unload_model", { body: { model_id: this.modelId, type: "unload_model" }, ...init }),
-        UntypedAPIFutureSchema,
-        { ...callOptionsOf(options), idempotencyKey: randomUUID() },
-      )
-      .then((f) => f.request_id);
-    const settled = requestId.then((id) => pollUntilSettled(this.#ctx.poller, id, "unload_model", UnloadModelResponseSchema));
-    return new APIFuture({ seqId: 0, operation: "unload_model", requestId, settled, wait: waitOf(options) });
+    return submitFuture(this.#ctx, {
+      operation: "unload_model",
+      seqId: 0,
+      send: (init) => this.#ctx.transport.api.POST("/api/v1/unload_model", { body: { model_id: this.modelId, type: "unload_model" }, ...init }),
+      schema: UnloadModelResponseSchema,
+      options,
+    });
   }
 
   #load(path: string, optimizer: boolean, options: LoadStateOptions): APIFuture<LoadWeightsResponse> {
@@ -366,29 +353,20 @@ export class TrainingClient {
     mapSubmitError: (err: unknown) => unknown = (err) => err,
   ): APIFuture<T> {
     const seq = this.#seq.next();
-    const idempotencyKey = randomUUID();
-    const requestId = this.#seq.inTurn(seq, async () => {
-      try {
-        const accepted = await this.#ctx.transport.call(operation, (init) => send(seq, init), UntypedAPIFutureSchema, {
-          ...callOptionsOf(options),
-          idempotencyKey,
-        });
-        return accepted.request_id;
-      } catch (err) {
-        throw mapSubmitError(err);
-      }
+    return submitFuture(this.#ctx, {
+      operation,
+      seqId: seq,
+      send: (init) => send(seq, init),
+      schema,
+      options,
+      gate: (submit) => this.#seq.inTurn(seq, submit),
+      mapSubmitError,
     });
-    const settled = requestId.then((id) => pollUntilSettled(this.#ctx.poller, id, operation, schema));
-    return new APIFuture({ seqId: seq, operation, requestId, settled, wait: waitOf(options) });
   }
 }
 
 type RequestFn = (init: RequestInitExtras) => Promise<{ data?: unknown; error?: unknown; response: Response }>;
 
-
-function waitOf(options: TrainingCallOptions): { signal?: AbortSignal } {
-  return options.signal === undefined ? {} : { signal: options.signal };
-}
 
 function validateData(data: Datum[]): void {
   if (!Array.isArray(data) || data.length === 0) {

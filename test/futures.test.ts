@@ -29,6 +29,7 @@ async function scripted(pollReplies: ScriptedReply[]) {
       case "/api/v1/create_model":
         return { body: { request_id: "req-create", model_id: "sess-1:train:0" } };
       case "/api/v1/optim_step":
+      case "/api/v1/save_weights_for_sampler":
         return { body: { request_id: "req-op", model_id: "sess-1:train:0" } };
       case "/api/v1/session_heartbeat":
         return { body: {} };
@@ -162,6 +163,15 @@ test("a 404 on poll is fatal; a result that does not match the schema is a valid
     await assert.rejects(t.training.optimStep({ learning_rate: 1e-3 }).result(), (e: unknown) => e instanceof Error && e.name === "ResponseValidationError");
   } finally {
     await t.close();
+  }
+});
+
+test("a named sampler save that completes without a path is a validation error, not a result", async () => {
+  const s = await scripted([{ body: { sampling_session_id: "sess-1:sample:0", type: "save_weights_for_sampler" } }]);
+  try {
+    await assert.rejects(s.training.saveWeightsForSampler("final").result(), (e: unknown) => e instanceof Error && e.name === "ResponseValidationError" && /path/.test(e.message));
+  } finally {
+    await s.close();
   }
 });
 

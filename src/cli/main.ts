@@ -9,9 +9,9 @@
  */
 import { realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
-import { ConfigurationError, redact } from "../core/errors.js";
-import { SDK_VERSION, Transport } from "../core/transport.js";
-import { RestClient, missingEnvMessage } from "../rest-client.js";
+import { redact } from "../core/errors.js";
+import { SDK_VERSION } from "../core/transport.js";
+import { RestClient } from "../rest-client.js";
 import { runCheckpointCommand } from "./checkpoint.js";
 import { runRunCommand } from "./run.js";
 import { UsageError, type CliIO } from "./util.js";
@@ -48,15 +48,11 @@ export function processIO(): CliIO {
 /**
  * Builds the REST client from `TINKER_BASE_URL`/`TINKER_API_KEY`.
  *
- * @throws {ConfigurationError} when either is missing (the message says how to start the local server).
+ * @throws {ConfigurationError} when nothing is configured (the message says how to start the local server) or the key
+ *   is missing or malformed.
  */
 export function restFromEnv(env: NodeJS.ProcessEnv): RestClient {
-  const baseUrl = env["TINKER_BASE_URL"];
-  const apiKey = env["TINKER_API_KEY"];
-  const noUrl = baseUrl === undefined || baseUrl.trim() === "";
-  const noKey = apiKey === undefined || apiKey.trim() === "";
-  if (noUrl || noKey) throw new ConfigurationError(missingEnvMessage(noUrl, noKey));
-  return new RestClient(new Transport({ baseUrl: baseUrl as string, apiKey: (apiKey as string).trim() }));
+  return RestClient.fromEnv({}, env);
 }
 
 /**

@@ -116,7 +116,16 @@ export function retryDelayMs(retryIndex: number, headers: Headers | undefined, r
   return base * jitter;
 }
 
-function serverRequestedDelayMs(headers: Headers): number | undefined {
+/**
+ * The delay the server asked for with `retry-after-ms` or `Retry-After` (seconds or HTTP date), when it is
+ * between 0 and 60 s; otherwise `undefined`.
+ *
+ * @example
+ * ```ts
+ * serverRequestedDelayMs(new Headers({ "retry-after": "1" })); // 1000
+ * ```
+ */
+export function serverRequestedDelayMs(headers: Headers): number | undefined {
   const inRange = (ms: number): number | undefined => (Number.isFinite(ms) && ms >= 0 && ms <= MAX_RETRY_AFTER_MS ? ms : undefined);
   const ms = headers.get("retry-after-ms");
   if (ms !== null && ms.trim() !== "") {
