@@ -528,11 +528,7 @@ export class TrainingHost {
           ttlSeconds: ttl,
           base_model: live.baseModel,
           lora: loraOf(model),
-          files: [
-            { name: "adapter_config.json", data: `${JSON.stringify(adapterConfigJson(model.config), null, 2)}\n` },
-            { name: "adapter_model.safetensors", data: weights },
-            { name: "optimizer.safetensors", data: optimizer },
-          ],
+          files: [...adapterFiles(model, weights), { name: "optimizer.safetensors", data: optimizer }],
         });
         return { path: tinkerPath(rec.training_run_id, "weights", rec.name), type: "save_weights" };
       };
@@ -567,10 +563,7 @@ export class TrainingHost {
             ttlSeconds: ttl,
             base_model: live.baseModel,
             lora: loraOf(model),
-            files: [
-              { name: "adapter_config.json", data: `${JSON.stringify(adapterConfigJson(model.config), null, 2)}\n` },
-              { name: "adapter_model.safetensors", data: weights },
-            ],
+            files: adapterFiles(model, weights),
           });
         } catch (err) {
           if (err instanceof CheckpointExistsError) {
@@ -715,4 +708,12 @@ export class TrainingHost {
     }
     this.#models.clear();
   }
+}
+
+/** The PEFT-style adapter files every checkpoint holds: the config and the LoRA weights. */
+function adapterFiles(model: TinyLoraModel, weights: Buffer): Array<{ name: string; data: string | Buffer }> {
+  return [
+    { name: "adapter_config.json", data: `${JSON.stringify(adapterConfigJson(model.config), null, 2)}\n` },
+    { name: "adapter_model.safetensors", data: weights },
+  ];
 }
