@@ -12,11 +12,8 @@
  * @module
  */
 import { randomBytes } from "node:crypto";
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
-import { request as httpsRequest } from "node:https";
 import { lstat, mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { Unpack, type ReadEntry } from "tar";
 import {
   APIConnectionError,
   APIError,
@@ -28,9 +25,11 @@ import {
   TinkerError,
   UnsafeArchiveError,
 } from "./core/errors.js";
+import { leanGet, type LeanResponse } from "./core/lean-http.js";
 import { abortableSleep } from "./core/sleep.js";
 import { parseTinkerPath } from "./core/tinker-path.js";
-import { ArchiveExtractionError, IncompleteCheckpointError } from "./rest-errors.js";
+import { StreamingUntar } from "./download-untar.js";
+import { IncompleteCheckpointError } from "./rest-errors.js";
 
 /**
  * The file every complete checkpoint archive contains at its root; {@link downloadCheckpoint} refuses archives without it.
@@ -209,7 +208,7 @@ export async function downloadCheckpoint(
     report({ phase: "done", bytes, totalBytes: bytes }, true);
     return { destination, checkpointPath: tinkerPath, bytes };
   } finally {
-    sink.abandon();
+    await sink.abandon();
     await removeQuietly(tempDir);
   }
 }
@@ -343,46 +342,15 @@ function describe(reason: unknown): string {
 
 const CONTENT_RANGE = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i;
 const MAX_REDIRECTS = 5;
-/** Chunks are coalesced to about this size before they reach the extractor (fewer, larger file writes). */
-const WRITE_CHUNK_BYTES = 1 << 20;
 
 /**
- * GETs `url` with node:http(s), following up to {@link MAX_REDIRECTS} redirects. No credentials are ever sent:
- * the only headers are `Range` (when resuming) and `accept-encoding: identity`, so byte counts match.
+ * GETs `url`, following up to {@link MAX_REDIRECTS} redirects. No credentials are ever sent: the only headers
+ * are `Range` (when resuming) and `accept-encoding: identity`, so byte counts match.
  */
-function getNoCredentials(url: string, range: number, signal: AbortSignal): Promise<IncomingMessage> {
-  return new Promise<IncomingMessage>((resolve, reject) => {
-    const go = (target: URL, hops: number): void => {
-      const headers: Record<string, string> = { "accept-encoding": "identity" };
-      if (range > 0) headers["range"] = `bytes=${range}-`;
-      const get = target.protocol === "https:" ? httpsRequest : httpRequest;
-      if (target.protocol !== "https:" && target.protocol !== "http:") {
-        reject(new TinkerError(`the download URL has an unsupported scheme ${target.protocol}`));
-        return;
-      }
-      const req = get(target, { method: "GET", headers, signal }, (res) => {
-        const status = res.statusCode ?? 0;
-        const location = res.headers.location;
-        if (status >= 300 && status < 400 && location !== undefined) {
-          res.resume();
-          if (hops >= MAX_REDIRECTS) {
-            reject(new TinkerError(`the download URL redirected more than ${MAX_REDIRECTS} times`));
-            return;
-          }
-          go(new URL(location, target), hops + 1);
-          return;
-        }
-        resolve(res);
-      });
-      req.on("error", reject);
-      req.end();
-    };
-    try {
-      go(new URL(url), 0);
-    } catch (err) {
-      reject(err);
-    }
-  });
+function getNoCredentials(url: string, range: number, signal: AbortSignal): Promise<LeanResponse> {
+  const headers: Record<string, string> = { "accept-encoding": "identity" };
+  if (range > 0) headers["range"] = `bytes=${range}-`;
+  return leanGet(url, { headers, signal, maxRedirects: MAX_REDIRECTS });
 }
 
 /** One GET of the signed URL, feeding the extractor from `sink.bytes`. Reports the total via `update`. */
@@ -414,28 +382,29 @@ async function attemptTransfer(
 
   armIdle();
   try {
-    let res: IncomingMessage;
+    let res: LeanResponse;
     try {
       res = await getNoCredentials(url, have, attemptSignal);
     } catch (err) {
       if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
+      if (err instanceof TinkerError && !idle.signal.aborted) throw err;
       return { kind: "retry", reason: idle.signal.aborted ? idle.signal.reason : err };
     }
 
-    const status = res.statusCode ?? 0;
+    const status = res.status;
     let expected: number | null;
     if (status === 200) {
       expected = contentLength(res.headers);
       update(expected);
       if (have > 0) {
         // The server ignored Range: start over with a fresh extraction.
-        res.destroy();
+        res.close();
         return { kind: "retry", reason: new TinkerError("the download host ignored the Range request"), restart: true, noDelay: true };
       }
     } else if (status === 206) {
       const m = CONTENT_RANGE.exec(res.headers["content-range"] ?? "");
       if (m === null || Number(m[1]) !== have) {
-        res.destroy();
+        res.close();
         return {
           kind: "retry",
           reason: new TinkerError(`unexpected Content-Range ${JSON.stringify(res.headers["content-range"] ?? null)} for a resume at byte ${have}`),
@@ -449,7 +418,7 @@ async function attemptTransfer(
       total = m[3] === "*" ? null : Number(m[3]);
       expected = end - start + 1;
     } else if (status === 416 && total !== null && have === total) {
-      res.resume();
+      res.close();
       return { kind: "done" };
     } else {
       const body = await readSmallBody(res);
@@ -462,39 +431,26 @@ async function attemptTransfer(
     if (status === 200) total = expected;
     ctx.report({ phase: "download", bytes: have, totalBytes: total }, have === 0);
 
+    // The body goes straight from the socket's reused read buffer into the extractor's write buffers: no
+    // allocation per chunk, so memory stays flat whatever the size (see lean-http.ts).
     let received = 0;
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    const flush = async (): Promise<void> => {
-      if (pendingBytes === 0) return;
-      const chunk = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
-      await sink.write(chunk);
-    };
     let streamError: unknown;
     try {
-      for await (const chunk of res as AsyncIterable<Buffer>) {
+      await res.consume((chunk) => {
         received += chunk.length;
         armIdle();
-        pending.push(chunk);
-        pendingBytes += chunk.length;
-        if (pendingBytes >= WRITE_CHUNK_BYTES) await flush();
         ctx.report({ phase: "download", bytes: have + received, totalBytes: total });
-      }
-      await flush();
+        return sink.write(chunk);
+      });
     } catch (err) {
       streamError = err;
-      // Keep what arrived in order: the resume continues after it.
-      await flush().catch(() => undefined);
     }
-    sink.throwIfUnsafe();
     if (streamError !== undefined) {
       if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
-      if (streamError instanceof TinkerError) throw streamError;
-      const reason = idle.signal.aborted ? idle.signal.reason : streamError;
-      if (isDiskError(streamError)) throw new ArchiveExtractionError(tinkerPath, `writing the files failed: ${describe(streamError)}`, { cause: streamError });
-      return { kind: "retry", reason };
+      // An error of ours (unsafe entry, corrupt archive, failed disk write) ends the download; a network
+      // error is retried, resuming after what the extractor consumed.
+      if (streamError instanceof TinkerError && !idle.signal.aborted) throw streamError;
+      return { kind: "retry", reason: idle.signal.aborted ? idle.signal.reason : streamError };
     }
     if (expected !== null && received !== expected) {
       return {
@@ -512,12 +468,7 @@ async function attemptTransfer(
   }
 }
 
-function isDiskError(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code === "ENOSPC" || code === "EACCES" || code === "EROFS" || code === "EDQUOT" || code === "EPERM";
-}
-
-function contentLength(headers: IncomingHttpHeaders): number | null {
+function contentLength(headers: Readonly<Record<string, string>>): number | null {
   const v = headers["content-length"];
   if (v === undefined || !/^\d+$/.test(v.trim())) return null;
   const enc = headers["content-encoding"];
@@ -525,13 +476,9 @@ function contentLength(headers: IncomingHttpHeaders): number | null {
   return Number(v);
 }
 
-async function readSmallBody(res: IncomingMessage): Promise<unknown> {
+async function readSmallBody(res: LeanResponse): Promise<unknown> {
   try {
-    let text = "";
-    for await (const chunk of res as AsyncIterable<Buffer>) {
-      if (text.length < 4096) text += chunk.toString("utf8");
-    }
-    text = text.slice(0, 4096);
+    const text = await res.text(4096);
     try {
       return JSON.parse(text) as unknown;
     } catch {
@@ -543,10 +490,8 @@ async function readSmallBody(res: IncomingMessage): Promise<unknown> {
 }
 
 /** Maps a failed download-host response to an error; the URL is kept without its signature. */
-function downloadHttpError(status: number, headers: IncomingHttpHeaders, body: unknown, url: string, tinkerPath: string): APIError {
-  const flat: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined) flat[k] = Array.isArray(v) ? v.join(", ") : v;
-  const init = { status, headers: flat, body, method: "GET", url };
+function downloadHttpError(status: number, headers: Readonly<Record<string, string>>, body: unknown, url: string, tinkerPath: string): APIError {
+  const init = { status, headers: { ...headers }, body, method: "GET", url };
   if (status === 404) {
     return new NotFoundError({
       ...init,
@@ -557,139 +502,49 @@ function downloadHttpError(status: number, headers: IncomingHttpHeaders, body: u
 }
 
 /**
- * Why an archive entry is unsafe, or `undefined` when it may be extracted. Only regular files and directories
- * with relative paths free of `..` pass.
- */
-function unsafeReason(entryPath: string, entry: ReadEntry): string | undefined {
-  const type = entry.type;
-  if (type === "SymbolicLink" || type === "Link") {
-    return `it is a ${type === "Link" ? "hard link" : "symbolic link"} (to ${JSON.stringify(entry.linkpath ?? "")}); links are never extracted`;
-  }
-  if (type === "CharacterDevice" || type === "BlockDevice") return "it is a device file";
-  if (type === "FIFO") return "it is a FIFO";
-  if (type !== "File" && type !== "OldFile" && type !== "ContiguousFile" && type !== "Directory") {
-    return `its entry type ${type} is not a regular file or directory`;
-  }
-  if (entryPath.includes("\0")) return "its path contains a NUL character";
-  if (entryPath.startsWith("/") || entryPath.startsWith("\\") || /^[a-zA-Z]:/.test(entryPath)) return "its path is absolute";
-  if (entryPath.split(/[\\/]+/).includes("..")) return `its path contains a ".." segment`;
-  return undefined;
-}
-
-/**
- * The extraction side of a download: a node-tar `Unpack` into a temporary directory that refuses unsafe
- * entries. It consumes the archive bytes in order as they arrive, so a resumed transfer just keeps writing;
- * {@link restart} starts over in an empty directory (when the host cannot resume).
+ * The extraction side of a download: a {@link StreamingUntar} into a temporary directory. It consumes the
+ * archive bytes in order as they arrive, so a resumed transfer just keeps writing; {@link restart} starts
+ * over in an empty directory (when the host cannot resume).
  */
 class ExtractSink {
   readonly dir: string;
-  /** Archive bytes consumed so far. */
-  bytes = 0;
   readonly #tinkerPath: string;
-  #unpack: Unpack | undefined;
-  #done: Promise<void> = Promise.resolve();
-  #unsafe: UnsafeArchiveError | undefined;
-  #failure: unknown;
+  #untar: StreamingUntar | undefined;
 
   constructor(dir: string, tinkerPath: string) {
     this.dir = dir;
     this.#tinkerPath = tinkerPath;
   }
 
+  /** Archive bytes consumed so far. */
+  get bytes(): number {
+    return this.#untar?.bytes ?? 0;
+  }
+
   /** Discards what was extracted and starts a fresh extraction at byte 0. */
   async restart(): Promise<void> {
-    this.abandon();
-    await this.#done.catch(() => undefined);
+    await this.abandon();
     await rm(this.dir, { recursive: true, force: true });
     await mkdir(this.dir);
-    this.bytes = 0;
-    this.#unsafe = undefined;
-    this.#failure = undefined;
-    const unpack = new Unpack({
-      cwd: this.dir,
-      strict: false,
-      preserveOwner: false,
-      filter: (entryPath, entry) => {
-        const e = entry as ReadEntry;
-        if (this.#unsafe !== undefined) return false;
-        const reason = unsafeReason(entryPath, e);
-        if (reason !== undefined) {
-          this.#unsafe = new UnsafeArchiveError(entryPath, reason);
-          return false;
-        }
-        if (typeof e.mode === "number") e.mode &= 0o777;
-        return true;
-      },
-      onwarn: (code, message, data) => {
-        if (code === "TAR_ENTRY_INFO") return;
-        this.#failure ??= Object.assign(new Error(`${code}: ${message}`), { entry: (data as { entry?: ReadEntry }).entry?.path });
-      },
-    });
-    this.#unpack = unpack;
-    this.#done = new Promise<void>((resolve) => {
-      let settled = false;
-      const settle = (): void => {
-        if (!settled) {
-          settled = true;
-          resolve();
-        }
-      };
-      unpack.on("finish", settle);
-      unpack.on("close", settle);
-      unpack.on("error", (err: unknown) => {
-        this.#failure ??= err;
-        // After an error, wait briefly for pending writes, never forever.
-        setTimeout(settle, 2_000).unref();
-      });
-    });
+    this.#untar = new StreamingUntar(this.dir, this.#tinkerPath);
   }
 
-  /** Feeds bytes to the extractor, waiting while it is busy (backpressure). */
-  async write(chunk: Buffer): Promise<void> {
-    const unpack = this.#unpack;
-    if (unpack === undefined) throw new TinkerError("internal: the extractor is not running");
-    this.throwIfUnsafe();
-    this.bytes += chunk.length;
-    if (!unpack.write(chunk)) {
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          unpack.off("drain", done);
-          unpack.off("close", done);
-          unpack.off("error", done);
-          resolve();
-        };
-        unpack.on("drain", done);
-        unpack.on("close", done);
-        unpack.on("error", done);
-      });
-    }
-    this.throwIfUnsafe();
+  /** Feeds bytes to the extractor; a returned promise means "wait, and keep `chunk` unchanged until then". */
+  write(chunk: Buffer): void | Promise<void> {
+    const untar = this.#untar;
+    if (untar === undefined) throw new TinkerError("internal: the extractor is not running");
+    return untar.write(chunk);
   }
 
-  /** Throws the first unsafe entry found, if any. */
-  throwIfUnsafe(): void {
-    if (this.#unsafe !== undefined) throw this.#unsafe;
-  }
-
-  /** Ends the archive and waits until every file is written. */
+  /** Ends the archive and waits until every file is written and closed. */
   async finish(): Promise<void> {
-    this.#unpack?.end();
-    await this.#done;
-    this.throwIfUnsafe();
-    const failure = this.#failure;
-    if (failure !== undefined) {
-      if (failure instanceof TinkerError) throw failure;
-      throw new ArchiveExtractionError(this.#tinkerPath, describe(failure), { cause: failure });
-    }
+    await this.#untar?.finish();
   }
 
-  /** Stops the extractor without waiting (failure and abort paths). */
-  abandon(): void {
-    const unpack = this.#unpack;
-    this.#unpack = undefined;
-    if (unpack !== undefined) {
-      unpack.removeAllListeners("drain");
-      unpack.end();
-    }
+  /** Stops the extractor and closes its files (failure and abort paths). */
+  async abandon(): Promise<void> {
+    const untar = this.#untar;
+    this.#untar = undefined;
+    await untar?.abort();
   }
 }

@@ -43,7 +43,7 @@ export interface ServiceClientOptions {
   maxRetries?: number;
   /** Per-attempt HTTP time limit in ms (default 60 000). */
   timeoutMs?: number;
-  /** The fetch to use (default `globalThis.fetch`). */
+  /** The fetch to use (default: node:http with keep-alive; pass `globalThis.fetch` to use undici). */
   fetch?: typeof globalThis.fetch;
   /** Metadata attached to the session. */
   userMetadata?: Record<string, unknown>;

@@ -11,6 +11,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { APIConnectionError, APITimeoutError, APIUserAbortError, InvalidArgumentError } from "./errors.js";
+import { nodeHttpFetch } from "./node-fetch.js";
 import { abortableSleep, type SleepFn } from "./sleep.js";
 
 /** Retries after the first attempt unless configured otherwise. */
@@ -39,7 +40,7 @@ export interface RetryConfig {
   maxRetries?: number;
   /** Per-attempt time limit in ms, covering the response headers and body (default 60 000; `Infinity` for none). */
   timeoutMs?: number;
-  /** The fetch each attempt goes through (default `globalThis.fetch`). */
+  /** The fetch each attempt goes through (default {@link nodeHttpFetch}, node:http with keep-alive). */
   fetch?: BaseFetch;
   /** Sleep between attempts (default {@link abortableSleep}); inject to record delays in tests. */
   sleep?: SleepFn;
@@ -167,7 +168,7 @@ function isRedirect(status: number): boolean {
  * ```
  */
 export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
-  const baseFetch: BaseFetch = config.fetch ?? ((req) => globalThis.fetch(req));
+  const baseFetch: BaseFetch = config.fetch ?? nodeHttpFetch;
   const sleep = config.sleep ?? abortableSleep;
   const random = config.random ?? Math.random;
   const secrets = config.secrets ?? [];

@@ -53,7 +53,7 @@ export interface TransportConfig {
   maxRetries?: number;
   /** Per-attempt time limit in ms (default 60 000). */
   timeoutMs?: number;
-  /** The fetch each attempt goes through (default `globalThis.fetch`). */
+  /** The fetch each attempt goes through (default: node:http with keep-alive; pass `globalThis.fetch` to use undici). */
   fetch?: typeof globalThis.fetch;
   /** Extra headers on every request (cannot override `X-API-Key`). */
   defaultHeaders?: Record<string, string>;
