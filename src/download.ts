@@ -1,13 +1,14 @@
 /**
  * Checkpoint download: signed URL → streamed, resumable download → safe extraction → atomic install.
  *
- * The archive is fetched from the signed URL that the archive endpoint hands out, with a plain node:http(s)
- * GET that carries no credentials, and streamed straight into node-tar's extractor (like `curl | tar -x`)
- * under strict entry checks, into a temporary sibling directory of the destination: memory stays flat
- * whatever the archive size, and nothing is written twice. An interrupted transfer resumes with HTTP `Range`
- * and keeps feeding the same extractor, since the bytes arrive in order; a host that cannot resume makes the
- * extraction start over. The result is checked for the `checkpoint_complete` marker and only then renamed
- * into place. Every failure path (including an abort) removes the temporary directory.
+ * The archive is fetched from the signed URL that the archive endpoint hands out, with a GET that carries no
+ * credentials ({@link leanGet}: the socket reads into one fixed buffer), and streamed straight into a
+ * fixed-memory extractor ({@link StreamingUntar}), like `curl | tar -x`, into a temporary sibling directory
+ * of the destination. Nothing is allocated per chunk and nothing is written twice, so memory stays flat
+ * whatever the archive size. An interrupted transfer resumes with HTTP `Range` and keeps feeding the same
+ * extractor, since the bytes arrive in order; a host that cannot resume makes the extraction start over. The
+ * result is checked for the `checkpoint_complete` marker and only then renamed into place. Every failure path
+ * (including an abort) closes the files and removes the temporary directory.
  *
  * @module
  */

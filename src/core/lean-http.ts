@@ -128,6 +128,7 @@ class Connection implements LeanResponse {
   #rejectHead: (err: unknown) => void;
   #bodySettle: { resolve: () => void; reject: (err: unknown) => void } | undefined;
   #settled = false;
+  #headDelivered = false;
   /** The consumer's unsettled promise: a failure is reported only after it settled (its error wins). */
   #inflight: Promise<void> | undefined;
   readonly #signal: AbortSignal | undefined;
@@ -225,6 +226,7 @@ class Connection implements LeanResponse {
           if ((this.#phase as string) === "body" && !this.#settled) {
             // The caller decides what to do with the body: wait for consume().
             this.#pause(data.subarray(offset));
+            this.#headDelivered = true;
             this.#resolveHead(this);
             if (this.#framing.kind === "none" || (this.#framing.kind === "length" && this.#framing.remaining === 0)) this.#bodyDone();
             return;
@@ -416,7 +418,7 @@ class Connection implements LeanResponse {
     if (this.#settled) return;
     this.#failure = err;
     const settleBody = this.#bodySettle;
-    const wasHead = this.#phase === "head";
+    const wasHead = !this.#headDelivered;
     this.#finish();
     if (wasHead) this.#rejectHead(err);
     else if (settleBody !== undefined) {
