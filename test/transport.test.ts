@@ -340,17 +340,32 @@ describe("retries", () => {
     });
   }
 
-  it("does not retry or follow a cross-origin 302, and never sends the key to the other host", async (t) => {
-    const other = await serve(t, () => ({ body: FUTURE }));
+  it("follows a cross-origin 302 without the API key, and keeps the key off the rest of the chain", async (t) => {
+    const third = await serve(t, () => ({ body: FUTURE }));
+    const other = await serve(t, () => ({ status: 307, headers: { location: `${third.url}/final` } }));
     const server = await serve(t, () => ({ status: 302, headers: { location: `${other.url}/elsewhere?sig=abc` } }));
     const { transport } = transportFor(server);
-    const err = await rejectsWith(saveWeights(transport), APIError);
+    const future = await transport.call(
+      "get_training_run",
+      (init) => transport.api.GET("/api/v1/training_runs/{training_run_id}", { params: { path: { training_run_id: "r" } }, ...init }),
+      z.unknown(),
+    );
+    assert.deepEqual(future, FUTURE);
+    assert.equal(server.requests[0]?.headers["x-api-key"], API_KEY);
+    assert.equal(other.requests.length, 1);
+    assert.equal(other.requests[0]?.path, "/elsewhere");
+    assert.equal(other.requests[0]?.headers["x-api-key"], undefined, "no key to the other host");
+    assert.equal(third.requests[0]?.headers["x-api-key"], undefined, "nor further down the chain");
+  });
+
+  it("a redirect loop stops after 10 hops with an APIError naming the redirect", async (t) => {
+    const server = await serve(t, () => ({ status: 302, headers: { location: "/api/v1/training_runs/loop?sig=abc" } }));
+    const { transport } = transportFor(server);
+    const err = await rejectsWith(getRun(transport, "loop"), APIError);
     assert.equal(err.status, 302);
-    assert.equal(err.constructor, APIError);
-    assert.match(err.message, /returned a 302 Found redirect to http:\/\/127\.0\.0\.1:\d+\/elsewhere, which was not followed/);
+    assert.match(err.message, /returned a 302 Found redirect to http:\/\/127\.0\.0\.1:\d+\/api\/v1\/training_runs\/loop, which was not followed/);
     assert.ok(!err.message.includes("sig=abc"));
-    assert.equal(server.requests.length, 1);
-    assert.equal(other.requests.length, 0);
+    assert.equal(server.requests.length, 11);
   });
 
   it("follows a same-origin redirect", async (t) => {

@@ -161,7 +161,7 @@ function extractDetail(body: unknown): string | undefined {
 
 function nextStepFor(status: number): string {
   if (status >= 300 && status < 400) {
-    return "Redirects to another origin are not followed, so the API key is never forwarded; check the base URL.";
+    return "It was not followed (over 10 redirects, or no usable Location header); check the base URL.";
   }
   switch (status) {
     case 400:

@@ -28,8 +28,10 @@ export const MAX_RETRY_AFTER_MS = 60_000;
 export const RETRY_COUNT_HEADER = "X-Tinker-Retry-Count";
 /** Header carrying the idempotency key on non-GET requests, identical across attempts. */
 export const IDEMPOTENCY_KEY_HEADER = "X-Idempotency-Key";
-/** Same-origin redirects followed at most this many times per attempt. */
+/** Redirects followed at most this many times per attempt. */
 const MAX_REDIRECTS = 10;
+/** Headers removed before a request follows a redirect to another origin. */
+const CREDENTIAL_HEADERS = ["x-api-key", "authorization", "proxy-authorization", "cookie"] as const;
 
 /** The plain fetch the retry wrapper sends each attempt through. */
 export type BaseFetch = (input: Request) => Promise<Response>;
@@ -151,8 +153,9 @@ function isRedirect(status: number): boolean {
  * byte-for-byte on every attempt, with `X-Tinker-Retry-Count: <n>` and (non-GET/HEAD) one
  * `X-Idempotency-Key` reused across attempts.
  *
- * Redirects: with the request's default `redirect: "follow"`, only same-origin redirects are followed (a
- * cross-origin 3xx is returned as is, so the API key never reaches another host); `"manual"` returns every 3xx.
+ * Redirects: with the request's default `redirect: "follow"`, up to 10 are followed; once a redirect leaves
+ * the origin (another host, scheme or port), `X-API-Key`, `Authorization`, `Proxy-Authorization` and `Cookie`
+ * are removed for the rest of the chain, so the API key never reaches another host. `"manual"` returns every 3xx.
  *
  * After the last attempt a retryable status is returned as the Response (the caller maps it to an error).
  *
@@ -181,6 +184,7 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
     let method = req.method;
     let currentBody = body;
     let currentHeaders = headers;
+    let stripped = false;
     for (let hop = 0; ; hop++) {
       const res = await baseFetch(
         new Request(url, {
@@ -200,8 +204,13 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
       } catch {
         return res;
       }
-      if (next.origin !== origin) return res;
       await res.body?.cancel().catch(() => undefined);
+      if (next.origin !== origin && !stripped) {
+        // Another host (or scheme, or port) never sees a credential, for the rest of this chain too.
+        currentHeaders = new Headers(currentHeaders);
+        for (const name of CREDENTIAL_HEADERS) currentHeaders.delete(name);
+        stripped = true;
+      }
       if ((res.status === 303 && method !== "HEAD") || ((res.status === 301 || res.status === 302) && method === "POST")) {
         method = "GET";
         currentBody = null;
