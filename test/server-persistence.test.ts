@@ -143,6 +143,8 @@ describe("training state on disk", () => {
       sessions: (await call("GET", "/api/v1/sessions")).body,
       session: (await call("GET", `/api/v1/sessions/${sessionId}`)).body,
     };
+    const signed = await call("GET", `/api/v1/training_runs/${runIds[0]}/checkpoints/weights/mid/archive`);
+    const signedUrl = new URL(String(signed.headers.get("location")));
     const key = server.apiKey;
     await server.close();
     server = await startLocalServer({ dataDir });
@@ -165,6 +167,14 @@ describe("training state on disk", () => {
     assert.deepStrictEqual(await d.step(), continued[0]);
     const archive = await call("GET", `/api/v1/training_runs/${runIds[0]}/checkpoints/weights/mid/archive`);
     assert.equal(archive.status, 302);
+    // A URL signed before the restart still downloads (the signing key lives in the data dir).
+    const old = await fetch(`${server.baseUrl}${signedUrl.pathname}${signedUrl.search}`);
+    assert.equal(old.status, 200);
+    assert.ok((await old.arrayBuffer()).byteLength > 1024);
+    const sig = signedUrl.searchParams.get("sig") ?? "";
+    signedUrl.searchParams.set("sig", `${sig.slice(0, -1)}${sig.endsWith("0") ? "1" : "0"}`);
+    const forged = await fetch(`${server.baseUrl}${signedUrl.pathname}${signedUrl.search}`);
+    assert.equal(forged.status, 403);
   });
 });
 

@@ -4,8 +4,9 @@
  *
  * - `GET …/checkpoints/<kind>/<name>/archive` answers 302 to
  *   `/local/archives/<run>/<kind>/<name>?expires=<unix s>&sig=<hex>` with `Expires` (or 200 `{url, expires}`),
- *   where `sig` is HMAC-SHA256 with a per-server secret over the run id, kind, name and expiry. URLs are
- *   valid for `archiveUrlTtlMs` (15 min by default) and die with the server process.
+ *   where `sig` is HMAC-SHA256 with a signing key kept in the data directory (`url-signing-key`, mode 0600)
+ *   over the run id, kind, name and expiry. URLs are valid for `archiveUrlTtlMs` (15 min by default), also
+ *   across a restart on the same data directory.
  * - The download needs no API key; a forged, tampered or expired URL answers 403.
  * - The tar holds `adapter_config.json`, `adapter_model.safetensors`, `optimizer.safetensors` (training
  *   checkpoints only) and `checkpoint_complete`, with fixed mtimes and no owner data, so it is identical
@@ -16,7 +17,7 @@
 
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { rename, rm, stat } from "node:fs/promises";
+import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import { create as tarCreate } from "tar";
@@ -34,7 +35,28 @@ export type ArchiveOptions = {
   generationDelayMs: number;
   /** Wall clock (epoch ms) used for URL expiry. */
   clock: () => number;
+  /** The HMAC key of signed URLs (see {@link loadUrlSigningKey}). */
+  secret: Buffer;
 };
+
+/**
+ * The URL signing key of a data directory: read from `<dataDir>/url-signing-key`, or made (32 random bytes,
+ * hex, mode 0600) when missing, so signed URLs stay valid across restarts.
+ */
+export async function loadUrlSigningKey(dataDir: string): Promise<Buffer> {
+  const file = join(dataDir, "url-signing-key");
+  const read = async (): Promise<Buffer | undefined> => {
+    const text = (await readFile(file, "utf8").catch(() => "")).trim();
+    return /^[0-9a-f]{64}$/.test(text) ? Buffer.from(text, "hex") : undefined;
+  };
+  const existing = await read();
+  if (existing !== undefined) return existing;
+  const key = randomBytes(32);
+  const temp = `${file}.tmp-${randomHex(6)}`;
+  await writeFile(temp, `${key.toString("hex")}\n`, { mode: 0o600 });
+  await rename(temp, file);
+  return (await read()) ?? key;
+}
 
 /** Where a signed URL points. */
 export type ArchiveTarget = { runId: string; kind: CheckpointKind; name: string };
@@ -50,7 +72,7 @@ function archiveKey(rec: CheckpointRecord): string {
 export class ArchiveService {
   readonly #store: Store;
   readonly #opts: ArchiveOptions;
-  readonly #secret = randomBytes(32);
+  readonly #secret: Buffer;
   readonly #firstRequested = new Map<string, number>();
   readonly #building = new Map<string, Promise<{ path: string; size: number }>>();
   readonly #built = new Map<string, { path: string; size: number }>();
@@ -59,6 +81,7 @@ export class ArchiveService {
   constructor(store: Store, opts: ArchiveOptions) {
     this.#store = store;
     this.#opts = opts;
+    this.#secret = opts.secret;
   }
 
   /**

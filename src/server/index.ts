@@ -37,7 +37,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createHash } from "node:crypto";
 import { createOperationHandlers, type QueueState } from "./api.js";
-import { ArchiveService } from "./archive.js";
+import { ArchiveService, loadUrlSigningKey } from "./archive.js";
 import { FaultInjector, type FaultRule } from "./faults.js";
 import { FutureRegistry } from "./futures.js";
 import { HttpApp, type RecordedRequest } from "./http.js";
@@ -199,6 +199,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     urlTtlMs: options.archiveUrlTtlMs ?? 15 * 60_000,
     generationDelayMs: options.archiveGenerationDelayMs ?? 0,
     clock,
+    secret: await loadUrlSigningKey(dataDir),
   });
   const futures = new FutureRegistry({
     retentionMs: options.futureRetentionMs ?? 3_600_000,
