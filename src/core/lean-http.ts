@@ -89,9 +89,28 @@ function getOnce(target: URL, options: LeanGetOptions): Promise<LeanResponse> {
     return Promise.reject(new TinkerError(`the download URL has an unsupported scheme ${target.protocol}`));
   }
   if (options.signal?.aborted === true) return Promise.reject(abortError(options.signal));
+  let head: string;
+  try {
+    head = requestHead(target, options.headers ?? {});
+  } catch (err) {
+    return Promise.reject(err);
+  }
   return new Promise<LeanResponse>((resolve, reject) => {
-    new Connection(target, options, resolve, reject);
+    new Connection(target, head, options, resolve, reject);
   });
+}
+
+/** The request line and headers; refuses header names or values that would inject lines. */
+function requestHead(target: URL, given: Record<string, string>): string {
+  const headers: Record<string, string> = Object.keys(given).some((k) => k.toLowerCase() === "user-agent") ? given : { "user-agent": "tinker-ts", ...given };
+  const lines = [`GET ${target.pathname}${target.search} HTTP/1.1`, `Host: ${target.host}`, "Connection: close"];
+  for (const [name, value] of Object.entries(headers)) {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || /[\r\n\0]/.test(value)) {
+      throw new TinkerError(`invalid request header ${JSON.stringify(name)}`);
+    }
+    if (name.toLowerCase() !== "host" && name.toLowerCase() !== "connection") lines.push(`${name}: ${value}`);
+  }
+  return `${lines.join("\r\n")}\r\n\r\n`;
 }
 
 function abortError(signal: AbortSignal): unknown {
@@ -136,7 +155,7 @@ class Connection implements LeanResponse {
     this.#fail(abortError(this.#signal as AbortSignal));
   };
 
-  constructor(target: URL, options: LeanGetOptions, resolve: (res: LeanResponse) => void, reject: (err: unknown) => void) {
+  constructor(target: URL, head: string, options: LeanGetOptions, resolve: (res: LeanResponse) => void, reject: (err: unknown) => void) {
     this.url = target;
     this.#resolveHead = resolve;
     this.#rejectHead = reject;
@@ -149,22 +168,17 @@ class Connection implements LeanResponse {
       ? tls.connect({ host, port, servername: net.isIP(host) === 0 ? host : undefined, onread } as tls.ConnectionOptions)
       : net.connect({ host, port, onread });
     this.#socket.setNoDelay(true);
-    const headers: Record<string, string> = { "user-agent": "tinker-ts", ...options.headers };
-    const lines = [`GET ${target.pathname}${target.search} HTTP/1.1`, `Host: ${target.host}`, "Connection: close"];
-    for (const [name, value] of Object.entries(headers)) {
-      if (/[\r\n]/.test(name) || /[\r\n]/.test(value)) {
-        this.#fail(new TinkerError(`invalid header ${JSON.stringify(name)}`));
-        return;
-      }
-      if (name.toLowerCase() !== "host" && name.toLowerCase() !== "connection") lines.push(`${name}: ${value}`);
-    }
-    this.#socket.write(`${lines.join("\r\n")}\r\n\r\n`);
+    this.#socket.write(head);
     this.#socket.on("end", () => {
       this.#eof = true;
       if (!this.#paused) this.#atEof();
     });
     this.#socket.on("error", (err) => this.#fail(err));
-    this.#socket.on("close", () => this.#fail(netError("the connection closed unexpectedly", "ECONNRESET")));
+    this.#socket.on("close", () => {
+      // After a clean end while paused, the kept bytes are still to be processed (then #atEof settles).
+      if (this.#eof && this.#paused) return;
+      this.#fail(netError("the connection closed unexpectedly", "ECONNRESET"));
+    });
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
   }
 

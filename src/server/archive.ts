@@ -42,6 +42,11 @@ export type ArchiveOptions = {
 /**
  * The URL signing key of a data directory: read from `<dataDir>/url-signing-key`, or made (32 random bytes,
  * hex, mode 0600) when missing, so signed URLs stay valid across restarts.
+ *
+ * @example
+ * ```ts
+ * const secret = await loadUrlSigningKey("/var/lib/tinker-local"); // the same 32 bytes on every start
+ * ```
  */
 export async function loadUrlSigningKey(dataDir: string): Promise<Buffer> {
   const file = join(dataDir, "url-signing-key");
