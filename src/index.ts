@@ -124,8 +124,29 @@ export {
   MIN_CHECKPOINT_TTL_SECONDS,
 } from "./rest-errors.js";
 
-export { startLocalServer } from "./server/index.js";
+import type { LocalServer, LocalServerOptions } from "./server/index.js";
 export type { LocalServer, LocalServerOptions, FaultRule } from "./server/index.js";
+
+/**
+ * Starts a local Tinker-compatible server (the one `tinker-ts serve` runs): the same wire protocol, state on
+ * disk, a tiny real model. Point a {@link ServiceClient} at `server.baseUrl` with `server.apiKey`.
+ *
+ * The server is loaded on first use, so importing the SDK does not load it (nor node-tar).
+ *
+ * @throws {Error} if the port cannot be bound or the data directory cannot be used.
+ * @example
+ * ```ts
+ * const server = await startLocalServer({ dataDir: "./.tinker-local" });
+ * const service = new ServiceClient({ baseUrl: server.baseUrl, apiKey: server.apiKey });
+ * // ... train, save, download ...
+ * await service.close();
+ * await server.close();
+ * ```
+ */
+export async function startLocalServer(options: LocalServerOptions = {}): Promise<LocalServer> {
+  const server = await import("./server/index.js");
+  return server.startLocalServer(options);
+}
 
 /** A checkpoint as the service lists it (wire type: `checkpoint_id`, `tinker_path`, `size_bytes`, ...). */
 export type Checkpoint = components["schemas"]["Checkpoint"];
