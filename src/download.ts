@@ -82,7 +82,11 @@ export interface DownloadCheckpointOptions {
   force?: boolean;
   /** Aborts the download; temporary files are removed and {@link APIUserAbortError} is thrown. */
   signal?: AbortSignal;
-  /** Progress callback: throttled during download and extraction, and a final `done` call. */
+  /**
+   * Progress callback: throttled during download and extraction, and a final `done` call. An exception it
+   * throws ends the download (temporary files are removed) and is rethrown unchanged; from the `done` call,
+   * after the checkpoint was installed.
+   */
   onProgress?: (progress: DownloadProgress) => void;
   /** Time limit of each REST call, and the longest the transfer may stall without a byte (default 60 000 ms). */
   timeoutMs?: number;
@@ -208,6 +212,8 @@ export async function downloadCheckpoint(
     await install(sink.dir, destination, path.join(tempDir, "previous"), force);
     report({ phase: "done", bytes, totalBytes: bytes }, true);
     return { destination, checkpointPath: tinkerPath, bytes };
+  } catch (err) {
+    throw err instanceof CallbackFailure ? err.error : err;
   } finally {
     await sink.abandon();
     await removeQuietly(tempDir);
@@ -247,6 +253,15 @@ async function install(extractDir: string, destination: string, asidePath: strin
 
 type Reporter = (p: DownloadProgress, force?: boolean) => void;
 
+/** An exception thrown by the caller's `onProgress`: it ends the download and is rethrown unchanged. */
+class CallbackFailure extends Error {
+  readonly error: unknown;
+  constructor(error: unknown) {
+    super("onProgress threw");
+    this.error = error;
+  }
+}
+
 function makeReporter(onProgress: ((p: DownloadProgress) => void) | undefined): Reporter {
   let lastAt = 0;
   let lastPhase = "";
@@ -256,7 +271,11 @@ function makeReporter(onProgress: ((p: DownloadProgress) => void) | undefined): 
     if (!force && p.phase === lastPhase && now - lastAt < PROGRESS_MS) return;
     lastAt = now;
     lastPhase = p.phase;
-    onProgress({ ...p });
+    try {
+      onProgress({ ...p });
+    } catch (err) {
+      throw new CallbackFailure(err);
+    }
   };
 }
 
@@ -382,8 +401,8 @@ async function attemptTransfer(
   const have = sink.bytes;
 
   armIdle();
+  let res: LeanResponse | undefined;
   try {
-    let res: LeanResponse;
     try {
       res = await getNoCredentials(url, have, attemptSignal);
     } catch (err) {
@@ -450,6 +469,7 @@ async function attemptTransfer(
       if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
       // An error of ours (unsafe entry, corrupt archive, failed disk write) ends the download; a network
       // error is retried, resuming after what the extractor consumed.
+      if (streamError instanceof CallbackFailure) throw streamError.error;
       if (streamError instanceof TinkerError && !idle.signal.aborted) throw streamError;
       return { kind: "retry", reason: idle.signal.aborted ? idle.signal.reason : streamError };
     }
@@ -466,6 +486,7 @@ async function attemptTransfer(
     return { kind: "done" };
   } finally {
     clearTimeout(idleTimer);
+    res?.close(); // no-op once the body was read; otherwise frees the paused connection
   }
 }
 

@@ -188,6 +188,35 @@ describe("downloadCheckpoint (crafted hosts)", () => {
     assertResumedWithin(host.downloadRequests[2]?.headers.range, 64_000);
   });
 
+  test("an exception thrown by onProgress ends the download at once and is rethrown unchanged", async () => {
+    // 1: the first report, before the body is read; 2: a report from inside the transfer (slow host).
+    for (const throwAt of [1, 2]) {
+      reset();
+      const tar = validCheckpointTar(3_000_000);
+      host.setArchive(CKPT, tar);
+      host.plan.slowChunkBytes = 100_000;
+      const out = await freshDir(`callback-${throwAt}`);
+      const mine = new Error("my progress bar broke");
+      const seen: DownloadProgress[] = [];
+      await assert.rejects(
+        downloadCheckpoint(rest, CKPT, {
+          outputDir: out,
+          retryDelayMs: 1,
+          onProgress: (p) => {
+            seen.push(p);
+            if (seen.length === throwAt) throw mine;
+          },
+        }),
+        (err) => err === mine,
+      );
+      const last = seen.at(-1);
+      assert.equal(last?.phase, "download");
+      if (throwAt === 2) assert.ok((last?.bytes ?? 0) > 0 && (last?.bytes ?? 0) < tar.length, JSON.stringify(last));
+      assert.equal(host.downloadRequests.length, 1, "not retried");
+      assert.deepEqual(await readdir(out), [], "nothing installed, no temp files");
+    }
+  });
+
   test("gives up with APIConnectionError after bounded attempts, leaving no temp files", async () => {
     reset();
     host.setArchive(CKPT, validCheckpointTar());
