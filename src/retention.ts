@@ -66,7 +66,7 @@ export interface PruneResult {
 
 const TYPES = ["training", "sampler"] as const;
 
-function timeOf(c: Checkpoint): number {
+function timeOf(c: Pick<Checkpoint, "time">): number {
   const t = Date.parse(c.time);
   return Number.isNaN(t) ? Number.NEGATIVE_INFINITY : t;
 }
@@ -109,20 +109,38 @@ export async function planCheckpointPruning(rest: RestClient, runId: string, opt
   checkPlanOptions(options);
   const { keepLast, type, olderThan } = options;
   const { checkpoints } = await rest.listCheckpoints(runId, callOptionsOf(options));
+  const considered = checkpoints.filter((c) => type === undefined || c.checkpoint_type === type);
+  const newest = newestOfEachType(considered, keepLast);
+  const cutoff = olderThan?.getTime();
   const keep: Checkpoint[] = [];
   const del: Checkpoint[] = [];
-  const cutoff = olderThan?.getTime();
-  for (const t of type === undefined ? TYPES : [type]) {
-    const ofType = checkpoints.filter((c) => c.checkpoint_type === t).sort((a, b) => timeOf(b) - timeOf(a));
-    ofType.forEach((c, i) => {
-      if (i < keepLast || (cutoff !== undefined && !(timeOf(c) < cutoff))) keep.push(c);
-      else del.push(c);
-    });
+  for (const c of considered.sort(newestFirst)) {
+    if (newest.has(c) || (cutoff !== undefined && !(timeOf(c) < cutoff))) keep.push(c);
+    else del.push(c);
   }
-  const newestFirst = (a: Checkpoint, b: Checkpoint): number => timeOf(b) - timeOf(a);
-  keep.sort(newestFirst);
-  del.sort(newestFirst);
   return { keep, delete: del, bytes: sumBytes(del) };
+}
+
+function newestFirst(a: Checkpoint, b: Checkpoint): number {
+  return timeOf(b) - timeOf(a);
+}
+
+/**
+ * The newest `keepLast` checkpoints of each type (training, sampler) among `checkpoints`, by `time`: what "keep
+ * the last N" keeps. Used by {@link planCheckpointPruning} and `tinker-ts checkpoint delete --keep-last`.
+ *
+ * @example
+ * ```ts
+ * const keep = newestOfEachType((await rest.listCheckpoints(runId)).checkpoints, 2);
+ * ```
+ */
+export function newestOfEachType<C extends Pick<Checkpoint, "checkpoint_type" | "time">>(checkpoints: readonly C[], keepLast: number): Set<C> {
+  const kept = new Set<C>();
+  for (const t of TYPES) {
+    const ofType = checkpoints.filter((c) => c.checkpoint_type === t).sort((a, b) => timeOf(b) - timeOf(a));
+    for (const c of ofType.slice(0, keepLast)) kept.add(c);
+  }
+  return kept;
 }
 
 /**

@@ -225,4 +225,32 @@ describe("tinker-ts CLI", { concurrency: true }, () => {
     const both = await cli(["checkpoint", "delete", victim.paths[0]!, "--run-id", victim.runId]);
     assert.equal(both.code, 2);
   });
+
+  test("checkpoint delete --keep-last N keeps the newest N of each type, also with other filters", async () => {
+    const run = await seedRun(server.baseUrl, server.apiKey, {
+      saves: [{ name: "a1" }, { name: "a2" }, { name: "a3" }, { name: "a4" }, { name: "s1", kind: "sampler_weights" }, { name: "s2", kind: "sampler_weights" }],
+    });
+    const plan = async (...args: string[]): Promise<string[]> => {
+      const r = await cli(["checkpoint", "delete", "--run-id", run.runId, ...args, "--dry-run", "--format", "json"]);
+      assert.equal(r.code, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { checkpoints: { tinker_path: string }[] }).checkpoints.map((c) => c.tinker_path.split("/").pop() as string).sort();
+    };
+    assert.deepEqual(await plan("--keep-last", "2"), ["a1", "a2"]);
+    assert.deepEqual(await plan("--keep-last", "1", "--type", "training"), ["a1", "a2", "a3"]);
+    assert.deepEqual(await plan("--keep-last", "3", "--before", "7d"), []);
+    const bad = await cli(["checkpoint", "delete", "--run-id", run.runId, "--keep-last", "0", "--dry-run"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--keep-last must be a whole number ≥ 1/);
+    const noRun = await cli(["checkpoint", "delete", run.paths[0]!, "--keep-last", "1"]);
+    assert.equal(noRun.code, 2);
+    const done = await cli(["checkpoint", "delete", "--run-id", run.runId, "--keep-last", "2", "--yes"]);
+    assert.equal(done.code, 0, done.stderr);
+    assert.match(done.stdout, /Deleted 2 of 2 checkpoints/);
+    assert.deepEqual((await rest.listCheckpoints(run.runId)).checkpoints.map((c) => c.checkpoint_id).sort(), [
+      "sampler_weights/s1",
+      "sampler_weights/s2",
+      "weights/a3",
+      "weights/a4",
+    ]);
+  });
 });

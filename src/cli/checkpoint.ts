@@ -9,6 +9,7 @@ import { parseTinkerPath } from "../core/tinker-path.js";
 import { downloadCheckpoint, type DownloadProgress } from "../download.js";
 import type { CheckpointInfo, RestClient, WeightsInfo } from "../rest-client.js";
 import { MIN_CHECKPOINT_TTL_SECONDS } from "../rest-errors.js";
+import { newestOfEachType } from "../retention.js";
 import {
   UsageError,
   dispatch,
@@ -40,7 +41,7 @@ const USAGE = {
   unpublish: "tinker-ts checkpoint unpublish PATH",
   setTtl: "tinker-ts checkpoint set-ttl PATH (--ttl DURATION | --remove)",
   delete:
-    "tinker-ts checkpoint delete (PATH... | --run-id ID [--type training|sampler] [--before T] [--after T]) [--yes] [--dry-run] [--format table|json]",
+    "tinker-ts checkpoint delete (PATH... | --run-id ID [--type training|sampler] [--before T] [--after T] [--keep-last N]) [--yes] [--dry-run] [--format table|json]",
 } as const;
 
 /** Help of the `checkpoint` group. */
@@ -130,6 +131,7 @@ Options:
   --after T         With --run-id: only checkpoints created after T
                     T is an ISO date/time (2025-01-31, 2025-01-31T12:00:00Z) or an age: 7d = 7 days ago,
                     so --before 7d means "older than 7 days"
+  --keep-last N     With --run-id: never delete the newest N checkpoints of each type (training, sampler)
   -y, --yes         Do not ask for confirmation
   --dry-run         Print the plan and delete nothing
   --format FORMAT   table (default) or json
@@ -422,6 +424,7 @@ async function deleteCommand(args: string[], io: CliIO, restFactory: RestFactory
       type: { type: "string" },
       before: { type: "string" },
       after: { type: "string" },
+      "keep-last": { type: "string" },
       yes: { type: "boolean", short: "y" },
       "dry-run": { type: "boolean" },
     },
@@ -429,10 +432,11 @@ async function deleteCommand(args: string[], io: CliIO, restFactory: RestFactory
   );
   const format = outputFormat(values.format, usage);
   const runId = values["run-id"];
-  const filters = values.type !== undefined || values.before !== undefined || values.after !== undefined;
+  const filters = values.type !== undefined || values.before !== undefined || values.after !== undefined || values["keep-last"] !== undefined;
   if (runId !== undefined && positionals.length > 0) throw new UsageError("Give either PATHs or --run-id, not both.", usage);
   if (runId === undefined && positionals.length === 0) throw new UsageError("Give the PATHs to delete, or --run-id ID with filters.", usage);
-  if (runId === undefined && filters) throw new UsageError("--type, --before and --after need --run-id.", usage);
+  if (runId === undefined && filters) throw new UsageError("--type, --before, --after and --keep-last need --run-id.", usage);
+  const keepLast = positiveInt(values["keep-last"], "--keep-last", usage);
   if (values.type !== undefined && values.type !== "training" && values.type !== "sampler") {
     throw new UsageError(`--type must be "training" or "sampler", got ${JSON.stringify(values.type)}.`, usage);
   }
@@ -445,8 +449,10 @@ async function deleteCommand(args: string[], io: CliIO, restFactory: RestFactory
   let plan: PlanItem[];
   if (runId !== undefined) {
     const { checkpoints } = await rest.listCheckpoints(runId);
-    plan = checkpoints
-      .filter((c) => values.type === undefined || c.checkpoint_type === values.type)
+    const considered = checkpoints.filter((c) => values.type === undefined || c.checkpoint_type === values.type);
+    const kept = keepLast === undefined ? new Set<CheckpointInfo>() : newestOfEachType(considered, keepLast);
+    plan = considered
+      .filter((c) => !kept.has(c))
       .filter((c) => before === undefined || Date.parse(c.time) < before)
       .filter((c) => after === undefined || Date.parse(c.time) > after)
       .map((c) => ({ tinker_path: c.tinker_path, checkpoint_type: c.checkpoint_type, size_bytes: c.size_bytes ?? null, time: c.time, found: true }));
