@@ -37,6 +37,10 @@ import { IncompleteCheckpointError } from "./rest-errors.js";
  *
  * @example
  * ```ts
+ * import { existsSync } from "node:fs";
+ * import path from "node:path";
+ *
+ * const result = await downloadCheckpoint(rest, tinkerPath);
  * existsSync(path.join(result.destination, CHECKPOINT_COMPLETE_MARKER)); // true after a download
  * ```
  */

@@ -93,6 +93,7 @@ const TAIL_CHUNK = 64 * 1024;
  * @example
  * ```ts
  * const ledger = CheckpointLedger.open("runs/exp-1/checkpoints.jsonl");
+ * const saved = await training.saveState("000100");
  * await ledger.append({ name: "000100", epoch: 0, batch: 100, state_path: saved.path });
  * const last = await ledger.latest({ withState: true }); // the record to resume from
  * ```
@@ -113,7 +114,10 @@ export class CheckpointLedger {
    * @throws {InvalidArgumentError} when `path` is not a non-empty string.
    * @example
    * ```ts
-   * const ledger = CheckpointLedger.open(join(logDir, "checkpoints.jsonl"));
+   * import { join } from "node:path";
+ *
+ * const logDir = "runs/exp-1";
+ * const ledger = CheckpointLedger.open(join(logDir, "checkpoints.jsonl"));
    * ```
    */
   static open(path: string): CheckpointLedger {
@@ -137,7 +141,14 @@ export class CheckpointLedger {
    * @throws {Error} from Node's file system when the file cannot be written.
    * @example
    * ```ts
-   * await ledger.append({ name: "000200", epoch: 1, batch: 200, state_path, sampler_path, lr: 1e-4 });
+   * await ledger.append({
+ *   name: "000200",
+ *   epoch: 1,
+ *   batch: 200,
+ *   state_path: "tinker://run-1/weights/000200",
+ *   sampler_path: "tinker://run-1/sampler_weights/000200",
+ *   lr: 1e-4, // extra keys are kept
+ * });
    * ```
    */
   append(record: LedgerRecord, options: LedgerFileOptions = {}): Promise<LedgerRecord> {
@@ -501,7 +512,9 @@ export interface SaveAndRecordOptions extends TrainingCallOptions {
  * @throws {ConflictError} when the checkpoint exists and `overwrite` is not set; the ledger is unchanged.
  * @example
  * ```ts
- * await saveAndRecord(training, ledger, `batch-${batch}`, { extra: { epoch, batch }, sampler: true, ttlSeconds: 30 * 86_400 });
+ * const epoch = 1;
+ * const step = 200;
+ * await saveAndRecord(training, ledger, `batch-${step}`, { extra: { epoch, batch: step }, sampler: true, ttlSeconds: 30 * 86_400 });
  * ```
  */
 export async function saveAndRecord(

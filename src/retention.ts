@@ -223,9 +223,10 @@ export interface RollingSaveResult {
  * @example
  * ```ts
  * const rolling = new RollingCheckpoint(training, service.createRestClient(), { prefix: "rolling", ttlSeconds: 2 * 86_400 });
- * for (const batch of batches) {
- *   await train(batch);
- *   if (batch.index % 50 === 0) console.log((await rolling.save()).path);
+ * for (let step = 1; step <= 1_000; step++) {
+ *   await training.forwardBackward(batch, "cross_entropy");
+ *   await training.optimStep({ learning_rate: 1e-4 });
+ *   if (step % 50 === 0) console.log((await rolling.save()).path); // the previous rolling save is then deleted
  * }
  * ```
  */
@@ -277,6 +278,7 @@ export class RollingCheckpoint {
    *   rolling checkpoint is then kept and nothing is deleted.
    * @example
    * ```ts
+   * const rolling = new RollingCheckpoint(training, rest);
    * const { path, deletedPrevious, deleteFailures } = await rolling.save({ timeoutMs: 30_000 });
    * ```
    */

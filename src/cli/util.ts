@@ -65,7 +65,7 @@ export const COMMON_OPTIONS = {
  * @throws {UsageError} for unknown options, missing option values and the like.
  * @example
  * ```ts
- * const { values, positionals } = parseCommand(argv, { limit: { type: "string" } }, "tinker-ts run list [--limit N]");
+ * const { values, positionals } = parseCommand(process.argv.slice(4), { limit: { type: "string" } }, "tinker-ts run list [--limit N]");
  * ```
  */
 export function parseCommand<O extends Record<string, OptionSpec>>(
@@ -157,7 +157,7 @@ export function formatDuration(seconds: number): string {
  * @throws {UsageError} when `text` is neither.
  * @example
  * ```ts
- * parseTimeFilter("7d", "--before", usage, Date.now()); // 7 days ago
+ * parseTimeFilter("7d", "--before", "tinker-ts checkpoint delete …", Date.now()); // 7 days ago, in epoch ms
  * ```
  */
 export function parseTimeFilter(text: string, flag: string, usage: string, now: number = Date.now()): number {
@@ -256,7 +256,12 @@ export interface CommandGroup {
  * @throws {UsageError} for an unknown subcommand.
  * @example
  * ```ts
- * return dispatch(["list", "--limit", "5"], io, { name: "run", help: RUN_HELP, subHelp: HELP, commands: { list: (a) => listRuns(a) } });
+ * const code = await dispatch(["list", "--limit", "5"], io, {
+ *   name: "run",
+ *   help: "Usage: tinker-ts run (list|info) …",
+ *   subHelp: { list: "Usage: tinker-ts run list [--limit N]" },
+ *   commands: { list: async (args) => (args.length <= 2 ? 0 : 2) },
+ * });
  * ```
  */
 export async function dispatch(args: string[], io: CliIO, group: CommandGroup): Promise<number> {

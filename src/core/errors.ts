@@ -367,7 +367,7 @@ export class APIError extends TinkerError {
  * @example
  * ```ts
  * try {
- *   await rest.setCheckpointTtlFromTinkerPath(path, 7200);
+ *   await rest.setCheckpointTtlFromTinkerPath(tinkerPath, 7200);
  * } catch (err) {
  *   if (err instanceof BadRequestError) console.error(err.message, err.body);
  *   else throw err;
@@ -401,7 +401,7 @@ export class AuthenticationError extends APIError {
  * @example
  * ```ts
  * try {
- *   await rest.deleteCheckpointFromTinkerPath(path);
+ *   await rest.deleteCheckpointFromTinkerPath(tinkerPath);
  * } catch (err) {
  *   if (err instanceof PermissionDeniedError) console.error("not your checkpoint:", err.message);
  *   else throw err;
@@ -499,16 +499,20 @@ export class InternalServerError extends APIError {
 
 /**
  * HTTP 410 while retrieving a future: the server no longer holds the result of that request.
- * The work may or may not have happened; resubmit the request.
+ * The work may or may not have happened; resubmit the request if doing it twice is harmless, otherwise check
+ * the state first (a second `optimStep` would step twice).
  *
  * @example
  * ```ts
+ * let saved: { path: string };
  * try {
- *   await future;
+ *   saved = await training.saveState("epoch-3");
  * } catch (err) {
- *   if (err instanceof PromiseExpiredError) future = training.optimStep(params) // resubmit;
- *   else throw err;
+ *   if (!(err instanceof PromiseExpiredError)) throw err;
+ *   // The answer expired before it was read and the save may have happened: saving again is harmless with overwrite.
+ *   saved = await training.saveState("epoch-3", { overwrite: true });
  * }
+ * console.log(saved.path);
  * ```
  */
 export class PromiseExpiredError extends APIError {
@@ -836,9 +840,9 @@ export class InvalidCheckpointNameError extends TinkerError {
  * @example
  * ```ts
  * try {
- *   await downloadCheckpoint(rest, path, { outputDir: "ckpts" });
+ *   await downloadCheckpoint(rest, tinkerPath, { outputDir: "ckpts" });
  * } catch (err) {
- *   if (err instanceof DestinationExistsError) await downloadCheckpoint(rest, path, { outputDir: "ckpts", force: true });
+ *   if (err instanceof DestinationExistsError) await downloadCheckpoint(rest, tinkerPath, { outputDir: "ckpts", force: true });
  *   else throw err;
  * }
  * ```
@@ -863,7 +867,7 @@ export class DestinationExistsError extends TinkerError {
  * @example
  * ```ts
  * try {
- *   await downloadCheckpoint(rest, path);
+ *   await downloadCheckpoint(rest, tinkerPath);
  * } catch (err) {
  *   if (err instanceof UnsafeArchiveError) console.error("refused entry", err.entry, err.reason);
  *   else throw err;

@@ -63,6 +63,7 @@ export interface LeanGetOptions {
  *   (`ECONNRESET`, ...), malformed answers (`EPROTO`) and aborts reject with plain `Error`s.
  * @example
  * ```ts
+ * let bytes = 0;
  * const res = await leanGet("https://example.com/archive.tar", { headers: { range: "bytes=1024-" } });
  * if (res.status === 206) await res.consume((chunk) => { bytes += chunk.length; });
  * else res.close();

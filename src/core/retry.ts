@@ -74,7 +74,8 @@ const attemptsByResponse = new WeakMap<Response, number>();
  *
  * @example
  * ```ts
- * const res = await retryingFetch(new Request(url));
+ * const retryingFetch = createRetryingFetch();
+ * const res = await retryingFetch(new Request("http://127.0.0.1:8000/api/v1/healthz"));
  * attemptsOf(res); // 1 when the first attempt succeeded
  * ```
  */
@@ -165,6 +166,9 @@ function isRedirect(status: number): boolean {
  * @throws {InvalidArgumentError} when `maxRetries` or `timeoutMs` is invalid.
  * @example
  * ```ts
+ * import createClient from "openapi-fetch";
+ * import type { paths } from "../../generated/schema.js";
+ *
  * const retryingFetch = createRetryingFetch({ maxRetries: 3 });
  * const client = createClient<paths>({ baseUrl, fetch: retryingFetch });
  * const res = await retryingFetch(new Request(`${baseUrl}/api/v1/healthz`), { timeoutMs: 5_000 });

@@ -18,6 +18,7 @@
  *
  * @example
  * ```ts
+ * const send = async (seqId: number): Promise<void> => console.log("submitting", seqId);
  * const seq = new SeqGate();
  * const a = seq.next(); // 1
  * const b = seq.next(); // 2

@@ -41,13 +41,17 @@ export interface SubmitSpec<T> {
  *
  * @example
  * ```ts
- * const future = submitFuture(ctx, {
- *   operation: "unload_model",
- *   seqId: 0,
- *   send: (init) => ctx.transport.api.POST("/api/v1/unload_model", { body: { model_id }, ...init }),
- *   schema: UnloadModelResponseSchema,
- *   options: {},
- * });
+ * import { UnloadModelResponseSchema } from "./schemas.js";
+ *
+ * function unload(ctx: SubmitContext, modelId: string) {
+ *   return submitFuture(ctx, {
+ *     operation: "unload_model",
+ *     seqId: 0,
+ *     send: (init) => ctx.transport.api.POST("/api/v1/unload_model", { body: { model_id: modelId }, ...init }),
+ *     schema: UnloadModelResponseSchema,
+ *     options: {},
+ *   });
+ * }
  * ```
  */
 export function submitFuture<T>(ctx: SubmitContext, spec: SubmitSpec<T>): APIFuture<T> {

@@ -207,10 +207,12 @@ function validateApiKey(apiKey: unknown): string {
  *
  * @example
  * ```ts
+ * import { UntypedAPIFutureSchema } from "./schemas.js";
+ *
  * const transport = new Transport({ baseUrl: "http://127.0.0.1:8080", apiKey: "tml-local" });
  * const fut = await transport.call(
  *   "save_weights",
- *   (init) => transport.api.POST("/api/v1/save_weights", { body: { model_id, path: "ckpt-1", seq_id: 2 }, ...init }),
+ *   (init) => transport.api.POST("/api/v1/save_weights", { body: { model_id: "run-1", path: "ckpt-1", seq_id: 2 }, ...init }),
  *   UntypedAPIFutureSchema,
  *   { signal },
  * );
@@ -280,9 +282,11 @@ export class Transport {
    * @throws {APIUserAbortError} when `options.signal` aborts.
    * @example
    * ```ts
+   * import { TrainingRunSchema } from "./schemas.js";
+   *
    * const run = await transport.call(
    *   "get_training_run",
-   *   (init) => transport.api.GET("/api/v1/training_runs/{training_run_id}", { params: { path: { training_run_id: id } }, ...init }),
+   *   (init) => transport.api.GET("/api/v1/training_runs/{training_run_id}", { params: { path: { training_run_id: runId } }, ...init }),
    *   TrainingRunSchema,
    * );
    * ```
@@ -330,7 +334,7 @@ export class Transport {
    * const res = await transport.callRaw(
    *   "get_checkpoint_archive_url",
    *   (init) => transport.api.GET("/api/v1/training_runs/{training_run_id}/checkpoints/{checkpoint_kind}/{checkpoint_name}/archive",
-   *     { params: { path: { training_run_id, checkpoint_kind: "weights", checkpoint_name: "ckpt-1" } }, ...init }),
+   *     { params: { path: { training_run_id: runId, checkpoint_kind: "weights", checkpoint_name: "ckpt-1" } }, ...init }),
    *   { okStatuses: [302], redirect: "manual" },
    * );
    * const location = res.status === 302 ? res.headers.get("location") : undefined;

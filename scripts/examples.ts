@@ -1,0 +1,188 @@
+/**
+ * Turns every TSDoc `@example` code block of `src/` (the SDK; the local server's internals excluded) into a
+ * type-checked file under `test/tsdoc-examples/`, so that `tsc --noEmit` fails when an example stops matching
+ * the API.
+ *
+ * Each source module gets one file. Each example becomes the body of an async function, with every export of
+ * the public surface (`src/index.ts`) and of its own module imported, and the few free names examples share
+ * (`service`, `rest`, `training`, `runId`, ...) declared with their types in a prelude. `import` lines of an
+ * example are hoisted (node: modules) or dropped (the SDK itself, already imported).
+ *
+ *   npm run examples          # regenerate
+ *   npm run examples:check    # fail when test/tsdoc-examples/ is stale (CI)
+ *
+ * @module
+ */
+import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import ts from "typescript";
+
+const root = fileURLToPath(new URL("../", import.meta.url));
+const outDir = path.join(root, "test", "tsdoc-examples");
+const check = process.argv.includes("--check");
+
+/** Free names that examples may use without defining them, with their types. */
+const PRELUDE = `declare const service: ServiceClient;
+declare const rest: RestClient;
+declare const training: TrainingClient;
+declare const transport: Transport;
+declare const runId: string;
+declare const tinkerPath: string;
+declare const url: string;
+declare const future: APIFuture<unknown>;
+declare const argv: string[];
+declare const json: unknown;
+declare const ledger: CheckpointLedger;
+declare const batch: Datum[];
+declare const io: CliIO;
+declare const response: Response;
+declare const baseUrl: string;
+declare const source: AsyncIterable<Buffer>;
+declare const signal: AbortSignal;
+`;
+/** Types the prelude needs that the public surface does not export, and their modules (under src/). */
+const PRELUDE_TYPES: Record<string, { module: string; typeOnly: boolean }> = {
+  Transport: { module: "core/transport.ts", typeOnly: false },
+  CliIO: { module: "cli/util.ts", typeOnly: true },
+};
+
+async function sourceFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) {
+      if (e.name !== "server") out.push(...(await sourceFiles(p)));
+    } else if (e.name.endsWith(".ts")) out.push(p);
+  }
+  return out.sort();
+}
+
+/** The ```ts blocks of every @example tag in `text`. */
+function examplesOf(text: string): string[] {
+  const blocks: string[] = [];
+  for (const doc of text.matchAll(/\/\*\*([\s\S]*?)\*\//g)) {
+    const lines = (doc[1] ?? "").split("\n").map((l) => l.replace(/^\s*\* ?/, ""));
+    let inExample = false;
+    let fence: string[] | undefined;
+    for (const line of lines) {
+      if (/^@\w+/.test(line)) inExample = line.startsWith("@example");
+      if (!inExample) continue;
+      if (fence === undefined && /^```(ts|typescript)\s*$/.test(line.trim())) fence = [];
+      else if (fence !== undefined && line.trim() === "```") {
+        blocks.push(fence.join("\n"));
+        fence = undefined;
+      } else if (fence !== undefined) fence.push(line);
+    }
+  }
+  return blocks;
+}
+
+/** Exported names of a module, split into values and type-only names. */
+function exportsOf(program: ts.Program, file: string): { values: string[]; types: string[] } {
+  const checker = program.getTypeChecker();
+  const sf = program.getSourceFile(file);
+  const values: string[] = [];
+  const types: string[] = [];
+  if (sf === undefined) return { values, types };
+  const symbol = checker.getSymbolAtLocation(sf);
+  if (symbol === undefined) return { values, types };
+  for (const exp of checker.getExportsOfModule(symbol)) {
+    const target = exp.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exp) : exp;
+    const isValue = (target.flags & ts.SymbolFlags.Value) !== 0 && !(exp.flags & ts.SymbolFlags.Alias && isTypeOnlyAlias(exp));
+    (isValue ? values : types).push(exp.name);
+  }
+  return { values: values.sort(), types: types.sort() };
+}
+
+function isTypeOnlyAlias(symbol: ts.Symbol): boolean {
+  return (symbol.declarations ?? []).some((d) => ts.isTypeOnlyImportOrExportDeclaration(d));
+}
+
+function importLine(names: string[], types: string[], from: string): string {
+  const parts = [...names, ...types.map((t) => `type ${t}`)];
+  return parts.length === 0 ? "" : `import { ${parts.join(", ")} } from "${from}";\n`;
+}
+
+async function main(): Promise<void> {
+  const files = await sourceFiles(path.join(root, "src"));
+  const program = ts.createProgram(files, { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, strict: true });
+  const indexFile = path.join(root, "src", "index.ts");
+  const publicExports = exportsOf(program, indexFile);
+  const publicNames = new Set([...publicExports.values, ...publicExports.types]);
+  const preludeNames = new Set([...PRELUDE.matchAll(/declare const (\w+)/g)].map((m) => m[1] as string));
+
+  const generated = new Map<string, string>();
+  let total = 0;
+  for (const file of files) {
+    const examples = examplesOf(await readFile(file, "utf8"));
+    if (examples.length === 0) continue;
+    const rel = path.relative(path.join(root, "src"), file);
+    const fromTest = (p: string): string => path.relative(outDir, p).split(path.sep).join("/").replace(/\.ts$/, ".js");
+    const own = exportsOf(program, file);
+    const ownValues = own.values.filter((n) => !publicNames.has(n) && !preludeNames.has(n));
+    const ownTypes = own.types.filter((n) => !publicNames.has(n));
+    const hoisted = new Set<string>();
+    const bodies: string[] = [];
+    examples.forEach((code, i) => {
+      const kept: string[] = [];
+      for (const line of code.split("\n")) {
+        const imp = /^import\s+(.*)\s+from\s+["']([^"']+)["'];?\s*$/.exec(line.trim());
+        if (imp !== null) {
+          const [, clause = "", spec = ""] = imp;
+          if (!spec.startsWith(".") && spec !== "tinker-ts") hoisted.add(line.trim()); // node: modules, dependencies
+          else if (spec.startsWith(".")) {
+            // Relative to the documented module: kept (re-pointed), minus what is imported already.
+            const target = path.resolve(path.dirname(file), spec).replace(/\.js$/, ".ts");
+            const named = /^(type\s+)?\{([^}]*)\}$/.exec(clause.trim());
+            if (target !== indexFile && named !== null) {
+              const taken = new Set([...publicNames, ...(target === file ? [...own.values, ...own.types] : [])]);
+              const names = (named[2] ?? "").split(",").map((n) => n.trim()).filter((n) => n !== "" && !taken.has(n.replace(/^type\s+/, "")));
+              if (names.length > 0) hoisted.add(`import ${named[1] ?? ""}{ ${names.join(", ")} } from "${fromTest(target)}";`);
+            }
+          }
+          continue; // "tinker-ts" itself: everything public is imported already
+        }
+        kept.push(line);
+      }
+      bodies.push(`// ${rel}, example ${i + 1}\nexport async function example${i + 1}() {\n${kept.map((l) => (l === "" ? "" : `  ${l}`)).join("\n")}\n}\n`);
+      total++;
+    });
+    const header =
+      `// Generated by scripts/examples.ts from the TSDoc @example blocks of src/${rel.split(path.sep).join("/")}: do not edit.\n` +
+      `// Regenerate with \`npm run examples\`; \`tsc --noEmit\` type-checks it.\n` +
+      `/* eslint-disable */\n`;
+    const imports =
+      [...hoisted].sort().map((l) => `${l.replace(/;?$/, ";")}\n`).join("") +
+      importLine(publicExports.values.filter((n) => !preludeNames.has(n)), publicExports.types, fromTest(indexFile)) +
+      (file === indexFile ? "" : importLine(ownValues, ownTypes, fromTest(file))) +
+      Object.entries(PRELUDE_TYPES)
+        .filter(([name]) => !publicNames.has(name) && !own.values.includes(name) && !own.types.includes(name))
+        .map(([name, { module, typeOnly }]) => `import ${typeOnly ? "type " : ""}{ ${name} } from "${fromTest(path.join(root, "src", module))}";\n`)
+        .join("");
+    const name = `${rel.replace(/\.ts$/, "").split(path.sep).join("-")}.typetest.ts`;
+    generated.set(name, `${header}${imports}\n${PRELUDE}\n${bodies.join("\n")}`);
+  }
+
+  if (check) {
+    const existing = await readdir(outDir).catch(() => [] as string[]);
+    const stale: string[] = [];
+    for (const [name, text] of generated) {
+      const current = await readFile(path.join(outDir, name), "utf8").catch(() => undefined);
+      if (current !== text) stale.push(name);
+    }
+    for (const name of existing) if (!generated.has(name)) stale.push(`${name} (no longer generated)`);
+    if (stale.length > 0) {
+      console.error(`test/tsdoc-examples/ is stale: ${stale.join(", ")}. Run \`npm run examples\` and commit the result.`);
+      process.exit(1);
+    }
+    console.log(`test/tsdoc-examples/ is current (${total} examples from ${generated.size} modules).`);
+    return;
+  }
+  await rm(outDir, { recursive: true, force: true });
+  await mkdir(outDir, { recursive: true });
+  for (const [name, text] of generated) await writeFile(path.join(outDir, name), text);
+  console.log(`wrote ${total} examples from ${generated.size} modules to test/tsdoc-examples/`);
+}
+
+await main();
