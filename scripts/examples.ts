@@ -5,7 +5,7 @@
  *
  * Each source module gets one file. Each example becomes the body of an async function, with every export of
  * the public surface (`src/index.ts`) and of its own module imported, and the few free names examples share
- * (`service`, `rest`, `training`, `runId`, ...) declared with their types in a prelude. `import` lines of an
+ * (`service`, `rest`, `training`, `runId`, ...) imported from test/helpers/example-prelude.ts. `import` lines of an
  * example are hoisted (node: modules) or dropped (the SDK itself, already imported).
  *
  *   npm run examples          # regenerate
@@ -22,30 +22,8 @@ const root = fileURLToPath(new URL("../", import.meta.url));
 const outDir = path.join(root, "test", "tsdoc-examples");
 const check = process.argv.includes("--check");
 
-/** Free names that examples may use without defining them, with their types. */
-const PRELUDE = `declare const service: ServiceClient;
-declare const rest: RestClient;
-declare const training: TrainingClient;
-declare const transport: Transport;
-declare const runId: string;
-declare const tinkerPath: string;
-declare const url: string;
-declare const future: APIFuture<unknown>;
-declare const argv: string[];
-declare const json: unknown;
-declare const ledger: CheckpointLedger;
-declare const batch: Datum[];
-declare const io: CliIO;
-declare const response: Response;
-declare const baseUrl: string;
-declare const source: AsyncIterable<Buffer>;
-declare const signal: AbortSignal;
-`;
-/** Types the prelude needs that the public surface does not export, and their modules (under src/). */
-const PRELUDE_TYPES: Record<string, { module: string; typeOnly: boolean }> = {
-  Transport: { module: "core/transport.ts", typeOnly: false },
-  CliIO: { module: "cli/util.ts", typeOnly: true },
-};
+/** Declares the free names examples may use (`service`, `rest`, ...); each generated file imports them. */
+const preludeFile = path.join(root, "test", "helpers", "example-prelude.ts");
 
 async function sourceFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -110,7 +88,8 @@ async function main(): Promise<void> {
   const indexFile = path.join(root, "src", "index.ts");
   const publicExports = exportsOf(program, indexFile);
   const publicNames = new Set([...publicExports.values, ...publicExports.types]);
-  const preludeNames = new Set([...PRELUDE.matchAll(/declare const (\w+)/g)].map((m) => m[1] as string));
+  const preludeNames = [...(await readFile(preludeFile, "utf8")).matchAll(/^export declare const (\w+)/gm)].map((m) => m[1] as string);
+  const preludeSet = new Set(preludeNames);
 
   const generated = new Map<string, string>();
   let total = 0;
@@ -120,7 +99,7 @@ async function main(): Promise<void> {
     const rel = path.relative(path.join(root, "src"), file);
     const fromTest = (p: string): string => path.relative(outDir, p).split(path.sep).join("/").replace(/\.ts$/, ".js");
     const own = exportsOf(program, file);
-    const ownValues = own.values.filter((n) => !publicNames.has(n) && !preludeNames.has(n));
+    const ownValues = own.values.filter((n) => !publicNames.has(n) && !preludeSet.has(n));
     const ownTypes = own.types.filter((n) => !publicNames.has(n));
     const hoisted = new Set<string>();
     const bodies: string[] = [];
@@ -145,6 +124,7 @@ async function main(): Promise<void> {
         }
         kept.push(line);
       }
+      while (kept.length > 0 && (kept[0] as string).trim() === "") kept.shift();
       bodies.push(`// ${rel}, example ${i + 1}\nexport async function example${i + 1}() {\n${kept.map((l) => (l === "" ? "" : `  ${l}`)).join("\n")}\n}\n`);
       total++;
     });
@@ -154,14 +134,11 @@ async function main(): Promise<void> {
       `/* eslint-disable */\n`;
     const imports =
       [...hoisted].sort().map((l) => `${l.replace(/;?$/, ";")}\n`).join("") +
-      importLine(publicExports.values.filter((n) => !preludeNames.has(n)), publicExports.types, fromTest(indexFile)) +
+      importLine(publicExports.values.filter((n) => !preludeSet.has(n)), publicExports.types, fromTest(indexFile)) +
       (file === indexFile ? "" : importLine(ownValues, ownTypes, fromTest(file))) +
-      Object.entries(PRELUDE_TYPES)
-        .filter(([name]) => !publicNames.has(name) && !own.values.includes(name) && !own.types.includes(name))
-        .map(([name, { module, typeOnly }]) => `import ${typeOnly ? "type " : ""}{ ${name} } from "${fromTest(path.join(root, "src", module))}";\n`)
-        .join("");
+      importLine(preludeNames, [], fromTest(preludeFile));
     const name = `${rel.replace(/\.ts$/, "").split(path.sep).join("-")}.typetest.ts`;
-    generated.set(name, `${header}${imports}\n${PRELUDE}\n${bodies.join("\n")}`);
+    generated.set(name, `${header}${imports}\n${bodies.join("\n")}`);
   }
 
   if (check) {

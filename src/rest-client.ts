@@ -198,10 +198,13 @@ export class RestClient {
   readonly #sleep: SleepFn;
 
   /**
-   * Creates a REST client on `transport`. Sends nothing.
+   * Creates a REST client on `transport`. Sends nothing. From the package, get one with
+   * `service.createRestClient()` or {@link RestClient.fromEnv}; this constructor is how they make it.
    *
    * @example
    * ```ts
+   * import { Transport } from "./core/transport.js";
+   *
    * const rest = new RestClient(new Transport({ baseUrl: "http://127.0.0.1:8080", apiKey: "tml-local" }));
    * ```
    */

@@ -5,25 +5,7 @@ import { TrainingRunSchema } from "../../src/core/schemas.js";
 import { UntypedAPIFutureSchema } from "../../src/core/schemas.js";
 import { APIConnectionError, APIError, APIFuture, APITimeoutError, APIUserAbortError, ArchiveExtractionError, AuthenticationError, BadRequestError, CheckpointLedger, ConfigurationError, ConflictError, DestinationExistsError, IncompleteCheckpointError, InternalServerError, InvalidArgumentError, InvalidCheckpointNameError, InvalidTinkerPathError, InvalidTtlError, LedgerFormatError, MIN_CHECKPOINT_TTL_SECONDS, NotFoundError, PermissionDeniedError, PromiseExpiredError, RESUMABLE_TTL_WARNING_SECONDS, RateLimitError, RequestFailedError, ResponseValidationError, RestClient, RollingCheckpoint, ServiceClient, TinkerError, TrainingClient, UnprocessableEntityError, UnsafeArchiveError, checkpointDirName, crossEntropyDatum, downloadCheckpoint, formatTinkerPath, parseTinkerPath, planCheckpointPruning, pruneCheckpoints, resumeOrStart, saveAndRecord, startLocalServer, validateCheckpointName, validateTtlSeconds, type AccessScope, type AccessScopeOptions, type AdamParams, type ArchiveUrlOptions, type Checkpoint, type CheckpointArchiveUrl, type CheckpointKind, type CheckpointType, type CheckpointsListResponse, type CreateFromStateOptions, type CreateLoraTrainingClientOptions, type Datum, type DownloadCheckpointOptions, type DownloadCheckpointResult, type DownloadProgress, type FaultRule, type ForwardBackwardOptions, type ForwardBackwardOutput, type FutureResultOptions, type GetInfoResponse, type GetServerCapabilitiesResponse, type IterOptions, type LedgerFileOptions, type LedgerLatestOptions, type LedgerRecord, type LoadStateOptions, type LoadWeightsResponse, type LocalServer, type LocalServerOptions, type Logger, type LossFnType, type OptimStepResponse, type PageOptions, type PageProgress, type ParsedTinkerPath, type PlanPruningOptions, type PruneFailure, type PruneOptions, type PruneResult, type PruningPlan, type QueueState, type QueueStateChange, type RequestFailureCategory, type RequestOptions, type RestClientOptions, type RestRequestOptions, type ResumeOrStartOptions, type ResumeOrStartResult, type RollingCheckpointOptions, type RollingSaveResult, type SaveAndRecordOptions, type SaveStateOptions, type SaveWeightsForSamplerOptions, type SaveWeightsForSamplerResponse, type SaveWeightsResponse, type ServiceClientOptions, type TensorData, type TrainingCallOptions, type TrainingRun, type TrainingRunsResponse, type UnloadModelResponse, type WeightsInfoResponse, type WirePaths, type WireSchemas } from "../../src/index.js";
 import { SDK_VERSION, Transport, USER_AGENT, encodePathSegment, normalizeBaseUrl, tinkerPathSerializer, type CallOptions, type FetchResult, type RawCallOptions, type RedirectMode, type RequestInitExtras, type TransportCallback, type TransportConfig } from "../../src/core/transport.js";
-import type { CliIO } from "../../src/cli/util.js";
-
-declare const service: ServiceClient;
-declare const rest: RestClient;
-declare const training: TrainingClient;
-declare const transport: Transport;
-declare const runId: string;
-declare const tinkerPath: string;
-declare const url: string;
-declare const future: APIFuture<unknown>;
-declare const argv: string[];
-declare const json: unknown;
-declare const ledger: CheckpointLedger;
-declare const batch: Datum[];
-declare const io: CliIO;
-declare const response: Response;
-declare const baseUrl: string;
-declare const source: AsyncIterable<Buffer>;
-declare const signal: AbortSignal;
+import { service, rest, training, transport, runId, tinkerPath, url, future, argv, json, ledger, batch, io, response, baseUrl, source, signal } from "../helpers/example-prelude.js";
 
 // core/transport.ts, example 1
 export async function example1() {
@@ -44,7 +26,6 @@ export async function example3() {
 
 // core/transport.ts, example 4
 export async function example4() {
-
   const transport = new Transport({ baseUrl: "http://127.0.0.1:8080", apiKey: "tml-local" });
   const fut = await transport.call(
     "save_weights",
@@ -56,7 +37,6 @@ export async function example4() {
 
 // core/transport.ts, example 5
 export async function example5() {
-
   const run = await transport.call(
     "get_training_run",
     (init) => transport.api.GET("/api/v1/training_runs/{training_run_id}", { params: { path: { training_run_id: runId } }, ...init }),

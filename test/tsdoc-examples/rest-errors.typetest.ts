@@ -2,26 +2,7 @@
 // Regenerate with `npm run examples`; `tsc --noEmit` type-checks it.
 /* eslint-disable */
 import { APIConnectionError, APIError, APIFuture, APITimeoutError, APIUserAbortError, ArchiveExtractionError, AuthenticationError, BadRequestError, CheckpointLedger, ConfigurationError, ConflictError, DestinationExistsError, IncompleteCheckpointError, InternalServerError, InvalidArgumentError, InvalidCheckpointNameError, InvalidTinkerPathError, InvalidTtlError, LedgerFormatError, MIN_CHECKPOINT_TTL_SECONDS, NotFoundError, PermissionDeniedError, PromiseExpiredError, RESUMABLE_TTL_WARNING_SECONDS, RateLimitError, RequestFailedError, ResponseValidationError, RestClient, RollingCheckpoint, ServiceClient, TinkerError, TrainingClient, UnprocessableEntityError, UnsafeArchiveError, checkpointDirName, crossEntropyDatum, downloadCheckpoint, formatTinkerPath, parseTinkerPath, planCheckpointPruning, pruneCheckpoints, resumeOrStart, saveAndRecord, startLocalServer, validateCheckpointName, validateTtlSeconds, type AccessScope, type AccessScopeOptions, type AdamParams, type ArchiveUrlOptions, type Checkpoint, type CheckpointArchiveUrl, type CheckpointKind, type CheckpointType, type CheckpointsListResponse, type CreateFromStateOptions, type CreateLoraTrainingClientOptions, type Datum, type DownloadCheckpointOptions, type DownloadCheckpointResult, type DownloadProgress, type FaultRule, type ForwardBackwardOptions, type ForwardBackwardOutput, type FutureResultOptions, type GetInfoResponse, type GetServerCapabilitiesResponse, type IterOptions, type LedgerFileOptions, type LedgerLatestOptions, type LedgerRecord, type LoadStateOptions, type LoadWeightsResponse, type LocalServer, type LocalServerOptions, type Logger, type LossFnType, type OptimStepResponse, type PageOptions, type PageProgress, type ParsedTinkerPath, type PlanPruningOptions, type PruneFailure, type PruneOptions, type PruneResult, type PruningPlan, type QueueState, type QueueStateChange, type RequestFailureCategory, type RequestOptions, type RestClientOptions, type RestRequestOptions, type ResumeOrStartOptions, type ResumeOrStartResult, type RollingCheckpointOptions, type RollingSaveResult, type SaveAndRecordOptions, type SaveStateOptions, type SaveWeightsForSamplerOptions, type SaveWeightsForSamplerResponse, type SaveWeightsResponse, type ServiceClientOptions, type TensorData, type TrainingCallOptions, type TrainingRun, type TrainingRunsResponse, type UnloadModelResponse, type WeightsInfoResponse, type WirePaths, type WireSchemas } from "../../src/index.js";
-import { Transport } from "../../src/core/transport.js";
-import type { CliIO } from "../../src/cli/util.js";
-
-declare const service: ServiceClient;
-declare const rest: RestClient;
-declare const training: TrainingClient;
-declare const transport: Transport;
-declare const runId: string;
-declare const tinkerPath: string;
-declare const url: string;
-declare const future: APIFuture<unknown>;
-declare const argv: string[];
-declare const json: unknown;
-declare const ledger: CheckpointLedger;
-declare const batch: Datum[];
-declare const io: CliIO;
-declare const response: Response;
-declare const baseUrl: string;
-declare const source: AsyncIterable<Buffer>;
-declare const signal: AbortSignal;
+import { service, rest, training, transport, runId, tinkerPath, url, future, argv, json, ledger, batch, io, response, baseUrl, source, signal } from "../helpers/example-prelude.js";
 
 // rest-errors.ts, example 1
 export async function example1() {
