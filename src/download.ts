@@ -61,7 +61,10 @@ const EXPIRY_MARGIN_MS = 5_000;
 
 /** One progress report of {@link downloadCheckpoint}. */
 export interface DownloadProgress {
-  /** `download` while the archive streams, `extract` while it is unpacked, `done` once (last) after install. */
+  /**
+   * `download` while the archive streams (it is extracted as it arrives), `extract` once the transfer is
+   * complete and the last files are being written, `done` once (last) after install.
+   */
   phase: "download" | "extract" | "done";
   /** Archive bytes downloaded (download, done) or read by the extractor (extract). */
   bytes: number;
