@@ -2,9 +2,9 @@
  * The tinker-ts CLI, run as a child process (`node bin/tinker-ts.mjs ...`) against a local server.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -224,6 +224,38 @@ describe("tinker-ts CLI", { concurrency: true }, () => {
 
     const both = await cli(["checkpoint", "delete", victim.paths[0]!, "--run-id", victim.runId]);
     assert.equal(both.code, 2);
+  });
+
+  test("checkpoint download: Ctrl-C while the archive is being generated exits 130 and leaves nothing behind", async () => {
+    const slow = await startLocalServer({ archiveGenerationDelayMs: 60_000 });
+    try {
+      const seeded = await seedRun(slow.baseUrl, slow.apiKey, { saves: [{ name: "c" }] });
+      const out = await mkdtemp(path.join(work, "sigint-"));
+      const child = spawn(process.execPath, [BIN, "checkpoint", "download", seeded.paths[0]!, "-o", out], {
+        env: { PATH: process.env["PATH"], HOME: process.env["HOME"], TINKER_BASE_URL: slow.baseUrl, TINKER_API_KEY: slow.apiKey },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stderr = "";
+      const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no "still being generated" line: ${stderr}`)), 20_000);
+        child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+          stderr += chunk;
+          if (/still being generated/.test(stderr)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      const sentAt = Date.now();
+      child.kill("SIGINT");
+      assert.equal(await exited, 130, stderr);
+      assert.ok(Date.now() - sentAt < 5_000, "stops at once, not after the 30 s wait");
+      assert.match(stderr, /Interrupted: .* was not downloaded/);
+      assert.deepEqual(await readdir(out), [], "no temporary files");
+    } finally {
+      await slow.close();
+    }
   });
 
   test("checkpoint delete --keep-last N keeps the newest N of each type, also with other filters", async () => {

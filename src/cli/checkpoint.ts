@@ -319,6 +319,10 @@ async function downloadCommand(args: string[], io: CliIO, restFactory: RestFacto
     return 0;
   } catch (err) {
     progress.finish();
+    if (ac.signal.aborted) {
+      io.stderr.write(`Interrupted: ${tinkerPath} was not downloaded (temporary files removed; any previous copy is intact).\n`);
+      return 130; // the shell convention for Ctrl-C
+    }
     throw err;
   } finally {
     process.removeListener("SIGINT", onSigint);
