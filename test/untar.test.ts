@@ -168,6 +168,37 @@ describe("StreamingUntar", () => {
     assert.deepEqual(await readdir(dir2), ["f"]);
   });
 
+  test("randomly corrupted archives either extract inside the root or fail with a typed error, never anything else", async () => {
+    const base = craftTar([
+      { name: "checkpoint_complete", body: "" },
+      { name: "d", type: "dir" },
+      { name: "d/weights.bin", body: Buffer.alloc(3000, 9) },
+      { name: "config.json", body: '{"r":8}' },
+    ]);
+    let seed = 12345;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const outcomes = { ok: 0, corrupt: 0, unsafe: 0 };
+    for (let i = 0; i < 150; i++) {
+      const mutated = Buffer.from(base);
+      for (let k = 0, n = 1 + rand(8); k < n; k++) mutated[rand(mutated.length)] = rand(256);
+      const cut = rand(4) === 0 ? mutated.subarray(0, rand(mutated.length)) : mutated;
+      try {
+        const dir = await extract(cut, [1 + rand(700)]);
+        outcomes.ok++;
+        for (const rel of Object.keys(await tree(dir))) assert.ok(!rel.startsWith(".."), rel);
+      } catch (err) {
+        if (err instanceof ArchiveExtractionError) outcomes.corrupt++;
+        else if (err instanceof UnsafeArchiveError) outcomes.unsafe++;
+        else throw err;
+      }
+    }
+    for (const name of await readdir(work)) assert.match(name, /^(x-|source)/, "nothing written next to the extraction roots");
+    assert.ok(outcomes.corrupt > 0 && outcomes.ok > 0, JSON.stringify(outcomes));
+  });
+
   const unsafe: Array<[string, CraftedEntry[] | Buffer, string]> = [
     ["a pax path with ..", paxEntry("../escape.txt"), "../escape.txt"],
     ["a Windows drive path", [{ name: "C:/x", body: "x" }], "C:/x"],
