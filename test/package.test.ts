@@ -15,7 +15,7 @@ const run = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));
 const npm = process.platform === "win32" ? "npm.cmd" : "npm";
 
-test("the packed package installs, imports from its root and runs its CLI", { timeout: 240_000 }, async () => {
+test("the packed package installs, imports from its root, trains, downloads and runs its CLI", { timeout: 240_000 }, async () => {
   const work = await mkdtemp(join(tmpdir(), "tinker-pack-"));
   try {
     await run(npm, ["pack", "--silent", "--pack-destination", work], { cwd: root, maxBuffer: 16 << 20 });
@@ -32,21 +32,25 @@ test("the packed package installs, imports from its root and runs its CLI", { ti
     });
 
     const script = `
-      import { ServiceClient, startLocalServer, parseTinkerPath, NotFoundError } from "tinker-ts";
+      import { readdirSync } from "node:fs";
+      import { ServiceClient, startLocalServer, parseTinkerPath, NotFoundError, downloadCheckpoint } from "tinker-ts";
       const server = await startLocalServer({ port: 0 });
       const service = new ServiceClient({ baseUrl: server.baseUrl, apiKey: server.apiKey });
       const caps = await service.getServerCapabilities();
       const training = await service.createLoraTrainingClient({ baseModel: "Qwen/Qwen3-8B", rank: 2 });
       const { path } = await training.saveState("packed");
       const parsed = parseTinkerPath(path);
+      const dl = await downloadCheckpoint(service.createRestClient(), path, { outputDir: "downloads" });
+      const files = readdirSync(dl.destination).sort();
       let notFound = false;
       try { await service.createRestClient().getTrainingRun("no-such-run"); } catch (e) { notFound = e instanceof NotFoundError; }
       await service.close();
       await server.close();
-      console.log(JSON.stringify({ models: caps.supported_models.length, id: parsed.checkpointId, notFound }));
+      console.log(JSON.stringify({ models: caps.supported_models.length, id: parsed.checkpointId, notFound, files }));
     `;
     const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { cwd: consumer });
-    const out = JSON.parse(stdout.trim().split("\n").at(-1) as string) as { models: number; id: string; notFound: boolean };
+    const out = JSON.parse(stdout.trim().split("\n").at(-1) as string) as { models: number; id: string; notFound: boolean; files: string[] };
+    assert.deepEqual(out.files, ["adapter_config.json", "adapter_model.safetensors", "checkpoint_complete", "optimizer.safetensors"]);
     assert.ok(out.models >= 2, `supported models: ${out.models}`);
     assert.equal(out.id, "weights/packed");
     assert.equal(out.notFound, true);
