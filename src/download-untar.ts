@@ -188,7 +188,7 @@ export class StreamingUntar {
             this.#fill[slot] = (this.#fill[slot] as number) + n;
             this.#remaining -= n;
             offset += n;
-            if (this.#remaining === 0) this.#endFile(cur);
+            if (this.#remaining === 0) this.#endData();
           } else {
             const n = Math.min(this.#remaining, end - offset);
             if (cur.kind === "meta") {
@@ -197,10 +197,7 @@ export class StreamingUntar {
             }
             this.#remaining -= n;
             offset += n;
-            if (this.#remaining === 0) {
-              if (cur.kind === "meta") this.#endMeta(cur);
-              this.#afterData();
-            }
+            if (this.#remaining === 0) this.#endData();
           }
           break;
         }
@@ -293,29 +290,23 @@ export class StreamingUntar {
       await this.#mkdirs(path.dirname(abs), 0o755);
       entry.fh = await open(abs, "w", entry.mode);
     });
-    this.#current = entry;
-    if (size === 0) {
-      this.#endFile(entry);
-      return;
-    }
-    this.#remaining = size;
-    this.#pad = (BLOCK - (size % BLOCK)) % BLOCK;
-    this.#phase = "data";
+    this.#startData(entry, size);
   }
 
+  /** Makes `current` the entry whose `size` data bytes follow (ending it at once when there are none). */
   #startData(current: Current, size: number): void {
     this.#current = current;
     this.#remaining = size;
     this.#pad = (BLOCK - (size % BLOCK)) % BLOCK;
-    if (size === 0) {
-      if (current.kind === "meta") this.#endMeta(current);
-      this.#afterData();
-    } else {
-      this.#phase = "data";
-    }
+    if (size === 0) this.#endData();
+    else this.#phase = "data";
   }
 
-  #afterData(): void {
+  /** The current entry's data is complete: close the file or apply the extended header, then skip the padding. */
+  #endData(): void {
+    const cur = this.#current;
+    if (cur.kind === "file") this.#closeFile(cur);
+    else if (cur.kind === "meta") this.#endMeta(cur);
     this.#current = { kind: "skip" };
     this.#phase = this.#pad > 0 ? "pad" : "header";
   }
@@ -387,7 +378,8 @@ export class StreamingUntar {
     });
   }
 
-  #endFile(entry: FileEntry): void {
+  /** Hands the file's last bytes to the disk queue, then closes it (setting its mtime). */
+  #closeFile(entry: FileEntry): void {
     this.#flush(entry);
     this.#enqueue(
       async () => {
@@ -402,7 +394,6 @@ export class StreamingUntar {
       },
       true,
     );
-    this.#afterData();
   }
 
   async #mkdirs(dir: string, mode: number): Promise<void> {

@@ -476,7 +476,7 @@ async function attemptTransfer(
       if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
       // An error of ours (unsafe entry, corrupt archive, failed disk write) ends the download; a network
       // error is retried, resuming after what the extractor consumed.
-      if (streamError instanceof CallbackFailure) throw streamError.error;
+      if (streamError instanceof CallbackFailure) throw streamError; // unwrapped once, in downloadCheckpoint
       if (streamError instanceof TinkerError && !idle.signal.aborted) throw streamError;
       return { kind: "retry", reason: idle.signal.aborted ? idle.signal.reason : streamError };
     }

@@ -4,14 +4,14 @@
  *
  * @example
  * ```ts
- * import { ServiceClient, crossEntropyDatum } from "tinker-ts";
+ * import { ServiceClient, downloadCheckpoint, startLocalServer } from "tinker-ts";
  *
- * await using service = new ServiceClient(); // TINKER_BASE_URL, TINKER_API_KEY
+ * const server = await startLocalServer(); // offline; or TINKER_BASE_URL/TINKER_API_KEY for the service
+ * await using service = new ServiceClient({ baseUrl: server.baseUrl, apiKey: server.apiKey });
  * const training = await service.createLoraTrainingClient({ baseModel: "Qwen/Qwen3-8B", rank: 16 });
- * await training.forwardBackward([crossEntropyDatum([1, 2, 3, 4])], "cross_entropy");
- * await training.optimStep({ learning_rate: 1e-4 });
- * const { path } = await training.saveState("step-1");
- * const resumed = await service.createTrainingClientFromStateWithOptimizer(path);
+ * const { path } = await training.saveState("step-0"); // then: train, save, resume (see ServiceClient)
+ * const { destination } = await downloadCheckpoint(service.createRestClient(), path, { outputDir: "ckpts" });
+ * await server.close();
  * ```
  *
  * @module

@@ -133,7 +133,8 @@ class Connection implements LeanResponse {
   readonly #readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
   /** Holds unprocessed bytes while paused, so the read buffer is free again. */
   readonly #spare = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-  #head: Buffer[] = [];
+  /** The start of a response head split across reads (copied; heads are small). */
+  #head: Buffer | undefined;
   #phase: "head" | "body" | "done" = "head";
   #framing: BodyFraming = { kind: "none" };
   /** Unprocessed bytes (a view of `#spare`, or an overflow copy) while paused. */
@@ -307,16 +308,16 @@ class Connection implements LeanResponse {
   #readHead(data: Buffer, offset: number): number {
     // Search for the blank line across what was kept so far and the new data.
     const slice = data.subarray(offset);
-    const previous = this.#head.length === 0 ? undefined : Buffer.concat(this.#head);
+    const previous = this.#head;
     const joined = previous === undefined ? slice : Buffer.concat([previous, slice]);
     const end = joined.indexOf("\r\n\r\n", previous === undefined ? 0 : Math.max(0, previous.length - 3), "latin1");
     if (end < 0) {
       if (joined.length > MAX_HEAD_BYTES) throw netError("the download host sent a response head over 64 KiB", "EPROTO");
-      this.#head = [Buffer.from(joined)];
+      this.#head = Buffer.from(joined);
       return data.length;
     }
     const used = end + 4 - (previous?.length ?? 0);
-    this.#head = [];
+    this.#head = undefined;
     this.#parseHead(joined.toString("latin1", 0, end));
     return offset + used;
   }

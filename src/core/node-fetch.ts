@@ -80,7 +80,9 @@ export async function nodeHttpFetch(req: Request): Promise<Response> {
           else chunks.push(chunk);
         });
         res.on("error", (err) => fail(new TypeError("fetch failed", { cause: err })));
-        res.on("aborted", () => fail(new TypeError("fetch failed", { cause: new Error("the response was cut off") })));
+        res.on("close", () => {
+          if (!res.complete) fail(new TypeError("fetch failed", { cause: new Error("the response was cut off") }));
+        });
         res.on("end", () => {
           if (settled) return;
           let data: Buffer;
