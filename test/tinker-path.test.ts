@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { InvalidCheckpointNameError, InvalidTinkerPathError, TinkerError } from "../src/core/errors.js";
+import { InvalidCheckpointNameError, InvalidTinkerPathError } from "../src/core/tinker-path.js";
+import { TinkerError } from "../src/core/errors.js";
 import {
   formatTinkerPath,
   isTinkerPath,

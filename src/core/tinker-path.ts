@@ -1,12 +1,14 @@
 /**
- * `tinker://` checkpoint paths: a strict, total parser, a formatter, and checkpoint-name validation.
+ * `tinker://` checkpoint paths: a strict, total parser, a formatter, checkpoint-name validation, and their
+ * errors ({@link InvalidTinkerPathError}, {@link InvalidCheckpointNameError}, both {@link InvalidArgumentError}s).
  *
  * Form: `tinker://<training_run_id>/<weights|sampler_weights>/<name>`. Run ids are opaque and may contain `:`
  * (e.g. `sess-0:train:0`). The checkpoint id the server uses in URLs is `<kind>/<name>`, e.g. `weights/ckpt-1`.
  *
  * @module
  */
-import { InvalidCheckpointNameError, InvalidTinkerPathError, TinkerError } from "./errors.js";
+import { quote } from "../internal/error-text.js";
+import { InvalidArgumentError, TinkerError } from "./errors.js";
 
 /** The URL scheme prefix of every tinker path. */
 export const TINKER_PATH_PREFIX = "tinker://";
@@ -209,4 +211,67 @@ export function splitCheckpointId(checkpointId: string): { kind: CheckpointKind;
     );
   }
   return { kind: kind as CheckpointKind, name };
+}
+
+/** The expected form of a tinker path, quoted in messages. */
+export const TINKER_PATH_FORM = "tinker://<training_run_id>/<weights|sampler_weights>/<name>";
+
+/**
+ * A string is not a valid `tinker://<training_run_id>/<weights|sampler_weights>/<name>` path.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   parseTinkerPath("weights/ckpt-1");
+ * } catch (err) {
+ *   if (err instanceof InvalidTinkerPathError) console.error(err.input, err.reason);
+ *   else throw err;
+ * }
+ * ```
+ */
+export class InvalidTinkerPathError extends InvalidArgumentError {
+  override name: string = "InvalidTinkerPathError";
+  /** The offending input, unchanged. */
+  readonly input: string;
+  /** Why it was rejected. */
+  readonly reason: string;
+
+  /** Builds the error; the message shows the input (escaped) and the expected form. */
+  constructor(input: string, reason: string) {
+    super(
+      `Invalid tinker path ${quote(input)}: ${reason}. Expected ${TINKER_PATH_FORM}, e.g. tinker://run-123/weights/ckpt-0001.`,
+    );
+    this.input = input;
+    this.reason = reason;
+  }
+}
+
+/**
+ * A checkpoint name is not allowed (empty, too long, contains `/`, `\`, control characters, ...).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   training.saveState("a/b");
+ * } catch (err) {
+ *   if (err instanceof InvalidCheckpointNameError) console.error(err.checkpointName, err.reason);
+ *   else throw err;
+ * }
+ * ```
+ */
+export class InvalidCheckpointNameError extends InvalidArgumentError {
+  override name: string = "InvalidCheckpointNameError";
+  /** The offending name, unchanged. */
+  readonly checkpointName: string;
+  /** Why it was rejected. */
+  readonly reason: string;
+
+  /** Builds the error; the message says what names are allowed. */
+  constructor(checkpointName: string, reason: string) {
+    super(
+      `Invalid checkpoint name ${quote(checkpointName)}: ${reason}. A name is 1-255 characters with no whitespace, control characters, "/", "\\", "?" or "#", and is not "." or ".." (e.g. "ckpt-0001").`,
+    );
+    this.checkpointName = checkpointName;
+    this.reason = reason;
+  }
 }

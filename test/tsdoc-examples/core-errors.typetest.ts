@@ -2,26 +2,11 @@
 // Regenerate with `npm run examples`; `tsc --noEmit` type-checks it.
 /* eslint-disable */
 import { APIConnectionError, APIError, APIFuture, APITimeoutError, APIUserAbortError, ArchiveExtractionError, AuthenticationError, BadRequestError, CheckpointLedger, ConfigurationError, ConflictError, DestinationExistsError, IncompleteCheckpointError, InternalServerError, InvalidArgumentError, InvalidCheckpointNameError, InvalidTinkerPathError, InvalidTtlError, LedgerFormatError, MIN_CHECKPOINT_TTL_SECONDS, NotFoundError, PermissionDeniedError, PromiseExpiredError, RESUMABLE_TTL_WARNING_SECONDS, RateLimitError, RequestFailedError, ResponseValidationError, RestClient, RollingCheckpoint, ServiceClient, TinkerError, TrainingClient, UnprocessableEntityError, UnsafeArchiveError, checkpointDirName, crossEntropyDatum, downloadCheckpoint, formatTinkerPath, parseTinkerPath, planCheckpointPruning, pruneCheckpoints, resumeOrStart, saveAndRecord, startLocalServer, validateCheckpointName, validateTtlSeconds, type AccessScope, type AccessScopeOptions, type AdamParams, type ArchiveUrlOptions, type Checkpoint, type CheckpointArchiveUrl, type CheckpointKind, type CheckpointType, type CheckpointsListResponse, type CreateFromStateOptions, type CreateLoraTrainingClientOptions, type Datum, type DownloadCheckpointOptions, type DownloadCheckpointResult, type DownloadProgress, type FaultRule, type ForwardBackwardOptions, type ForwardBackwardOutput, type FutureResultOptions, type GetInfoResponse, type GetServerCapabilitiesResponse, type IterOptions, type LedgerFileOptions, type LedgerLatestOptions, type LedgerRecord, type LoadStateOptions, type LoadWeightsResponse, type LocalServer, type LocalServerOptions, type Logger, type LossFnType, type OptimStepResponse, type PageOptions, type PageProgress, type ParsedTinkerPath, type PlanPruningOptions, type PruneFailure, type PruneOptions, type PruneResult, type PruningPlan, type QueueState, type QueueStateChange, type RequestFailureCategory, type RequestOptions, type RestClientOptions, type RestRequestOptions, type ResumeOrStartOptions, type ResumeOrStartResult, type RollingCheckpointOptions, type RollingSaveResult, type SaveAndRecordOptions, type SaveStateOptions, type SaveWeightsForSamplerOptions, type SaveWeightsForSamplerResponse, type SaveWeightsResponse, type ServiceClientOptions, type TensorData, type TrainingCallOptions, type TrainingRun, type TrainingRunsResponse, type UnloadModelResponse, type WeightsInfoResponse, type WirePaths, type WireSchemas } from "../../src/index.js";
-import { REDACTED, TINKER_PATH_FORM, redact, redactValue, sanitizeUrl, type APIErrorInit, type ConnectionErrorInit } from "../../src/core/errors.js";
+import { type APIErrorInit, type ConnectionErrorInit } from "../../src/core/errors.js";
 import { service, rest, training, transport, runId, tinkerPath, url, future, argv, json, ledger, batch, io, response, baseUrl, source, signal } from "../helpers/example-prelude.js";
 
 // core/errors.ts, example 1
 export async function example1() {
-  redact("bad key tml-abc123", ["tml-abc123"]); // "bad key [REDACTED]"
-}
-
-// core/errors.ts, example 2
-export async function example2() {
-  redactValue({ detail: "key tml-abc123 is invalid" }, ["tml-abc123"]); // { detail: "key [REDACTED] is invalid" }
-}
-
-// core/errors.ts, example 3
-export async function example3() {
-  sanitizeUrl("https://u:p@host/x?token=abc&limit=2"); // "https://host/x?token=%5BREDACTED%5D&limit=2"
-}
-
-// core/errors.ts, example 4
-export async function example4() {
   try {
     parseTinkerPath("not-a-path");
   } catch (err) {
@@ -29,13 +14,13 @@ export async function example4() {
   }
 }
 
-// core/errors.ts, example 5
-export async function example5() {
+// core/errors.ts, example 2
+export async function example2() {
   throw new InvalidArgumentError("maxRetries must be a whole number ≥ 0, got -1.");
 }
 
-// core/errors.ts, example 6
-export async function example6() {
+// core/errors.ts, example 3
+export async function example3() {
   try {
     await rest.getTrainingRun("run-1");
   } catch (err) {
@@ -44,14 +29,14 @@ export async function example6() {
   }
 }
 
-// core/errors.ts, example 7
-export async function example7() {
+// core/errors.ts, example 4
+export async function example4() {
   const err = APIError.fromResponse({ status: 409, body: { detail: "exists" }, method: "POST", url });
   err instanceof ConflictError; // true
 }
 
-// core/errors.ts, example 8
-export async function example8() {
+// core/errors.ts, example 5
+export async function example5() {
   try {
     await rest.setCheckpointTtlFromTinkerPath(tinkerPath, 7200);
   } catch (err) {
@@ -60,8 +45,8 @@ export async function example8() {
   }
 }
 
-// core/errors.ts, example 9
-export async function example9() {
+// core/errors.ts, example 6
+export async function example6() {
   try {
     await rest.listUserCheckpoints();
   } catch (err) {
@@ -70,8 +55,8 @@ export async function example9() {
   }
 }
 
-// core/errors.ts, example 10
-export async function example10() {
+// core/errors.ts, example 7
+export async function example7() {
   try {
     await rest.deleteCheckpointFromTinkerPath(tinkerPath);
   } catch (err) {
@@ -80,8 +65,8 @@ export async function example10() {
   }
 }
 
-// core/errors.ts, example 11
-export async function example11() {
+// core/errors.ts, example 8
+export async function example8() {
   try {
     await rest.getTrainingRun(runId);
   } catch (err) {
@@ -90,8 +75,8 @@ export async function example11() {
   }
 }
 
-// core/errors.ts, example 12
-export async function example12() {
+// core/errors.ts, example 9
+export async function example9() {
   try {
     await training.saveState("final");
   } catch (err) {
@@ -100,8 +85,8 @@ export async function example12() {
   }
 }
 
-// core/errors.ts, example 13
-export async function example13() {
+// core/errors.ts, example 10
+export async function example10() {
   try {
     await training.optimStep({ learning_rate: 1e-4 });
   } catch (err) {
@@ -110,8 +95,8 @@ export async function example13() {
   }
 }
 
-// core/errors.ts, example 14
-export async function example14() {
+// core/errors.ts, example 11
+export async function example11() {
   try {
     await rest.listTrainingRuns();
   } catch (err) {
@@ -120,8 +105,8 @@ export async function example14() {
   }
 }
 
-// core/errors.ts, example 15
-export async function example15() {
+// core/errors.ts, example 12
+export async function example12() {
   try {
     await rest.listTrainingRuns();
   } catch (err) {
@@ -130,8 +115,8 @@ export async function example15() {
   }
 }
 
-// core/errors.ts, example 16
-export async function example16() {
+// core/errors.ts, example 13
+export async function example13() {
   let saved: { path: string };
   try {
     saved = await training.saveState("epoch-3");
@@ -143,8 +128,8 @@ export async function example16() {
   console.log(saved.path);
 }
 
-// core/errors.ts, example 17
-export async function example17() {
+// core/errors.ts, example 14
+export async function example14() {
   try {
     await rest.listTrainingRuns();
   } catch (err) {
@@ -153,8 +138,8 @@ export async function example17() {
   }
 }
 
-// core/errors.ts, example 18
-export async function example18() {
+// core/errors.ts, example 15
+export async function example15() {
   try {
     await future.result({ timeoutMs: 60_000 });
   } catch (err) {
@@ -163,8 +148,8 @@ export async function example18() {
   }
 }
 
-// core/errors.ts, example 19
-export async function example19() {
+// core/errors.ts, example 16
+export async function example16() {
   try {
     await future.result({ signal: AbortSignal.timeout(5_000) });
   } catch (err) {
@@ -173,8 +158,8 @@ export async function example19() {
   }
 }
 
-// core/errors.ts, example 20
-export async function example20() {
+// core/errors.ts, example 17
+export async function example17() {
   try {
     await training.forwardBackward(batch, "cross_entropy");
   } catch (err) {
@@ -183,8 +168,8 @@ export async function example20() {
   }
 }
 
-// core/errors.ts, example 21
-export async function example21() {
+// core/errors.ts, example 18
+export async function example18() {
   try {
     await rest.listTrainingRuns();
   } catch (err) {
@@ -193,48 +178,8 @@ export async function example21() {
   }
 }
 
-// core/errors.ts, example 22
-export async function example22() {
-  try {
-    parseTinkerPath("weights/ckpt-1");
-  } catch (err) {
-    if (err instanceof InvalidTinkerPathError) console.error(err.input, err.reason);
-    else throw err;
-  }
-}
-
-// core/errors.ts, example 23
-export async function example23() {
-  try {
-    training.saveState("a/b");
-  } catch (err) {
-    if (err instanceof InvalidCheckpointNameError) console.error(err.checkpointName, err.reason);
-    else throw err;
-  }
-}
-
-// core/errors.ts, example 24
-export async function example24() {
-  try {
-    await downloadCheckpoint(rest, tinkerPath, { outputDir: "ckpts" });
-  } catch (err) {
-    if (err instanceof DestinationExistsError) await downloadCheckpoint(rest, tinkerPath, { outputDir: "ckpts", force: true });
-    else throw err;
-  }
-}
-
-// core/errors.ts, example 25
-export async function example25() {
-  try {
-    await downloadCheckpoint(rest, tinkerPath);
-  } catch (err) {
-    if (err instanceof UnsafeArchiveError) console.error("refused entry", err.entry, err.reason);
-    else throw err;
-  }
-}
-
-// core/errors.ts, example 26
-export async function example26() {
+// core/errors.ts, example 19
+export async function example19() {
   try {
     new ServiceClient();
   } catch (err) {

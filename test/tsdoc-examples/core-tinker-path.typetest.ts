@@ -2,7 +2,7 @@
 // Regenerate with `npm run examples`; `tsc --noEmit` type-checks it.
 /* eslint-disable */
 import { APIConnectionError, APIError, APIFuture, APITimeoutError, APIUserAbortError, ArchiveExtractionError, AuthenticationError, BadRequestError, CheckpointLedger, ConfigurationError, ConflictError, DestinationExistsError, IncompleteCheckpointError, InternalServerError, InvalidArgumentError, InvalidCheckpointNameError, InvalidTinkerPathError, InvalidTtlError, LedgerFormatError, MIN_CHECKPOINT_TTL_SECONDS, NotFoundError, PermissionDeniedError, PromiseExpiredError, RESUMABLE_TTL_WARNING_SECONDS, RateLimitError, RequestFailedError, ResponseValidationError, RestClient, RollingCheckpoint, ServiceClient, TinkerError, TrainingClient, UnprocessableEntityError, UnsafeArchiveError, checkpointDirName, crossEntropyDatum, downloadCheckpoint, formatTinkerPath, parseTinkerPath, planCheckpointPruning, pruneCheckpoints, resumeOrStart, saveAndRecord, startLocalServer, validateCheckpointName, validateTtlSeconds, type AccessScope, type AccessScopeOptions, type AdamParams, type ArchiveUrlOptions, type Checkpoint, type CheckpointArchiveUrl, type CheckpointKind, type CheckpointType, type CheckpointsListResponse, type CreateFromStateOptions, type CreateLoraTrainingClientOptions, type Datum, type DownloadCheckpointOptions, type DownloadCheckpointResult, type DownloadProgress, type FaultRule, type ForwardBackwardOptions, type ForwardBackwardOutput, type FutureResultOptions, type GetInfoResponse, type GetServerCapabilitiesResponse, type IterOptions, type LedgerFileOptions, type LedgerLatestOptions, type LedgerRecord, type LoadStateOptions, type LoadWeightsResponse, type LocalServer, type LocalServerOptions, type Logger, type LossFnType, type OptimStepResponse, type PageOptions, type PageProgress, type ParsedTinkerPath, type PlanPruningOptions, type PruneFailure, type PruneOptions, type PruneResult, type PruningPlan, type QueueState, type QueueStateChange, type RequestFailureCategory, type RequestOptions, type RestClientOptions, type RestRequestOptions, type ResumeOrStartOptions, type ResumeOrStartResult, type RollingCheckpointOptions, type RollingSaveResult, type SaveAndRecordOptions, type SaveStateOptions, type SaveWeightsForSamplerOptions, type SaveWeightsForSamplerResponse, type SaveWeightsResponse, type ServiceClientOptions, type TensorData, type TrainingCallOptions, type TrainingRun, type TrainingRunsResponse, type UnloadModelResponse, type WeightsInfoResponse, type WirePaths, type WireSchemas } from "../../src/index.js";
-import { MAX_CHECKPOINT_NAME_LENGTH, TINKER_PATH_PREFIX, checkpointTypeOf, isTinkerPath, splitCheckpointId } from "../../src/core/tinker-path.js";
+import { MAX_CHECKPOINT_NAME_LENGTH, TINKER_PATH_FORM, TINKER_PATH_PREFIX, checkpointTypeOf, isTinkerPath, splitCheckpointId } from "../../src/core/tinker-path.js";
 import { service, rest, training, transport, runId, tinkerPath, url, future, argv, json, ledger, batch, io, response, baseUrl, source, signal } from "../helpers/example-prelude.js";
 
 // core/tinker-path.ts, example 1
@@ -38,4 +38,24 @@ export async function example5() {
 // core/tinker-path.ts, example 6
 export async function example6() {
   splitCheckpointId("weights/ckpt-1"); // { kind: "weights", name: "ckpt-1" }
+}
+
+// core/tinker-path.ts, example 7
+export async function example7() {
+  try {
+    parseTinkerPath("weights/ckpt-1");
+  } catch (err) {
+    if (err instanceof InvalidTinkerPathError) console.error(err.input, err.reason);
+    else throw err;
+  }
+}
+
+// core/tinker-path.ts, example 8
+export async function example8() {
+  try {
+    training.saveState("a/b");
+  } catch (err) {
+    if (err instanceof InvalidCheckpointNameError) console.error(err.checkpointName, err.reason);
+    else throw err;
+  }
 }

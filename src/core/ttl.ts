@@ -1,10 +1,10 @@
 /**
- * Small error classes used by the REST client, the checkpoint download and the CLI, on top of the core
- * hierarchy in `core/errors.ts` (all extend {@link TinkerError}).
+ * Checkpoint TTLs: the service minimum, the client-side check and its error (an {@link InvalidArgumentError}),
+ * used by training saves, `setCheckpointTtlFromTinkerPath`, the ledger and retention.
  *
  * @module
  */
-import { InvalidArgumentError, TinkerError } from "./core/errors.js";
+import { InvalidArgumentError } from "./errors.js";
 
 /**
  * The smallest checkpoint TTL the service accepts, in seconds (one hour).
@@ -42,59 +42,6 @@ export class InvalidTtlError extends InvalidArgumentError {
         `Use at least ${MIN_CHECKPOINT_TTL_SECONDS} (1 hour), e.g. 604800 for 7 days, or null to remove the expiry. Nothing was sent.`,
     );
     this.ttlSeconds = ttlSeconds;
-  }
-}
-
-/**
- * A downloaded checkpoint archive extracted fine but does not contain the `checkpoint_complete` marker, so
- * the checkpoint was saved only partly. Nothing was installed.
- *
- * @example
- * ```ts
- * try {
- *   await downloadCheckpoint(rest, "tinker://run-1/weights/0001");
- * } catch (err) {
- *   if (err instanceof IncompleteCheckpointError) console.error("re-save the checkpoint:", err.message);
- * }
- * ```
- */
-export class IncompleteCheckpointError extends TinkerError {
-  override name: string = "IncompleteCheckpointError";
-  /** The checkpoint's tinker path. */
-  readonly tinkerPath: string;
-
-  /** Builds the error for the checkpoint at `tinkerPath`. */
-  constructor(tinkerPath: string, marker: string) {
-    super(
-      `The archive of ${tinkerPath} has no "${marker}" marker: the checkpoint was not saved completely. ` +
-        `Nothing was installed; save the checkpoint again (or pick another one) and retry the download.`,
-    );
-    this.tinkerPath = tinkerPath;
-  }
-}
-
-/**
- * A checkpoint archive could not be read or extracted (corrupt or truncated tar, disk full, ...), for a reason
- * other than an unsafe entry. Nothing was installed. `cause` holds the underlying error.
- *
- * @example
- * ```ts
- * try {
- *   await downloadCheckpoint(rest, "tinker://run-1/weights/0001");
- * } catch (err) {
- *   if (err instanceof ArchiveExtractionError) console.error(err.message, err.cause);
- * }
- * ```
- */
-export class ArchiveExtractionError extends TinkerError {
-  override name: string = "ArchiveExtractionError";
-  /** The checkpoint's tinker path. */
-  readonly tinkerPath: string;
-
-  /** Builds the error; `detail` says what went wrong. */
-  constructor(tinkerPath: string, detail: string, options?: ErrorOptions) {
-    super(`Extracting the archive of ${tinkerPath} failed: ${detail}. Nothing was installed; retry the download.`, options);
-    this.tinkerPath = tinkerPath;
   }
 }
 

@@ -16,8 +16,8 @@
 import type { FileHandle } from "node:fs/promises";
 import { mkdir, open } from "node:fs/promises";
 import path from "node:path";
-import { TinkerError, UnsafeArchiveError } from "./core/errors.js";
-import { ArchiveExtractionError } from "./rest-errors.js";
+import { TinkerError } from "../core/errors.js";
+import { UnsafeArchiveError, ArchiveExtractionError } from "./errors.js";
 
 const BLOCK = 512;
 /** Size and number of the reusable write buffers. */

@@ -10,8 +10,8 @@
  * @module
  */
 import { randomUUID } from "node:crypto";
-import { APIConnectionError, APITimeoutError, APIUserAbortError, InvalidArgumentError } from "./errors.js";
-import { nodeHttpFetch } from "./node-fetch.js";
+import { APIConnectionError, APITimeoutError, APIUserAbortError, InvalidArgumentError } from "../core/errors.js";
+import { nodeHttpFetch } from "./net/node-fetch.js";
 import { abortableSleep, type SleepFn } from "./sleep.js";
 
 /** Retries after the first attempt unless configured otherwise. */

@@ -20,17 +20,15 @@ import {
   APIError,
   APITimeoutError,
   APIUserAbortError,
-  DestinationExistsError,
   InvalidArgumentError,
   NotFoundError,
   TinkerError,
-  UnsafeArchiveError,
-} from "./core/errors.js";
-import { leanGet, type LeanResponse } from "./core/lean-http.js";
-import { abortableSleep } from "./core/sleep.js";
-import { parseTinkerPath } from "./core/tinker-path.js";
-import { StreamingUntar } from "./download-untar.js";
-import { IncompleteCheckpointError } from "./rest-errors.js";
+} from "../core/errors.js";
+import { DestinationExistsError, UnsafeArchiveError, IncompleteCheckpointError } from "./errors.js";
+import { leanGet, type LeanResponse } from "../internal/net/lean-http.js";
+import { abortableSleep } from "../internal/sleep.js";
+import { parseTinkerPath } from "../core/tinker-path.js";
+import { StreamingUntar } from "./untar.js";
 
 /**
  * The file every complete checkpoint archive contains at its root; {@link downloadCheckpoint} refuses archives without it.

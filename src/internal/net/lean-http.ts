@@ -17,7 +17,7 @@
  */
 import net from "node:net";
 import tls from "node:tls";
-import { TinkerError } from "./errors.js";
+import { TinkerError } from "../../core/errors.js";
 
 /** Bytes of the fixed read buffer of each connection. */
 const READ_BUFFER_BYTES = 64 * 1024;

@@ -17,15 +17,14 @@ import {
   InvalidArgumentError,
   ResponseValidationError,
   TinkerError,
-  redact,
-  sanitizeUrl,
-} from "./errors.js";
+} from "../core/errors.js";
+import { redact, sanitizeUrl } from "./redact.js";
 import { DEFAULT_TIMEOUT_MS, attemptsOf, createRetryingFetch, type RetryingFetch } from "./retry.js";
 import type { SleepFn } from "./sleep.js";
 
 function readPackageVersion(): string {
   const require = createRequire(import.meta.url);
-  // src/core/transport.ts → ../../package.json; dist/src/core/transport.js → ../../../package.json
+  // src/internal/transport.ts → ../../package.json; dist/src/internal/transport.js → ../../../package.json
   for (const candidate of ["../../package.json", "../../../package.json"]) {
     try {
       const pkg = require(candidate) as { name?: unknown; version?: unknown };

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ConfigurationError } from "./errors.js";
+import { ConfigurationError } from "../core/errors.js";
 
 /** The Tinker service, used when only an API key is configured (as the Python SDK does). */
 export const DEFAULT_BASE_URL = "https://tinker.thinkingmachines.dev/services/tinker-prod";
