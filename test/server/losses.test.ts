@@ -79,7 +79,7 @@ function lossData(model: TinyLoraModel, lossFn: LossFn, seed = 5): Datum[] {
 function directLoss(lossFn: LossFn, data: Datum[], logprobs: number[][], cfg: Record<string, number> = {}): number {
   let total = 0;
   data.forEach((d, i) => {
-    const inp = d.loss_fn_inputs as Record<string, { data: number[] }>;
+    const inp = d.loss_fn_inputs as unknown as Record<string, { data: number[] }>;
     logprobs[i]!.forEach((lp, t) => {
       const q = inp.logprobs?.data[t] ?? 0;
       const a = inp.advantages?.data[t] ?? 0;
@@ -178,7 +178,7 @@ test("loss_fn_config: defaults (ppo 0.8/1.2, cispo 0/4, dro beta 0.05), override
     const defaults = outs(lossFn, data);
     const explicit = outs(lossFn, data, lossFn === "dro" ? { beta: 0.05 } : lossFn === "ppo" ? { clip_low_threshold: 0.8, clip_high_threshold: 1.2 } : { clip_low_threshold: 0, clip_high_threshold: 4 });
     assert.equal(defaults.loss, explicit.loss, `${lossFn} defaults`);
-    const cfg = lossFn === "dro" ? { beta: 0.7 } : { clip_low_threshold: 0.95, clip_high_threshold: 1.05 };
+    const cfg: Record<string, number> = lossFn === "dro" ? { beta: 0.7 } : { clip_low_threshold: 0.95, clip_high_threshold: 1.05 };
     const changed = outs(lossFn, data, cfg);
     assert.notEqual(changed.loss, defaults.loss, `${lossFn} config changes the loss`);
     const direct = directLoss(lossFn, data, changed.lps, cfg);
@@ -201,7 +201,7 @@ test("loss_fn_config: defaults (ppo 0.8/1.2, cispo 0/4, dro beta 0.05), override
 test("the RL losses ignore weights", () => {
   for (const lossFn of ["importance_sampling", "ppo", "cispo", "dro"] as const) {
     const data = lossData(randomModel(), lossFn);
-    const weighted = data.map((d) => ({ ...d, loss_fn_inputs: { ...d.loss_fn_inputs, weights: f32(d.loss_fn_inputs.target_tokens.data.map(() => 0)) } }));
+    const weighted = data.map((d) => ({ ...d, loss_fn_inputs: { ...d.loss_fn_inputs, weights: f32(Array.from(d.loss_fn_inputs.target_tokens.data, () => 0)) } }));
     const a = randomModel();
     const b = randomModel();
     assert.deepEqual(a.forwardBackward(data, lossFn), b.forwardBackward(weighted, lossFn));
