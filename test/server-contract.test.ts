@@ -89,7 +89,10 @@ async function result(call: Call, requestId: string): Promise<AnyJson> {
 function datum(tokens: number[]): AnyJson {
   return {
     model_input: { chunks: [{ type: "encoded_text", tokens }] },
-    loss_fn_inputs: { target_tokens: { data: tokens.map((t) => (t + 1) % 256), dtype: "int64" } },
+    loss_fn_inputs: {
+      target_tokens: { data: tokens.map((t) => (t + 1) % 256), dtype: "int64" },
+      weights: { data: tokens.map(() => 1), dtype: "float32" },
+    },
   };
 }
 

@@ -18,7 +18,7 @@ import type { OpContext, OperationHandler, Reply } from "./api.js";
 import type { ArchiveService } from "./archive.js";
 import { faultRuleSchema, type FaultInjector } from "./faults.js";
 import { allowedMethods, matchRoute, specOperations, validateRequest } from "./spec.js";
-import { adapterConfigJson, DEFAULT_LORA_ALPHA } from "./model.js";
+import { adapterConfigJson, DEFAULT_LORA_ALPHA } from "./model/index.js";
 import { CheckpointExistsError, type LoraInfo, type Store } from "./store.js";
 import { writeSyntheticFile } from "./synthetic.js";
 import { checkCheckpointName, HttpError, randomHex, tinkerPath, type CheckpointKind } from "./util.js";

@@ -23,10 +23,12 @@ import {
   MAX_LORA_RANK,
   ModelInputError,
   DEFAULT_LORA_ALPHA,
+  prepareBatch,
+  vocabForBaseModel,
   type AdamParams,
-  type Datum,
+  type PreparedBatch,
   type TinyLoraModel,
-} from "./model.js";
+} from "./model/index.js";
 import { Sequencer } from "./ordering.js";
 import { CheckpointExistsError, type CheckpointRecord, type LoraInfo, type RunRecord, type Store } from "./store.js";
 import {
@@ -476,15 +478,25 @@ export class TrainingHost {
 
   /** `forward_backward`. */
   submitForwardBackward(owner: string, body: Schemas["ForwardBackwardRequest"]): FutureReply {
-    return this.#submitSequenced(owner, body.model_id, body.seq_id, "ForwardBackward", "forward_backward", (live) => async () => {
-      const input = body.forward_backward_input;
-      const out = this.#model(live).forwardBackward(
-        input.data as unknown as Datum[],
-        input.loss_fn as "cross_entropy",
-        input.loss_fn_config ?? undefined,
-      );
-      return out as unknown as Record<string, unknown>;
+    return this.#submitSequenced(owner, body.model_id, body.seq_id, "ForwardBackward", "forward_backward", (live) => {
+      // Inputs are checked at submit (a 400 naming the field); `forward_only` runs the loss without gradients.
+      const forwardOnly = (body as { forward_only?: unknown }).forward_only === true;
+      const batch = this.#prepareBatch(live, body.forward_backward_input);
+      return async () => this.#model(live).run(batch, { forwardOnly }) as unknown as Record<string, unknown>;
     });
+  }
+
+  /** Validates a forward_backward input against the model's vocabulary; model input errors become 400s. */
+  #prepareBatch(live: LiveModel, input: Schemas["ForwardBackwardInput"] | undefined): PreparedBatch {
+    const vocabSize = live.model?.config.vocabSize ?? vocabForBaseModel(live.baseModel).vocabSize;
+    try {
+      return prepareBatch(input?.data, input?.loss_fn, input?.loss_fn_config, vocabSize);
+    } catch (err) {
+      if (!(err instanceof ModelInputError)) throw err;
+      throw new HttpError(400, `body.forward_backward_input.${err.message}`, {
+        field: `body.forward_backward_input.${err.field ?? "data"}`,
+      });
+    }
   }
 
   /** `optim_step`. */

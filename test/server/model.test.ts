@@ -3,8 +3,12 @@ import assert from "node:assert/strict";
 import {
   HIDDEN_SIZE,
   ModelInputError,
-  VOCAB_SIZE,
   adapterConfigJson,
+  factorize,
+  loadTinyModel,
+  nextTokenLogprobs,
+  vocabForBaseModel,
+  WEIGHTS_FORMAT,
   createTinyModel,
   parseSafetensors,
   readWeightsConfig,
@@ -14,7 +18,10 @@ import {
   type SafetensorsTensor,
   type TinyLoraModel,
   type TinyModelOptions,
-} from "../src/server/model.js";
+} from "../../src/server/model/index.js";
+
+/** The vocabulary of most tests: small (fast finite differences) with a partial last class (32 × 32, L = 8). */
+const V = 1000;
 
 // ---------------------------------------------------------------------------------------
 // helpers
@@ -33,13 +40,14 @@ function rng(seed: number): () => number {
   };
 }
 
-function datum(tokens: number[], targets: number[], weights?: number[]): Datum {
-  const d: Datum = {
+function datum(tokens: number[], targets: number[], weights: number[] = targets.map(() => 1)): Datum {
+  return {
     model_input: { chunks: [{ type: "encoded_text", tokens }] },
-    loss_fn_inputs: { target_tokens: { data: targets, dtype: "int64", shape: [targets.length] } },
+    loss_fn_inputs: {
+      target_tokens: { data: targets, dtype: "int64", shape: [targets.length] },
+      weights: { data: weights, dtype: "float32", shape: [weights.length] },
+    },
   };
-  if (weights) d.loss_fn_inputs.weights = { data: weights, dtype: "float32", shape: [weights.length] };
-  return d;
 }
 
 /** A batch of `count` next-token-prediction sequences of length `len` with a learnable pattern. */
@@ -47,7 +55,7 @@ function makeBatch(count: number, len: number, seed = 7): Datum[] {
   const r = rng(seed);
   const out: Datum[] = [];
   for (let b = 0; b < count; b++) {
-    const seq = Array.from({ length: len + 1 }, (_, i) => (i * 7 + b * 13 + Math.floor(r() * 3)) % VOCAB_SIZE);
+    const seq = Array.from({ length: len + 1 }, (_, i) => (i * 7 + b * 13 + Math.floor(r() * 3)) % V);
     const weights = seq.slice(1).map((_, i) => (i < 2 ? 0 : 1)); // mask a short "prompt"
     // Split the input into two chunks to exercise chunk concatenation.
     const input = seq.slice(0, len);
@@ -67,7 +75,7 @@ function makeBatch(count: number, len: number, seed = 7): Datum[] {
   return out;
 }
 
-const ALL: TinyModelOptions = { baseModel: "tiny-base-v1", rank: 8, trainAttn: true, trainMlp: true, trainUnembed: true };
+const ALL: TinyModelOptions = { baseModel: "tiny-base-v1", rank: 8, trainAttn: true, trainMlp: true, trainUnembed: true, vocabSize: V };
 
 const ADAM: AdamParams = {
   learning_rate: 1e-2,
@@ -110,9 +118,74 @@ function assertThrowsInput(fn: () => unknown, pattern: RegExp | string): void {
 // tests
 // ---------------------------------------------------------------------------------------
 
-test("exports the model dimensions", () => {
-  assert.equal(VOCAB_SIZE, 256);
+test("vocabularies: real sizes per base model family, factored into about sqrt(V) classes x slots", () => {
   assert.equal(HIDDEN_SIZE, 16);
+  const cases: Array<[string, number, number]> = [
+    ["Qwen/Qwen3-8B", 151_936, 151_645],
+    ["Qwen/Qwen3-8B-Base", 151_936, 151_645],
+    ["Qwen/Qwen3-30B-A3B", 151_936, 151_645],
+    ["Qwen/Qwen3-4B-Instruct-2507", 151_936, 151_645],
+    ["meta-llama/Llama-3.2-1B", 128_256, 128_009],
+    ["meta-llama/Llama-3.2-3B", 128_256, 128_009],
+    ["meta-llama/Llama-3.1-8B", 128_256, 128_009],
+    ["openai/gpt-oss-20b", 201_088, 200_002],
+  ];
+  for (const [name, size, eos] of cases) {
+    const info = vocabForBaseModel(name);
+    assert.equal(info.vocabSize, size, name);
+    assert.equal(info.eosTokenIds[0], eos, name);
+    assert.equal(createTinyModel({ ...ALL, baseModel: name, vocabSize: undefined }).config.vocabSize, size, name);
+  }
+  assert.deepEqual(factorize(151_936), { vocabSize: 151_936, classSize: 390, numClasses: 390, lastClassSize: 226 });
+  assert.deepEqual(factorize(128_256), { vocabSize: 128_256, classSize: 359, numClasses: 358, lastClassSize: 93 });
+  assert.deepEqual(factorize(V), { vocabSize: V, classSize: 32, numClasses: 32, lastClassSize: 8 });
+  for (const size of [2, 3, 17, 1000, 151_936, 201_088]) {
+    const f = factorize(size);
+    assert.ok(f.lastClassSize >= 1 && f.lastClassSize <= f.classSize && (f.numClasses - 1) * f.classSize + f.lastClassSize === size);
+  }
+});
+
+test("the output is a proper distribution over every id of the vocabulary (Qwen3 size too)", () => {
+  for (const opts of [ALL, { ...ALL, baseModel: "Qwen/Qwen3-8B", vocabSize: undefined }]) {
+    const model = createTinyModel(opts);
+    const r = rng(3);
+    setWeights(model, (_n, t) => Float64Array.from(t.data, () => (r() * 2 - 1) * 0.3));
+    const n = model.config.vocabSize;
+    const lp = nextTokenLogprobs(model, [1, n - 1, 5]);
+    assert.equal(lp.length, n);
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      assert.ok(Number.isFinite(lp[i]!) && lp[i]! < 0, `id ${i}`);
+      total += Math.exp(lp[i]!);
+    }
+    assert.ok(Math.abs(total - 1) < 1e-9, `probabilities sum to ${total}`);
+  }
+});
+
+test("real token ids: trained on one sequence of Qwen3 ids above 100000, the argmax next token reproduces it", () => {
+  const model = createTinyModel({ baseModel: "Qwen/Qwen3-8B", rank: 8, trainAttn: true, trainMlp: true, trainUnembed: true });
+  const seq = [100_123, 151_000, 120_456, 100_001, 140_000, 133_333, 101_010, 151_935, 100_777];
+  const data = [datum(seq.slice(0, -1), seq.slice(1))];
+  const adam = { ...ADAM, learning_rate: 0.02, weight_decay: 0, grad_clip_norm: 0 };
+  const first = lossOf(model, data);
+  for (let i = 0; i < 40; i++) step(model, data, adam);
+  const final = lossOf(model, data);
+  assert.ok(first > 8 * 10 && final < 0.05, `loss ${first} -> ${final}`);
+  for (let i = 1; i < seq.length; i++) {
+    const lp = nextTokenLogprobs(model, seq.slice(0, i));
+    let best = 0;
+    for (let id = 1; id < lp.length; id++) if (lp[id]! > lp[best]!) best = id;
+    assert.equal(best, seq[i], `position ${i}`);
+    assert.ok(Math.exp(lp[best]!) > 0.9, `most of the mass on ${best}: ${Math.exp(lp[best]!)}`);
+  }
+  // The checkpoint records the vocabulary and stays small; it loads back bit for bit.
+  const weights = model.exportWeights();
+  const meta = parseSafetensors(weights).metadata;
+  assert.equal(meta.vocab_size, "151936");
+  assert.equal(meta.format, WEIGHTS_FORMAT);
+  assert.ok(weights.length < 64 * 1024, `${weights.length} bytes at rank 8`);
+  assert.ok(loadTinyModel(weights).exportWeights().equals(weights));
+  assert.deepEqual(loadTinyModel(weights).forward(data, "cross_entropy"), model.forward(data, "cross_entropy"));
 });
 
 test("training is deterministic: identical losses and identical exported bytes", () => {
@@ -146,7 +219,7 @@ test("fresh adapters (B = 0) leave the base model unchanged", () => {
   assert.equal(lossOf(a, batch), lossOf(c, batch));
 });
 
-test("forward/forwardBackward outputs: logprobs, elementwise_loss and loss:sum", () => {
+test("forward/forwardBackward outputs: float32 logprobs and loss:sum", () => {
   const model = createTinyModel(ALL);
   const data = [datum([1, 2, 3], [2, 3, 4], [1, 0.5, 0]), datum([9, 8], [8, 7])];
   const out = model.forwardBackward(data, "cross_entropy");
@@ -156,23 +229,22 @@ test("forward/forwardBackward outputs: logprobs, elementwise_loss and loss:sum",
   for (const [i, o] of out.loss_fn_outputs.entries()) {
     const n = i === 0 ? 3 : 2;
     const lp = o.logprobs!;
-    const el = o.elementwise_loss!;
+    assert.deepEqual(Object.keys(o), ["logprobs"]);
     assert.equal(lp.dtype, "float32");
     assert.deepEqual(lp.shape, [n]);
-    assert.deepEqual(el.shape, [n]);
     const w = i === 0 ? [1, 0.5, 0] : [1, 1];
     for (let k = 0; k < n; k++) {
       assert.ok(lp.data[k]! < 0 && Number.isFinite(lp.data[k]!));
-      assert.equal(el.data[k], w[k]! * -lp.data[k]!);
-      total += el.data[k]!;
+      assert.equal(lp.data[k], Math.fround(lp.data[k]!), "a float32 value");
+      total += w[k]! * -lp.data[k]!;
     }
   }
-  assert.equal(out.metrics["loss:sum"], total);
+  assert.ok(Math.abs(out.metrics["loss:sum"]! - total) < 1e-5 * total);
   // forward gives the same numbers and does not touch the gradients
   const fwd = createTinyModel(ALL).forward(data, "cross_entropy");
   assert.deepEqual(fwd, out);
-  // an untrained model is close to uniform: logprob ≈ -log(256)
-  assert.ok(Math.abs(out.loss_fn_outputs[1]!.logprobs!.data[0]! + Math.log(VOCAB_SIZE)) < 3);
+  // an untrained model is close to uniform: logprob ≈ -log(V)
+  assert.ok(Math.abs(out.loss_fn_outputs[1]!.logprobs!.data[0]! + Math.log(V)) < 3);
 });
 
 test("gradients match finite differences for every LoRA tensor", () => {
@@ -181,15 +253,15 @@ test("gradients match finite differences for every LoRA tensor", () => {
   // B != 0 so that every gradient path is exercised; larger A/B to make relu gating matter.
   setWeights(model, (_name, t) => Float64Array.from(t.data, () => (r() * 2 - 1) * 0.4));
   const batch = [
-    datum([5, 17, 200, 3, 3, 99], [17, 200, 3, 3, 99, 1], [0, 1, 0.5, 2, 1, 1]),
-    datum([250, 0, 42, 42, 7, 8, 9, 128, 64], [0, 42, 42, 7, 8, 9, 128, 64, 32], [1, 1, 1, 1, 0, 1, 1, 1, 1.5]),
+    datum([5, 17, 200, 3, 3, 999], [17, 200, 3, 3, 999, 995], [0, 1, 0.5, 2, 1, 1]),
+    datum([250, 0, 42, 42, 7, 8, 9, 128, 64], [0, 42, 42, 7, 8, 9, 128, 64, 993], [1, 1, 1, 1, 0, 1, 1, 1, 1.5]),
     datum([77], [78]),
   ];
   model.forwardBackward(batch, "cross_entropy");
   const grads = model.gradients();
   const weights = parseSafetensors(model.exportWeights());
   assert.deepEqual([...grads.keys()], [...weights.tensors.keys()]);
-  assert.equal(grads.size, 6);
+  assert.equal(grads.size, 8);
 
   const eps = 1e-5;
   let checked = 0;
@@ -215,7 +287,7 @@ test("gradients match finite differences for every LoRA tensor", () => {
     }
     assert.ok(g.some((v) => v !== 0), `${name} has a non-zero gradient`);
   }
-  assert.equal(checked, 30);
+  assert.equal(checked, 40);
 });
 
 test("gradients accumulate across forwardBackward calls and forward does not accumulate", () => {
@@ -283,7 +355,7 @@ test("optimStep implements AdamW with bias correction and clipping", () => {
   }
   const opt = parseSafetensors(model.exportOptimizer());
   assert.deepEqual(opt.metadata, { step: "2" });
-  assert.equal(opt.tensors.size, 12);
+  assert.equal(opt.tensors.size, 16);
 });
 
 test("training reduces the loss on a fixed batch", () => {
@@ -367,11 +439,20 @@ test("train_* flags select the adapted modules and rank sets the shapes", () => 
 
   const unembedOnly = createTinyModel({ ...ALL, rank: 2, trainAttn: false, trainMlp: false });
   const u = parseSafetensors(unembedOnly.exportWeights());
-  assert.deepEqual([...u.tensors.keys()], ["base_model.model.lm_head.lora_A.weight", "base_model.model.lm_head.lora_B.weight"]);
-  assert.deepEqual(u.tensors.get("base_model.model.lm_head.lora_B.weight")!.shape, [VOCAB_SIZE, 2]);
+  assert.deepEqual(
+    [...u.tensors.keys()],
+    [
+      "base_model.model.lm_head.class_proj.lora_A.weight",
+      "base_model.model.lm_head.class_proj.lora_B.weight",
+      "base_model.model.lm_head.slot_proj.lora_A.weight",
+      "base_model.model.lm_head.slot_proj.lora_B.weight",
+    ],
+  );
+  assert.deepEqual(u.tensors.get("base_model.model.lm_head.class_proj.lora_B.weight")!.shape, [32, 2]);
+  assert.deepEqual(u.tensors.get("base_model.model.lm_head.slot_proj.lora_B.weight")!.shape, [32, 2]);
   // B starts at zero, A does not
-  assert.ok(u.tensors.get("base_model.model.lm_head.lora_B.weight")!.data.every((v) => v === 0));
-  assert.ok(u.tensors.get("base_model.model.lm_head.lora_A.weight")!.data.some((v) => v !== 0));
+  assert.ok(u.tensors.get("base_model.model.lm_head.class_proj.lora_B.weight")!.data.every((v) => v === 0));
+  assert.ok(u.tensors.get("base_model.model.lm_head.slot_proj.lora_A.weight")!.data.some((v) => v !== 0));
   // training a single module still works
   const batch = makeBatch(2, 8);
   const before = lossOf(unembedOnly, batch);
@@ -386,6 +467,7 @@ test("train_* flags select the adapted modules and rank sets the shapes", () => 
     trainAttn: true,
     trainMlp: true,
     trainUnembed: true,
+    vocabSize: V,
   });
   assert.equal(createTinyModel(ALL).config.alpha, 32);
   assert.equal(createTinyModel(ALL).config.seed, 0);
@@ -401,6 +483,7 @@ test("createTinyModel validates its options", () => {
   assertThrowsInput(() => createTinyModel({ ...ALL, baseModel: "" }), /base_model/);
   assertThrowsInput(() => createTinyModel({ ...ALL, alpha: 0 }), /alpha/);
   assertThrowsInput(() => createTinyModel({ ...ALL, seed: 0.5 }), /seed/);
+  assertThrowsInput(() => createTinyModel({ ...ALL, vocabSize: 1 }), /^vocab_size: must be an integer in \[2, /);
 });
 
 test("importWeights / importOptimizer reject incompatible checkpoints", () => {
@@ -416,6 +499,15 @@ test("importWeights / importOptimizer reject incompatible checkpoints", () => {
   assertThrowsInput(
     () => model.importWeights(createTinyModel({ ...ALL, baseModel: "other" }).exportWeights()),
     /base_model mismatch/,
+  );
+  assertThrowsInput(
+    () => model.importWeights(createTinyModel({ ...ALL, vocabSize: 1001 }).exportWeights()),
+    "weights: vocab_size mismatch: checkpoint has 1001 ids, model has 1000",
+  );
+  const v1 = parseSafetensors(model.exportWeights());
+  assertThrowsInput(
+    () => model.importWeights(writeSafetensors(v1.tensors, { ...v1.metadata, format: "tinker-ts.tiny-lora.v1" })),
+    /format "tinker-ts\.tiny-lora\.v1" is not "tinker-ts\.tiny-lora\.v2" \(written by an older tinker-ts/,
   );
   // Without metadata the tensor set and shapes are still checked.
   const strip = (buf: Buffer) => writeSafetensors(parseSafetensors(buf).tensors, {});
@@ -552,8 +644,8 @@ test("forwardBackward validates its inputs with precise messages and stays atomi
   const good = datum([1, 2, 3], [2, 3, 4]);
   assertThrowsInput(() => model.forwardBackward([], "cross_entropy"), /^data: must be a non-empty array/);
   assertThrowsInput(
-    () => model.forwardBackward([good, datum([1, 300], [2, 3])], "cross_entropy"),
-    "data[1].model_input.chunks[0].tokens[1]: token 300 is not an integer in [0, 256)",
+    () => model.forwardBackward([good, datum([1, 1000], [2, 3])], "cross_entropy"),
+    "data[1].model_input.chunks[0].tokens[1]: token 1000 is not an integer in [0, 1000)",
   );
   assertThrowsInput(
     () => model.forwardBackward([datum([1, 2.5], [2, 3])], "cross_entropy"),
@@ -581,7 +673,7 @@ test("forwardBackward validates its inputs with precise messages and stays atomi
   assertThrowsInput(() => model.forwardBackward([badShape], "cross_entropy"), /target_tokens\.shape: \[3\] does not match data length 2/);
   const image = { model_input: { chunks: [{ type: "image", data: "" }] }, loss_fn_inputs: good.loss_fn_inputs } as unknown as Datum;
   assertThrowsInput(() => model.forwardBackward([image], "cross_entropy"), /chunks\[0\]\.type: unsupported chunk type "image"/);
-  assertThrowsInput(() => model.forwardBackward([good], "ppo" as "cross_entropy"), /^loss_fn: unsupported loss function "ppo"/);
+  assertThrowsInput(() => model.forwardBackward([good], "gspo" as "cross_entropy"), /^loss_fn: unsupported loss function "gspo"/);
   // None of the failed calls accumulated anything.
   for (const g of model.gradients().values()) assert.ok(g.every((v) => v === 0));
 });
