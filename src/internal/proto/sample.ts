@@ -102,8 +102,8 @@ export function decodeSampleResponse(bytes: Uint8Array): DecodedSampleResponse {
 }
 
 function decodeTopk(r: ProtoReader): DecodedSampleResponse["topk_prompt_logprobs"] {
-  let ids = new Uint8Array(0);
-  let lps = new Uint8Array(0);
+  let ids: Uint8Array = new Uint8Array(0);
+  let lps: Uint8Array = new Uint8Array(0);
   let k = 0;
   let n = 0;
   for (let f = r.next(); f !== undefined; f = r.next()) {
