@@ -125,7 +125,7 @@ export {
 } from "./rest-errors.js";
 
 import type { LocalServer, LocalServerOptions } from "./server/index.js";
-export type { LocalServer, LocalServerOptions, FaultRule } from "./server/index.js";
+export type { LocalServer, LocalServerOptions, FaultRule, ClientConfig } from "./server/index.js";
 
 /**
  * Starts a local Tinker-compatible server (the one `tinker-ts serve` runs): the same wire protocol, state on
