@@ -476,11 +476,15 @@ export class TrainingHost {
     live.sequencer.submit(seqId, async () => undefined);
   }
 
-  /** `forward_backward`. */
+  /**
+   * `forward_backward`, or `forward` when `forward_only` (the loss and outputs only: no gradient is
+   * accumulated, and the future's type is `Forward`). Sparse CSR tensors are made dense for the model.
+   */
   submitForwardBackward(owner: string, body: Schemas["ForwardBackwardRequest"]): FutureReply {
-    return this.#submitSequenced(owner, body.model_id, body.seq_id, "ForwardBackward", "forward_backward", (live) => {
+    const forwardOnly = body.forward_only === true;
+    const type = forwardOnly ? "Forward" : "ForwardBackward";
+    return this.#submitSequenced(owner, body.model_id, body.seq_id, type, forwardOnly ? "forward" : "forward_backward", (live) => {
       // Inputs are checked at submit (a 400 naming the field); `forward_only` runs the loss without gradients.
-      const forwardOnly = (body as { forward_only?: unknown }).forward_only === true;
       const batch = this.#prepareBatch(live, body.forward_backward_input);
       return async () => this.#model(live).run(batch, { forwardOnly }) as unknown as Record<string, unknown>;
     });
