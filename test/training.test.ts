@@ -219,7 +219,7 @@ describe("training persistence against the local server", () => {
     assert.equal(result?.metrics?.["step"], 2, "the optimizer stepped once, not twice");
   });
 
-  test("a failed operation rejects with RequestFailedError and its category", async () => {
+  test("a datum the model cannot take is refused with BadRequestError naming the field", async () => {
     const training = await service.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });
     const bad: Datum = crossEntropyDatum([1, 2, 3]);
     (bad.loss_fn_inputs["target_tokens"] as { data: number[] }).data = [1, 999_999];
@@ -227,13 +227,23 @@ describe("training persistence against the local server", () => {
       () => assert.fail("expected a failure"),
       (e: unknown) => e,
     );
+    assert.ok(err instanceof BadRequestError, String(err));
+    assert.match(err.message, /target_tokens/);
+  });
+
+  test("a failed operation rejects with RequestFailedError and its category, and the model keeps working", async () => {
+    const training = await service.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });
+    const err = await training.loadState(`tinker://${training.modelId}/weights/absent`).then(
+      () => assert.fail("expected a failure"),
+      (e: unknown) => e,
+    );
     assert.ok(err instanceof RequestFailedError, String(err));
     assert.equal(err.category, "user");
-    assert.match(err.message, /target_tokens/);
-    // The model keeps working after a failed operation.
+    assert.match(err.message, /absent/);
     const ok = await training.forwardBackward(batch(0), "cross_entropy");
     assert.ok(Number.isFinite(ok.metrics["loss:sum"]));
   });
+
 
   test("loading a checkpoint that does not exist fails the future with a clear error", async () => {
     const training = await service.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });
