@@ -125,6 +125,12 @@ class Comparer {
     for (let p = this.queue.shift(); p; p = this.queue.shift()) this.compareModels(p.sdk, p.spec, p.role);
   }
 
+  /** Whether SDK model `name` has been compared with some spec schema already. */
+  compared(name: string): boolean {
+    for (const key of this.pairs) if (key.startsWith(`${name}\u0000`)) return true;
+    return false;
+  }
+
   private subjectOf(sdk: string, spec: string): string {
     return sdk === spec ? `schema ${sdk}` : `schema ${sdk} (spec: ${spec})`;
   }
@@ -166,7 +172,10 @@ class Comparer {
       if (f.required !== g.required) {
         diff(this.differences, subject, `field ${f.name} is ${f.required ? 'required' : 'optional'} in SDK, ${g.required ? 'required' : 'optional'} in spec`, where);
       }
-      if (fa.nullable !== fb.nullable) {
+      // The SDK is generated (Stainless): every optional property becomes `Optional[T] = None`, so an optional SDK
+      // field says nothing about null when the spec field is optional too.
+      const optionalOnly = !f.required && f.defaultValue === 'null' && !g.required;
+      if (fa.nullable !== fb.nullable && !(fa.nullable && optionalOnly)) {
         diff(this.differences, subject, `field ${f.name} is ${fa.nullable ? 'nullable' : 'not nullable'} in SDK, ${fb.nullable ? 'nullable' : 'not nullable'} in spec`, where);
       }
     } else {
@@ -207,10 +216,13 @@ class Comparer {
       if (String(a.value) !== b.values[0]) diff(this.differences, subject, `${what} is ${show(a)} in SDK, ${show(b)} in spec`, where);
       return;
     }
-    if (a.kind === 'union' && b.kind === 'union') {
-      const refsA = a.members.filter((m) => m.kind === 'ref').map((m) => (m as { name: string }).name);
-      const refsB = new Set(b.members.filter((m) => m.kind === 'ref').map((m) => (m as { name: string }).name));
-      if (refsA.length === a.members.length && refsB.size === b.members.length) {
+    // One model against a union of models: compare as two unions (each variant is reported on its own).
+    if ((a.kind === 'union' || b.kind === 'union') && (a.kind === 'union' || a.kind === 'ref') && (b.kind === 'union' || b.kind === 'ref')) {
+      const membersA = a.kind === 'union' ? a.members : [a];
+      const membersB = b.kind === 'union' ? b.members : [b];
+      const refsA = membersA.filter((m) => m.kind === 'ref').map((m) => (m as { name: string }).name);
+      const refsB = new Set(membersB.filter((m) => m.kind === 'ref').map((m) => (m as { name: string }).name));
+      if (refsA.length === membersA.length && refsB.size === membersB.length) {
         for (const r of refsA) {
           if (refsB.has(r)) this.pair(r, r, role);
           else diff(this.differences, subject, `${what} variant ${r} missing from spec`, where);
@@ -368,9 +380,35 @@ export function compare(sdk: SdkSurface, spec: SpecSurface, routes: RouteAlias[]
     if (alias.type.kind === 'enum' && specAlias) c.compareTypes(`enum ${name}`, 'value', alias.type, { ...specAlias.type, ...(specAlias.type.kind === 'enum' ? { name } : {}) } as WireType, alias.source, 'response');
   }
   c.run();
+  // Models no endpoint reaches (e.g. the JSON form of forward_backward, which SDK 0.25 sends as protobuf) are still
+  // compared with the spec schema of the same name: as a request if a spec request body reaches it.
+  const requestSide = requestReachable(spec);
+  for (const name of [...sdk.models.keys()].sort()) {
+    if (spec.models.has(name) && !c.compared(name)) c.pair(name, name, requestSide.has(name) ? 'request' : 'response');
+  }
+  c.run();
   if (sdk.proto && spec.proto) c.compareProto(sdk.proto, spec.proto);
   const seen = new Set<string>();
   const differences = c.differences.filter((d) => (seen.has(d.id) ? false : (seen.add(d.id), true)));
   differences.sort((x, y) => x.subject.localeCompare(y.subject) || x.detail.localeCompare(y.detail));
   return { differences, usedRoutes };
+}
+
+/** Spec schemas reachable from a request body. */
+function requestReachable(spec: SpecSurface): Set<string> {
+  const seen = new Set<string>();
+  const visit = (t: WireType): void => {
+    if (t.kind === 'ref') {
+      if (seen.has(t.name)) return;
+      seen.add(t.name);
+      const model = spec.models.get(t.name);
+      if (model) for (const f of model.fields) visit(f.type);
+      const alias = spec.aliases.get(t.name);
+      if (alias) visit(alias.type);
+    } else if (t.kind === 'array') visit(t.items);
+    else if (t.kind === 'map') visit(t.values);
+    else if (t.kind === 'union') t.members.forEach(visit);
+  };
+  for (const e of spec.endpoints) if (e.requestType) visit({ kind: 'ref', name: e.requestType });
+  return seen;
 }
