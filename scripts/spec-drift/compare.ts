@@ -211,11 +211,12 @@ class Comparer {
     if (a.kind === 'ref' && b.kind === 'ref') return this.pair(a.name, b.name, role);
     if (a.kind === 'array' && b.kind === 'array') return this.compareTypes(subject, `${what}[]`, a.items, b.items, where, role);
     if (a.kind === 'map' && b.kind === 'map') return this.compareTypes(subject, `${what}{}`, a.values, b.values, where, role);
-    if (a.kind === 'enum' && b.kind === 'enum') return this.compareEnums(subject, what, a, b, where);
-    if (a.kind === 'const' && b.kind === 'enum' && b.values.length === 1) {
-      if (String(a.value) !== b.values[0]) diff(this.differences, subject, `${what} is ${show(a)} in SDK, ${show(b)} in spec`, where);
-      return;
-    }
+    // A one-value enum is a const; against an enum it is compared value by value.
+    const asEnum = (t: WireType): { values: string[]; name?: string } | undefined =>
+      t.kind === 'enum' ? t : t.kind === 'const' ? { values: [String(t.value)] } : undefined;
+    const ea = asEnum(a);
+    const eb = asEnum(b);
+    if (ea && eb && (a.kind === 'enum' || b.kind === 'enum')) return this.compareEnums(subject, what, ea, eb, where);
     // One model against a union of models: compare as two unions (each variant is reported on its own).
     if ((a.kind === 'union' || b.kind === 'union') && (a.kind === 'union' || a.kind === 'ref') && (b.kind === 'union' || b.kind === 'ref')) {
       const membersA = a.kind === 'union' ? a.members : [a];

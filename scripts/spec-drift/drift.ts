@@ -7,7 +7,7 @@ import { compare, type Difference, type RouteAlias } from './compare.js';
 import { readSpec } from './openapi.js';
 import { readSdk } from './python-sdk.js';
 
-/** One accepted difference: its id as the report prints it (a trailing `*` matches any rest) and why. */
+/** One accepted difference: its id as the report prints it (a `*` matches any run of characters) and why. */
 export interface AllowEntry {
   id: string;
   reason: string;
@@ -47,8 +47,11 @@ export function readAllowlist(path: string): Allowlist {
   return { routes, differences };
 }
 
+/** An id matches itself; a `*` in an entry matches any run of characters. */
 function matches(entry: AllowEntry, id: string): boolean {
-  return entry.id.endsWith('*') ? id.startsWith(entry.id.slice(0, -1)) : entry.id === id;
+  if (!entry.id.includes('*')) return entry.id === id;
+  const pattern = entry.id.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+  return new RegExp(`^${pattern}$`).test(id);
 }
 
 export interface DriftOptions {
