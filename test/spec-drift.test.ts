@@ -211,6 +211,14 @@ describe("spec:drift", () => {
       "POST /api/v1/build_widget: request body is protobuf in SDK, json in spec",
       "POST /api/v1/client/config: request field platform not in SDK",
     ]);
+    // A spec operation that accepts both JSON and protobuf accepts what the SDK sends.
+    const both = drift(
+      specWith((doc) => {
+        const content = doc.paths["/api/v1/build_widget"].post.requestBody.content;
+        content["application/json"] = { schema: { type: "object" } };
+      }),
+    );
+    assert.deepEqual(unlisted(both), []);
   });
 
   test("proto: field number, type, label, oneof, enum values, messages", () => {

@@ -285,8 +285,11 @@ class Comparer {
   }
 
   private compareEndpoint(subject: string, e: Endpoint, s: Endpoint): void {
-    if (e.body !== s.body) {
-      diff(this.differences, subject, `request body is ${e.body} in SDK, ${s.body} in spec`, e.source);
+    const specFormats: string[] = s.formats ?? [s.body];
+    if (e.body !== 'none' && !specFormats.includes(e.body)) {
+      diff(this.differences, subject, `request body is ${e.body} in SDK, ${specFormats.join(' or ')} in spec`, e.source);
+    } else if (e.body === 'none' && s.body !== 'none') {
+      diff(this.differences, subject, `request body is none in SDK, ${specFormats.join(' or ')} in spec`, e.source);
     } else if (e.body === 'json') {
       if (e.requestType && s.requestType) this.pair(e.requestType, s.requestType, 'request');
       else if (e.requestKeys) {

@@ -52,6 +52,8 @@ export interface Endpoint {
   path: string;
   /** `json`, `protobuf`, or `none` when no body is sent. */
   body: 'json' | 'protobuf' | 'none';
+  /** Spec only: every body format the operation accepts (a spec may accept JSON and protobuf). */
+  formats?: ('json' | 'protobuf')[];
   /** The request model, when the body is one. */
   requestType?: string;
   /** When the body is a literal object, its keys. */

@@ -98,7 +98,9 @@ function readEndpoints(doc: Schema): { endpoints: Endpoint[]; futureResults: str
       const content = body?.content as Record<string, Schema> | undefined;
       if (content) {
         const types = Object.keys(content);
-        endpoint.body = types.some((t) => /protobuf/.test(t)) && !types.includes('application/json') ? 'protobuf' : 'json';
+        const formats = [...new Set(types.map((t) => (/protobuf/.test(t) ? ('protobuf' as const) : ('json' as const))))];
+        endpoint.body = formats.includes('json') ? 'json' : 'protobuf';
+        endpoint.formats = formats;
         const schema = (content['application/json'] ?? Object.values(content)[0])?.schema as Schema | undefined;
         const name = refName(schema?.$ref) ?? (typeof op['x-proto-message'] === 'string' ? op['x-proto-message'] : undefined);
         if (name) endpoint.requestType = name;
