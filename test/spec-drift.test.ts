@@ -105,8 +105,16 @@ describe("spec:drift", () => {
     const config = sdk.models.get("ClientConfigResponse")!;
     assert.deepEqual(
       config.fields.map((f) => [f.name, f.defaultValue]),
-      [["fast_mode", "false"], ["max_chunk_bytes", "5000000"], ["dispatch_bytes", "50000000"], ["credential_source", '"api_key"']],
+      [
+        ["fast_mode", "false"],
+        ["max_chunk_bytes", "5000000"],
+        ["dispatch_bytes", "50000000"],
+        ["credential_source", '"api_key"'],
+        ["channel", '"beta#2"'],
+      ],
     );
+    // A pydantic alias is the wire name.
+    assert.ok(sdk.models.get("Widget")!.fields.some((f) => f.name === "displayName"));
     assert.deepEqual(sdk.aliases.get("WidgetKind")!.type, { kind: "enum", values: ["small", "large"], name: "WidgetKind" });
     assert.deepEqual(sdk.futureResults, ["BuildWidgetOutput"]);
     const request = sdk.proto!.messages.find((m) => m.name === "BuildWidgetRequest")!;

@@ -60,7 +60,7 @@ function logicalLines(source: string): { text: string; line: number; indent: num
       }
       line = line.slice(0, m.index) + '""' + line.slice(close + 3);
     }
-    const code = line.replace(/#.*$/, '');
+    const code = stripComment(line);
     if (depth === 0) {
       buffer = code;
       start = n;
@@ -74,6 +74,20 @@ function logicalLines(source: string): { text: string; line: number; indent: num
     }
   }
   return out;
+}
+
+/** The line without its `# comment` (a `#` inside a string literal stays). */
+function stripComment(line: string): string {
+  let quote: string | null = null;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i]!;
+    if (quote) {
+      if (ch === '\\') i++;
+      else if (ch === quote) quote = null;
+    } else if (ch === '"' || ch === "'") quote = ch;
+    else if (ch === '#') return line.slice(0, i);
+  }
+  return line;
 }
 
 const MODEL_BASES = /\b(BaseModel|StrictBase|BaseParams|TypedDict|GenericModel)\b/;
@@ -200,7 +214,9 @@ function readTypes(pkg: string): { models: Map<string, Model>; aliases: Map<stri
         type = { kind: 'any' };
       }
       const { required, defaultValue } = interpretDefault(f.defaultExpr);
-      const field: Field = { name: f.name, type, required, nullable: false };
+      // `Field(alias="wireName")`: the wire uses the alias.
+      const alias = f.defaultExpr && /^(?:pydantic\.)?Field\(/.test(f.defaultExpr) ? /\balias\s*=\s*["']([^"']+)["']/.exec(f.defaultExpr) : null;
+      const field: Field = { name: alias ? alias[1]! : f.name, type, required, nullable: false };
       if (defaultValue !== undefined) field.defaultValue = defaultValue;
       return field;
     });
