@@ -373,7 +373,11 @@ class Comparer {
 }
 
 /** Compares everything; returns the differences (sorted by subject, then detail) and the route aliases used. */
-export function compare(sdk: SdkSurface, spec: SpecSurface, routes: RouteAlias[] = []): { differences: Difference[]; usedRoutes: Set<RouteAlias> } {
+export function compare(
+  sdk: SdkSurface,
+  spec: SpecSurface,
+  routes: RouteAlias[] = [],
+): { differences: Difference[]; usedRoutes: Set<RouteAlias>; uncompared: string[] } {
   const c = new Comparer(sdk, spec);
   const usedRoutes = new Set<RouteAlias>();
   c.compareEndpoints(routes, usedRoutes);
@@ -395,7 +399,8 @@ export function compare(sdk: SdkSurface, spec: SpecSurface, routes: RouteAlias[]
   const seen = new Set<string>();
   const differences = c.differences.filter((d) => (seen.has(d.id) ? false : (seen.add(d.id), true)));
   differences.sort((x, y) => x.subject.localeCompare(y.subject) || x.detail.localeCompare(y.detail));
-  return { differences, usedRoutes };
+  const uncompared = [...sdk.models.keys()].filter((name) => !c.compared(name)).sort();
+  return { differences, usedRoutes, uncompared };
 }
 
 /** Spec schemas reachable from a request body. */

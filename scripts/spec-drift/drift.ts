@@ -65,7 +65,7 @@ export function runDrift(options: DriftOptions): DriftResult {
   const sdk = readSdk(options.sdkDir);
   const spec = readSpec(options.specDir);
   const allowlist = readAllowlist(options.allowlistPath);
-  const { differences, usedRoutes } = compare(sdk, spec, allowlist.routes);
+  const { differences, usedRoutes, uncompared } = compare(sdk, spec, allowlist.routes);
   if (sdk.proto && !spec.proto) {
     differences.push({
       subject: 'proto',
@@ -106,6 +106,14 @@ export function runDrift(options: DriftOptions): DriftResult {
     }
     const where = d.where ? `  [${d.where}]` : '';
     lines.push(d.allowedBy ? `  allowed  ${d.detail}  (${d.allowedBy.reason})` : `  DRIFT    ${d.detail}${where}`);
+  }
+  if (uncompared.length > 0) {
+    lines.push(
+      '',
+      `for information: ${uncompared.length} SDK models no compared endpoint reaches and spec/ does not define ` +
+        '(internal, or used by an endpoint missing from spec):',
+      `  ${uncompared.join(', ')}`,
+    );
   }
   if (stale.length > 0) {
     lines.push('', 'stale allowlist entries (they match nothing now; delete them from the allowlist):');
