@@ -3,6 +3,8 @@
  *
  * - `generated/schema.ts`: openapi-typescript output (`paths`, `components`, `operations`).
  * - `generated/openapi.json`: the spec as JSON, which the local server validates requests against.
+ * - `generated/constants.ts`: rules that the SDK and the local server both enforce (the checkpoint-name rule
+ *   of `components.schemas.CheckpointName`), so neither keeps its own copy.
  *
  * `npm run generate` writes both; `npm run generate:check` exits 1 when either is stale.
  */
@@ -28,7 +30,39 @@ async function render(): Promise<Map<string, string>> {
   const files = new Map<string, string>();
   files.set("schema.ts", header + "/* eslint-disable */\n\n" + astToString(ast));
   files.set("openapi.json", JSON.stringify(spec, null, 2) + "\n");
+  files.set("constants.ts", header + renderConstants(spec));
   return files;
+}
+
+/** `generated/constants.ts`: the checkpoint-name rule from `components.schemas.CheckpointName`. */
+function renderConstants(spec: Record<string, unknown>): string {
+  const schemas = (spec.components as { schemas: Record<string, Record<string, unknown>> }).schemas;
+  const name = schemas.CheckpointName;
+  if (
+    !name ||
+    typeof name.pattern !== "string" ||
+    typeof name.minLength !== "number" ||
+    typeof name.maxLength !== "number" ||
+    typeof name["x-tinker-rule"] !== "string"
+  ) {
+    throw new Error("spec: components.schemas.CheckpointName needs pattern, minLength, maxLength and x-tinker-rule (the rule in words)");
+  }
+  new RegExp(name.pattern, "u"); // fails the generation on a pattern JavaScript cannot compile
+  return [
+    "",
+    "/** The checkpoint-name rule of the spec (`components.schemas.CheckpointName`), enforced by the SDK and the local server. */",
+    `export const CHECKPOINT_NAME_PATTERN: string = ${JSON.stringify(name.pattern)};`,
+    "",
+    "/** Shortest checkpoint name. */",
+    `export const CHECKPOINT_NAME_MIN_LENGTH: number = ${name.minLength};`,
+    "",
+    "/** Longest checkpoint name. */",
+    `export const CHECKPOINT_NAME_MAX_LENGTH: number = ${name.maxLength};`,
+    "",
+    "/** What a valid checkpoint name is, in words (for error messages). */",
+    `export const CHECKPOINT_NAME_RULE: string = ${JSON.stringify(name["x-tinker-rule"])};`,
+    "",
+  ].join("\n");
 }
 
 async function main(): Promise<void> {

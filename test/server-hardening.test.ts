@@ -3,7 +3,10 @@
 // admin route), and load_weights of another user's checkpoint.
 
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
 import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startLocalServer, type LocalServer, type LocalServerOptions } from "../src/server/index.js";
 
@@ -381,5 +384,94 @@ describe("load_weights of another user's checkpoint", () => {
       const created = await run(other, "/api/v1/load_weights", { session_id: b.session, model_seq_id: 2, path, optimizer: false });
       assert.equal(created.model_id, `${b.session}:train:2`);
     });
+  });
+});
+
+describe("checkpoint names: one rule (spec, SDK, server)", () => {
+  const LONG_DOTTED = `a${".".repeat(199)}`;
+
+  test("the server refuses names outside the rule with a 400 naming the field, before anything runs", async () => {
+    await withServer({}, async (server) => {
+      const call = api(server);
+      const { runId, seq } = await newModel(call);
+      for (const bad of ["has space", "a\\b", "a?b", "a#b", "é", "a:b", "50%", ".", "..", "n".repeat(201), ""]) {
+        const save = await call("POST", "/api/v1/save_weights", { model_id: runId, seq_id: seq(), path: bad });
+        assert.equal(save.status, 400, `save_weights ${JSON.stringify(bad)}: ${save.status} ${JSON.stringify(save.body)}`);
+        assert.equal(save.body.field, "body.path");
+        assert.match(save.body.detail, /1-200 characters/);
+        const sampler = await call("POST", "/api/v1/save_weights_for_sampler", { model_id: runId, seq_id: seq(), path: bad });
+        assert.equal(sampler.status, 400, `save_weights_for_sampler ${JSON.stringify(bad)}: ${JSON.stringify(sampler.body)}`);
+        assert.equal(sampler.body.field, "body.path");
+      }
+      for (const bad of ["has%20space", "a%5Cb", "a%3Fb", "a%23b", "%C3%A9", "n".repeat(201)]) {
+        const r = await call("DELETE", `/api/v1/training_runs/${runId}/checkpoints/weights/${bad}`);
+        assert.equal(r.status, 400, `${bad}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.body.field, "path.checkpoint_name");
+        assert.equal((await call("GET", `/api/v1/training_runs/${runId}/checkpoints/weights/${bad}/archive`)).status, 400);
+      }
+      assert.deepEqual((await call("GET", `/api/v1/training_runs/${runId}/checkpoints`)).body.checkpoints, []);
+    });
+  });
+
+  test("every name the rule allows can be saved, listed, downloaded, deleted, and survives a restart", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "tinker-names-"));
+    const names = [LONG_DOTTED, "n".repeat(200), "A-z_0.9", ".hidden", "...", "x"];
+    const expected = names.map((n) => `weights/${n}`).sort();
+    let runId = "";
+    try {
+      await withServer({ dataDir }, async (server) => {
+        const call = api(server);
+        const model = await newModel(call);
+        runId = model.runId;
+        for (const name of names) await run(call, "/api/v1/save_weights", { model_id: runId, seq_id: model.seq(), path: name });
+        const listed = ((await call("GET", `/api/v1/training_runs/${runId}/checkpoints`)).body.checkpoints as AnyJson[]).map((c) => c.checkpoint_id);
+        assert.deepEqual(listed.sort(), expected);
+        const url = (await call("GET", `/api/v1/training_runs/${runId}/checkpoints/weights/${LONG_DOTTED}/archive`)).headers.get("location")!;
+        const tar = await fetch(url);
+        assert.equal(tar.status, 200);
+        await tar.arrayBuffer();
+      });
+      await withServer({ dataDir }, async (server) => {
+        const call = api(server);
+        const listed = ((await call("GET", `/api/v1/training_runs/${runId}/checkpoints`)).body.checkpoints as AnyJson[]).map((c) => c.checkpoint_id);
+        assert.deepEqual(listed.sort(), expected, "all names survive a restart");
+        for (const name of names) {
+          assert.equal((await call("DELETE", `/api/v1/training_runs/${runId}/checkpoints/weights/${name}`)).status, 204, name);
+        }
+      });
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("checkpoint names: the SDK and the server apply the same rule", () => {
+  test("both take it from the spec, and agree on every sample name", async () => {
+    const { validateCheckpointName } = await import("../src/core/tinker-path.js");
+    const { checkCheckpointName } = await import("../src/server/util.js");
+    const spec = (await import("../generated/openapi.json", { with: { type: "json" } })).default as AnyJson;
+    const rule = spec.components.schemas.CheckpointName;
+    const params = spec.components.parameters.CheckpointName.schema.$ref;
+    assert.equal(params, "#/components/schemas/CheckpointName");
+    assert.equal(spec.components.schemas.SaveWeightsRequest.properties.path.$ref, "#/components/schemas/CheckpointName");
+    assert.equal(spec.components.schemas.SaveWeightsForSamplerRequest.properties.path.$ref, "#/components/schemas/CheckpointName");
+    const specRe = new RegExp(rule.pattern, "u");
+    const samples = [
+      "", ".", "..", "...", ".a", "a.", "ckpt-0001", "step_000100", "v1.2", "final", "a b", " a", "a\tb", "a/b", "a\\b", "a?b", "a#b",
+      "a:b", "a%b", "a+b", "a@b", "a~b", "a=b", "é", "ß", "日本", "emoji😀", "a\u0000b", "a\u200bb", "n".repeat(199), "n".repeat(200),
+      "n".repeat(201), ".".repeat(200), "-", "_", "0",
+    ];
+    for (const name of samples) {
+      const byServer = checkCheckpointName(name) === undefined;
+      let bySdk = true;
+      try {
+        validateCheckpointName(name);
+      } catch {
+        bySdk = false;
+      }
+      const bySpec = name.length >= rule.minLength && name.length <= rule.maxLength && specRe.test(name);
+      assert.equal(bySdk, bySpec, `SDK vs spec on ${JSON.stringify(name)}`);
+      assert.equal(byServer, bySpec, `server vs spec on ${JSON.stringify(name)}`);
+    }
   });
 });

@@ -20,6 +20,7 @@
  */
 import { STATUS_CODES } from "node:http";
 import { z } from "zod";
+import { CHECKPOINT_NAME_RULE } from "../../generated/constants.js";
 
 /** The text that replaces a secret in messages, bodies and headers. */
 export const REDACTED = "[REDACTED]";
@@ -827,7 +828,7 @@ export class InvalidCheckpointNameError extends TinkerError {
   /** Builds the error; the message says what names are allowed. */
   constructor(checkpointName: string, reason: string) {
     super(
-      `Invalid checkpoint name ${quote(checkpointName)}: ${reason}. A name is 1-255 characters with no whitespace, control characters, "/", "\\", "?" or "#", and is not "." or ".." (e.g. "ckpt-0001").`,
+      `Invalid checkpoint name ${quote(checkpointName)}: ${reason}. A name is ${CHECKPOINT_NAME_RULE} (e.g. "ckpt-0001").`,
     );
     this.checkpointName = checkpointName;
     this.reason = reason;

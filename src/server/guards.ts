@@ -7,11 +7,12 @@
  * | Content-Type | a non-empty body to a JSON route must be `application/json` (or `…+json`); absent is read as JSON; `application/x-protobuf` only on {@link PROTOBUF_BODY_OPERATIONS} | 415 |
  * | `seq_id` of training ops | an integer in 1..{@link MAX_SEQ_ID} (int32 on the wire) | 400, field `body.seq_id` |
  * | `seq_id` far ahead | at most {@link MAX_SEQ_AHEAD} beyond the model's next due seq_id | 400, field `body.seq_id` |
+ * | checkpoint names | the spec's `CheckpointName` rule (`checkCheckpointName`) in `path.checkpoint_name` and the `path` of save_weights / save_weights_for_sampler | 400 naming the field |
  *
  * @module
  */
 
-import { HttpError, isRecord } from "./util.js";
+import { checkCheckpointName, HttpError, isRecord } from "./util.js";
 
 /** Deepest accepted nesting of arrays and objects in a JSON body (real requests need about 8). */
 export const MAX_JSON_DEPTH = 64;
@@ -110,4 +111,24 @@ export function checkSeqIdValue(operationId: string, body: unknown): HttpError |
   if (!SEQUENCED_OPERATIONS.has(operationId) || !isRecord(body) || !("seq_id" in body)) return undefined;
   const problem = seqIdProblem(body.seq_id);
   return problem === undefined ? undefined : new HttpError(400, `body.seq_id: ${problem}`, { field: "body.seq_id" });
+}
+
+/** Operations whose body field `path` is a checkpoint name (not a tinker path). */
+const NAME_BODY_OPERATIONS: ReadonlySet<string> = new Set(["saveWeights", "saveWeightsForSampler"]);
+
+/**
+ * Checks the checkpoint names of a request (the `checkpoint_name` path parameter, and the `path` of the
+ * save operations); returns the 400 to answer, or undefined.
+ */
+export function checkNameFields(operationId: string, params: Record<string, string>, body: unknown): HttpError | undefined {
+  const param = params.checkpoint_name;
+  if (param !== undefined) {
+    const bad = checkCheckpointName(param);
+    if (bad !== undefined) return new HttpError(400, `path.checkpoint_name: the checkpoint name ${bad}`, { field: "path.checkpoint_name" });
+  }
+  if (NAME_BODY_OPERATIONS.has(operationId) && isRecord(body) && typeof body.path === "string") {
+    const bad = checkCheckpointName(body.path);
+    if (bad !== undefined) return new HttpError(400, `body.path: the checkpoint name ${bad}`, { field: "body.path" });
+  }
+  return undefined;
 }

@@ -19,7 +19,7 @@ import { z } from "zod";
 import type { OpContext, OperationHandler, Reply } from "./api.js";
 import type { ArchiveService } from "./archive.js";
 import { faultRuleSchema, type FaultInjector } from "./faults.js";
-import { checkSeqIdValue, contentTypeError, jsonTooDeep, tooDeepError } from "./guards.js";
+import { checkNameFields, checkSeqIdValue, contentTypeError, jsonTooDeep, tooDeepError } from "./guards.js";
 import { IDEMPOTENCY_MAX_KEY_LENGTH, isRemembered, type IdempotencyCache } from "./idempotency.js";
 import { allowedMethods, matchRoute, specOperations, validateRequest } from "./spec.js";
 import { adapterConfigJson, DEFAULT_LORA_ALPHA } from "./model.js";
@@ -367,6 +367,8 @@ export class HttpApp {
     }
     const badSeq = checkSeqIdValue(match.operation.operationId, body);
     if (badSeq !== undefined) throw badSeq;
+    const badName = checkNameFields(match.operation.operationId, match.params, body);
+    if (badName !== undefined) throw badName;
     const input = validateRequest(match.operation, match.params, query, match.operation.bodySchema ? body : undefined);
     if ("message" in input) {
       const err = new HttpError(422, `${input.field}: ${input.message}`, { field: input.field });
