@@ -475,3 +475,23 @@ describe("checkpoint names: the SDK and the server apply the same rule", () => {
     }
   });
 });
+
+describe("tinker-ts serve --fault-injection", () => {
+  test("enables the admin route; without it the route does not exist", async () => {
+    const { runServe } = await import("../src/server/serve.js");
+    const dir = await mkdtemp(join(tmpdir(), "tinker-serve-"));
+    try {
+      for (const [flag, expected] of [[[], 404], [["--fault-injection"], 200]] as const) {
+        const server = await runServe(["--port", "0", "--data-dir", dir, "--quiet", ...flag], { handleSignals: false, stdout: () => undefined });
+        try {
+          const r = await api(server!)("POST", "/local/admin/faults", { rules: [] });
+          assert.equal(r.status, expected, JSON.stringify(r.body));
+        } finally {
+          await server!.close();
+        }
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

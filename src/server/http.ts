@@ -222,7 +222,7 @@ export class HttpApp {
         raw.length > RECORDED_BODY_LIMIT
           ? `<body of ${raw.length} bytes not recorded>`
           : bodyError !== undefined
-            ? raw.subarray(0, 4096).toString("utf8")
+            ? raw.toString("utf8")
             : body,
       requestId,
     };

@@ -2,7 +2,7 @@
  * `tinker-ts serve`: runs the local Tinker-compatible server until SIGINT/SIGTERM.
  *
  * ```text
- * tinker-ts serve [--port N] [--host H] [--data-dir DIR] [--api-key KEY] [--future-delay-ms MS]
+ * tinker-ts serve [--port N] [--host H] [--data-dir DIR] [--api-key KEY] [--future-delay-ms MS] [--fault-injection]
  * ```
  *
  * Defaults: port 8080 (0 picks a free port), host 127.0.0.1, data dir `./.tinker/local-server`, API key
@@ -26,6 +26,7 @@ Options:
   --data-dir DIR        state directory (default ./.tinker/local-server)
   --api-key KEY         API key to accept (default: stored in DIR/local-api-key)
   --future-delay-ms MS  delay each training operation by MS milliseconds
+  --fault-injection     enable POST/DELETE /local/admin/faults (server's own API key only)
   --quiet               do not log requests
   -h, --help            show this help
 `;
@@ -81,6 +82,7 @@ export async function runServe(argv: string[], io: ServeIO = {}): Promise<LocalS
         "data-dir": { type: "string" },
         "api-key": { type: "string" },
         "future-delay-ms": { type: "string" },
+        "fault-injection": { type: "boolean" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -107,6 +109,7 @@ export async function runServe(argv: string[], io: ServeIO = {}): Promise<LocalS
     dataDir,
     ...(apiKey !== undefined ? { apiKey } : {}),
     ...(futureDelayMs !== undefined ? { futureDelayMs } : {}),
+    faultInjection: values["fault-injection"] === true,
     log: quiet ? undefined : (line) => err(`[tinker-ts serve] ${line}\n`),
   });
   out(
