@@ -113,6 +113,11 @@ describe("training persistence against the local server", () => {
     assert.throws(() => training.saveState(""), InvalidCheckpointNameError);
     assert.throws(() => training.saveState("a/b"), InvalidCheckpointNameError);
     assert.throws(() => training.saveState("../escape"), InvalidCheckpointNameError);
+    // The spec's name rule, which the local server enforces too (400): 1-200 of [A-Za-z0-9._-].
+    assert.throws(() => training.saveState("has space"), InvalidCheckpointNameError);
+    assert.throws(() => training.saveState("n".repeat(201)), /at most 200/);
+    assert.throws(() => training.saveWeightsForSampler("a:b"), InvalidCheckpointNameError);
+    assert.throws(() => training.saveState("épocha"), InvalidCheckpointNameError);
     assert.throws(() => training.saveState("ok", { ttlSeconds: 60 }), InvalidTtlError);
     assert.throws(() => training.saveState("ok", { ttlSeconds: 3600.5 }), InvalidTtlError);
     assert.throws(() => training.saveWeightsForSampler("ok", { ttlSeconds: 0 }), InvalidTtlError);

@@ -29,6 +29,7 @@ import {
   type PreparedBatch,
   type TinyLoraModel,
 } from "./model/index.js";
+import { MAX_SEQ_AHEAD, seqIdProblem } from "./guards.js";
 import { Sequencer } from "./ordering.js";
 import { CheckpointExistsError, type CheckpointRecord, type LoraInfo, type RunRecord, type Store } from "./store.js";
 import {
@@ -428,9 +429,19 @@ export class TrainingHost {
         field: "body.seq_id",
       });
     }
+    const badSeq = seqIdProblem(seqId);
+    if (badSeq !== undefined) throw new HttpError(400, `body.seq_id: ${badSeq}`, { field: "body.seq_id" });
     const original = live.seqRequests.get(seqId);
     if (original instanceof HttpError) throw original;
     if (original !== undefined) return { request_id: original, model_id: modelId };
+    if (seqId > live.sequencer.next + MAX_SEQ_AHEAD) {
+      throw new HttpError(
+        400,
+        `body.seq_id: ${seqId} is implausibly far ahead of model ${modelId}'s next due seq_id ${live.sequencer.next} ` +
+          `(at most ${MAX_SEQ_AHEAD} ahead); number training requests consecutively from 1 after create_model`,
+        { field: "body.seq_id" },
+      );
+    }
     if (live.sequencer.isPast(seqId)) {
       throw new HttpError(
         409,
@@ -469,7 +480,8 @@ export class TrainingHost {
   rejectSeq(owner: string, modelId: string, seqId: number, error: HttpError): void {
     const live = this.#models.get(modelId);
     if (!live || live.owner !== owner || live.unloadRequestId !== undefined) return;
-    if (!Number.isSafeInteger(seqId) || seqId < 1 || live.seqRequests.has(seqId) || live.sequencer.isPast(seqId)) return;
+    if (seqIdProblem(seqId) !== undefined || seqId > live.sequencer.next + MAX_SEQ_AHEAD) return;
+    if (live.seqRequests.has(seqId) || live.sequencer.isPast(seqId)) return;
     if (live.sequencer.isQueued(seqId)) return;
     live.seqRequests.set(seqId, error);
     if (live.seqRequests.size > SEQ_DEDUP_WINDOW) live.seqRequests.delete(live.seqRequests.keys().next().value as number);
