@@ -131,7 +131,9 @@ export type { LocalServer, LocalServerOptions, FaultRule } from "./server/index.
  * Starts a local Tinker-compatible server (the one `tinker-ts serve` runs): the same wire protocol, state on
  * disk, a tiny real model. Point a {@link ServiceClient} at `server.baseUrl` with `server.apiKey`.
  *
- * The server is loaded on first use, so importing the SDK does not load it (nor node-tar).
+ * The server is loaded on first use, so importing the SDK does not load it (nor node-tar). The same function,
+ * and the server's other exports (`DEFAULT_SUPPORTED_MODELS`, `FaultRule`, ...), are also the `tinker-ts/server`
+ * entry point: `import { startLocalServer } from "tinker-ts/server"`.
  *
  * @throws {Error} if the port cannot be bound or the data directory cannot be used.
  * @example
