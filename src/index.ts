@@ -50,6 +50,10 @@ export type {
 export { APIFuture } from "./core/futures.js";
 export type { FutureResultOptions, QueueState, QueueStateChange } from "./core/futures.js";
 export type { RequestOptions } from "./core/options.js";
+// Types that public signatures name (constructor inits, option bags, the transport a RestClient wraps).
+export type { Transport, TransportConfig, CallOptions } from "./core/transport.js";
+export type { SleepFn } from "./core/sleep.js";
+export type { APIErrorInit, ConnectionErrorInit } from "./core/errors.js";
 
 export { RestClient } from "./rest-client.js";
 export type {
@@ -61,11 +65,12 @@ export type {
   PageOptions,
   PageProgress,
   RestClientOptions,
+  RestClientEnvOptions,
   RestRequestOptions,
 } from "./rest-client.js";
 
 export { downloadCheckpoint, checkpointDirName } from "./download.js";
-export type { DownloadCheckpointOptions, DownloadCheckpointResult, DownloadProgress } from "./download.js";
+export type { ArchiveUrlProvider, DownloadCheckpointOptions, DownloadCheckpointResult, DownloadProgress } from "./download.js";
 
 export { CheckpointLedger, LedgerFormatError, resumeOrStart, saveAndRecord, RESUMABLE_TTL_WARNING_SECONDS } from "./ledger.js";
 export type {
