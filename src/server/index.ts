@@ -1,5 +1,5 @@
 /**
- * The tinker-ts local server: a Tinker-compatible HTTP server on loopback that keeps real state on disk
+ * `tinker-ts/server`: the tinker-ts local server, a Tinker-compatible HTTP server on loopback that keeps real state on disk
  * and trains a tiny real LoRA model, so code can be developed offline and tests run over real HTTP.
  *
  * It speaks the wire protocol of the Tinker service for every operation in `spec/tinker.openapi.yaml`
@@ -158,6 +158,8 @@ export type LocalServer = {
   port: number;
   /** Stops accepting, ends long polls, closes keep-alive sockets; resolves once the server is closed. */
   close(): Promise<void>;
+  /** The same as {@link LocalServer.close}, for `await using server = await startLocalServer()`. */
+  [Symbol.asyncDispose](): Promise<void>;
   /** Replaces the active fault-injection rules. */
   setFaults(rules: FaultRule[]): void;
   /** Removes every fault-injection rule. */
@@ -196,16 +198,15 @@ async function resolveApiKey(dataDir: string, explicit: string | undefined): Pro
  * @throws {Error} if the port cannot be bound or the data directory cannot be used.
  * @example
  * ```ts
- * import { startLocalServer } from "./src/server/index.js";
+ * import { startLocalServer } from "tinker-ts/server";
  *
- * const server = await startLocalServer({ futureDelayMs: 10 });
+ * await using server = await startLocalServer({ futureDelayMs: 10 }); // closed when the scope ends
  * const res = await fetch(`${server.baseUrl}/api/v1/create_session`, {
  *   method: "POST",
  *   headers: { "content-type": "application/json", "x-api-key": server.apiKey },
  *   body: JSON.stringify({ tags: [], user_metadata: {}, sdk_version: "0.1.0" }),
  * });
  * console.log(await res.json()); // { session_id: "sess-…", type: "create_session" }
- * await server.close();
  * ```
  */
 export async function startLocalServer(options: LocalServerOptions = {}): Promise<LocalServer> {
@@ -350,6 +351,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     dataDir,
     port,
     close,
+    [Symbol.asyncDispose]: close,
     setFaults: (rules) => faults.set(rules),
     clearFaults: () => faults.clear(),
     setQueueState: (state) => {
