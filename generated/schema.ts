@@ -558,6 +558,8 @@ export interface components {
     schemas: {
         /** @enum {string} */
         AccessScope: "owned" | "accessible";
+        /** @description A checkpoint name: 1-200 characters of ASCII letters, digits, `.`, `_` and `-`, and not `.` or `..` (e.g. `ckpt-0001`, `step_000100`, `v1.2`). tinker-ts and its local server enforce exactly this rule (`npm run generate` emits it as `generated/constants.ts`); the local server answers 400 naming the field. */
+        CheckpointName: string;
         /** @enum {string} */
         CheckpointKind: "weights" | "sampler_weights";
         /** @description An error body. Servers put a human-readable explanation in `detail`. */
@@ -712,14 +714,35 @@ export interface components {
             /** @enum {string} */
             dtype: "int64" | "float32";
             shape?: number[] | null;
+            /** @description CSR row pointers (rows + 1). When set, the tensor is sparse: `data` holds the non-zero values and `shape` the dense shape. */
+            sparse_crow_indices?: number[] | null;
+            /** @description CSR column indices, one per value of `data`; set together with `sparse_crow_indices`. */
+            sparse_col_indices?: number[] | null;
         };
         EncodedTextChunk: {
             tokens: number[];
             /** @constant */
             type?: "encoded_text";
         };
+        ImageChunk: {
+            /** @description The image bytes */
+            data: string;
+            /** @enum {string} */
+            format: "png" | "jpeg";
+            /** @description Advisory: how many tokens the image represents. */
+            expected_tokens?: number | null;
+            /** @constant */
+            type: "image";
+        };
+        DmelChunk: {
+            /** @description The serialized DMel TensorContainer bytes */
+            dmel: string;
+            /** @constant */
+            type: "dmel";
+        };
+        ModelInputChunk: components["schemas"]["EncodedTextChunk"] | components["schemas"]["ImageChunk"] | components["schemas"]["DmelChunk"];
         ModelInput: {
-            chunks: components["schemas"]["EncodedTextChunk"][];
+            chunks: components["schemas"]["ModelInputChunk"][];
         };
         Datum: {
             model_input: components["schemas"]["ModelInput"];
@@ -740,8 +763,17 @@ export interface components {
         ForwardBackwardRequest: {
             forward_backward_input: components["schemas"]["ForwardBackwardInput"];
             model_id: string;
+            /** Format: int32 */
             seq_id: number;
-            /** @constant */
+            /**
+             * @description true for `forward`: the loss and outputs are computed, no gradient is accumulated.
+             * @default false
+             */
+            forward_only?: boolean;
+            /**
+             * @description Sent by old tinker-ts versions only; ignored.
+             * @constant
+             */
             type?: "forward_backward";
         };
         ForwardBackwardOutput: {
@@ -769,6 +801,7 @@ export interface components {
         OptimStepRequest: {
             adam_params: components["schemas"]["AdamParams"];
             model_id: string;
+            /** Format: int32 */
             seq_id: number;
             /** @constant */
             type?: "optim_step";
@@ -781,7 +814,8 @@ export interface components {
         SaveWeightsRequest: {
             model_id: string;
             /** @description The checkpoint name (not a tinker path). */
-            path?: string;
+            path?: components["schemas"]["CheckpointName"];
+            /** Format: int32 */
             seq_id?: number;
             /** @description Seconds until the checkpoint expires; absent or null means never. */
             ttl_seconds?: number | null;
@@ -799,6 +833,7 @@ export interface components {
         /** @description Either `model_id` with `seq_id` (load into an existing model), or `session_id` with `model_seq_id` (create the model by loading; its first request). */
         LoadWeightsRequest: {
             model_id?: string;
+            /** Format: int32 */
             seq_id?: number;
             session_id?: string;
             model_seq_id?: number;
@@ -822,8 +857,10 @@ export interface components {
         };
         SaveWeightsForSamplerRequest: {
             model_id: string;
-            path?: string;
+            /** @description The checkpoint name (not a tinker path). */
+            path?: components["schemas"]["CheckpointName"];
             sampling_session_seq_id?: number;
+            /** Format: int32 */
             seq_id?: number;
             ttl_seconds?: number | null;
             /** @constant */
@@ -969,7 +1006,7 @@ export interface components {
         /** @description The training run (model) id; may contain `:`. */
         TrainingRunId: string;
         CheckpointKind: components["schemas"]["CheckpointKind"];
-        CheckpointName: string;
+        CheckpointName: components["schemas"]["CheckpointName"];
     };
     requestBodies: never;
     headers: never;
@@ -1210,8 +1247,15 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
+        /**
+         * @description Protobuf (`application/x-protobuf`, optionally `Content-Encoding: zstd`) is what current clients send:
+         *     the `tinker_public.ForwardBackwardRequest` message of `spec/tinker_public.proto`. The JSON form (without
+         *     `type`) is accepted for older clients. Poll the result with `Accept: application/x-protobuf` and
+         *     `X-Tinker-Request-Type: ForwardBackward` (or `Forward` when `forward_only`).
+         */
         requestBody: {
             content: {
+                "application/x-protobuf": string;
                 "application/json": components["schemas"]["ForwardBackwardRequest"];
             };
         };
@@ -1301,13 +1345,18 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Pending, failed, metadata-only, or the result. */
+            /**
+             * @description Pending, failed, metadata-only, or the result. When the poll sends `Accept: application/x-protobuf`, a
+             *     `ForwardBackwardOutput` (or `SampleResponse`) result comes as protobuf (the messages of
+             *     `spec/tinker_public.proto`); every other answer is JSON.
+             */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["FutureRetrieveResponse"];
+                    "application/x-protobuf": string;
                 };
             };
             /** @description Still pending; poll again at once. */

@@ -64,8 +64,8 @@ export type {
   RestRequestOptions,
 } from "./rest-client.js";
 
-export { downloadCheckpoint, checkpointDirName } from "./download.js";
-export type { DownloadCheckpointOptions, DownloadCheckpointResult, DownloadProgress } from "./download.js";
+export { downloadCheckpoint, checkpointDirName } from "./download/download.js";
+export type { DownloadCheckpointOptions, DownloadCheckpointResult, DownloadProgress } from "./download/download.js";
 
 export { CheckpointLedger, LedgerFormatError, resumeOrStart, saveAndRecord, RESUMABLE_TTL_WARNING_SECONDS } from "./ledger.js";
 export type {
@@ -88,7 +88,7 @@ export type {
   RollingSaveResult,
 } from "./retention.js";
 
-export { parseTinkerPath, formatTinkerPath, validateCheckpointName } from "./core/tinker-path.js";
+export { parseTinkerPath, formatTinkerPath, validateCheckpointName, InvalidTinkerPathError, InvalidCheckpointNameError } from "./core/tinker-path.js";
 export type { ParsedTinkerPath, CheckpointKind, CheckpointType } from "./core/tinker-path.js";
 
 export {
@@ -110,22 +110,13 @@ export {
   APIUserAbortError,
   RequestFailedError,
   ResponseValidationError,
-  InvalidTinkerPathError,
-  InvalidCheckpointNameError,
-  DestinationExistsError,
-  UnsafeArchiveError,
 } from "./core/errors.js";
+export { DestinationExistsError, UnsafeArchiveError, IncompleteCheckpointError, ArchiveExtractionError } from "./download/errors.js";
 export type { RequestFailureCategory } from "./core/errors.js";
-export {
-  InvalidTtlError,
-  IncompleteCheckpointError,
-  ArchiveExtractionError,
-  validateTtlSeconds,
-  MIN_CHECKPOINT_TTL_SECONDS,
-} from "./rest-errors.js";
+export { InvalidTtlError, validateTtlSeconds, MIN_CHECKPOINT_TTL_SECONDS } from "./core/ttl.js";
 
 import type { LocalServer, LocalServerOptions } from "./server/index.js";
-export type { LocalServer, LocalServerOptions, FaultRule } from "./server/index.js";
+export type { LocalServer, LocalServerOptions, FaultRule, ClientConfig } from "./server/index.js";
 
 /**
  * Starts a local Tinker-compatible server (the one `tinker-ts serve` runs): the same wire protocol, state on

@@ -5,8 +5,9 @@
  */
 import type { z } from "zod";
 import type { components } from "../generated/schema.js";
-import type { APIFuture } from "./core/futures.js";
-import { submitFuture, type SubmitContext } from "./core/submit.js";
+import type { APIFuture, ProtobufResult } from "./core/futures.js";
+import { decodeForwardBackwardOutput, encodeForwardBackwardRequest } from "./internal/proto/forward-backward.js";
+import { submitFuture, type SubmitContext } from "./internal/submit.js";
 import { ConflictError, InvalidArgumentError } from "./core/errors.js";
 import {
   ForwardBackwardOutputSchema,
@@ -16,11 +17,11 @@ import {
   SaveWeightsForSamplerResponseSchema,
   SaveWeightsResponseSchema,
   UnloadModelResponseSchema,
-} from "./core/schemas.js";
-import { SeqGate } from "./core/seq.js";
-import { validateTtlSeconds } from "./rest-errors.js";
+} from "./internal/schemas.js";
+import { SeqGate } from "./internal/seq.js";
+import { validateTtlSeconds } from "./core/ttl.js";
 import { formatTinkerPath, parseTinkerPath, validateCheckpointName } from "./core/tinker-path.js";
-import type { RequestInitExtras } from "./core/transport.js";
+import type { RequestInitExtras } from "./internal/transport.js";
 import { callOptionsOf, type RequestOptions } from "./core/options.js";
 
 type Schemas = components["schemas"];
@@ -131,18 +132,59 @@ export class TrainingClient {
    * ```
    */
   forwardBackward(data: Datum[], lossFn: LossFnType, options: ForwardBackwardOptions = {}): APIFuture<ForwardBackwardOutput> {
-    validateData(data);
-    const lossFnConfig = options.lossFnConfig;
-    return this.#submitOrdered("forward_backward", ForwardBackwardOutputSchema, options, (seq, init) =>
-      this.#ctx.transport.api.POST("/api/v1/forward_backward", {
-        body: {
-          forward_backward_input: { data, loss_fn: lossFn, ...(lossFnConfig === undefined ? {} : { loss_fn_config: lossFnConfig }) },
-          model_id: this.modelId,
-          seq_id: seq,
-          type: "forward_backward",
-        },
-        ...init,
-      }),
+    return this.#forwardBackwardChunk("forwardBackward", data, lossFn, options, false);
+  }
+
+  /**
+   * Computes the loss and per-datum outputs (e.g. `logprobs`) on a batch **without** accumulating gradients
+   * (`forward_only`): the model and the next {@link optimStep} are unaffected. It is ordered like every
+   * training operation (it takes a seq_id).
+   *
+   * @throws {InvalidArgumentError} before sending, when `data` is empty or malformed.
+   * @example
+   * ```ts
+   * const out = await training.forward([crossEntropyDatum([1, 2, 3, 4])], "cross_entropy");
+   * console.log(out.loss_fn_outputs[0]?.["logprobs"]?.data);
+   * ```
+   */
+  forward(data: Datum[], lossFn: LossFnType, options: ForwardBackwardOptions = {}): APIFuture<ForwardBackwardOutput> {
+    return this.#forwardBackwardChunk("forward", data, lossFn, options, true);
+  }
+
+  /**
+   * One forward / forward_backward request (one chunk: one encode, one seq_id, one submit, one poll), sent as
+   * protobuf (PROTOCOL §10.1) and polled with `Accept: application/x-protobuf`. The body is encoded before the
+   * seq_id is taken, so a datum that cannot be encoded throws at once and uses no seq_id.
+   */
+  #forwardBackwardChunk(
+    method: "forward" | "forwardBackward",
+    data: Datum[],
+    lossFn: LossFnType,
+    options: ForwardBackwardOptions,
+    forwardOnly: boolean,
+  ): APIFuture<ForwardBackwardOutput> {
+    validateData(data, method);
+    const seqId = this.#seq.peek;
+    const body = encodeForwardBackwardRequest({ modelId: this.modelId, seqId, data, lossFn, lossFnConfig: options.lossFnConfig, forwardOnly });
+    const protobuf = {
+      headers: { accept: PROTOBUF_MEDIA_TYPE, requestType: forwardOnly ? "Forward" : "ForwardBackward" },
+      decode: decodeForwardBackwardOutput,
+    };
+    return this.#submitOrdered(
+      forwardOnly ? "forward" : "forward_backward",
+      ForwardBackwardOutputSchema,
+      options,
+      (seq, init) => {
+        if (seq !== seqId) throw new Error(`internal error: ${method} encoded seq_id ${seqId} but took ${seq}`);
+        return this.#ctx.transport.api.POST("/api/v1/forward_backward", {
+          ...init,
+          body: body as never,
+          bodySerializer: (b: unknown) => b as never,
+          headers: { ...init.headers, "Content-Type": PROTOBUF_MEDIA_TYPE },
+        });
+      },
+      undefined,
+      protobuf,
     );
   }
 
@@ -351,6 +393,7 @@ export class TrainingClient {
     options: TrainingCallOptions,
     send: (seq: number, init: RequestInitExtras) => ReturnType<RequestFn>,
     mapSubmitError: (err: unknown) => unknown = (err) => err,
+    protobuf?: ProtobufResult<T>,
   ): APIFuture<T> {
     const seq = this.#seq.next();
     return submitFuture(this.#ctx, {
@@ -361,24 +404,28 @@ export class TrainingClient {
       options,
       gate: (submit) => this.#seq.inTurn(seq, submit),
       mapSubmitError,
+      ...(protobuf === undefined ? {} : { protobuf }),
     });
   }
 }
 
 type RequestFn = (init: RequestInitExtras) => Promise<{ data?: unknown; error?: unknown; response: Response }>;
 
+/** The media type of protobuf bodies and results. */
+const PROTOBUF_MEDIA_TYPE = "application/x-protobuf";
 
-function validateData(data: Datum[]): void {
+
+function validateData(data: Datum[], method: string): void {
   if (!Array.isArray(data) || data.length === 0) {
-    throw new InvalidArgumentError("forwardBackward needs a non-empty array of Datum (see crossEntropyDatum).");
+    throw new InvalidArgumentError(`${method} needs a non-empty array of Datum (see crossEntropyDatum).`);
   }
   data.forEach((datum, i) => {
     const chunks = (datum as Partial<Datum> | undefined)?.model_input?.chunks;
     if (!Array.isArray(chunks) || chunks.length === 0) {
-      throw new InvalidArgumentError(`data[${i}].model_input.chunks must be a non-empty array of { type: "encoded_text", tokens }.`);
+      throw new InvalidArgumentError(`data[${i}].model_input.chunks must be a non-empty array of chunks, e.g. { type: "encoded_text", tokens }.`);
     }
     if ((datum.loss_fn_inputs ?? {})["target_tokens"] === undefined) {
-      throw new InvalidArgumentError(`data[${i}].loss_fn_inputs.target_tokens is required for cross_entropy.`);
+      throw new InvalidArgumentError(`data[${i}].loss_fn_inputs.target_tokens is required (every loss function reads it).`);
     }
   });
 }

@@ -3,10 +3,16 @@
  * authenticate, route (spec operations, admin routes, signed archive downloads), validate against the
  * spec, dispatch, and answer JSON with an `x-request-id` header.
  *
- * Error answers are always JSON `{"detail": "...", "field"?: "body.x.y"}`: 400 for an unparseable body,
- * 401 for a missing/unknown `X-API-Key`, 404 for an unknown route or an invisible resource, 405 for a
- * known path with the wrong method, 413 for a body over 64 MiB, 415 for a protobuf body (only JSON is
- * spoken), 422 for a schema violation.
+ * `forward_backward` also takes a protobuf body (`Content-Type: application/x-protobuf`, optionally
+ * `Content-Encoding: zstd`): it is decoded into the JSON request shape and validated like a JSON body. A handler
+ * may answer raw bytes (`Reply.bytes`, e.g. a protobuf `ForwardBackwardOutput`).
+ *
+ * Error answers are always JSON `{"detail": "...", "field"?: "body.x.y"}`: 400 for an unparseable body (also a
+ * malformed protobuf one, naming what is wrong), a body nested too deep or a bad `seq_id` (`guards.ts`), 401 for
+ * a missing/unknown `X-API-Key`, 403 for an admin route without the server's own key, 404 for an unknown route or
+ * an invisible resource, 405 for a known path with the wrong method, 413 for a body over 64 MiB, 415 for a body
+ * that is not JSON (except protobuf where `guards.ts` allows it), 422 for a schema violation. Mutating requests
+ * with `X-Idempotency-Key` replay their first answer (`idempotency.ts`).
  *
  * @module
  */
@@ -17,8 +23,11 @@ import { z } from "zod";
 import type { OpContext, OperationHandler, Reply } from "./api.js";
 import type { ArchiveService } from "./archive.js";
 import { faultRuleSchema, type FaultInjector } from "./faults.js";
+import { checkNameFields, checkSeqIdValue, contentTypeError, jsonTooDeep, tooDeepError } from "./guards.js";
+import { IDEMPOTENCY_MAX_KEY_LENGTH, isRemembered, type IdempotencyCache } from "./idempotency.js";
 import { allowedMethods, matchRoute, specOperations, validateRequest } from "./spec.js";
 import { adapterConfigJson, DEFAULT_LORA_ALPHA } from "./model/index.js";
+import { decodeForwardBackwardBody } from "./proto.js";
 import { CheckpointExistsError, type LoraInfo, type Store } from "./store.js";
 import { writeSyntheticFile } from "./synthetic.js";
 import { checkCheckpointName, HttpError, randomHex, tinkerPath, type CheckpointKind } from "./util.js";
@@ -36,10 +45,14 @@ export type RecordedRequest = {
   /** Request headers (lower-case names). */
   headers: Record<string, string | string[] | undefined>;
   /**
-   * Parsed JSON body; the raw text if it was not JSON; undefined if empty; a placeholder string for
-   * bodies over 1 MiB (so the ring of recorded requests stays small).
+   * Parsed JSON body; for a protobuf forward_backward body, its decoded JSON shape (`{model_id, seq_id,
+   * forward_backward_input, forward_only}`), or the raw bytes if it does not decode; the raw text if it was not
+   * JSON; undefined if empty; a placeholder string for bodies over 1 MiB (so the ring of recorded requests
+   * stays small).
    */
   body: unknown;
+  /** The body bytes exactly as sent (still compressed if they were), for protobuf bodies up to 1 MiB. */
+  raw?: Buffer;
   /** Response status, once answered. */
   status?: number;
   /** The `x-request-id` the server answered with. */
@@ -67,7 +80,16 @@ export type HttpAppDeps = {
   onRequest: ((req: RecordedRequest) => void) | undefined;
   /** Told about requests rejected by schema validation (lets training ops release their seq id). */
   onInvalidRequest?: (operationId: string, owner: string, body: unknown, error: HttpError) => void;
+  /** Remembered answers of requests with `X-Idempotency-Key` (see `idempotency.ts`). */
+  idempotency: IdempotencyCache;
+  /** The owner of the server's own API key: the only one allowed on `/local/admin/*`. */
+  adminOwner: string;
+  /** Whether `/local/admin/faults` exists (fault injection enabled at start). */
+  faultAdmin: boolean;
 };
+
+/** `bodyError` of a body nested too deep (see `guards.ts`). */
+const TOO_DEEP = "\u0000too deep";
 
 const syntheticSchema = z.object({
   run_id: z.string().min(1).max(120).optional(),
@@ -109,6 +131,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 export class HttpApp {
   readonly #d: HttpAppDeps;
   readonly #requests: RecordedRequest[] = [];
+  /** Where #sendJson reports the answer of a request whose idempotency key is being remembered. */
+  readonly #capture = new WeakMap<ServerResponse, (status: number, headers: Record<string, string>, body: unknown, bytes: number) => void>();
   /** Set when the server is shutting down: answers carry `Connection: close`. */
   closing = false;
 
@@ -185,14 +209,29 @@ export class HttpApp {
     }
     let body: unknown;
     let bodyError: string | undefined;
-    if (raw.length > 0) {
-      try {
-        body = JSON.parse(raw.toString("utf8"));
-      } catch (err) {
-        bodyError = (err as Error).message;
+    const protobuf = String(req.headers["content-type"] ?? "").includes("protobuf");
+    if (raw.length > 0 && !protobuf) {
+      if (jsonTooDeep(raw)) {
+        bodyError = TOO_DEEP;
+      } else {
+        try {
+          body = JSON.parse(raw.toString("utf8"));
+        } catch (err) {
+          bodyError = (err as Error).message;
+        }
       }
     }
 
+    let decoded: Record<string, unknown> | HttpError | undefined;
+    if (protobuf && method === "POST" && path === "/api/v1/forward_backward") {
+      try {
+        const encoding = req.headers["content-encoding"];
+        decoded = decodeForwardBackwardBody(raw, Array.isArray(encoding) ? encoding.join(",") : encoding);
+      } catch (err) {
+        if (!(err instanceof HttpError)) throw err;
+        decoded = err;
+      }
+    }
     const record: RecordedRequest = {
       time: Date.now(),
       method,
@@ -202,11 +241,16 @@ export class HttpApp {
       body:
         raw.length > RECORDED_BODY_LIMIT
           ? `<body of ${raw.length} bytes not recorded>`
-          : bodyError !== undefined
-            ? raw.toString("utf8")
-            : body,
+          : protobuf
+            ? decoded !== undefined && !(decoded instanceof HttpError)
+              ? decoded
+              : raw
+            : bodyError !== undefined
+              ? raw.toString("utf8")
+              : body,
       requestId,
     };
+    if (protobuf && raw.length <= RECORDED_BODY_LIMIT) record.raw = raw;
     this.#requests.push(record);
     if (this.#requests.length > RECORDED_REQUESTS_LIMIT) this.#requests.splice(0, this.#requests.length - RECORDED_REQUESTS_LIMIT);
     res.on("finish", () => {
@@ -236,15 +280,19 @@ export class HttpApp {
       if (fault?.kind === "cut") cut = fault.bytes;
     }
 
+    const idem = segments ? await this.#idempotency(req, res, method, path, raw, cut) : undefined;
+    if (idem === "answered") return;
+
     const ac = new AbortController();
     res.on("close", () => {
       if (!res.writableFinished) ac.abort();
     });
     try {
       if (!segments) throw new HttpError(400, "the request path is not valid percent-encoding");
-      const reply = await this.#route(req, res, method, segments, query, body, bodyError, ac.signal, cut);
+      const reply = await this.#route(req, res, method, segments, query, protobuf ? decoded : body, bodyError, ac.signal, cut);
       if (reply === "handled" || res.destroyed) return;
-      this.#sendJson(req, res, reply.status, reply.body, reply.headers ?? {}, cut);
+      if (reply.bytes !== undefined) this.#sendBytes(req, res, reply.status, reply.bytes, reply.headers ?? {}, cut);
+      else this.#sendJson(req, res, reply.status, reply.body, reply.headers ?? {}, cut);
     } catch (err) {
       if (err instanceof HttpError) {
         const payload: Record<string, unknown> = { detail: err.message };
@@ -256,7 +304,49 @@ export class HttpApp {
       this.#d.log(`http: ${method} ${path} failed: ${(err as Error).stack ?? String(err)}`);
       if (res.headersSent) res.destroy();
       else this.#sendJson(req, res, 500, { detail: `internal server error: ${(err as Error).message}` }, {}, undefined);
+    } finally {
+      idem?.(undefined);
     }
+  }
+
+  /**
+   * Applies `X-Idempotency-Key` (see `idempotency.ts`): answers a repeat ("answered"), or arranges for
+   * this request's answer to be remembered and returns the function that ends that (undefined when the
+   * request is not remembered).
+   */
+  async #idempotency(
+    req: IncomingMessage,
+    res: ServerResponse,
+    method: string,
+    path: string,
+    raw: Buffer,
+    cut: number | undefined,
+  ): Promise<"answered" | ((answer: undefined) => void) | undefined> {
+    const header = req.headers["x-idempotency-key"];
+    const key = Array.isArray(header) ? header[0] : header;
+    const apiKey = req.headers["x-api-key"];
+    const owner = typeof apiKey === "string" ? this.#d.keys.get(apiKey) : undefined;
+    if (key === undefined || key === "" || owner === undefined || !isRemembered(method, path)) return undefined;
+    if (key.length > IDEMPOTENCY_MAX_KEY_LENGTH) {
+      this.#sendJson(req, res, 400, { detail: `X-Idempotency-Key is longer than ${IDEMPOTENCY_MAX_KEY_LENGTH} characters`, field: "header.x-idempotency-key" }, {}, cut);
+      return "answered";
+    }
+    const decision = await this.#d.idempotency.begin(`${owner}\n${method}\n${path}\n${key}`, raw);
+    if (decision.kind === "mismatch") {
+      const detail = `X-Idempotency-Key ${JSON.stringify(key)} was already used for a different ${method} ${path} request body; use a new key for each request`;
+      this.#sendJson(req, res, 422, { detail, field: "header.x-idempotency-key" }, {}, cut);
+      return "answered";
+    }
+    if (decision.kind === "replay") {
+      const { answer } = decision;
+      this.#sendJson(req, res, answer.status, answer.body, { ...answer.headers, "idempotent-replayed": "true" }, cut);
+      return "answered";
+    }
+    this.#capture.set(res, (status, headers, body, bytes) => decision.finish({ status, headers, body, bytes }));
+    return () => {
+      this.#capture.delete(res);
+      decision.finish(undefined);
+    };
   }
 
   async #route(
@@ -275,7 +365,12 @@ export class HttpApp {
       return this.#download(req, res, method, segments, query, cut);
     }
     if (segments[0] === "local" && segments[1] === "admin") {
+      if (path === "/local/admin/faults" && !this.#d.faultAdmin) {
+        throw new HttpError(404, `no route for ${method} ${path} (fault injection is off; enable it when starting the server)`);
+      }
       const owner = this.#owner(req);
+      if (owner !== this.#d.adminOwner) throw new HttpError(403, `${path} needs the server's own API key`);
+      if (bodyError === TOO_DEEP) throw tooDeepError();
       if (bodyError !== undefined) throw new HttpError(400, `request body is not valid JSON: ${bodyError}`, { field: "body" });
       return this.#admin(method, path, owner, body);
     }
@@ -287,13 +382,20 @@ export class HttpApp {
     if (match === "method") {
       throw new HttpError(405, `${method} is not allowed on ${path}`, { headers: { allow: allowedMethods(segments).join(", ") } });
     }
-    const contentType = String(req.headers["content-type"] ?? "");
-    if (contentType.includes("protobuf") && match.operation.bodySchema !== undefined) {
-      throw new HttpError(415, `the local server accepts JSON request bodies only (got ${contentType}); send ${match.operation.template} as application/json`);
+    const hasBody = body !== undefined || bodyError !== undefined || String(req.headers["content-type"] ?? "").includes("protobuf");
+    if (hasBody && match.operation.bodySchema !== undefined) {
+      const wrongType = contentTypeError(match.operation.operationId, match.operation.template, req.headers["content-type"]);
+      if (wrongType !== undefined) throw wrongType;
+      if (body instanceof HttpError) throw body; // the protobuf body did not decode (400 naming what is wrong)
     }
     if (bodyError !== undefined && match.operation.bodySchema !== undefined) {
+      if (bodyError === TOO_DEEP) throw tooDeepError();
       throw new HttpError(400, `request body is not valid JSON: ${bodyError}`, { field: "body" });
     }
+    const badSeq = checkSeqIdValue(match.operation.operationId, body);
+    if (badSeq !== undefined) throw badSeq;
+    const badName = checkNameFields(match.operation.operationId, match.params, body);
+    if (badName !== undefined) throw badName;
     const input = validateRequest(match.operation, match.params, query, match.operation.bodySchema ? body : undefined);
     if ("message" in input) {
       const err = new HttpError(422, `${input.field}: ${input.message}`, { field: input.field });
@@ -410,8 +512,29 @@ export class HttpApp {
     if (typeof verified === "string") throw new HttpError(403, verified);
     const rec = this.#d.store.checkpoint(runId, kind as CheckpointKind, name);
     if (!rec) throw new HttpError(404, `checkpoint ${kind}/${name} of training run ${runId} no longer exists`);
+    if (rec.gen !== verified.gen) {
+      // 410, not 404 or 412: this URL named bytes that are gone for good (the checkpoint was overwritten).
+      throw new HttpError(
+        410,
+        `checkpoint ${kind}/${name} of training run ${runId} was overwritten after this download URL was issued; ` +
+          `request a new download URL from the archive endpoint and start the download over (do not resume)`,
+      );
+    }
     await this.#d.archive.serve(req, res, rec, {}, cut);
     return "handled";
+  }
+
+  #sendBytes(req: IncomingMessage, res: ServerResponse, status: number, bytes: Uint8Array, headers: Record<string, string>, cut: number | undefined): void {
+    res.writeHead(status, { "content-type": "application/octet-stream", ...headers, "content-length": String(bytes.length) });
+    if (req.method === "HEAD") {
+      res.end();
+      return;
+    }
+    if (cut !== undefined && cut < bytes.length) {
+      res.write(bytes.subarray(0, cut), () => res.destroy());
+      return;
+    }
+    res.end(bytes);
   }
 
   #sendJson(
@@ -429,6 +552,13 @@ export class HttpApp {
       out["content-type"] = "application/json";
     }
     if (status !== 204 && status !== 304) out["content-length"] = String(payload?.length ?? 0);
+    const capture = this.#capture.get(res);
+    if (capture !== undefined) {
+      this.#capture.delete(res);
+      const kept: Record<string, string> = {};
+      for (const [k, v] of Object.entries(headers)) if (k !== "connection" && k !== "content-type" && k !== "content-length") kept[k] = v;
+      capture(status, kept, payload === undefined ? undefined : body, payload?.length ?? 0);
+    }
     res.writeHead(status, out);
     if (payload === undefined || req.method === "HEAD") {
       res.end();

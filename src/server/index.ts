@@ -3,7 +3,8 @@
  * and trains a tiny real LoRA model, so code can be developed offline and tests run over real HTTP.
  *
  * It speaks the wire protocol of the Tinker service for every operation in `spec/tinker.openapi.yaml`
- * (forward_backward as JSON), plus the Python SDK's start-up calls, with these documented bounds:
+ * (forward_backward as protobuf, zstd-compressed or not, and as JSON for older clients; results as protobuf when
+ * the poll asks for it), plus the Python SDK's start-up calls, with these documented bounds:
  *
  * | bound | default | option |
  * |---|---|---|
@@ -17,13 +18,20 @@
  * | request body size | 64 MiB | – |
  * | recorded requests (`server.requests`) | last 1000, bodies up to 1 MiB | – |
  * | live models | unbounded (each is tiny); `unload_model` frees one | – |
+ * | `seq_id` of a training op | an int32 ≥ 1, at most 10 000 ahead of the model's next due one (else 400) | – |
+ * | JSON nesting of a request body | 64 levels (else 400) | – |
+ * | replay of a mutating request with the same `X-Idempotency-Key` | 15 min, ≤ 10 000 answers / 32 MiB | – |
+ * | request headers complete / whole request received | 20 s / 300 s (else 408 and close) | `timeouts` |
+ * | idle keep-alive connection / silent socket | 5 s / 120 s (at least the long-poll hold + 30 s) | `timeouts` |
  *
  * Extra routes that are not part of the Tinker API:
  *
  * - `GET /local/archives/<run>/<kind>/<name>?expires=&sig=` — signed archive download (no API key;
  *   `Range` supported);
- * - `POST|DELETE /local/admin/faults` — fault injection (see `faults.ts`);
- * - `POST /local/admin/synthetic_checkpoint` `{run_id?, name, size_bytes, overwrite?}` — a training
+ * - `POST|DELETE /local/admin/faults` — fault injection (see `faults.ts`); only with the server's own
+ *   API key (`apiKey`, not `extraApiKeys`: 403), and only when started with `faultInjection: true` or
+ *   `faults` (else 404);
+ * - `POST /local/admin/synthetic_checkpoint` `{run_id?, name, size_bytes, overwrite?}` (server's own key) — a training
  *   checkpoint whose weights file is `size_bytes` of deterministic pseudo-random data (for benchmarks),
  *   answering `{tinker_path, training_run_id, checkpoint_id, size_bytes}`.
  *
@@ -36,21 +44,21 @@ import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createHash } from "node:crypto";
-import { createOperationHandlers, type QueueState } from "./api.js";
+import { createOperationHandlers, type ClientConfig, type QueueState } from "./api.js";
 import { ArchiveService, loadUrlSigningKey } from "./archive.js";
 import { FaultInjector, type FaultRule } from "./faults.js";
 import { FutureRegistry } from "./futures.js";
+import { SEQUENCED_OPERATIONS } from "./guards.js";
 import { HttpApp, type RecordedRequest } from "./http.js";
+import { IdempotencyCache } from "./idempotency.js";
 import { Store } from "./store.js";
 import { TrainingHost, type OperationEvent, type SupportedModel } from "./training.js";
 import { isRecord, randomHex } from "./util.js";
 
-/** Operations ordered by `seq_id`. */
-const SEQUENCED_OPERATIONS = new Set(["forwardBackward", "optimStep", "saveWeights", "loadWeights", "saveWeightsForSampler"]);
-
 export type { FaultRule } from "./faults.js";
 export type { RecordedRequest } from "./http.js";
-export type { QueueState } from "./api.js";
+export type { ClientConfig, QueueState } from "./api.js";
+export { DEFAULT_CLIENT_CONFIG } from "./api.js";
 export type { OperationEvent, SupportedModel } from "./training.js";
 
 /** Base models the local server accepts by default (real Tinker model names). */
@@ -110,8 +118,26 @@ export type LocalServerOptions = {
   clock?: () => number;
   /** Base models accepted by `create_model` and listed by `get_server_capabilities`. */
   supportedModels?: readonly SupportedModel[];
-  /** Fault-injection rules active from the start (see `FaultRule`). */
+  /**
+   * Overrides of what `/api/v1/client/config` answers (see `DEFAULT_CLIENT_CONFIG`: chunk limits,
+   * `parallel_fwdbwd_chunks`, `proto_compress_fwdbwd`, `create_model_via_load_weights`, ...), so tests can
+   * exercise every mode the service has. `use_pyqwest_transport` stays false unless overridden.
+   */
+  clientConfig?: Partial<ClientConfig>;
+  /** Fault-injection rules active from the start (see `FaultRule`); giving them enables `faultInjection`. */
   faults?: FaultRule[];
+  /**
+   * Enables the HTTP admin route `/local/admin/faults` (for the server's own API key only). Default:
+   * false unless `faults` is given. `setFaults()` works either way.
+   */
+  faultInjection?: boolean;
+  /**
+   * Connection timeouts (ms). `headersMs`: a request's headers must arrive within this (default 20 000);
+   * `requestMs`: the whole request (default 300 000); `keepAliveMs`: an idle keep-alive connection is
+   * closed after this (default 5 000); `idleSocketMs`: a socket with no traffic at all is closed after
+   * this (default 120 000, never less than the long-poll hold + 30 s).
+   */
+  timeouts?: { headersMs?: number; requestMs?: number; keepAliveMs?: number; idleSocketMs?: number };
   /** Called for every request once its body is read. */
   onRequest?: (req: RecordedRequest) => void;
   /** Called when a training operation finishes executing (times from `performance.now()`); for benchmarks. */
@@ -219,17 +245,19 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     onOperation: options.onOperation,
   });
   let queueState: QueueState = options.queueState ?? "active";
+  const longPollMs = options.longPollMs ?? 25_000;
   const handlers = createOperationHandlers({
     store,
     futures,
     training,
     archive,
     clock,
-    longPollMs: options.longPollMs ?? 25_000,
+    longPollMs,
     queueState: () => queueState,
     archiveResponse: options.archiveResponse ?? "redirect",
     minTtlSeconds,
     supportedModels,
+    clientConfig: options.clientConfig,
   });
   const faults = new FaultInjector();
   if (options.faults) faults.set(options.faults);
@@ -244,6 +272,9 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     baseUrl: () => baseUrl,
     log,
     onRequest: options.onRequest,
+    idempotency: new IdempotencyCache({ clock }),
+    adminOwner: ownerOfKey(apiKey),
+    faultAdmin: options.faultInjection ?? options.faults !== undefined,
     onInvalidRequest: (operationId, owner, body, error) => {
       if (!SEQUENCED_OPERATIONS.has(operationId) || !isRecord(body)) return;
       const { model_id: modelId, seq_id: seqId } = body;
@@ -251,8 +282,16 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     },
   });
 
-  const server: Server = createServer((req, res) => app.handle(req, res));
-  server.keepAliveTimeout = 5000;
+  const t = options.timeouts ?? {};
+  const headersTimeout = t.headersMs ?? 20_000;
+  const requestTimeout = Math.max(t.requestMs ?? 300_000, headersTimeout + 1);
+  const server: Server = createServer(
+    { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.max(50, Math.min(5000, Math.floor(headersTimeout / 4))) },
+    (req, res) => app.handle(req, res),
+  );
+  server.keepAliveTimeout = t.keepAliveMs ?? 5000;
+  // A socket without any traffic (never sent a request, or a stalled body/answer) is destroyed.
+  server.timeout = t.idleSocketMs ?? Math.max(120_000, longPollMs + 30_000);
   const sockets = new Set<Socket>();
   server.on("connection", (socket) => {
     sockets.add(socket);

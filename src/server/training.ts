@@ -29,6 +29,7 @@ import {
   type PreparedBatch,
   type TinyLoraModel,
 } from "./model/index.js";
+import { MAX_SEQ_AHEAD, seqIdProblem } from "./guards.js";
 import { Sequencer } from "./ordering.js";
 import { CheckpointExistsError, type CheckpointRecord, type LoraInfo, type RunRecord, type Store } from "./store.js";
 import {
@@ -428,9 +429,19 @@ export class TrainingHost {
         field: "body.seq_id",
       });
     }
+    const badSeq = seqIdProblem(seqId);
+    if (badSeq !== undefined) throw new HttpError(400, `body.seq_id: ${badSeq}`, { field: "body.seq_id" });
     const original = live.seqRequests.get(seqId);
     if (original instanceof HttpError) throw original;
     if (original !== undefined) return { request_id: original, model_id: modelId };
+    if (seqId > live.sequencer.next + MAX_SEQ_AHEAD) {
+      throw new HttpError(
+        400,
+        `body.seq_id: ${seqId} is implausibly far ahead of model ${modelId}'s next due seq_id ${live.sequencer.next} ` +
+          `(at most ${MAX_SEQ_AHEAD} ahead); number training requests consecutively from 1 after create_model`,
+        { field: "body.seq_id" },
+      );
+    }
     if (live.sequencer.isPast(seqId)) {
       throw new HttpError(
         409,
@@ -469,18 +480,23 @@ export class TrainingHost {
   rejectSeq(owner: string, modelId: string, seqId: number, error: HttpError): void {
     const live = this.#models.get(modelId);
     if (!live || live.owner !== owner || live.unloadRequestId !== undefined) return;
-    if (!Number.isSafeInteger(seqId) || seqId < 1 || live.seqRequests.has(seqId) || live.sequencer.isPast(seqId)) return;
+    if (seqIdProblem(seqId) !== undefined || seqId > live.sequencer.next + MAX_SEQ_AHEAD) return;
+    if (live.seqRequests.has(seqId) || live.sequencer.isPast(seqId)) return;
     if (live.sequencer.isQueued(seqId)) return;
     live.seqRequests.set(seqId, error);
     if (live.seqRequests.size > SEQ_DEDUP_WINDOW) live.seqRequests.delete(live.seqRequests.keys().next().value as number);
     live.sequencer.submit(seqId, async () => undefined);
   }
 
-  /** `forward_backward`. */
+  /**
+   * `forward_backward`, or `forward` when `forward_only` (the loss and outputs only: no gradient is
+   * accumulated, and the future's type is `Forward`). Sparse CSR tensors are made dense for the model.
+   */
   submitForwardBackward(owner: string, body: Schemas["ForwardBackwardRequest"]): FutureReply {
-    return this.#submitSequenced(owner, body.model_id, body.seq_id, "ForwardBackward", "forward_backward", (live) => {
+    const forwardOnly = body.forward_only === true;
+    const type = forwardOnly ? "Forward" : "ForwardBackward";
+    return this.#submitSequenced(owner, body.model_id, body.seq_id, type, forwardOnly ? "forward" : "forward_backward", (live) => {
       // Inputs are checked at submit (a 400 naming the field); `forward_only` runs the loss without gradients.
-      const forwardOnly = (body as { forward_only?: unknown }).forward_only === true;
       const batch = this.#prepareBatch(live, body.forward_backward_input);
       return async () => this.#model(live).run(batch, { forwardOnly }) as unknown as Record<string, unknown>;
     });
