@@ -3,7 +3,8 @@
  * backward, optim step, save, load, save for sampler, unload) as futures ordered by `seq_id`.
  *
  * Submission checks (answered synchronously as HTTP errors) are: the model exists and belongs to the
- * caller (404), `seq_id` is present (422), the seq id can still run (409), names, TTLs and paths are
+ * caller (404), `seq_id` is present (422), an int32 ≥ 1 and at most `MAX_SEQ_AHEAD` beyond the next due
+ * one (400, `guards.ts`), the seq id can still run (409), names, TTLs and paths are
  * well-formed (400) and, for `save_weights`, the name is free (409) unless `overwrite`. Everything that
  * depends on the order of operations (does the checkpoint to load exist yet, is the name still free)
  * is checked again when the operation executes and fails the future with category `user`.
