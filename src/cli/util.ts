@@ -10,7 +10,7 @@ import { TinkerError } from "../core/errors.js";
 /** Where a command reads and writes; `process` streams by default, replaceable in tests. */
 export interface CliIO {
   /** Results (tables, JSON, paths). */
-  stdout: { write(chunk: string): unknown; isTTY?: boolean };
+  stdout: { write(chunk: string): unknown; isTTY?: boolean; columns?: number };
   /** Progress, prompts and errors. */
   stderr: { write(chunk: string): unknown; isTTY?: boolean; columns?: number };
   /** Answers to confirmation prompts. */
