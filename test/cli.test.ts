@@ -37,7 +37,7 @@ function cli(args: string[], options: { env?: Record<string, string | undefined>
   };
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [BIN, ...args], { env: env as NodeJS.ProcessEnv, cwd: work, timeout: 30_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [BIN, ...args], { env: env as NodeJS.ProcessEnv, cwd: work, timeout: 120_000 }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === "number" ? err.code : 1;
       // The API key must never be printed, whatever the command.
       assert.ok(!stdout.includes(server.apiKey) && !stderr.includes(server.apiKey), `API key printed by ${args.join(" ")}`);
