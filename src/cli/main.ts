@@ -113,7 +113,8 @@ function reportError(err: unknown, io: CliIO): void {
   const name = err instanceof Error ? err.name : "Error";
   const message = shellMessage(err, io.env);
   const prefix = paint(wantsColor(io.stderr, io.env), "red", "error:");
-  io.stderr.write(redact(`${prefix} ${name}: ${message}\n`, secrets));
+  // A plain Error (e.g. from the operating system) has no telling class name.
+  io.stderr.write(redact(`${prefix} ${name === "Error" ? "" : `${name}: `}${message}\n`, secrets));
   if (err instanceof UsageError && err.usage !== undefined) io.stderr.write(`usage: ${err.usage}\n`);
 }
 
