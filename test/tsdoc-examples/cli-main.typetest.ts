@@ -2,10 +2,16 @@
 // Regenerate with `npm run examples`; `tsc --noEmit` type-checks it.
 /* eslint-disable */
 import { APIConnectionError, APIError, APIFuture, APITimeoutError, APIUserAbortError, ArchiveExtractionError, AuthenticationError, BadRequestError, CheckpointLedger, ConfigurationError, ConflictError, DestinationExistsError, IncompleteCheckpointError, InternalServerError, InvalidArgumentError, InvalidCheckpointNameError, InvalidTinkerPathError, InvalidTtlError, LedgerFormatError, MIN_CHECKPOINT_TTL_SECONDS, NotFoundError, PermissionDeniedError, PromiseExpiredError, RESUMABLE_TTL_WARNING_SECONDS, RateLimitError, RequestFailedError, ResponseValidationError, RestClient, RollingCheckpoint, ServiceClient, TinkerError, TrainingClient, UnprocessableEntityError, UnsafeArchiveError, checkpointDirName, crossEntropyDatum, downloadCheckpoint, formatTinkerPath, parseTinkerPath, planCheckpointPruning, pruneCheckpoints, resumeOrStart, saveAndRecord, startLocalServer, validateCheckpointName, validateTtlSeconds, type APIErrorInit, type AccessScope, type AccessScopeOptions, type AdamParams, type ArchiveUrlOptions, type ArchiveUrlProvider, type CallOptions, type Checkpoint, type CheckpointArchiveUrl, type CheckpointKind, type CheckpointType, type CheckpointsListResponse, type ClientConfig, type ConnectionErrorInit, type CreateFromStateOptions, type CreateLoraTrainingClientOptions, type Datum, type DownloadCheckpointOptions, type DownloadCheckpointResult, type DownloadProgress, type FaultRule, type ForwardBackwardOptions, type ForwardBackwardOutput, type FutureResultOptions, type GetInfoResponse, type GetServerCapabilitiesResponse, type IterOptions, type LedgerFileOptions, type LedgerLatestOptions, type LedgerRecord, type LoadStateOptions, type LoadWeightsResponse, type LocalServer, type LocalServerOptions, type Logger, type LossFnType, type OptimStepResponse, type PageOptions, type PageProgress, type ParsedTinkerPath, type PlanPruningOptions, type PruneFailure, type PruneOptions, type PruneResult, type PruningPlan, type QueueState, type QueueStateChange, type RequestFailureCategory, type RequestOptions, type RestClientEnvOptions, type RestClientOptions, type RestRequestOptions, type ResumeOrStartOptions, type ResumeOrStartResult, type RollingCheckpointOptions, type RollingSaveResult, type SaveAndRecordOptions, type SaveStateOptions, type SaveWeightsForSamplerOptions, type SaveWeightsForSamplerResponse, type SaveWeightsResponse, type ServiceClientOptions, type SleepFn, type TensorData, type TrainingCallOptions, type TrainingRun, type TrainingRunsResponse, type Transport, type TransportConfig, type UnloadModelResponse, type WeightsInfoResponse, type WirePaths, type WireSchemas } from "../../src/index.js";
-import { MAIN_HELP, main, processIO, restFromEnv } from "../../src/cli/main.js";
+import { MAIN_HELP, main, processIO, restFromEnv, shellMessage } from "../../src/cli/main.js";
 import { service, rest, training, transport, runId, tinkerPath, url, future, argv, json, ledger, batch, io, response, baseUrl, source, signal } from "../helpers/example-prelude.js";
 
 // cli/main.ts, example 1
 export async function example1() {
   process.exitCode = await main(["checkpoint", "list", "--format", "json"]);
+}
+
+// cli/main.ts, example 2
+export async function example2() {
+  shellMessage(Object.assign(new Error("listen EADDRINUSE"), { code: "EADDRINUSE", port: 8080 }), {});
+  // "Port 8080 is already in use (another \"tinker-ts serve\"?). Stop that process, or ..."
 }

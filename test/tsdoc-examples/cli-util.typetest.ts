@@ -2,7 +2,7 @@
 // Regenerate with `npm run examples`; `tsc --noEmit` type-checks it.
 /* eslint-disable */
 import { APIConnectionError, APIError, APIFuture, APITimeoutError, APIUserAbortError, ArchiveExtractionError, AuthenticationError, BadRequestError, CheckpointLedger, ConfigurationError, ConflictError, DestinationExistsError, IncompleteCheckpointError, InternalServerError, InvalidArgumentError, InvalidCheckpointNameError, InvalidTinkerPathError, InvalidTtlError, LedgerFormatError, MIN_CHECKPOINT_TTL_SECONDS, NotFoundError, PermissionDeniedError, PromiseExpiredError, RESUMABLE_TTL_WARNING_SECONDS, RateLimitError, RequestFailedError, ResponseValidationError, RestClient, RollingCheckpoint, ServiceClient, TinkerError, TrainingClient, UnprocessableEntityError, UnsafeArchiveError, checkpointDirName, crossEntropyDatum, downloadCheckpoint, formatTinkerPath, parseTinkerPath, planCheckpointPruning, pruneCheckpoints, resumeOrStart, saveAndRecord, startLocalServer, validateCheckpointName, validateTtlSeconds, type APIErrorInit, type AccessScope, type AccessScopeOptions, type AdamParams, type ArchiveUrlOptions, type ArchiveUrlProvider, type CallOptions, type Checkpoint, type CheckpointArchiveUrl, type CheckpointKind, type CheckpointType, type CheckpointsListResponse, type ClientConfig, type ConnectionErrorInit, type CreateFromStateOptions, type CreateLoraTrainingClientOptions, type Datum, type DownloadCheckpointOptions, type DownloadCheckpointResult, type DownloadProgress, type FaultRule, type ForwardBackwardOptions, type ForwardBackwardOutput, type FutureResultOptions, type GetInfoResponse, type GetServerCapabilitiesResponse, type IterOptions, type LedgerFileOptions, type LedgerLatestOptions, type LedgerRecord, type LoadStateOptions, type LoadWeightsResponse, type LocalServer, type LocalServerOptions, type Logger, type LossFnType, type OptimStepResponse, type PageOptions, type PageProgress, type ParsedTinkerPath, type PlanPruningOptions, type PruneFailure, type PruneOptions, type PruneResult, type PruningPlan, type QueueState, type QueueStateChange, type RequestFailureCategory, type RequestOptions, type RestClientEnvOptions, type RestClientOptions, type RestRequestOptions, type ResumeOrStartOptions, type ResumeOrStartResult, type RollingCheckpointOptions, type RollingSaveResult, type SaveAndRecordOptions, type SaveStateOptions, type SaveWeightsForSamplerOptions, type SaveWeightsForSamplerResponse, type SaveWeightsResponse, type ServiceClientOptions, type SleepFn, type TensorData, type TrainingCallOptions, type TrainingRun, type TrainingRunsResponse, type Transport, type TransportConfig, type UnloadModelResponse, type WeightsInfoResponse, type WirePaths, type WireSchemas } from "../../src/index.js";
-import { COMMON_OPTIONS, UsageError, dispatch, formatBytes, formatDuration, outputFormat, parseCommand, parseDuration, parseTimeFilter, positiveInt, renderFields, renderTable, shortTime, writeJson, type CliIO, type CommandGroup, type OptionSpec, type OptionValues, type OutputFormat } from "../../src/cli/util.js";
+import { COMMON_OPTIONS, UsageError, dispatch, formatBytes, formatDuration, outputFormat, parseCommand, parseDuration, parseTimeFilter, positiveInt, renderFields, shortTime, writeJson, type CliIO, type CommandGroup, type OptionSpec, type OptionValues, type OutputFormat } from "../../src/cli/util.js";
 import { service, rest, training, transport, runId, tinkerPath, url, future, argv, json, ledger, batch, io, response, baseUrl, source, signal } from "../helpers/example-prelude.js";
 
 // cli/util.ts, example 1
@@ -39,16 +39,11 @@ export async function example6() {
 
 // cli/util.ts, example 7
 export async function example7() {
-  renderTable(["NAME", "SIZE"], [["a", "1 B"]]); // "NAME  SIZE\na     1 B\n"
+  renderFields([["Base model", "Qwen/Qwen3-8B"]]); // "Base model: Qwen/Qwen3-8B\n"
 }
 
 // cli/util.ts, example 8
 export async function example8() {
-  renderFields([["Base model", "Qwen/Qwen3-8B"]]); // "Base model: Qwen/Qwen3-8B\n"
-}
-
-// cli/util.ts, example 9
-export async function example9() {
   const code = await dispatch(["list", "--limit", "5"], io, {
     name: "run",
     help: "Usage: tinker-ts run (list|info) …",
