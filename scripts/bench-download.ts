@@ -277,7 +277,7 @@ async function main(): Promise<void> {
   // The SDK source is identified in the results (and a change during the run is flagged: each SDK child
   // imports the sources afresh).
   const sdkSourceHash = async (): Promise<string> =>
-    createHash("sha256").update(await readFile(join(repoRoot, "src", "download.ts"))).digest("hex").slice(0, 16);
+    createHash("sha256").update(await readFile(join(repoRoot, "src", "download", "download.ts"))).digest("hex").slice(0, 16);
   const sourceAtStart = await sdkSourceHash();
   const curlAvailable = hasCurl();
   if (!curlAvailable) notes.push("curl (or tar) not found: the curl | tar comparison is skipped; the SDK is measured alone.");
@@ -396,7 +396,7 @@ async function main(): Promise<void> {
   }
 
   if ((await sdkSourceHash()) !== sourceAtStart) {
-    notes.push("src/download.ts changed during the run: the SDK runs may have measured different versions; run again.");
+    notes.push("src/download/download.ts changed during the run: the SDK runs may have measured different versions; run again.");
   }
 
   // Targets.

@@ -109,7 +109,7 @@ async function poll(baseUrl: string, apiKey: string, requestId: string, accept: 
 async function main(): Promise<void> {
   const { ServiceClient } = await import("../src/index.js");
   const { encodeForwardBackwardRequest, decodeForwardBackwardOutput } = await import("../src/internal/proto/forward-backward.js");
-  const { ForwardBackwardOutputSchema } = await import("../src/core/schemas.js");
+  const { ForwardBackwardOutputSchema } = await import("../src/internal/schemas.js");
   const work = await mkdtemp(join(tmpdir(), "tinker-bench-fwdbwd-"));
   const server = await startChild(join(work, "data"));
   const service = new ServiceClient({ baseUrl: server.baseUrl, apiKey: server.apiKey });

@@ -10,7 +10,7 @@ import { mkdir, open, readFile, stat, type FileHandle } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { InvalidArgumentError, TinkerError } from "./core/errors.js";
 import { parseTinkerPath, validateCheckpointName } from "./core/tinker-path.js";
-import { validateTtlSeconds } from "./rest-errors.js";
+import { validateTtlSeconds } from "./core/ttl.js";
 import type { CreateLoraTrainingClientOptions, Logger, ServiceClient } from "./service-client.js";
 import type { TrainingCallOptions, TrainingClient } from "./training-client.js";
 

@@ -24,14 +24,14 @@ import {
   TrainingRunSchema,
   TrainingRunsResponseSchema,
   WeightsInfoResponseSchema,
-} from "./core/schemas.js";
-import { resolveConnection } from "./core/config.js";
-import { serverRequestedDelayMs } from "./core/retry.js";
+} from "./internal/schemas.js";
+import { resolveConnection } from "./internal/config.js";
+import { serverRequestedDelayMs } from "./internal/retry.js";
 import { callOptionsOf, type RequestOptions } from "./core/options.js";
-import { abortableSleep, type SleepFn } from "./core/sleep.js";
+import { abortableSleep, type SleepFn } from "./internal/sleep.js";
 import { parseTinkerPath, splitCheckpointId, type CheckpointKind } from "./core/tinker-path.js";
-import { Transport, type CallOptions, type TransportConfig } from "./core/transport.js";
-import { InvalidTtlError, validateTtlSeconds } from "./rest-errors.js";
+import { Transport, type CallOptions, type TransportConfig } from "./internal/transport.js";
+import { InvalidTtlError, validateTtlSeconds } from "./core/ttl.js";
 
 /** A checkpoint, as listed by the service. */
 export type CheckpointInfo = components["schemas"]["Checkpoint"];
@@ -203,7 +203,7 @@ export class RestClient {
    *
    * @example
    * ```ts
-   * import { Transport } from "./core/transport.js";
+   * import { Transport } from "./internal/transport.js";
    *
    * const rest = new RestClient(new Transport({ baseUrl: "http://127.0.0.1:8080", apiKey: "tml-local" }));
    * ```

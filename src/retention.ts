@@ -6,10 +6,10 @@
  * @module
  */
 import type { components } from "../generated/schema.js";
-import { APIUserAbortError, ConflictError, InvalidArgumentError, InvalidCheckpointNameError, NotFoundError } from "./core/errors.js";
+import { APIUserAbortError, ConflictError, InvalidArgumentError, NotFoundError } from "./core/errors.js";
+import { InvalidCheckpointNameError, validateCheckpointName } from "./core/tinker-path.js";
 import { callOptionsOf, type RequestOptions } from "./core/options.js";
-import { validateCheckpointName } from "./core/tinker-path.js";
-import { validateTtlSeconds } from "./rest-errors.js";
+import { validateTtlSeconds } from "./core/ttl.js";
 import type { RestClient } from "./rest-client.js";
 import type { TrainingCallOptions, TrainingClient } from "./training-client.js";
 

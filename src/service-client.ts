@@ -6,21 +6,20 @@
  */
 import { randomUUID } from "node:crypto";
 import type { components } from "../generated/schema.js";
-import { InvalidArgumentError, TinkerError } from "./core/errors.js";
-import { resolveConnection } from "./core/config.js";
+import { InvalidArgumentError, TinkerError, APIError, APIUserAbortError, ResponseValidationError } from "./core/errors.js";
+import { resolveConnection } from "./internal/config.js";
 import { type PollAnswer, type PollerContext, type PollHeaders, type QueueStateChange } from "./core/futures.js";
-import { submitFuture } from "./core/submit.js";
-import { APIError, APIUserAbortError, ResponseValidationError } from "./core/errors.js";
+import { submitFuture } from "./internal/submit.js";
 import {
   CreateModelResponseSchema,
   CreateSessionResponseSchema,
   GetServerCapabilitiesResponseSchema,
   SessionHeartbeatResponseSchema,
   WeightsInfoResponseSchema,
-} from "./core/schemas.js";
-import { abortableSleep, type SleepFn } from "./core/sleep.js";
+} from "./internal/schemas.js";
+import { abortableSleep, type SleepFn } from "./internal/sleep.js";
 import { parseTinkerPath } from "./core/tinker-path.js";
-import { SDK_VERSION, Transport, type CallOptions } from "./core/transport.js";
+import { SDK_VERSION, Transport, type CallOptions } from "./internal/transport.js";
 import { callOptionsOf } from "./core/options.js";
 import { RestClient } from "./rest-client.js";
 import { TrainingClient, type TrainingCallOptions } from "./training-client.js";

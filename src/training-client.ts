@@ -7,7 +7,7 @@ import type { z } from "zod";
 import type { components } from "../generated/schema.js";
 import type { APIFuture, ProtobufResult } from "./core/futures.js";
 import { decodeForwardBackwardOutput, encodeForwardBackwardRequest } from "./internal/proto/forward-backward.js";
-import { submitFuture, type SubmitContext } from "./core/submit.js";
+import { submitFuture, type SubmitContext } from "./internal/submit.js";
 import { ConflictError, InvalidArgumentError } from "./core/errors.js";
 import {
   ForwardBackwardOutputSchema,
@@ -17,11 +17,11 @@ import {
   SaveWeightsForSamplerResponseSchema,
   SaveWeightsResponseSchema,
   UnloadModelResponseSchema,
-} from "./core/schemas.js";
-import { SeqGate } from "./core/seq.js";
-import { validateTtlSeconds } from "./rest-errors.js";
+} from "./internal/schemas.js";
+import { SeqGate } from "./internal/seq.js";
+import { validateTtlSeconds } from "./core/ttl.js";
 import { formatTinkerPath, parseTinkerPath, validateCheckpointName } from "./core/tinker-path.js";
-import type { RequestInitExtras } from "./core/transport.js";
+import type { RequestInitExtras } from "./internal/transport.js";
 import { callOptionsOf, type RequestOptions } from "./core/options.js";
 
 type Schemas = components["schemas"];

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { Transport } from "../src/core/transport.js";
+import { Transport } from "../src/internal/transport.js";
 import { RestClient } from "../src/rest-client.js";
 import { startLocalServer, type LocalServer } from "../src/server/index.js";
 import { seedRun, type SeededRun } from "./helpers/seed-checkpoints.js";

@@ -8,18 +8,12 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import {
-  APIConnectionError,
-  APIUserAbortError,
-  DestinationExistsError,
-  InvalidTinkerPathError,
-  NotFoundError,
-  UnsafeArchiveError,
-} from "../src/core/errors.js";
-import { Transport } from "../src/core/transport.js";
-import { checkpointDirName, downloadCheckpoint, type DownloadProgress } from "../src/download.js";
+import { APIConnectionError, APIUserAbortError, NotFoundError } from "../src/core/errors.js";
+import { DestinationExistsError, UnsafeArchiveError, ArchiveExtractionError, IncompleteCheckpointError } from "../src/download/errors.js";
+import { InvalidTinkerPathError } from "../src/core/tinker-path.js";
+import { Transport } from "../src/internal/transport.js";
+import { checkpointDirName, downloadCheckpoint, type DownloadProgress } from "../src/download/download.js";
 import { RestClient } from "../src/rest-client.js";
-import { ArchiveExtractionError, IncompleteCheckpointError } from "../src/rest-errors.js";
 import { startLocalServer } from "../src/server/index.js";
 import { startArchiveHost, type ArchiveHost } from "./helpers/archive-host.js";
 import { craftTar, validCheckpointTar, type CraftedEntry } from "./helpers/crafted-tar.js";

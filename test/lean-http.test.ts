@@ -1,5 +1,5 @@
 /**
- * leanGet (src/core/lean-http.ts), the download client that reads sockets into one fixed buffer: body framing
+ * leanGet (src/internal/net/lean-http.ts), the download client that reads sockets into one fixed buffer: body framing
  * (Content-Length, chunked, until close), backpressure from slow consumers, redirects, headers sent, early
  * closes, malformed answers, aborts, and TLS. Against raw TCP and HTTPS servers on loopback.
  */
@@ -13,7 +13,7 @@ import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { TinkerError } from "../src/core/errors.js";
-import { leanGet } from "../src/core/lean-http.js";
+import { leanGet } from "../src/internal/net/lean-http.js";
 
 /** A TCP server that reads each request head, records it and hands the socket to `answer`. */
 async function rawServer(answer: (socket: Socket, head: string) => void): Promise<{ url: string; heads: string[]; close: () => Promise<void> }> {

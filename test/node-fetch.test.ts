@@ -1,5 +1,5 @@
 /**
- * nodeHttpFetch (src/core/node-fetch.ts), the default fetch of every REST attempt: what the retry layer relies
+ * nodeHttpFetch (src/internal/net/node-fetch.ts), the default fetch of every REST attempt: what the retry layer relies
  * on (3xx returned as is, aborts rejecting with the signal's reason, network failures as TypeError with a
  * cause), decoded bodies, keep-alive reuse. Against node:http servers on loopback.
  */
@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from "node:net";
 import { after, describe, test } from "node:test";
 import zlib from "node:zlib";
-import { nodeHttpFetch } from "../src/core/node-fetch.js";
+import { nodeHttpFetch } from "../src/internal/net/node-fetch.js";
 
 async function serve(handler: (req: IncomingMessage, res: ServerResponse, body: string) => void): Promise<{ url: string; server: Server; connections: () => number }> {
   let connections = 0;

@@ -28,7 +28,7 @@ import {
 
 type PyTensor = { data: number[]; dtype: "int64" | "float32"; shape: number[] | null };
 type PyDatum = { tokens: number[]; loss_fn_inputs: Record<string, PyTensor> };
-type PyCall = { kind: "forward_backward" | "forward"; batch: string; loss_fn_config: Record<string, number> | null; result: unknown };
+type PyCall = { kind: "forward_backward" | "forward"; batch: string; loss_fn: string; loss_fn_config: Record<string, number> | null; result: unknown };
 type Python = { sdk_version: string; model_id: string; batches: Record<string, PyDatum[]>; calls: PyCall[] };
 type Manifest = {
   calls: Array<{
@@ -77,7 +77,7 @@ for (const mode of ["plain", "zstd"] as const) {
           modelId: python.model_id,
           seqId: call.seq_id,
           data: python.batches[py.batch]!.map(toDatum),
-          lossFn: "cross_entropy",
+          lossFn: py.loss_fn,
           lossFnConfig: py.loss_fn_config,
           forwardOnly: py.kind === "forward",
         });

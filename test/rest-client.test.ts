@@ -3,16 +3,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import {
-  ConfigurationError,
-  ConflictError,
-  InternalServerError,
-  InvalidTinkerPathError,
-  NotFoundError,
-} from "../src/core/errors.js";
-import { Transport } from "../src/core/transport.js";
+import { ConfigurationError, ConflictError, InternalServerError, NotFoundError } from "../src/core/errors.js";
+import { InvalidTinkerPathError } from "../src/core/tinker-path.js";
+import { Transport } from "../src/internal/transport.js";
 import { RestClient, type PageProgress } from "../src/rest-client.js";
-import { InvalidTtlError } from "../src/rest-errors.js";
+import { InvalidTtlError } from "../src/core/ttl.js";
 import { startLocalServer, type LocalServer } from "../src/server/index.js";
 import { startArchiveHost } from "./helpers/archive-host.js";
 import { validCheckpointTar } from "./helpers/crafted-tar.js";

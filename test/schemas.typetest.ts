@@ -1,11 +1,11 @@
 /**
- * Compile-time proof (checked by `tsc --noEmit`, never run) that every zod schema in `src/core/schemas.ts`
+ * Compile-time proof (checked by `tsc --noEmit`, never run) that every zod schema in `src/internal/schemas.ts`
  * infers exactly the generated wire type: each `z.infer<typeof XxxSchema>` is assignable to
  * `components["schemas"]["Xxx"]` and back. A mismatch fails the typecheck on the line naming the schema.
  */
 import type { z } from "zod";
 import type { components } from "../generated/schema.js";
-import type * as S from "../src/core/schemas.js";
+import type * as S from "../src/internal/schemas.js";
 
 type Wire = components["schemas"];
 

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { extract } from "tar";
 import { startLocalServer, type LocalServer, type LocalServerOptions } from "../src/server/index.js";
-import { parseSafetensors } from "../src/server/model.js";
+import { parseSafetensors } from "../src/server/model/index.js";
 import { syntheticChunks } from "../src/server/synthetic.js";
 
 type AnyJson = any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -54,7 +54,7 @@ async function serverWithCheckpoints(options: LocalServerOptions = {}): Promise<
   const runId = (await run(call, "/api/v1/create_model", { session_id: session, model_seq_id: 0, base_model: "Qwen/Qwen3-8B", lora_config: { rank: 8 } })).model_id;
   const datum = {
     model_input: { chunks: [{ type: "encoded_text", tokens: [1, 2, 3, 4] }] },
-    loss_fn_inputs: { target_tokens: { data: [2, 3, 4, 5], dtype: "int64" } },
+    loss_fn_inputs: { target_tokens: { data: [2, 3, 4, 5], dtype: "int64" }, weights: { data: [1, 1, 1, 1], dtype: "float32" } },
   };
   await run(call, "/api/v1/forward_backward", { model_id: runId, seq_id: 1, forward_backward_input: { data: [datum], loss_fn: "cross_entropy" } });
   await run(call, "/api/v1/optim_step", { model_id: runId, seq_id: 2, adam_params: { learning_rate: 0.01 } });
@@ -300,7 +300,7 @@ describe("fault injection", () => {
   let full: Buffer;
 
   before(async () => {
-    ({ server, call, runId } = await serverWithCheckpoints());
+    ({ server, call, runId } = await serverWithCheckpoints({ faultInjection: true }));
     location = (await call("GET", `/api/v1/training_runs/${runId}/checkpoints/weights/a/archive`)).headers.get("location")!;
     full = Buffer.from(await (await fetch(location)).arrayBuffer());
   });

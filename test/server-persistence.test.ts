@@ -49,7 +49,7 @@ const LORA = { rank: 4, seed: 3, train_attn: true, train_mlp: true, train_unembe
 const BATCH = [
   {
     model_input: { chunks: [{ type: "encoded_text", tokens: [5, 17, 42, 99, 3] }] },
-    loss_fn_inputs: { target_tokens: { data: [17, 42, 99, 3, 7], dtype: "int64" } },
+    loss_fn_inputs: { target_tokens: { data: [17, 42, 99, 3, 7], dtype: "int64" }, weights: { data: [1, 1, 1, 1, 1], dtype: "float32" } },
   },
   {
     model_input: { chunks: [{ type: "encoded_text", tokens: [200, 1, 2] }] },

@@ -19,9 +19,9 @@ import {
   TinkerError,
   UnprocessableEntityError,
 } from "../src/core/errors.js";
-import { retryDelayMs } from "../src/core/retry.js";
-import { CheckpointSchema, UntypedAPIFutureSchema } from "../src/core/schemas.js";
-import { Transport, normalizeBaseUrl, type CallOptions, type TransportConfig } from "../src/core/transport.js";
+import { retryDelayMs } from "../src/internal/retry.js";
+import { CheckpointSchema, UntypedAPIFutureSchema } from "../src/internal/schemas.js";
+import { Transport, normalizeBaseUrl, type CallOptions, type TransportConfig } from "../src/internal/transport.js";
 import { startScriptedServer, type ScriptHandler, type ScriptedReply, type ScriptedServer } from "./helpers/http-server.js";
 import { z } from "zod";
 

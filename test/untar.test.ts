@@ -1,5 +1,5 @@
 /**
- * StreamingUntar (src/download-untar.ts), the fixed-memory extractor of downloads: archives written by
+ * StreamingUntar (src/download/untar.ts), the fixed-memory extractor of downloads: archives written by
  * node-tar (pax long names, nested directories, empty and multi-megabyte files, many small files) come out
  * identical whatever the piece sizes they are fed in; GNU long names, pax sizes and base-256 sizes are read;
  * corrupt, truncated and unsafe archives are refused; permission bits are sanitised.
@@ -11,9 +11,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { create as tarCreate } from "tar";
-import { UnsafeArchiveError } from "../src/core/errors.js";
-import { StreamingUntar } from "../src/download-untar.js";
-import { ArchiveExtractionError } from "../src/rest-errors.js";
+import { UnsafeArchiveError, ArchiveExtractionError } from "../src/download/errors.js";
+import { StreamingUntar } from "../src/download/untar.js";
 import { craftTar, tarHeader, type CraftedEntry } from "./helpers/crafted-tar.js";
 
 let work: string;

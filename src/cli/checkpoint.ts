@@ -6,9 +6,9 @@
 import { createInterface } from "node:readline";
 import { NotFoundError, TinkerError } from "../core/errors.js";
 import { parseTinkerPath } from "../core/tinker-path.js";
-import { downloadCheckpoint, type DownloadProgress } from "../download.js";
+import { downloadCheckpoint, type DownloadProgress } from "../download/download.js";
 import type { CheckpointInfo, RestClient, WeightsInfo } from "../rest-client.js";
-import { MIN_CHECKPOINT_TTL_SECONDS } from "../rest-errors.js";
+import { MIN_CHECKPOINT_TTL_SECONDS } from "../core/ttl.js";
 import { newestOfEachType } from "../retention.js";
 import {
   UsageError,

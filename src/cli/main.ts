@@ -9,8 +9,8 @@
  */
 import { realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
-import { redact } from "../core/errors.js";
-import { SDK_VERSION } from "../core/transport.js";
+import { redact } from "../internal/redact.js";
+import { SDK_VERSION } from "../internal/transport.js";
 import { RestClient } from "../rest-client.js";
 import { runCheckpointCommand } from "./checkpoint.js";
 import { runRunCommand } from "./run.js";

@@ -10,204 +10,29 @@
  * ├── APIConnectionError ── APITimeoutError
  * ├── APIUserAbortError
  * ├── RequestFailedError, ResponseValidationError, InvalidArgumentError, ConfigurationError
- * └── InvalidTinkerPathError, InvalidCheckpointNameError, DestinationExistsError, UnsafeArchiveError
+ * └── (beside what owns them) InvalidTinkerPathError, InvalidCheckpointNameError (core/tinker-path.ts),
+ *     InvalidTtlError (core/ttl.ts): InvalidArgumentErrors; DestinationExistsError, UnsafeArchiveError,
+ *     IncompleteCheckpointError, ArchiveExtractionError (download/errors.ts)
  * ```
  *
  * Every message says what failed, where, and what to do next. Secrets (the API key) are removed from
- * every message and field with {@link redact}; whoever builds an error passes the secrets it knows.
+ * every message and field with `redact` (internal/redact.ts); whoever builds an error passes the secrets it knows.
  *
  * @module
  */
 import { STATUS_CODES } from "node:http";
 import { z } from "zod";
-
-/** The text that replaces a secret in messages, bodies and headers. */
-export const REDACTED = "[REDACTED]";
-
-/** Secrets shorter than this are not redacted: replacing one or two characters everywhere would garble text. */
-const MIN_SECRET_LENGTH = 4;
-
-/** Longest server detail quoted in a message. */
-const MAX_DETAIL_CHARS = 500;
-
-/**
- * Replaces every occurrence of each secret (and its percent-encoded form) in `text` with `[REDACTED]`.
- *
- * Secrets that are `undefined`, empty or shorter than 4 characters are ignored.
- *
- * @example
- * ```ts
- * redact("bad key tml-abc123", ["tml-abc123"]); // "bad key [REDACTED]"
- * ```
- */
-export function redact(text: string, secrets: readonly (string | undefined)[] = []): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (secret === undefined || secret.length < MIN_SECRET_LENGTH) continue;
-    out = out.split(secret).join(REDACTED);
-    const encoded = encodeURIComponent(secret);
-    if (encoded !== secret) out = out.split(encoded).join(REDACTED);
-  }
-  return out;
-}
-
-/**
- * Returns a deep copy of a JSON-like value with every string (values and object keys) passed through
- * {@link redact}. Non-JSON values (numbers, booleans, null, undefined) are returned unchanged.
- *
- * @example
- * ```ts
- * redactValue({ detail: "key tml-abc123 is invalid" }, ["tml-abc123"]); // { detail: "key [REDACTED] is invalid" }
- * ```
- */
-export function redactValue(value: unknown, secrets: readonly (string | undefined)[] = []): unknown {
-  if (!secrets.some((s) => s !== undefined && s.length >= MIN_SECRET_LENGTH)) return value;
-  if (typeof value === "string") return redact(value, secrets);
-  if (Array.isArray(value)) return value.map((v) => redactValue(v, secrets));
-  if (value !== null && typeof value === "object" && isPlainObject(value)) {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[redact(k, secrets)] = redactValue(v, secrets);
-    return out;
-  }
-  return value;
-}
-
-function isPlainObject(value: object): boolean {
-  const proto: unknown = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
-/** Query parameter names whose values are replaced by `[REDACTED]` in URLs kept on errors. */
-const SENSITIVE_QUERY_PARAM = /key|token|secret|signature|sig$|password|credential|auth/i;
-
-/**
- * Makes a URL safe to store on an error: drops user info, redacts sensitive-looking query parameters
- * (`api_key`, `token`, `X-Amz-Signature`, ...) and every given secret. Unparseable input is only redacted.
- *
- * @example
- * ```ts
- * sanitizeUrl("https://u:p@host/x?token=abc&limit=2"); // "https://host/x?token=%5BREDACTED%5D&limit=2"
- * ```
- */
-export function sanitizeUrl(url: string, secrets: readonly (string | undefined)[] = []): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return redact(url, secrets);
-  }
-  parsed.username = "";
-  parsed.password = "";
-  for (const name of [...new Set(parsed.searchParams.keys())]) {
-    if (SENSITIVE_QUERY_PARAM.test(name)) parsed.searchParams.set(name, REDACTED);
-  }
-  return redact(parsed.toString(), secrets);
-}
-
-/** `METHOD /path?query` for messages, from a full URL (the path only, never the host). */
-function describeTarget(method: string | undefined, url: string | undefined, secrets: readonly (string | undefined)[]): string {
-  const m = method ?? "request";
-  if (url === undefined) return m;
-  try {
-    const u = new URL(url);
-    return `${m} ${redact(decodeURIComponentSafe(u.pathname) + u.search, secrets)}`;
-  } catch {
-    return `${m} ${redact(url, secrets)}`;
-  }
-}
-
-function decodeURIComponentSafe(s: string): string {
-  try {
-    return decodeURI(s);
-  } catch {
-    return s;
-  }
-}
-
-function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
-}
-
-/** Quotes a user-supplied string for a message: JSON escaping shows control characters; long input is cut. */
-function quote(input: string): string {
-  return truncate(JSON.stringify(input), 200);
-}
-
-/**
- * The most useful human-readable part of an error body: FastAPI `detail`, a `message` or `error` string,
- * else the JSON or text itself (truncated).
- */
-function extractDetail(body: unknown): string | undefined {
-  if (body === undefined || body === null || body === "") return undefined;
-  if (typeof body === "string") return truncate(body.trim(), MAX_DETAIL_CHARS);
-  if (typeof body === "object" && !Array.isArray(body)) {
-    const rec = body as Record<string, unknown>;
-    for (const key of ["detail", "message", "error"]) {
-      const v = rec[key];
-      if (typeof v === "string" && v !== "") return truncate(v, MAX_DETAIL_CHARS);
-      if (v !== null && typeof v === "object") {
-        const nested = (v as Record<string, unknown>)["message"];
-        if (typeof nested === "string" && nested !== "") return truncate(nested, MAX_DETAIL_CHARS);
-        return truncate(JSON.stringify(v), MAX_DETAIL_CHARS);
-      }
-    }
-  }
-  try {
-    return truncate(JSON.stringify(body), MAX_DETAIL_CHARS);
-  } catch {
-    return undefined;
-  }
-}
-
-function nextStepFor(status: number): string {
-  if (status >= 300 && status < 400) {
-    return "It was not followed (over 10 redirects, or no usable Location header); check the base URL.";
-  }
-  switch (status) {
-    case 400:
-      return "Check the request arguments.";
-    case 401:
-      return "Check that the API key (TINKER_API_KEY) is correct and has not expired.";
-    case 402:
-      return "Check the account's billing status.";
-    case 403:
-      return "The API key may not access this resource; check who owns it and the access scope.";
-    case 404:
-      return "Check that the id or tinker path exists and is visible to this API key.";
-    case 408:
-      return "The server gave up waiting; try again.";
-    case 409:
-      return "The request conflicts with the server's current state (for example a checkpoint with that name already exists: choose another name or pass overwrite: true). It was not retried.";
-    case 410:
-      return "The resource no longer exists; recreate or resubmit it.";
-    case 422:
-      return "The server could not process the request; check field types and values.";
-    case 429:
-      return "Rate limited: wait before trying again, lower the request rate, or raise maxRetries.";
-    default:
-      return status >= 500
-        ? "The server failed; try again later, and report the request id if it keeps happening."
-        : "See the status and body for details.";
-  }
-}
-
-function toHeaders(headers: Headers | Record<string, string> | undefined, secrets: readonly (string | undefined)[]): Headers {
-  const out = new Headers();
-  if (headers === undefined) return out;
-  const entries = headers instanceof Headers ? [...headers.entries()] : Object.entries(headers);
-  for (const [k, v] of entries) out.append(k, redact(v, secrets));
-  return out;
-}
-
-function requestIdFrom(headers: Headers, body: unknown): string | undefined {
-  const fromHeader = headers.get("x-request-id");
-  if (fromHeader !== null && fromHeader !== "") return fromHeader;
-  if (body !== null && typeof body === "object" && !Array.isArray(body)) {
-    const v = (body as Record<string, unknown>)["request_id"];
-    if (typeof v === "string" && v !== "") return v;
-  }
-  return undefined;
-}
+import {
+  MAX_DETAIL_CHARS,
+  describeCause,
+  describeTarget,
+  extractDetail,
+  nextStepFor,
+  requestIdFrom,
+  toHeaders,
+  truncate,
+} from "../internal/error-text.js";
+import { redact, redactValue, sanitizeUrl } from "../internal/redact.js";
 
 /**
  * The root of every error tinker-ts throws. Catch this to handle any SDK failure.
@@ -239,9 +64,7 @@ export class TinkerError extends Error {
  * throw new InvalidArgumentError("maxRetries must be a whole number ≥ 0, got -1.");
  * ```
  */
-export class InvalidArgumentError extends TinkerError {
-  override name: string = "InvalidArgumentError";
-}
+export class InvalidArgumentError extends TinkerError { override name: string = "InvalidArgumentError"; }
 
 /** What {@link APIError} and its subclasses are built from. */
 export interface APIErrorInit {
@@ -374,9 +197,7 @@ export class APIError extends TinkerError {
  * }
  * ```
  */
-export class BadRequestError extends APIError {
-  override name: string = "BadRequestError";
-}
+export class BadRequestError extends APIError { override name: string = "BadRequestError"; }
 
 /**
  * HTTP 401: the API key is missing, wrong or expired.
@@ -391,9 +212,7 @@ export class BadRequestError extends APIError {
  * }
  * ```
  */
-export class AuthenticationError extends APIError {
-  override name: string = "AuthenticationError";
-}
+export class AuthenticationError extends APIError { override name: string = "AuthenticationError"; }
 
 /**
  * HTTP 403: the API key may not access this resource.
@@ -408,9 +227,7 @@ export class AuthenticationError extends APIError {
  * }
  * ```
  */
-export class PermissionDeniedError extends APIError {
-  override name: string = "PermissionDeniedError";
-}
+export class PermissionDeniedError extends APIError { override name: string = "PermissionDeniedError"; }
 
 /**
  * HTTP 404: the run, checkpoint, session or route does not exist (or is not visible to this key).
@@ -425,9 +242,7 @@ export class PermissionDeniedError extends APIError {
  * }
  * ```
  */
-export class NotFoundError extends APIError {
-  override name: string = "NotFoundError";
-}
+export class NotFoundError extends APIError { override name: string = "NotFoundError"; }
 
 /**
  * HTTP 409: the request conflicts with server state (e.g. the checkpoint name is taken). Never retried.
@@ -442,9 +257,7 @@ export class NotFoundError extends APIError {
  * }
  * ```
  */
-export class ConflictError extends APIError {
-  override name: string = "ConflictError";
-}
+export class ConflictError extends APIError { override name: string = "ConflictError"; }
 
 /**
  * HTTP 422: the request was well-formed but its values could not be processed.
@@ -459,9 +272,7 @@ export class ConflictError extends APIError {
  * }
  * ```
  */
-export class UnprocessableEntityError extends APIError {
-  override name: string = "UnprocessableEntityError";
-}
+export class UnprocessableEntityError extends APIError { override name: string = "UnprocessableEntityError"; }
 
 /**
  * HTTP 429: rate limited; thrown after the retries are used up.
@@ -476,9 +287,7 @@ export class UnprocessableEntityError extends APIError {
  * }
  * ```
  */
-export class RateLimitError extends APIError {
-  override name: string = "RateLimitError";
-}
+export class RateLimitError extends APIError { override name: string = "RateLimitError"; }
 
 /**
  * HTTP ≥500: the server failed; thrown after the retries are used up.
@@ -493,9 +302,7 @@ export class RateLimitError extends APIError {
  * }
  * ```
  */
-export class InternalServerError extends APIError {
-  override name: string = "InternalServerError";
-}
+export class InternalServerError extends APIError { override name: string = "InternalServerError"; }
 
 /**
  * HTTP 410 while retrieving a future: the server no longer holds the result of that request.
@@ -549,21 +356,6 @@ export interface ConnectionErrorInit {
   attempts?: number;
 }
 
-function describeCause(cause: unknown): string {
-  const parts: string[] = [];
-  let cur: unknown = cause;
-  for (let depth = 0; depth < 4 && cur !== undefined && cur !== null; depth++) {
-    if (cur instanceof Error) {
-      const code = (cur as { code?: unknown }).code;
-      parts.push(typeof code === "string" && !cur.message.includes(code) ? `${cur.message} (${code})` : cur.message);
-      cur = cur.cause;
-    } else {
-      parts.push(String(cur));
-      break;
-    }
-  }
-  return parts.filter((p) => p !== "").join(": ") || "unknown error";
-}
 
 /**
  * The request never got an HTTP response: connection refused or reset, DNS failure, TLS failure, ...
@@ -771,126 +563,6 @@ export class ResponseValidationError extends TinkerError {
   }
 }
 
-/** The expected form of a tinker path, quoted in messages. */
-export const TINKER_PATH_FORM = "tinker://<training_run_id>/<weights|sampler_weights>/<name>";
-
-/**
- * A string is not a valid `tinker://<training_run_id>/<weights|sampler_weights>/<name>` path.
- *
- * @example
- * ```ts
- * try {
- *   parseTinkerPath("weights/ckpt-1");
- * } catch (err) {
- *   if (err instanceof InvalidTinkerPathError) console.error(err.input, err.reason);
- *   else throw err;
- * }
- * ```
- */
-export class InvalidTinkerPathError extends TinkerError {
-  override name: string = "InvalidTinkerPathError";
-  /** The offending input, unchanged. */
-  readonly input: string;
-  /** Why it was rejected. */
-  readonly reason: string;
-
-  /** Builds the error; the message shows the input (escaped) and the expected form. */
-  constructor(input: string, reason: string) {
-    super(
-      `Invalid tinker path ${quote(input)}: ${reason}. Expected ${TINKER_PATH_FORM}, e.g. tinker://run-123/weights/ckpt-0001.`,
-    );
-    this.input = input;
-    this.reason = reason;
-  }
-}
-
-/**
- * A checkpoint name is not allowed (empty, too long, contains `/`, `\`, control characters, ...).
- *
- * @example
- * ```ts
- * try {
- *   training.saveState("a/b");
- * } catch (err) {
- *   if (err instanceof InvalidCheckpointNameError) console.error(err.checkpointName, err.reason);
- *   else throw err;
- * }
- * ```
- */
-export class InvalidCheckpointNameError extends TinkerError {
-  override name: string = "InvalidCheckpointNameError";
-  /** The offending name, unchanged. */
-  readonly checkpointName: string;
-  /** Why it was rejected. */
-  readonly reason: string;
-
-  /** Builds the error; the message says what names are allowed. */
-  constructor(checkpointName: string, reason: string) {
-    super(
-      `Invalid checkpoint name ${quote(checkpointName)}: ${reason}. A name is 1-255 characters with no whitespace, control characters, "/", "\\", "?" or "#", and is not "." or ".." (e.g. "ckpt-0001").`,
-    );
-    this.checkpointName = checkpointName;
-    this.reason = reason;
-  }
-}
-
-/**
- * A download destination already exists and `force` was not given.
- *
- * @example
- * ```ts
- * try {
- *   await downloadCheckpoint(rest, tinkerPath, { outputDir: "ckpts" });
- * } catch (err) {
- *   if (err instanceof DestinationExistsError) await downloadCheckpoint(rest, tinkerPath, { outputDir: "ckpts", force: true });
- *   else throw err;
- * }
- * ```
- */
-export class DestinationExistsError extends TinkerError {
-  override name: string = "DestinationExistsError";
-  /** The existing destination path. */
-  readonly destination: string;
-
-  /** Builds the error; the message suggests `force` or another output directory. */
-  constructor(destination: string) {
-    super(
-      `Destination ${quote(destination)} already exists. Pass force: true (CLI: --force) to replace it, or choose another output directory.`,
-    );
-    this.destination = destination;
-  }
-}
-
-/**
- * An archive entry would land outside the destination (absolute path, `..`, escaping link, ...).
- *
- * @example
- * ```ts
- * try {
- *   await downloadCheckpoint(rest, tinkerPath);
- * } catch (err) {
- *   if (err instanceof UnsafeArchiveError) console.error("refused entry", err.entry, err.reason);
- *   else throw err;
- * }
- * ```
- */
-export class UnsafeArchiveError extends TinkerError {
-  override name: string = "UnsafeArchiveError";
-  /** The offending entry name, unchanged. */
-  readonly entry: string;
-  /** Why it is unsafe. */
-  readonly reason: string;
-
-  /** Builds the error; the message says nothing was installed. */
-  constructor(entry: string, reason: string) {
-    super(
-      `Refusing to extract archive entry ${quote(entry)}: ${reason}. The archive may be corrupt or malicious; nothing was installed.`,
-    );
-    this.entry = entry;
-    this.reason = reason;
-  }
-}
-
 /**
  * The client is not configured: no server URL or API key (from options or `TINKER_BASE_URL` /
  * `TINKER_API_KEY`), or a malformed key. The message says what to set; it never contains the key.
@@ -905,6 +577,4 @@ export class UnsafeArchiveError extends TinkerError {
  * }
  * ```
  */
-export class ConfigurationError extends TinkerError {
-  override name: string = "ConfigurationError";
-}
+export class ConfigurationError extends TinkerError { override name: string = "ConfigurationError"; }

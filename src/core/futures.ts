@@ -29,7 +29,7 @@ import {
   RequestFailedError,
   ResponseValidationError,
 } from "./errors.js";
-import type { SleepFn } from "./sleep.js";
+import type { SleepFn } from "../internal/sleep.js";
 
 /** Queue states the service reports while a request waits. `unknown` stands for any other string. */
 export type QueueState = "active" | "paused_capacity" | "paused_rate_limit" | "unknown";

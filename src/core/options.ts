@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { CallOptions } from "./transport.js";
+import type { CallOptions } from "../internal/transport.js";
 
 /** Options every method that talks to the server accepts. */
 export interface RequestOptions {

@@ -1,12 +1,20 @@
 /**
- * `tinker://` checkpoint paths: a strict, total parser, a formatter, and checkpoint-name validation.
+ * `tinker://` checkpoint paths: a strict, total parser, a formatter, checkpoint-name validation, and their
+ * errors ({@link InvalidTinkerPathError}, {@link InvalidCheckpointNameError}, both {@link InvalidArgumentError}s).
  *
  * Form: `tinker://<training_run_id>/<weights|sampler_weights>/<name>`. Run ids are opaque and may contain `:`
  * (e.g. `sess-0:train:0`). The checkpoint id the server uses in URLs is `<kind>/<name>`, e.g. `weights/ckpt-1`.
  *
  * @module
  */
-import { InvalidCheckpointNameError, InvalidTinkerPathError, TinkerError } from "./errors.js";
+import {
+  CHECKPOINT_NAME_MAX_LENGTH,
+  CHECKPOINT_NAME_MIN_LENGTH,
+  CHECKPOINT_NAME_PATTERN,
+  CHECKPOINT_NAME_RULE,
+} from "../../generated/constants.js";
+import { quote } from "../internal/error-text.js";
+import { InvalidArgumentError, TinkerError } from "./errors.js";
 
 /** The URL scheme prefix of every tinker path. */
 export const TINKER_PATH_PREFIX = "tinker://";
@@ -33,8 +41,16 @@ export interface ParsedTinkerPath {
   checkpointId: string;
 }
 
-/** Longest checkpoint name accepted. */
-export const MAX_CHECKPOINT_NAME_LENGTH = 255;
+/**
+ * Longest checkpoint name accepted by {@link validateCheckpointName} (the spec's `CheckpointName` rule, which
+ * the local server enforces too).
+ */
+export const MAX_CHECKPOINT_NAME_LENGTH: number = CHECKPOINT_NAME_MAX_LENGTH;
+
+/** Longest name segment {@link parseTinkerPath} accepts in a path it did not make (e.g. one the service returned). */
+const MAX_PARSED_NAME_LENGTH = 255;
+
+const CHECKPOINT_NAME_RE = new RegExp(CHECKPOINT_NAME_PATTERN, "u");
 
 const WHITESPACE_OR_CONTROL = /[\s\p{Cc}\p{Cf}]/u;
 
@@ -48,12 +64,24 @@ function segmentProblem(segment: string, what: string): string | undefined {
   return undefined;
 }
 
-function nameProblem(name: string): string | undefined {
+/** Structural problems of a name segment in a tinker path (what would make the path unparseable). */
+function pathNameProblem(name: string): string | undefined {
   if (name.includes("/")) return `the name contains "/"`;
   const p = segmentProblem(name, "name");
   if (p !== undefined) return p;
-  if (name.length > MAX_CHECKPOINT_NAME_LENGTH) return `the name is ${name.length} characters long (at most ${MAX_CHECKPOINT_NAME_LENGTH})`;
+  if (name.length > MAX_PARSED_NAME_LENGTH) return `the name is ${name.length} characters long (at most ${MAX_PARSED_NAME_LENGTH})`;
   return undefined;
+}
+
+/** Why `name` breaks the checkpoint-name rule of the spec, or undefined. */
+function nameProblem(name: string): string | undefined {
+  const structural = pathNameProblem(name);
+  if (structural !== undefined && name.length <= MAX_PARSED_NAME_LENGTH) return structural;
+  if (name.length < CHECKPOINT_NAME_MIN_LENGTH) return "the name is empty";
+  if (name.length > CHECKPOINT_NAME_MAX_LENGTH) return `the name is ${name.length} characters long (at most ${CHECKPOINT_NAME_MAX_LENGTH})`;
+  if (CHECKPOINT_NAME_RE.test(name)) return undefined;
+  const bad = [...name].find((c) => !/^[A-Za-z0-9._-]$/.test(c));
+  return bad !== undefined ? `the name contains ${JSON.stringify(bad)}, which is not allowed` : "the name is not allowed";
 }
 
 function isKind(s: string): s is CheckpointKind {
@@ -77,7 +105,9 @@ export function checkpointTypeOf(kind: CheckpointKind): CheckpointType {
  *
  * Strict and total: any other input throws. Rejected: a missing or different scheme, fewer or more than three
  * `/`-separated parts, empty parts, `.`/`..` parts, an unknown kind, whitespace or control characters, `\`,
- * a query (`?`) or fragment (`#`), and names longer than 255 characters. Run ids may contain `:`.
+ * a query (`?`) or fragment (`#`), and names longer than 255 characters. Run ids may contain `:`. Names are
+ * checked only for what would make the path ambiguous, so paths the service returns always parse; names
+ * this SDK creates follow the stricter rule of {@link validateCheckpointName}.
  *
  * @throws {InvalidTinkerPathError} when `input` is not a valid tinker path; the message shows the input and the expected form.
  * @example
@@ -113,7 +143,7 @@ export function parseTinkerPath(input: string): ParsedTinkerPath {
   if (!isKind(kind)) {
     throw new InvalidTinkerPathError(input, `the kind ${JSON.stringify(kind)} is not "weights" or "sampler_weights"`);
   }
-  const problem = nameProblem(name);
+  const problem = pathNameProblem(name);
   if (problem !== undefined) throw new InvalidTinkerPathError(input, problem);
   return {
     tinkerPath: input,
@@ -170,8 +200,8 @@ export function formatTinkerPath(runId: string, kind: CheckpointKind, name: stri
 /**
  * Checks a checkpoint name before it is sent to the server, and returns it.
  *
- * Allowed: 1–255 characters, no whitespace, no control characters, none of `/ \ ? #`, and not `.` or `..`.
- * (Whitespace, `?` and `#` are refused because the resulting `tinker://` path could not be parsed back.)
+ * Allowed: 1–200 characters of ASCII letters, digits, `.`, `_` and `-`, and not `.` or `..` (the spec's
+ * `CheckpointName` rule, `generated/constants.ts`; the local server enforces the same rule and answers 400).
  *
  * @throws {InvalidCheckpointNameError} saying what is wrong and what is allowed.
  * @example
@@ -209,4 +239,67 @@ export function splitCheckpointId(checkpointId: string): { kind: CheckpointKind;
     );
   }
   return { kind: kind as CheckpointKind, name };
+}
+
+/** The expected form of a tinker path, quoted in messages. */
+export const TINKER_PATH_FORM = "tinker://<training_run_id>/<weights|sampler_weights>/<name>";
+
+/**
+ * A string is not a valid `tinker://<training_run_id>/<weights|sampler_weights>/<name>` path.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   parseTinkerPath("weights/ckpt-1");
+ * } catch (err) {
+ *   if (err instanceof InvalidTinkerPathError) console.error(err.input, err.reason);
+ *   else throw err;
+ * }
+ * ```
+ */
+export class InvalidTinkerPathError extends InvalidArgumentError {
+  override name: string = "InvalidTinkerPathError";
+  /** The offending input, unchanged. */
+  readonly input: string;
+  /** Why it was rejected. */
+  readonly reason: string;
+
+  /** Builds the error; the message shows the input (escaped) and the expected form. */
+  constructor(input: string, reason: string) {
+    super(
+      `Invalid tinker path ${quote(input)}: ${reason}. Expected ${TINKER_PATH_FORM}, e.g. tinker://run-123/weights/ckpt-0001.`,
+    );
+    this.input = input;
+    this.reason = reason;
+  }
+}
+
+/**
+ * A checkpoint name is not allowed (empty, too long, contains `/`, `\`, control characters, ...).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   training.saveState("a/b");
+ * } catch (err) {
+ *   if (err instanceof InvalidCheckpointNameError) console.error(err.checkpointName, err.reason);
+ *   else throw err;
+ * }
+ * ```
+ */
+export class InvalidCheckpointNameError extends InvalidArgumentError {
+  override name: string = "InvalidCheckpointNameError";
+  /** The offending name, unchanged. */
+  readonly checkpointName: string;
+  /** Why it was rejected. */
+  readonly reason: string;
+
+  /** Builds the error; the message says what names are allowed. */
+  constructor(checkpointName: string, reason: string) {
+    super(
+      `Invalid checkpoint name ${quote(checkpointName)}: ${reason}. A name is ${CHECKPOINT_NAME_RULE} (e.g. "ckpt-0001").`,
+    );
+    this.checkpointName = checkpointName;
+    this.reason = reason;
+  }
 }

@@ -34,7 +34,7 @@
  */
 
 import { z } from "zod";
-import { mulberry32 } from "./model.js";
+import { mulberry32 } from "./model/rng.js";
 
 /** One fault-injection rule; see the module documentation for the semantics of each field. */
 export type FaultRule = {

@@ -5,12 +5,12 @@
  *
  * @example
  * ```ts
- * import { rest, tinkerPath } from "../helpers/example-prelude.js";
+ * import { rest, tinkerPath } from "./example-prelude.js";
  * await rest.getWeightsInfoByTinkerPath(tinkerPath);
  * ```
  */
 import type { APIFuture, CheckpointLedger, Datum, RestClient, ServiceClient, TrainingClient } from "../../src/index.js";
-import type { Transport } from "../../src/core/transport.js";
+import type { Transport } from "../../src/internal/transport.js";
 import type { CliIO } from "../../src/cli/util.js";
 
 export declare const service: ServiceClient;

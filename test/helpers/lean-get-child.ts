@@ -8,7 +8,7 @@
  * ```
  */
 import { createHash } from "node:crypto";
-import { leanGet } from "../../src/core/lean-http.js";
+import { leanGet } from "../../src/internal/net/lean-http.js";
 
 try {
   const res = await leanGet(process.argv[2] as string);

@@ -1,0 +1,408 @@
+/**
+ * The one place that talks HTTP to a Tinker server: an openapi-fetch client typed by the spec, with the
+ * retry policy ({@link createRetryingFetch}), timeouts, aborts, error mapping and response validation.
+ *
+ * @module
+ */
+import { createRequire } from "node:module";
+import createClient, { defaultPathSerializer, type Client } from "openapi-fetch";
+import type { z } from "zod";
+import type { paths } from "../../generated/schema.js";
+import {
+  APIConnectionError,
+  APIError,
+  APITimeoutError,
+  APIUserAbortError,
+  ConfigurationError,
+  InvalidArgumentError,
+  ResponseValidationError,
+  TinkerError,
+} from "../core/errors.js";
+import { redact, sanitizeUrl } from "./redact.js";
+import { DEFAULT_TIMEOUT_MS, attemptsOf, createRetryingFetch, type RetryingFetch } from "./retry.js";
+import type { SleepFn } from "./sleep.js";
+
+function readPackageVersion(): string {
+  const require = createRequire(import.meta.url);
+  // src/internal/transport.ts → ../../package.json; dist/src/internal/transport.js → ../../../package.json
+  for (const candidate of ["../../package.json", "../../../package.json"]) {
+    try {
+      const pkg = require(candidate) as { name?: unknown; version?: unknown };
+      if (pkg.name === "tinker-ts" && typeof pkg.version === "string") return pkg.version;
+    } catch {
+      // try the next location
+    }
+  }
+  return "0.0.0-unknown";
+}
+
+/** The tinker-ts package version (from package.json). */
+export const SDK_VERSION: string = readPackageVersion();
+
+/** The `User-Agent` sent on every request: `tinker-ts/<version> (node <process.version>)`. */
+export const USER_AGENT = `tinker-ts/${SDK_VERSION} (node ${process.version})`;
+
+/** Client-wide transport settings. */
+export interface TransportConfig {
+  /** Server base URL, e.g. `http://127.0.0.1:8080` or `https://host/services/tinker-prod`. */
+  baseUrl: string;
+  /** API key, sent as `X-API-Key` and never included in errors. */
+  apiKey: string;
+  /** Retries after the first attempt (default 2). */
+  maxRetries?: number;
+  /** Per-attempt time limit in ms (default 60 000). */
+  timeoutMs?: number;
+  /** The fetch each attempt goes through (default: node:http with keep-alive; pass `globalThis.fetch` to use undici). */
+  fetch?: typeof globalThis.fetch;
+  /** Extra headers on every request (cannot override `X-API-Key`). */
+  defaultHeaders?: Record<string, string>;
+  /** Sleep between retries; inject in tests. */
+  sleep?: SleepFn;
+  /** Random source in [0, 1) for backoff jitter; inject in tests. */
+  random?: () => number;
+}
+
+/** A fetch redirect mode. */
+export type RedirectMode = "follow" | "manual" | "error";
+
+/** Per-call settings; every public SDK method accepts these. */
+export interface CallOptions {
+  /** Aborts the call (→ `APIUserAbortError`), also while waiting to retry. */
+  signal?: AbortSignal;
+  /** Per-attempt time limit in ms for this call. */
+  timeoutMs?: number;
+  /** Retries after the first attempt for this call. */
+  maxRetries?: number;
+  /** Idempotency key for this logical request (non-GET); generated when absent. */
+  idempotencyKey?: string;
+  /** Extra headers for this call. */
+  headers?: Record<string, string>;
+}
+
+/** Options of {@link Transport.callRaw}. */
+export interface RawCallOptions extends CallOptions {
+  /** Statuses accepted besides 2xx, e.g. `[302]` for the archive redirect. */
+  okStatuses?: readonly number[];
+  /** Redirect mode; `"manual"` returns every 3xx as is (default: follow same-origin redirects only). */
+  redirect?: RedirectMode;
+}
+
+/**
+ * What a {@link Transport.call} callback spreads into its openapi-fetch options:
+ * `transport.api.POST(path, { body, ...init })`.
+ */
+export interface RequestInitExtras {
+  /** The caller's abort signal. */
+  signal?: AbortSignal;
+  /** The retrying fetch for this call. */
+  fetch: (req: Request) => Promise<Response>;
+  /** Per-call headers. */
+  headers: Record<string, string>;
+  /** How openapi-fetch reads a 2xx body: `"text"` for {@link Transport.call}, `"stream"` (untouched) for {@link Transport.callRaw}. */
+  parseAs: "text" | "stream";
+  /** Redirect mode, when the caller set one. */
+  redirect?: RedirectMode;
+}
+
+/** The shape of an openapi-fetch result, as far as the transport needs it. */
+export interface FetchResult {
+  data?: unknown;
+  error?: unknown;
+  response: Response;
+}
+
+/** A callback that performs one openapi-fetch call with the given extras. */
+export type TransportCallback = (init: RequestInitExtras) => Promise<FetchResult>;
+
+/**
+ * Normalises a base URL: trims it, requires `http:`/`https:`, refuses credentials, queries and fragments,
+ * and removes trailing slashes (`http://h:1/prefix/` → `http://h:1/prefix`).
+ *
+ * @throws {ConfigurationError} when the URL is empty, not absolute, not http(s), or has credentials, a query or a fragment.
+ * @example
+ * ```ts
+ * normalizeBaseUrl("http://127.0.0.1:8080/"); // "http://127.0.0.1:8080"
+ * ```
+ */
+export function normalizeBaseUrl(input: string): string {
+  const expected = `Expected an absolute http(s) URL such as "http://127.0.0.1:8080" or "https://host/prefix"; pass baseUrl or set TINKER_BASE_URL.`;
+  if (typeof input !== "string" || input.trim() === "") throw new ConfigurationError(`The base URL is empty. ${expected}`);
+  let url: URL;
+  try {
+    url = new URL(input.trim());
+  } catch {
+    throw new ConfigurationError(`Invalid base URL ${JSON.stringify(input)}: not an absolute URL. ${expected}`);
+  }
+  if (url.username !== "" || url.password !== "") {
+    throw new ConfigurationError(
+      `Invalid base URL ${JSON.stringify(sanitizeUrl(url.toString()))}: it must not contain credentials; pass the API key as apiKey (or TINKER_API_KEY).`,
+    );
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ConfigurationError(`Invalid base URL ${JSON.stringify(input)}: the scheme must be http or https. ${expected}`);
+  }
+  if (url.search !== "" || url.hash !== "") {
+    throw new ConfigurationError(`Invalid base URL ${JSON.stringify(sanitizeUrl(url.toString()))}: it must not have a query or fragment. ${expected}`);
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+/**
+ * Percent-encodes one path segment like `encodeURIComponent` (so `/`, `?`, `#`, `%` and spaces are encoded),
+ * but keeps `:` raw, as run ids like `sess-0:train:0` are sent unencoded.
+ *
+ * @example
+ * ```ts
+ * encodePathSegment("sess-0:train:0"); // "sess-0:train:0"
+ * encodePathSegment("a/b c");          // "a%2Fb%20c"
+ * ```
+ */
+export function encodePathSegment(segment: string): string {
+  return encodeURIComponent(segment).replace(/%3A/gi, ":");
+}
+
+/**
+ * The openapi-fetch `pathSerializer` of tinker-ts: fills `{name}` placeholders with {@link encodePathSegment}.
+ *
+ * @throws {InvalidArgumentError} when a parameter is missing, not a string/number, empty, `.` or `..` (which would change the URL's path).
+ * @example
+ * ```ts
+ * tinkerPathSerializer("/api/v1/training_runs/{training_run_id}", { training_run_id: "s:train:0" });
+ * // "/api/v1/training_runs/s:train:0"
+ * ```
+ */
+export function tinkerPathSerializer(pathname: string, pathParams: Record<string, unknown>): string {
+  return pathname.replace(/\{([^{}]+)\}/g, (whole: string, name: string) => {
+    if (/^[.;]|\*$/.test(name)) return defaultPathSerializer(whole, pathParams);
+    const value = pathParams[name];
+    if (value === undefined || value === null) {
+      throw new InvalidArgumentError(`Missing path parameter "${name}" for ${pathname}.`);
+    }
+    if (typeof value !== "string" && typeof value !== "number") {
+      throw new InvalidArgumentError(`Path parameter "${name}" for ${pathname} must be a string, got ${typeof value}.`);
+    }
+    const s = String(value);
+    if (s === "" || s === "." || s === "..") {
+      throw new InvalidArgumentError(`Invalid path parameter "${name}" ${JSON.stringify(s)} for ${pathname}: it must not be empty, "." or "..".`);
+    }
+    return encodePathSegment(s);
+  });
+}
+
+function validateApiKey(apiKey: unknown): string {
+  if (typeof apiKey !== "string" || apiKey === "") {
+    throw new ConfigurationError("The API key is missing. Pass apiKey or set TINKER_API_KEY (the local server prints its key when it starts).");
+  }
+  if (/[\s\p{Cc}]/u.test(apiKey) || /[^\x20-\x7e]/.test(apiKey)) {
+    throw new ConfigurationError("The API key contains whitespace, control or non-ASCII characters; check how it was copied.");
+  }
+  return apiKey;
+}
+
+/**
+ * Sends typed requests to a Tinker server with THE retry policy, per-attempt timeouts, aborts, status → error
+ * mapping and zod validation. Every request carries `X-API-Key`, `Accept: application/json` and a
+ * `User-Agent` naming tinker-ts; openapi-fetch adds `Content-Type: application/json` to bodies.
+ *
+ * @example
+ * ```ts
+ * import { UntypedAPIFutureSchema } from "./schemas.js";
+ *
+ * const transport = new Transport({ baseUrl: "http://127.0.0.1:8080", apiKey: "tml-local" });
+ * const fut = await transport.call(
+ *   "save_weights",
+ *   (init) => transport.api.POST("/api/v1/save_weights", { body: { model_id: "run-1", path: "ckpt-1", seq_id: 2 }, ...init }),
+ *   UntypedAPIFutureSchema,
+ *   { signal },
+ * );
+ * ```
+ */
+export class Transport {
+  /** The normalised base URL (no trailing slash). */
+  readonly baseUrl: string;
+  /** The typed openapi-fetch client; call it through {@link Transport.call} / {@link Transport.callRaw}. */
+  readonly api: Client<paths>;
+  readonly #apiKey: string;
+  readonly #retrying: RetryingFetch;
+  readonly #timeoutMs: number | undefined;
+
+  /**
+   * Creates a transport. Sends nothing.
+   *
+   * @throws {ConfigurationError} when the base URL or API key is missing or malformed.
+   * @throws {InvalidArgumentError} when `maxRetries`/`timeoutMs` is out of range.
+   */
+  constructor(config: TransportConfig) {
+    this.#apiKey = validateApiKey(config.apiKey);
+    try {
+      this.baseUrl = normalizeBaseUrl(config.baseUrl);
+    } catch (err) {
+      // The key must not appear even if it was passed as the URL by mistake.
+      throw err instanceof ConfigurationError ? new ConfigurationError(redact(err.message, [this.#apiKey])) : err;
+    }
+    this.#timeoutMs = config.timeoutMs;
+    const baseFetch = config.fetch;
+    this.#retrying = createRetryingFetch({
+      ...(config.maxRetries === undefined ? {} : { maxRetries: config.maxRetries }),
+      ...(config.timeoutMs === undefined ? {} : { timeoutMs: config.timeoutMs }),
+      ...(baseFetch === undefined ? {} : { fetch: (req: Request) => baseFetch(req) }),
+      ...(config.sleep === undefined ? {} : { sleep: config.sleep }),
+      ...(config.random === undefined ? {} : { random: config.random }),
+      secrets: [this.#apiKey],
+    });
+    const headers: Record<string, string> = {
+      Accept: "application/json",
+      "User-Agent": USER_AGENT,
+      ...config.defaultHeaders,
+    };
+    for (const name of Object.keys(headers)) {
+      if (name.toLowerCase() === "x-api-key") delete headers[name];
+    }
+    headers["X-API-Key"] = this.#apiKey;
+    this.api = createClient<paths>({
+      baseUrl: this.baseUrl,
+      headers,
+      pathSerializer: tinkerPathSerializer,
+      fetch: (req: Request) => this.#retrying(req),
+    });
+  }
+
+  /**
+   * Runs one openapi-fetch call with retries, timeout and abort, and returns its JSON body validated by `schema`.
+   * Decides on `response.ok`: non-2xx → the {@link APIError} subclass for the status (after retries, for
+   * retryable statuses); 2xx → JSON parsed and validated.
+   *
+   * @param op - Operation name for messages, e.g. `"save_weights"`.
+   * @param fn - Performs the call; must spread `init` into the openapi-fetch options.
+   * @param schema - zod schema of the 2xx body.
+   * @throws {APIError} (a status subclass such as {@link ConflictError}) for a non-2xx response.
+   * @throws {ResponseValidationError} when a 2xx body is not JSON or does not match `schema`.
+   * @throws {APIConnectionError} / {@link APITimeoutError} when no response arrived after the retries.
+   * @throws {APIUserAbortError} when `options.signal` aborts.
+   * @example
+   * ```ts
+   * import { TrainingRunSchema } from "./schemas.js";
+   *
+   * const run = await transport.call(
+   *   "get_training_run",
+   *   (init) => transport.api.GET("/api/v1/training_runs/{training_run_id}", { params: { path: { training_run_id: runId } }, ...init }),
+   *   TrainingRunSchema,
+   * );
+   * ```
+   */
+  async call<T>(op: string, fn: TransportCallback, schema: z.ZodType<T>, options: CallOptions = {}): Promise<T> {
+    const { result, method, url } = await this.#invoke(fn, options, "text");
+    const { response } = result;
+    if (!response.ok) throw this.#statusError(result, method, url);
+    const text = typeof result.data === "string" ? result.data : "";
+    let json: unknown;
+    if (text.trim() !== "") {
+      try {
+        json = JSON.parse(text) as unknown;
+      } catch (err) {
+        throw new ResponseValidationError({
+          body: text,
+          reason: `the ${response.status} body is not JSON (content-type ${response.headers.get("content-type") ?? "none"})`,
+          method,
+          url,
+          operation: op,
+          cause: err,
+          secrets: [this.#apiKey],
+        });
+      }
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      throw new ResponseValidationError({ body: json, zodError: parsed.error, method, url, operation: op, secrets: [this.#apiKey] });
+    }
+    return parsed.data;
+  }
+
+  /**
+   * Like {@link Transport.call} but returns the Response itself, for 204s, non-JSON bodies and the archive
+   * redirect. A 2xx (or a status in `okStatuses`) is returned; anything else throws the {@link APIError}
+   * subclass for the status. A 2xx body is left unread (`parseAs: "stream"`); the body of a non-2xx status
+   * accepted through `okStatuses` has already been read (use its headers). The per-attempt timeout still
+   * applies while you read the body.
+   *
+   * @throws {APIError} (a status subclass) for a status that is neither 2xx nor in `okStatuses`.
+   * @throws {APIConnectionError} / {@link APITimeoutError} when no response arrived after the retries.
+   * @throws {APIUserAbortError} when `options.signal` aborts.
+   * @example
+   * ```ts
+   * const res = await transport.callRaw(
+   *   "get_checkpoint_archive_url",
+   *   (init) => transport.api.GET("/api/v1/training_runs/{training_run_id}/checkpoints/{checkpoint_kind}/{checkpoint_name}/archive",
+   *     { params: { path: { training_run_id: runId, checkpoint_kind: "weights", checkpoint_name: "ckpt-1" } }, ...init }),
+   *   { okStatuses: [302], redirect: "manual" },
+   * );
+   * const location = res.status === 302 ? res.headers.get("location") : undefined;
+   * ```
+   */
+  async callRaw(op: string, fn: TransportCallback, options: RawCallOptions = {}): Promise<Response> {
+    void op;
+    const { result, method, url } = await this.#invoke(fn, options, "stream");
+    const { response } = result;
+    if (response.ok || options.okStatuses?.includes(response.status) === true) return response;
+    throw this.#statusError(result, method, url);
+  }
+
+  async #invoke(
+    fn: TransportCallback,
+    options: RawCallOptions,
+    parseAs: "text" | "stream",
+  ): Promise<{ result: FetchResult; method: string | undefined; url: string | undefined }> {
+    let sent: Request | undefined;
+    const retrying = this.#retrying;
+    const init: RequestInitExtras = {
+      fetch: (req: Request) => {
+        sent = req;
+        return retrying(req, {
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+          ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
+          ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+          ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
+        });
+      },
+      headers: { ...options.headers },
+      parseAs,
+    };
+    if (options.signal !== undefined) init.signal = options.signal;
+    if (options.redirect !== undefined) init.redirect = options.redirect;
+    if (options.signal?.aborted === true) {
+      throw new APIUserAbortError({ subject: "The request", cause: options.signal.reason, secrets: [this.#apiKey] });
+    }
+    try {
+      const result = await fn(init);
+      return { result, method: sent?.method, url: sent?.url };
+    } catch (err) {
+      throw this.#wrapThrown(err, options, sent);
+    }
+  }
+
+  #wrapThrown(err: unknown, options: CallOptions, sent: Request | undefined): TinkerError {
+    if (err instanceof TinkerError) return err;
+    const where = { method: sent?.method, url: sent?.url, cause: err, secrets: [this.#apiKey] };
+    if (options.signal?.aborted === true) return new APIUserAbortError(where);
+    const name = err instanceof Error || err instanceof DOMException ? err.name : "";
+    if (name === "TimeoutError" || name === "AbortError") {
+      return new APITimeoutError({ ...where, timeoutMs: options.timeoutMs ?? this.#timeoutMs ?? DEFAULT_TIMEOUT_MS });
+    }
+    return new APIConnectionError(where);
+  }
+
+  #statusError(result: FetchResult, method: string | undefined, url: string | undefined): APIError {
+    const { response } = result;
+    const body = result.error === "" ? undefined : result.error;
+    const attempts = attemptsOf(response);
+    return APIError.fromResponse({
+      status: response.status,
+      headers: response.headers,
+      body,
+      ...(method === undefined ? {} : { method }),
+      url: url ?? response.url,
+      ...(attempts === undefined ? {} : { attempts }),
+      secrets: [this.#apiKey],
+    });
+  }
+}
