@@ -194,6 +194,14 @@ describe("X-Idempotency-Key: a repeated mutating request replays the first answe
     }
   });
 
+  test("concurrent repeats wait for the first and get its answer", async () => {
+    const body = { tags: [], user_metadata: {}, sdk_version: "t" };
+    const key = { "x-idempotency-key": "idem-concurrent" };
+    const answers = await Promise.all(Array.from({ length: 6 }, () => call("POST", "/api/v1/create_session", body, key)));
+    assert.deepEqual(new Set(answers.map((a) => a.body.session_id)).size, 1);
+    assert.equal(answers.filter((a) => a.headers.get("idempotent-replayed") === null).length, 1, "exactly one executed");
+  });
+
   test("the replay is scoped to owner, method and path; a different body under the same key is refused", async () => {
     const body = { tags: [], user_metadata: {}, sdk_version: "t" };
     const key = { "x-idempotency-key": "idem-scope" };

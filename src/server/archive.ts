@@ -25,8 +25,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { Readable, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import { create as tarCreate } from "tar";
@@ -184,13 +182,19 @@ export class ArchiveService {
     const hash = createHash("sha256");
     try {
       const pack = tarCreate({ cwd: this.#store.checkpointDir(rec), portable: true, mtime: ARCHIVE_MTIME, noDirRecurse: true }, rec.files);
-      const tap = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          hash.update(chunk);
-          done(null, chunk);
-        },
+      const out = createWriteStream(tmp);
+      // One pass: the tar stream is hashed as it is written (the ETag is the digest of the archive's bytes).
+      await new Promise<void>((resolve, reject) => {
+        const fail = (err: unknown): void => {
+          out.destroy();
+          reject(err);
+        };
+        pack.on("data", (chunk: Buffer) => hash.update(chunk));
+        pack.on("error", fail);
+        out.on("error", fail);
+        out.on("close", () => resolve());
+        pack.pipe(out);
       });
-      await pipeline(Readable.from(pack as AsyncIterable<Buffer>), tap, createWriteStream(tmp));
       await rename(tmp, final);
     } catch (err) {
       await rm(tmp, { force: true });

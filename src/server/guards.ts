@@ -104,6 +104,23 @@ export function seqIdProblem(value: unknown): string | undefined {
 }
 
 /**
+ * Checks the `seq_id` of a training op against its model: an int32 ≥ 1 and at most {@link MAX_SEQ_AHEAD}
+ * beyond `next`, the model's next due seq_id (a repeat of an accepted seq_id always passes: `next` only
+ * grows). Returns the 400 to answer, or undefined.
+ */
+export function seqIdError(seqId: number, next: number, modelId: string): HttpError | undefined {
+  const problem = seqIdProblem(seqId);
+  if (problem !== undefined) return new HttpError(400, `body.seq_id: ${problem}`, { field: "body.seq_id" });
+  if (seqId <= next + MAX_SEQ_AHEAD) return undefined;
+  return new HttpError(
+    400,
+    `body.seq_id: ${seqId} is implausibly far ahead of model ${modelId}'s next due seq_id ${next} (at most ${MAX_SEQ_AHEAD} ahead); ` +
+      "number training requests consecutively from 1 after create_model",
+    { field: "body.seq_id" },
+  );
+}
+
+/**
  * Checks a present `seq_id` of a sequenced operation's JSON body; returns the 400 to answer, or
  * undefined (also when the operation is not sequenced or the field is absent).
  */
