@@ -11,6 +11,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { APIConnectionError, APITimeoutError, APIUserAbortError, InvalidArgumentError } from "../core/errors.js";
+import { type BackoffPolicy, backoffMs, retryAfterMs } from "./backoff.js";
 import { nodeHttpFetch } from "./net/node-fetch.js";
 import { abortableSleep, type SleepFn } from "./sleep.js";
 
@@ -18,12 +19,8 @@ import { abortableSleep, type SleepFn } from "./sleep.js";
 export const DEFAULT_MAX_RETRIES = 2;
 /** Per-attempt time limit unless configured otherwise (ms). */
 export const DEFAULT_TIMEOUT_MS = 60_000;
-/** First backoff delay (ms); doubles per retry. */
-export const INITIAL_RETRY_DELAY_MS = 500;
-/** Largest backoff delay (ms). */
-export const MAX_RETRY_DELAY_MS = 8_000;
-/** A server-requested delay (`retry-after-ms` / `Retry-After`) is honoured only up to this many ms. */
-export const MAX_RETRY_AFTER_MS = 60_000;
+/** Backoff of HTTP retries: from 500 ms, doubling, capped at 8 s, minus up to 25 % jitter. */
+export const RETRY_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 8_000, jitter: 0.25 };
 /** Header carrying the attempt number (0 for the first attempt). */
 export const RETRY_COUNT_HEADER = "X-Tinker-Retry-Count";
 /** Header carrying the idempotency key on non-GET requests, identical across attempts. */
@@ -103,8 +100,8 @@ export function shouldRetryResponse(status: number, headers: Headers): boolean {
 
 /**
  * The delay before retry number `retryIndex` (0 for the first retry): the server's `retry-after-ms` or
- * `Retry-After` (seconds or HTTP date) when it is between 0 and 60 s; otherwise
- * `min(500 · 2^retryIndex, 8000) · (1 − 0.25 · random())`.
+ * `Retry-After` (seconds or HTTP date) when it is between 0 and 60 s ({@link retryAfterMs}); otherwise
+ * {@link backoffMs} with {@link RETRY_BACKOFF}: `min(500 · 2^retryIndex, 8000) · (1 − 0.25 · random())`.
  *
  * @example
  * ```ts
@@ -113,36 +110,8 @@ export function shouldRetryResponse(status: number, headers: Headers): boolean {
  * ```
  */
 export function retryDelayMs(retryIndex: number, headers: Headers | undefined, random: () => number = Math.random): number {
-  const fromServer = headers === undefined ? undefined : serverRequestedDelayMs(headers);
-  if (fromServer !== undefined) return fromServer;
-  const base = Math.min(INITIAL_RETRY_DELAY_MS * 2 ** retryIndex, MAX_RETRY_DELAY_MS);
-  const jitter = 1 - 0.25 * Math.min(Math.max(random(), 0), 1);
-  return base * jitter;
-}
-
-/**
- * The delay the server asked for with `retry-after-ms` or `Retry-After` (seconds or HTTP date), when it is
- * between 0 and 60 s; otherwise `undefined`.
- *
- * @example
- * ```ts
- * serverRequestedDelayMs(new Headers({ "retry-after": "1" })); // 1000
- * ```
- */
-export function serverRequestedDelayMs(headers: Headers): number | undefined {
-  const inRange = (ms: number): number | undefined => (Number.isFinite(ms) && ms >= 0 && ms <= MAX_RETRY_AFTER_MS ? ms : undefined);
-  const ms = headers.get("retry-after-ms");
-  if (ms !== null && ms.trim() !== "") {
-    const v = inRange(Number(ms));
-    if (v !== undefined) return v;
-  }
-  const ra = headers.get("retry-after");
-  if (ra === null || ra.trim() === "") return undefined;
-  const seconds = Number(ra);
-  if (!Number.isNaN(seconds)) return inRange(seconds * 1000);
-  const date = Date.parse(ra);
-  if (Number.isNaN(date)) return undefined;
-  return inRange(Math.max(0, date - Date.now()));
+  const fromServer = headers === undefined ? undefined : retryAfterMs(headers);
+  return fromServer ?? backoffMs(retryIndex, RETRY_BACKOFF, random);
 }
 
 function isRedirect(status: number): boolean {
