@@ -369,16 +369,15 @@ function describe(reason: unknown): string {
 }
 
 const CONTENT_RANGE = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i;
-const MAX_REDIRECTS = 5;
 
 /**
- * GETs `url`, following up to {@link MAX_REDIRECTS} redirects. No credentials are ever sent: the only headers
+ * GETs `url`, following redirects as {@link leanGet} does (up to 5). No credentials are ever sent: the only headers
  * are `Range` (when resuming) and `accept-encoding: identity`, so byte counts match.
  */
 function getNoCredentials(url: string, range: number, signal: AbortSignal): Promise<LeanResponse> {
   const headers: Record<string, string> = { "accept-encoding": "identity" };
   if (range > 0) headers["range"] = `bytes=${range}-`;
-  return leanGet(url, { headers, signal, maxRedirects: MAX_REDIRECTS });
+  return leanGet(url, { headers, signal });
 }
 
 /** One GET of the signed URL, feeding the extractor from `sink.bytes`. Reports the total via `update`. */

@@ -13,6 +13,7 @@ import { randomUUID } from "node:crypto";
 import { APIConnectionError, APITimeoutError, APIUserAbortError, InvalidArgumentError } from "../core/errors.js";
 import { type BackoffPolicy, backoffMs, retryAfterMs } from "./backoff.js";
 import { nodeHttpFetch } from "./net/node-fetch.js";
+import { CREDENTIAL_HEADERS, followRedirects } from "./net/redirect.js";
 import { abortableSleep, type SleepFn } from "./sleep.js";
 
 /** Retries after the first attempt unless configured otherwise. */
@@ -27,8 +28,6 @@ export const RETRY_COUNT_HEADER = "X-Tinker-Retry-Count";
 export const IDEMPOTENCY_KEY_HEADER = "X-Idempotency-Key";
 /** Redirects followed at most this many times per attempt. */
 const MAX_REDIRECTS = 10;
-/** Headers removed before a request follows a redirect to another origin. */
-const CREDENTIAL_HEADERS = ["x-api-key", "authorization", "proxy-authorization", "cookie"] as const;
 
 /** The plain fetch the retry wrapper sends each attempt through. */
 export type BaseFetch = (input: Request) => Promise<Response>;
@@ -114,16 +113,12 @@ export function retryDelayMs(retryIndex: number, headers: Headers | undefined, r
   return fromServer ?? backoffMs(retryIndex, RETRY_BACKOFF, random);
 }
 
-function isRedirect(status: number): boolean {
-  return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
-}
-
 /**
  * Creates THE retrying fetch. Each call is one logical request: its body is buffered once and re-sent
  * byte-for-byte on every attempt, with `X-Tinker-Retry-Count: <n>` and (non-GET/HEAD) one
  * `X-Idempotency-Key` reused across attempts.
  *
- * Redirects: with the request's default `redirect: "follow"`, up to 10 are followed; once a redirect leaves
+ * Redirects ({@link followRedirects}): with the request's default `redirect: "follow"`, up to 10 are followed; once a redirect leaves
  * the origin (another host, scheme or port), `X-API-Key`, `Authorization`, `Proxy-Authorization` and `Cookie`
  * are removed for the rest of the chain, so the API key never reaches another host. `"manual"` returns every 3xx.
  *
@@ -151,48 +146,14 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
   checkMaxRetries(config.maxRetries);
   checkTimeout(config.timeoutMs);
 
-  async function send(req: Request, headers: Headers, body: ArrayBuffer | null, signal: AbortSignal): Promise<Response> {
-    const origin = new URL(req.url).origin;
-    let url = req.url;
-    let method = req.method;
-    let currentBody = body;
-    let currentHeaders = headers;
-    let stripped = false;
-    for (let hop = 0; ; hop++) {
-      const res = await baseFetch(
-        new Request(url, {
-          method,
-          headers: currentHeaders,
-          body: currentBody,
-          redirect: req.redirect === "error" ? "error" : "manual",
-          signal,
-        }),
-      );
-      if (req.redirect !== "follow" || !isRedirect(res.status) || hop >= MAX_REDIRECTS) return res;
-      const location = res.headers.get("location");
-      if (location === null) return res;
-      let next: URL;
-      try {
-        next = new URL(location, url);
-      } catch {
-        return res;
-      }
-      await res.body?.cancel().catch(() => undefined);
-      if (next.origin !== origin && !stripped) {
-        // Another host (or scheme, or port) never sees a credential, for the rest of this chain too.
-        currentHeaders = new Headers(currentHeaders);
-        for (const name of CREDENTIAL_HEADERS) currentHeaders.delete(name);
-        stripped = true;
-      }
-      if ((res.status === 303 && method !== "HEAD") || ((res.status === 301 || res.status === 302) && method === "POST")) {
-        method = "GET";
-        currentBody = null;
-        currentHeaders = new Headers(currentHeaders);
-        currentHeaders.delete("content-type");
-        currentHeaders.delete("content-length");
-      }
-      url = next.toString();
-    }
+  function send(req: Request, headers: Headers, body: ArrayBuffer | null, signal: AbortSignal): Promise<Response> {
+    const redirect = req.redirect === "error" ? "error" : "manual";
+    return followRedirects(
+      { url: req.url, method: req.method, headers: Object.fromEntries(headers.entries()), body },
+      (hop) => baseFetch(new Request(hop.url, { method: hop.method, headers: hop.headers, body: hop.body, redirect, signal })),
+      (res) => ({ status: res.status, location: res.headers.get("location"), discard: () => res.body?.cancel() }),
+      { maxRedirects: req.redirect === "follow" ? MAX_REDIRECTS : 0, stripOnCrossOrigin: CREDENTIAL_HEADERS },
+    );
   }
 
   return async function retryingFetch(req: Request, options: RetryRequestOptions = {}): Promise<Response> {
