@@ -30,7 +30,7 @@ import { backoffMs, retryAfterMs } from "./internal/backoff.js";
 import { callOptionsOf, type RequestOptions } from "./core/options.js";
 import { abortableSleep, type SleepFn } from "./internal/sleep.js";
 import { parseTinkerPath, splitCheckpointId, type CheckpointKind } from "./core/tinker-path.js";
-import { Transport, type CallOptions, type TransportConfig } from "./internal/transport.js";
+import { Transport, type CallOptions, type TransportAnswer, type TransportConfig } from "./internal/transport.js";
 import { InvalidTtlError, validateTtlSeconds } from "./core/ttl.js";
 
 /** A checkpoint, as listed by the service. */
@@ -608,37 +608,35 @@ export class RestClient {
     const call: CallOptions = { ...toCallOptions(options), headers: { Accept: "application/json" } };
     let pending = 0;
     for (;;) {
-      let res: Response;
-      try {
-        res = await withCheckpointNotFound(ref.tinkerPath, () =>
-          t.callRaw("get_checkpoint_archive_url", (init) => t.api.GET(`${CHECKPOINT_ROUTE}/archive`, { params, ...init }), {
-            ...call,
-            okStatuses: [302],
-            redirect: "manual",
-          }),
-        );
-      } catch (err) {
-        // 503: the archive is still being generated; poll again (bounded), separately from transient faults.
-        if (err instanceof APIError && err.status === 503) {
-          pending++;
-          if (pending >= maxAttempts) {
-            throw new InternalServerError({
-              status: 503,
-              headers: err.headers,
-              body: err.body,
-              ...(err.method === undefined ? {} : { method: err.method }),
-              ...(err.url === undefined ? {} : { url: err.url }),
-              message: `The archive of ${ref.tinkerPath} is still being generated after ${pending} attempts. Try again later (large checkpoints can take several minutes).`,
-            });
-          }
-          options.onArchivePending?.(pending);
-          const delay = fixedDelay ?? retryAfterMs(err.headers) ?? backoffMs(pending - 1, ARCHIVE_WAIT);
-          await this.#pause(delay, options.signal);
-          continue;
+      // Read once, whatever the status: 302 (signed URL), 200 (JSON), 503 (still being generated) or a failure.
+      const answer = await t.answer(
+        "get_checkpoint_archive_url",
+        (init) => t.api.GET(`${CHECKPOINT_ROUTE}/archive`, { params, ...init }),
+        { ...call, redirect: "manual" },
+      );
+      if (answer.status === 503) {
+        // The archive is still being generated; poll again (bounded), separately from transient faults.
+        pending++;
+        if (pending >= maxAttempts) {
+          const err = t.errorFor(answer); // redacted, like every APIError
+          throw new InternalServerError({
+            status: 503,
+            headers: err.headers,
+            body: err.body,
+            ...(err.method === undefined ? {} : { method: err.method }),
+            ...(err.url === undefined ? {} : { url: err.url }),
+            message: `The archive of ${ref.tinkerPath} is still being generated after ${pending} attempts. Try again later (large checkpoints can take several minutes).`,
+          });
         }
-        throw err;
+        options.onArchivePending?.(pending);
+        const delay = fixedDelay ?? retryAfterMs(answer.headers) ?? backoffMs(pending - 1, ARCHIVE_WAIT);
+        await this.#pause(delay, options.signal);
+        continue;
       }
-      return this.#readArchiveAnswer(res, ref);
+      if (answer.status !== 302 && (answer.status < 200 || answer.status >= 300)) {
+        throw checkpointNotFound(ref.tinkerPath, t.errorFor(answer));
+      }
+      return readArchiveAnswer(answer, ref);
     }
   }
 
@@ -650,41 +648,38 @@ export class RestClient {
       throw err;
     }
   }
+}
 
-  async #readArchiveAnswer(res: Response, ref: CheckpointRef): Promise<CheckpointArchiveUrl> {
-    const where = { method: "GET", url: res.url, operation: "get_checkpoint_archive_url" };
-    if (res.status >= 300 && res.status < 400) {
-      await res.body?.cancel().catch(() => undefined);
-      const location = res.headers.get("location");
-      if (location === null || location.trim() === "") {
-        throw new ResponseValidationError({ ...where, body: undefined, reason: `a ${res.status} redirect without a Location header for ${ref.tinkerPath}` });
-      }
-      let url: string;
-      try {
-        url = new URL(location, res.url === "" ? undefined : res.url).toString();
-      } catch (cause) {
-        throw new ResponseValidationError({ ...where, body: undefined, reason: `the Location header is not a URL`, cause });
-      }
-      const expiresHeader = res.headers.get("expires");
-      const parsed = expiresHeader === null ? Number.NaN : Date.parse(expiresHeader);
-      const expires = Number.isFinite(parsed) ? new Date(parsed).toISOString() : new Date(Date.now() + DEFAULT_ARCHIVE_URL_LIFETIME_MS).toISOString();
-      return { url, expires };
+/** The signed URL from a 302 (`Location`, `Expires`) or a 200 (`{ url, expires }`) archive answer. */
+function readArchiveAnswer(answer: TransportAnswer, ref: CheckpointRef): CheckpointArchiveUrl {
+  const where = { method: "GET", url: answer.url ?? "", operation: "get_checkpoint_archive_url" };
+  if (answer.status >= 300 && answer.status < 400) {
+    const location = answer.headers.get("location");
+    if (location === null || location.trim() === "") {
+      throw new ResponseValidationError({ ...where, body: undefined, reason: `a ${answer.status} redirect without a Location header for ${ref.tinkerPath}` });
     }
-    const text = await res.text();
-    let json: unknown;
+    let url: string;
     try {
-      json = JSON.parse(text) as unknown;
+      url = new URL(location, answer.url === undefined || answer.url === "" ? undefined : answer.url).toString();
     } catch (cause) {
-      throw new ResponseValidationError({ ...where, body: text, reason: "the body is not JSON", cause });
+      throw new ResponseValidationError({ ...where, body: undefined, reason: `the Location header is not a URL`, cause });
     }
-    const parsed = ArchiveJsonSchema.safeParse(json);
-    if (!parsed.success) throw new ResponseValidationError({ ...where, body: json, zodError: parsed.error });
-    const expires = toIso(parsed.data.expires);
-    if (expires === undefined) {
-      throw new ResponseValidationError({ ...where, body: json, reason: `"expires" is not a date: ${JSON.stringify(parsed.data.expires)}` });
-    }
-    return { url: parsed.data.url, expires };
+    const expiresHeader = answer.headers.get("expires");
+    const parsed = expiresHeader === null ? Number.NaN : Date.parse(expiresHeader);
+    const expires = Number.isFinite(parsed) ? new Date(parsed).toISOString() : new Date(Date.now() + DEFAULT_ARCHIVE_URL_LIFETIME_MS).toISOString();
+    return { url, expires };
   }
+  if (answer.jsonError !== undefined || answer.body === undefined) {
+    throw new ResponseValidationError({ ...where, body: answer.body ?? "", reason: "the body is not JSON", cause: answer.jsonError });
+  }
+  const json = answer.body;
+  const parsed = ArchiveJsonSchema.safeParse(json);
+  if (!parsed.success) throw new ResponseValidationError({ ...where, body: json, zodError: parsed.error });
+  const expires = toIso(parsed.data.expires);
+  if (expires === undefined) {
+    throw new ResponseValidationError({ ...where, body: json, reason: `"expires" is not a date: ${JSON.stringify(parsed.data.expires)}` });
+  }
+  return { url: parsed.data.url, expires };
 }
 
 function refFromPath(tinkerPath: string): CheckpointRef {
@@ -698,23 +693,26 @@ function checkpointRef(runId: string, checkpointId: string): CheckpointRef {
   return { runId, kind, name, tinkerPath: `tinker://${runId}/${kind}/${name}` };
 }
 
-/** Re-throws a 404 as a {@link NotFoundError} whose message names the checkpoint and suggests expiry or deletion. */
+/** A 404 becomes a {@link NotFoundError} whose message names the checkpoint and suggests expiry or deletion; other errors are returned as they are. */
+function checkpointNotFound(tinkerPath: string, err: unknown): unknown {
+  if (!(err instanceof NotFoundError)) return err;
+  return new NotFoundError({
+    status: 404,
+    headers: err.headers,
+    body: err.body,
+    ...(err.method === undefined ? {} : { method: err.method }),
+    ...(err.url === undefined ? {} : { url: err.url }),
+    ...(err.requestId === undefined ? {} : { requestId: err.requestId }),
+    message: `Checkpoint ${tinkerPath} was not found (expired or deleted?). Check the path with \`tinker-ts checkpoint list --run-id <run>\`; checkpoints are removed when their TTL runs out. (${err.message})`,
+  });
+}
+
+/** Runs `fn`, re-throwing a 404 as {@link checkpointNotFound} does. */
 async function withCheckpointNotFound<T>(tinkerPath: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof NotFoundError) {
-      throw new NotFoundError({
-        status: 404,
-        headers: err.headers,
-        body: err.body,
-        ...(err.method === undefined ? {} : { method: err.method }),
-        ...(err.url === undefined ? {} : { url: err.url }),
-        ...(err.requestId === undefined ? {} : { requestId: err.requestId }),
-        message: `Checkpoint ${tinkerPath} was not found (expired or deleted?). Check the path with \`tinker-ts checkpoint list --run-id <run>\`; checkpoints are removed when their TTL runs out. (${err.message})`,
-      });
-    }
-    throw err;
+    throw checkpointNotFound(tinkerPath, err);
   }
 }
 

@@ -6,9 +6,10 @@
  */
 import { randomUUID } from "node:crypto";
 import type { components } from "../generated/schema.js";
-import { InvalidArgumentError, TinkerError, APIError, APIUserAbortError, ResponseValidationError } from "./core/errors.js";
+import { InvalidArgumentError, TinkerError } from "./core/errors.js";
 import { resolveConnection } from "./internal/config.js";
-import { type PollAnswer, type PollerContext, type QueueStateChange } from "./core/futures.js";
+import type { QueueStateChange } from "./core/futures.js";
+import type { PollAnswer, PollerContext } from "./internal/poll.js";
 import { submitFuture } from "./internal/submit.js";
 import {
   CreateModelResponseSchema,
@@ -398,24 +399,13 @@ export class ServiceClient {
     this.#heartbeat.unref();
   }
 
-  async #pollOnce(body: { request_id: string; allow_metadata_only: boolean }, signal: AbortSignal): Promise<PollAnswer> {
-    try {
-      const res = await this.#transport.callRaw(
-        "retrieve_future",
-        (init) => this.#transport.api.POST("/api/v1/retrieve_future", { body, ...init }),
-        { signal, maxRetries: 0, timeoutMs: POLL_TIMEOUT_MS },
-      );
-      const text = await res.text();
-      if (text.trim() === "") return { status: res.status, headers: res.headers, body: undefined };
-      try {
-        return { status: res.status, headers: res.headers, body: JSON.parse(text) as unknown };
-      } catch (err) {
-        throw new ResponseValidationError({ body: text, reason: "the retrieve_future body is not JSON", operation: "retrieve_future", cause: err });
-      }
-    } catch (err) {
-      if (err instanceof APIError) return { status: err.status, headers: err.headers, body: err.body };
-      throw err;
-    }
+  /** One poll, read once whatever the status: the poller decides on status, headers and body. */
+  #pollOnce(body: { request_id: string; allow_metadata_only: boolean }, signal: AbortSignal): Promise<PollAnswer> {
+    return this.#transport.answer(
+      "retrieve_future",
+      (init) => this.#transport.api.POST("/api/v1/retrieve_future", { body, ...init }),
+      { signal, maxRetries: 0, timeoutMs: POLL_TIMEOUT_MS },
+    );
   }
 
   #logPaused(change: QueueStateChange): void {

@@ -6,8 +6,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   APIConnectionError,
+  NotFoundError,
   PromiseExpiredError,
   RequestFailedError,
+  ResponseValidationError,
   ServiceClient,
   type QueueStateChange,
 } from "../src/index.js";
@@ -201,5 +203,37 @@ test("closing the service client stops polling", async () => {
     await assert.rejects(Promise.resolve(fut), /closed/);
   } finally {
     await s.server.close();
+  }
+});
+
+test("a 200 poll answer that is not JSON ends the future with ResponseValidationError, without re-polling", async () => {
+  const s = await scripted([{ body: "<html>proxy page</html>", headers: { "content-type": "text/html" } }]);
+  try {
+    const err = await s.training.optimStep({ learning_rate: 1e-3 }).then(
+      () => assert.fail("expected failure"),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof ResponseValidationError, String(err));
+    assert.match(err.message, /retrieve_future body is not JSON/);
+    assert.equal(err.body, "<html>proxy page</html>");
+    assert.equal(s.opPolls().length, 1);
+  } finally {
+    await s.close();
+  }
+});
+
+test("a 404 poll answer ends the future with NotFoundError naming retrieve_future", async () => {
+  const s = await scripted([{ status: 404, body: { detail: "unknown request" } }]);
+  try {
+    const err = await s.training.optimStep({ learning_rate: 1e-3 }).then(
+      () => assert.fail("expected failure"),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof NotFoundError, String(err));
+    assert.equal(err.status, 404);
+    assert.match(err.message, /POST \/api\/v1\/retrieve_future failed with 404 Not Found: unknown request/);
+    assert.equal(s.opPolls().length, 1);
+  } finally {
+    await s.close();
   }
 });

@@ -7,7 +7,8 @@
  */
 import { randomUUID } from "node:crypto";
 import type { z } from "zod";
-import { APIFuture, pollUntilSettled, type PollerContext } from "../core/futures.js";
+import { APIFuture } from "../core/futures.js";
+import { pollUntilSettled, type PollerContext } from "./poll.js";
 import { callOptionsOf, type RequestOptions } from "../core/options.js";
 import { UntypedAPIFutureSchema } from "./schemas.js";
 import type { Transport, TransportCallback } from "./transport.js";

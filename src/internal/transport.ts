@@ -111,6 +111,24 @@ export interface FetchResult {
   response: Response;
 }
 
+/** An answer read once by {@link Transport.answer}, whatever its status. */
+export interface TransportAnswer {
+  /** HTTP status (after retries). */
+  status: number;
+  /** Response headers. */
+  headers: Headers;
+  /** Parsed JSON; the text when it is not JSON; `undefined` when empty. */
+  body: unknown;
+  /** Set when a 2xx body is not JSON: the parse error (`body` then holds the text). */
+  jsonError?: unknown;
+  /** HTTP method of the request. */
+  method: string | undefined;
+  /** URL of the (last) request. */
+  url: string | undefined;
+  /** How many attempts produced the answer. */
+  attempts: number | undefined;
+}
+
 /** A callback that performs one openapi-fetch call with the given extras. */
 export type TransportCallback = (init: RequestInitExtras) => Promise<FetchResult>;
 
@@ -347,6 +365,65 @@ export class Transport {
     throw this.#statusError(result, method, url);
   }
 
+  /**
+   * Runs one openapi-fetch call (with retries, timeout and abort) and reads its answer once, whatever the status:
+   * for callers that decide on the status themselves (polling `retrieve_future`, the archive's 503). Never throws
+   * an {@link APIError}; build the standard one with {@link Transport.errorFor} when the status is a failure.
+   *
+   * @throws {APIConnectionError} / {@link APITimeoutError} when no response arrived after the retries.
+   * @throws {APIUserAbortError} when `options.signal` aborts.
+   * @example
+   * ```ts
+   * const answer = await transport.answer(
+   *   "retrieve_future",
+   *   (init) => transport.api.POST("/api/v1/retrieve_future", { body: { request_id: "req-1" }, ...init }),
+   *   { maxRetries: 0 },
+   * );
+   * if (answer.status === 410) throw transport.errorFor(answer);
+   * ```
+   */
+  async answer(op: string, fn: TransportCallback, options: RawCallOptions = {}): Promise<TransportAnswer> {
+    void op;
+    const { result, method, url } = await this.#invoke(fn, options, "text");
+    const { response } = result;
+    const attempts = attemptsOf(response);
+    const answer: TransportAnswer = { status: response.status, headers: response.headers, body: undefined, method, url: url ?? response.url, attempts };
+    if (!response.ok) {
+      answer.body = result.error === "" ? undefined : result.error;
+      return answer;
+    }
+    const text = typeof result.data === "string" ? result.data : "";
+    if (text.trim() === "") return answer;
+    try {
+      answer.body = JSON.parse(text) as unknown;
+    } catch (err) {
+      answer.body = text;
+      answer.jsonError = err;
+    }
+    return answer;
+  }
+
+  /**
+   * The {@link APIError} subclass for a failed {@link TransportAnswer} (the error {@link Transport.call} would throw).
+   *
+   * @example
+   * ```ts
+   * const answer = await transport.answer("get_info", (init) => transport.api.POST("/api/v1/get_info", { body: { model_id: "m" }, ...init }));
+   * if (answer.status >= 400) throw transport.errorFor(answer);
+   * ```
+   */
+  errorFor(answer: TransportAnswer): APIError {
+    return APIError.fromResponse({
+      status: answer.status,
+      headers: answer.headers,
+      body: answer.body,
+      ...(answer.method === undefined ? {} : { method: answer.method }),
+      ...(answer.url === undefined ? {} : { url: answer.url }),
+      ...(answer.attempts === undefined ? {} : { attempts: answer.attempts }),
+      secrets: [this.#apiKey],
+    });
+  }
+
   async #invoke(
     fn: TransportCallback,
     options: RawCallOptions,
@@ -393,16 +470,14 @@ export class Transport {
 
   #statusError(result: FetchResult, method: string | undefined, url: string | undefined): APIError {
     const { response } = result;
-    const body = result.error === "" ? undefined : result.error;
-    const attempts = attemptsOf(response);
-    return APIError.fromResponse({
+    return this.errorFor({
       status: response.status,
       headers: response.headers,
-      body,
-      ...(method === undefined ? {} : { method }),
+      body: result.error === "" ? undefined : result.error,
+      method,
       url: url ?? response.url,
-      ...(attempts === undefined ? {} : { attempts }),
-      secrets: [this.#apiKey],
+      attempts: attemptsOf(response),
     });
   }
+
 }

@@ -1,0 +1,216 @@
+/**
+ * The poller of futures: polls `retrieve_future` until the request settles, reading each answer once (status,
+ * headers, body) and deciding on it here.
+ *
+ * A training POST answers at once with a request id. {@link APIFuture} starts polling as soon as the
+ * request id is known (so results are cached even if nobody awaits yet) and settles once:
+ *
+ * | poll answer | what the poller does |
+ * |---|---|
+ * | 200 `type: "try_again"` | report `queue_state`; poll again at once (the server long-polls) |
+ * | 200 with an `error` key | fail with {@link RequestFailedError} (its `category`) |
+ * | 200 `status: "complete_metadata"` | poll again with `allow_metadata_only: false` |
+ * | other 200 | validate with the operation's schema and resolve |
+ * | 408 | report `queue_state`; poll again at once |
+ * | ≥500 | poll again after a small floor ({@link FIVE_XX_FLOOR_MS}) |
+ * | 429, connection error, poll timeout | back off exponentially, capped at 30 s; give up after {@link MAX_CONSECUTIVE_CONNECTION_FAILURES} connection failures in a row |
+ * | 400 | poll again up to 3 times (proxies inject stray 400s), then fail |
+ * | 410 | fail with {@link PromiseExpiredError}: resubmit the request |
+ * | other 4xx | fail with the matching {@link APIError} |
+ *
+ * @module
+ */
+import type { z } from "zod";
+import {
+  APIConnectionError,
+  APIError,
+  APIUserAbortError,
+  PromiseExpiredError,
+  RequestFailedError,
+  ResponseValidationError,
+} from "../core/errors.js";
+import type { QueueState, QueueStateChange } from "../core/futures.js";
+import { type BackoffPolicy, backoffMs } from "./backoff.js";
+import type { SleepFn } from "./sleep.js";
+import type { TransportAnswer } from "./transport.js";
+
+/** One answer to a `retrieve_future` poll, read once (a {@link TransportAnswer} fits). */
+export interface PollAnswer {
+  status: number;
+  headers: Headers;
+  /** Parsed JSON, text, or undefined when empty. */
+  body: unknown;
+  /** Set when a 2xx body is not JSON: the parse error. */
+  jsonError?: unknown;
+}
+
+/** How a future polls: one `retrieve_future` request, no retries (the poller owns them). */
+export type PollOnce = (
+  body: { request_id: string; allow_metadata_only: boolean },
+  signal: AbortSignal,
+) => Promise<PollAnswer>;
+
+/** What a poller needs from its client. */
+export interface PollerContext {
+  pollOnce: PollOnce;
+  sleep: SleepFn;
+  random: () => number;
+  /** Called on every queue-state change. */
+  onQueueStateChange?: ((change: QueueStateChange) => void) | undefined;
+  /** Debounced log of paused states (e.g. "paused: capacity"). */
+  logPaused?: ((change: QueueStateChange) => void) | undefined;
+  /** Secrets to keep out of error messages. */
+  secrets: readonly (string | undefined)[];
+  /** Aborted when the owning client closes. */
+  closed: AbortSignal;
+}
+
+/** Floor under immediate re-polls after a 5xx, so a broken server is not hammered. */
+export const FIVE_XX_FLOOR_MS = 50;
+/** Cap of the backoff after 429s and connection errors. */
+export const MAX_POLL_BACKOFF_MS = 30_000;
+/** Backoff of polling after 429s and connection errors: from 500 ms, doubling, capped at 30 s, minus up to 25 %. */
+export const POLL_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: MAX_POLL_BACKOFF_MS, jitter: 0.25 };
+/** Consecutive connection failures after which a future gives up (about 90 s of backoff). */
+export const MAX_CONSECUTIVE_CONNECTION_FAILURES = 8;
+const MAX_STRAY_400 = 3;
+
+const DEFAULT_REASONS: Record<string, string> = {
+  paused_capacity: "Tinker backend is running short on capacity, please wait",
+  paused_rate_limit: "concurrent training clients rate limit hit",
+};
+
+function toQueueState(value: unknown): QueueState | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (value === "active" || value === "paused_capacity" || value === "paused_rate_limit") return value;
+  return "unknown";
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Polls one request until it settles. Exported for the clients; users see {@link APIFuture}.
+ *
+ * @throws {@link RequestFailedError}, {@link PromiseExpiredError}, {@link APIError},
+ *   {@link APIConnectionError}, {@link ResponseValidationError}, {@link APIUserAbortError} (client closed).
+ */
+export async function pollUntilSettled<T>(
+  ctx: PollerContext,
+  requestId: string,
+  operation: string,
+  schema: z.ZodType<T>,
+): Promise<T> {
+  let allowMetadataOnly = false;
+  let backoffExp = 0;
+  let connectionFailures = 0;
+  let stray400 = 0;
+  let lastState: QueueState | undefined;
+  const report = (raw: unknown): void => {
+    if (!isRecord(raw)) return;
+    const state = toQueueState(raw["queue_state"]);
+    if (state === undefined || state === lastState) return;
+    lastState = state;
+    const given = raw["queue_state_reason"];
+    const reason = typeof given === "string" && given !== "" ? given : DEFAULT_REASONS[state];
+    const change: QueueStateChange = { requestId, operation, queueState: state, reason };
+    ctx.onQueueStateChange?.(change);
+    if (state !== "active") ctx.logPaused?.(change);
+  };
+  for (;;) {
+    if (ctx.closed.aborted) {
+      throw new APIUserAbortError({
+        subject: `Waiting for ${operation} request ${requestId}`,
+        message: `Stopped waiting for ${operation} request ${requestId}: the client was closed. The server may still complete the work.`,
+      });
+    }
+    let answer: PollAnswer;
+    try {
+      answer = await ctx.pollOnce({ request_id: requestId, allow_metadata_only: allowMetadataOnly }, ctx.closed);
+    } catch (err) {
+      if (ctx.closed.aborted) continue; // reported at the top of the loop
+      if (!(err instanceof APIConnectionError)) throw err;
+      connectionFailures++;
+      if (connectionFailures >= MAX_CONSECUTIVE_CONNECTION_FAILURES) {
+        throw new APIConnectionError({
+          subject: `Polling ${operation} request ${requestId}`,
+          cause: err,
+          attempts: connectionFailures,
+          secrets: ctx.secrets,
+          message: `Polling ${operation} request ${requestId} failed ${connectionFailures} times in a row (${err.message}). The server may still complete the work; poll again later or check the server.`,
+        });
+      }
+      await ctx.sleep(backoffMs(backoffExp++, POLL_BACKOFF, ctx.random), ctx.closed).catch(() => undefined);
+      continue;
+    }
+    connectionFailures = 0;
+    const { status, body } = answer;
+    if (status >= 200 && status < 300) {
+      backoffExp = 0;
+      if (answer.jsonError !== undefined) {
+        throw new ResponseValidationError({ body, reason: "the retrieve_future body is not JSON", operation: "retrieve_future", cause: answer.jsonError });
+      }
+      if (isRecord(body) && body["type"] === "try_again") {
+        report(body);
+        continue;
+      }
+      if (isRecord(body) && "error" in body) {
+        throw new RequestFailedError({
+          requestId,
+          operation,
+          category: typeof body["category"] === "string" ? body["category"] : undefined,
+          error: typeof body["error"] === "string" ? body["error"] : JSON.stringify(body["error"]),
+          secrets: ctx.secrets,
+        });
+      }
+      if (isRecord(body) && body["status"] === "complete_metadata") {
+        if (!allowMetadataOnly) {
+          // We asked for the full payload and still got metadata: the server misbehaves.
+          throw new ResponseValidationError({
+            body,
+            operation,
+            reason: "the server sent a metadata-only reply although the full result was requested",
+            secrets: ctx.secrets,
+          });
+        }
+        allowMetadataOnly = false;
+        continue;
+      }
+      const parsed = schema.safeParse(body);
+      if (!parsed.success) {
+        throw new ResponseValidationError({ body, zodError: parsed.error, operation, secrets: ctx.secrets });
+      }
+      return parsed.data;
+    }
+    if (status === 408) {
+      report(body);
+      continue;
+    }
+    if (status === 410) {
+      throw new PromiseExpiredError({ requestId, body, headers: answer.headers, method: "POST", url: "/api/v1/retrieve_future", secrets: ctx.secrets });
+    }
+    if (status === 429) {
+      await ctx.sleep(backoffMs(backoffExp++, POLL_BACKOFF, ctx.random), ctx.closed).catch(() => undefined);
+      continue;
+    }
+    if (status >= 500) {
+      await ctx.sleep(FIVE_XX_FLOOR_MS, ctx.closed).catch(() => undefined);
+      continue;
+    }
+    if (status === 400 && stray400 < MAX_STRAY_400) {
+      stray400++;
+      continue;
+    }
+    throw APIError.fromResponse({
+      status,
+      body,
+      headers: answer.headers,
+      method: "POST",
+      url: "/api/v1/retrieve_future",
+      secrets: ctx.secrets,
+      message: undefined,
+    });
+  }
+}
+
