@@ -40,7 +40,6 @@ export type {
   SaveWeightsForSamplerResponse,
   GetInfoResponse,
   UnloadModelResponse,
-  TrainingCallOptions,
   ForwardBackwardOptions,
   SaveStateOptions,
   SaveWeightsForSamplerOptions,
@@ -49,7 +48,7 @@ export type {
 
 export { APIFuture } from "./core/futures.js";
 export type { FutureResultOptions, QueueState, QueueStateChange } from "./core/futures.js";
-export type { RequestOptions } from "./core/options.js";
+export type { RequestOptions, RestRequestOptions, TrainingCallOptions } from "./core/options.js";
 
 export { RestClient } from "./rest-client.js";
 export type {
@@ -61,7 +60,6 @@ export type {
   PageOptions,
   PageProgress,
   RestClientOptions,
-  RestRequestOptions,
 } from "./rest-client.js";
 
 export { downloadCheckpoint, checkpointDirName } from "./download/download.js";

@@ -27,7 +27,8 @@ import {
 } from "./internal/schemas.js";
 import { resolveConnection } from "./internal/config.js";
 import { backoffMs, retryAfterMs } from "./internal/backoff.js";
-import { callOptionsOf, type RequestOptions } from "./core/options.js";
+import type { RequestOptions } from "./core/options.js";
+import { requestOptionsOf } from "./internal/request-options.js";
 import { abortableSleep, type SleepFn } from "./internal/sleep.js";
 import { parseTinkerPath, splitCheckpointId, type CheckpointKind } from "./core/tinker-path.js";
 import { Transport, type CallOptions, type TransportAnswer, type TransportConfig } from "./internal/transport.js";
@@ -50,17 +51,14 @@ export type SessionInfo = components["schemas"]["GetSessionResponse"];
 /** Whose resources a call sees: `owned` (default on the service) or everything `accessible` to the key. */
 export type AccessScope = components["schemas"]["AccessScope"];
 
-/** Settings every {@link RestClient} method accepts last: `signal`, `timeoutMs` (per attempt), `maxRetries`. */
-export type RestRequestOptions = RequestOptions;
-
 /** Adds `accessScope` to a call on runs or sessions. */
-export interface AccessScopeOptions extends RestRequestOptions {
+export interface AccessScopeOptions extends RequestOptions {
   /** `owned` (the service default) or `accessible` (also resources shared with this key). */
   accessScope?: AccessScope;
 }
 
 /** Offset paging of one list call. */
-export interface PageOptions extends RestRequestOptions {
+export interface PageOptions extends RequestOptions {
   /** Page size (1–1000; the service default applies when absent). */
   limit?: number;
   /** Items to skip (default 0). */
@@ -80,7 +78,7 @@ export interface PageProgress {
 }
 
 /** Options of the lazy iterators ({@link RestClient.iterTrainingRuns}, {@link RestClient.iterUserCheckpoints}). */
-export interface IterOptions extends RestRequestOptions {
+export interface IterOptions extends RequestOptions {
   /** Items per request (default 100, at most 1000). */
   pageSize?: number;
   /** Called after each page is fetched, before its items are yielded; e.g. to show progress. */
@@ -96,7 +94,7 @@ export interface CheckpointArchiveUrl {
 }
 
 /** Options of the archive-URL calls. */
-export interface ArchiveUrlOptions extends RestRequestOptions {
+export interface ArchiveUrlOptions extends RequestOptions {
   /**
    * Delay between polls while the service answers 503 "archive still being generated" (default: the
    * `Retry-After` header, else 30 000 ms).
@@ -147,8 +145,6 @@ interface CheckpointRef {
   name: string;
   tinkerPath: string;
 }
-
-const toCallOptions = callOptionsOf;
 
 /** The wire query of a paged listing (limit/offset checked first), with `access_scope` when given. */
 function pageQuery(options: PageOptions & Partial<AccessScopeOptions>): { limit?: number; offset?: number; access_scope?: AccessScope } {
@@ -259,7 +255,7 @@ export class RestClient {
       "get_training_run",
       (init) => t.api.GET("/api/v1/training_runs/{training_run_id}", { params: { path: { training_run_id: runId }, query }, ...init }),
       TrainingRunSchema,
-      toCallOptions(options),
+      requestOptionsOf(options),
     );
   }
 
@@ -294,7 +290,7 @@ export class RestClient {
       "list_training_runs",
       (init) => t.api.GET("/api/v1/training_runs", { params: { query }, ...init }),
       TrainingRunsResponseSchema,
-      toCallOptions(options),
+      requestOptionsOf(options),
     );
   }
 
@@ -329,14 +325,14 @@ export class RestClient {
    * for (const c of checkpoints) console.log(c.checkpoint_id, c.size_bytes);
    * ```
    */
-  async listCheckpoints(runId: string, options: RestRequestOptions = {}): Promise<CheckpointsPage> {
+  async listCheckpoints(runId: string, options: RequestOptions = {}): Promise<CheckpointsPage> {
     checkRunId(runId);
     const t = this.transport;
     return t.call(
       "list_checkpoints",
       (init) => t.api.GET("/api/v1/training_runs/{training_run_id}/checkpoints", { params: { path: { training_run_id: runId } }, ...init }),
       CheckpointsListResponseSchema,
-      toCallOptions(options),
+      requestOptionsOf(options),
     );
   }
 
@@ -358,7 +354,7 @@ export class RestClient {
       "list_user_checkpoints",
       (init) => t.api.GET("/api/v1/checkpoints", { params: { query }, ...init }),
       CheckpointsListResponseSchema,
-      toCallOptions(options),
+      requestOptionsOf(options),
     );
   }
 
@@ -392,7 +388,7 @@ export class RestClient {
    * if (info.is_lora && info.lora_rank !== 16) throw new Error("rank mismatch");
    * ```
    */
-  async getWeightsInfoByTinkerPath(tinkerPath: string, options: RestRequestOptions = {}): Promise<WeightsInfo> {
+  async getWeightsInfoByTinkerPath(tinkerPath: string, options: RequestOptions = {}): Promise<WeightsInfo> {
     parseTinkerPath(tinkerPath);
     const t = this.transport;
     return withCheckpointNotFound(tinkerPath, () =>
@@ -400,7 +396,7 @@ export class RestClient {
         "weights_info",
         (init) => t.api.POST("/api/v1/weights_info", { body: { tinker_path: tinkerPath }, ...init }),
         WeightsInfoResponseSchema,
-        toCallOptions(options),
+        requestOptionsOf(options),
       ),
     );
   }
@@ -453,7 +449,7 @@ export class RestClient {
    * await rest.deleteCheckpoint("sess-0:train:0", "weights/ckpt-1");
    * ```
    */
-  async deleteCheckpoint(runId: string, checkpointId: string, options: RestRequestOptions = {}): Promise<void> {
+  async deleteCheckpoint(runId: string, checkpointId: string, options: RequestOptions = {}): Promise<void> {
     await this.#checkpointAction("delete_checkpoint", "DELETE", "", checkpointRef(runId, checkpointId), options);
   }
 
@@ -467,7 +463,7 @@ export class RestClient {
    * await rest.deleteCheckpointFromTinkerPath("tinker://sess-0:train:0/weights/ckpt-1");
    * ```
    */
-  async deleteCheckpointFromTinkerPath(tinkerPath: string, options: RestRequestOptions = {}): Promise<void> {
+  async deleteCheckpointFromTinkerPath(tinkerPath: string, options: RequestOptions = {}): Promise<void> {
     await this.#checkpointAction("delete_checkpoint", "DELETE", "", refFromPath(tinkerPath), options);
   }
 
@@ -482,7 +478,7 @@ export class RestClient {
    * await rest.publishCheckpointFromTinkerPath("tinker://sess-0:train:0/sampler_weights/final");
    * ```
    */
-  async publishCheckpointFromTinkerPath(tinkerPath: string, options: RestRequestOptions = {}): Promise<void> {
+  async publishCheckpointFromTinkerPath(tinkerPath: string, options: RequestOptions = {}): Promise<void> {
     await this.#checkpointAction("publish_checkpoint", "POST", "/publish", refFromPath(tinkerPath), options);
   }
 
@@ -497,7 +493,7 @@ export class RestClient {
    * await rest.unpublishCheckpointFromTinkerPath("tinker://sess-0:train:0/sampler_weights/final");
    * ```
    */
-  async unpublishCheckpointFromTinkerPath(tinkerPath: string, options: RestRequestOptions = {}): Promise<void> {
+  async unpublishCheckpointFromTinkerPath(tinkerPath: string, options: RequestOptions = {}): Promise<void> {
     await this.#checkpointAction("unpublish_checkpoint", "DELETE", "/publish", refFromPath(tinkerPath), options);
   }
 
@@ -514,7 +510,7 @@ export class RestClient {
    * await rest.setCheckpointTtlFromTinkerPath("tinker://sess-0:train:0/weights/final", null); // never expires
    * ```
    */
-  async setCheckpointTtlFromTinkerPath(tinkerPath: string, ttlSeconds: number | null, options: RestRequestOptions = {}): Promise<void> {
+  async setCheckpointTtlFromTinkerPath(tinkerPath: string, ttlSeconds: number | null, options: RequestOptions = {}): Promise<void> {
     const ref = refFromPath(tinkerPath);
     if (ttlSeconds === undefined) throw new InvalidTtlError(ttlSeconds, "pass a whole number of seconds, or null to remove the expiry");
     validateTtlSeconds(ttlSeconds);
@@ -541,7 +537,7 @@ export class RestClient {
       "get_session",
       (init) => t.api.GET("/api/v1/sessions/{session_id}", { params: { path: { session_id: sessionId }, query }, ...init }),
       GetSessionResponseSchema,
-      toCallOptions(options),
+      requestOptionsOf(options),
     );
   }
 
@@ -561,7 +557,7 @@ export class RestClient {
       "list_sessions",
       (init) => t.api.GET("/api/v1/sessions", { params: { query }, ...init }),
       ListSessionsResponseSchema,
-      toCallOptions(options),
+      requestOptionsOf(options),
     );
   }
 
@@ -572,7 +568,7 @@ export class RestClient {
     method: "DELETE" | "POST" | "PUT",
     suffix: "" | "/publish" | "/ttl",
     ref: CheckpointRef,
-    options: RestRequestOptions,
+    options: RequestOptions,
     body?: { ttl_seconds: number | null },
   ): Promise<void> {
     const t = this.transport;
@@ -589,7 +585,7 @@ export class RestClient {
           }
           return t.api.PUT(`${CHECKPOINT_ROUTE}/ttl`, { params, body: body ?? { ttl_seconds: null }, ...init });
         },
-        toCallOptions(options),
+        requestOptionsOf(options),
       ),
     );
     await res.body?.cancel().catch(() => undefined);
@@ -605,7 +601,7 @@ export class RestClient {
     const params = { path: { training_run_id: ref.runId, checkpoint_kind: ref.kind, checkpoint_name: ref.name } };
     // Transient faults (connection errors, 429, 5xx) are retried by the transport as everywhere else; this loop
     // only adds the bounded wait for a 503 "archive still being generated", which can last minutes.
-    const call: CallOptions = { ...toCallOptions(options), headers: { Accept: "application/json" } };
+    const call: CallOptions = { ...requestOptionsOf(options), headers: { Accept: "application/json" } };
     let pending = 0;
     for (;;) {
       // Read once, whatever the status: 302 (signed URL), 200 (JSON), 503 (still being generated) or a failure.

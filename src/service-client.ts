@@ -20,10 +20,11 @@ import {
 } from "./internal/schemas.js";
 import { abortableSleep, type SleepFn } from "./internal/sleep.js";
 import { parseTinkerPath } from "./core/tinker-path.js";
-import { SDK_VERSION, Transport, type CallOptions } from "./internal/transport.js";
-import { callOptionsOf } from "./core/options.js";
+import { SDK_VERSION, Transport } from "./internal/transport.js";
+import type { RequestOptions } from "./core/options.js";
+import { requestOptionsOf } from "./internal/request-options.js";
 import { RestClient } from "./rest-client.js";
-import { TrainingClient, type TrainingCallOptions } from "./training-client.js";
+import { TrainingClient } from "./training-client.js";
 
 /** Result of {@link ServiceClient.getServerCapabilities}. */
 export type GetServerCapabilitiesResponse = components["schemas"]["GetServerCapabilitiesResponse"];
@@ -62,7 +63,7 @@ export interface ServiceClientOptions {
 }
 
 /** Options of {@link ServiceClient.createLoraTrainingClient}. */
-export interface CreateLoraTrainingClientOptions extends TrainingCallOptions {
+export interface CreateLoraTrainingClientOptions extends RequestOptions {
   /** Base model, e.g. `"Qwen/Qwen3-8B"` (see {@link ServiceClient.getServerCapabilities}). */
   baseModel: string;
   /** LoRA rank (default 32). */
@@ -80,7 +81,7 @@ export interface CreateLoraTrainingClientOptions extends TrainingCallOptions {
 }
 
 /** Options of the `createTrainingClientFromState*` helpers. */
-export interface CreateFromStateOptions extends TrainingCallOptions {
+export interface CreateFromStateOptions extends RequestOptions {
   /** Override the checkpoint's base model (must be compatible). */
   baseModel?: string;
   /** Metadata stored with the new training run. */
@@ -158,7 +159,7 @@ export class ServiceClient {
    * const { supported_models } = await service.getServerCapabilities();
    * ```
    */
-  getServerCapabilities(options: CallOptions = {}): Promise<GetServerCapabilitiesResponse> {
+  getServerCapabilities(options: RequestOptions = {}): Promise<GetServerCapabilitiesResponse> {
     return this.#transport.call(
       "get_server_capabilities",
       (init) => this.#transport.api.GET("/api/v1/get_server_capabilities", { ...init }),
@@ -298,7 +299,7 @@ export class ServiceClient {
         `${method} needs a training checkpoint (tinker://<run>/weights/<name>), but ${path} is a sampler checkpoint: sampler weights hold no optimizer state and cannot seed training. Pass the path that saveState returned.`,
       );
     }
-    const call = callOptionsOf(options);
+    const call = requestOptionsOf(options);
     const info = await this.#transport.call(
       "weights_info",
       (init) => this.#transport.api.POST("/api/v1/weights_info", { body: { tinker_path: path }, ...init }),
@@ -330,7 +331,7 @@ export class ServiceClient {
     }
   }
 
-  #ensureSession(options: TrainingCallOptions): Promise<string> {
+  #ensureSession(options: RequestOptions): Promise<string> {
     if (this.#session === undefined) {
       const env = process.env;
       const tags = this.#options.tags ?? [...new Set((nonEmpty(env["TINKER_TAGS"]) ?? "").split(",").map((t) => t.trim()).filter((t) => t !== ""))];
@@ -350,7 +351,7 @@ export class ServiceClient {
               ...init,
             }),
           CreateSessionResponseSchema,
-          { ...callOptionsOf(options), idempotencyKey: randomUUID() },
+          { ...requestOptionsOf(options), idempotencyKey: randomUUID() },
         )
         .then((res) => {
           if (res.warning_message) this.#logger.warn(`tinker-ts: ${res.warning_message}`);

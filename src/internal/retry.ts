@@ -11,6 +11,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { APIConnectionError, APITimeoutError, APIUserAbortError, InvalidArgumentError } from "../core/errors.js";
+import type { RequestOptions } from "../core/options.js";
 import { type BackoffPolicy, backoffMs, retryAfterMs } from "./backoff.js";
 import { nodeHttpFetch } from "./net/node-fetch.js";
 import { CREDENTIAL_HEADERS, followRedirects } from "./net/redirect.js";
@@ -48,14 +49,11 @@ export interface RetryConfig {
   secrets?: readonly (string | undefined)[];
 }
 
-/** Per-request overrides of {@link RetryConfig}. */
-export interface RetryRequestOptions {
-  /** Aborts the request, including a backoff sleep (→ `APIUserAbortError`). Combined with `req.signal`. */
-  signal?: AbortSignal;
-  /** Retries after the first attempt for this request. */
-  maxRetries?: number;
-  /** Per-attempt time limit in ms for this request. */
-  timeoutMs?: number;
+/**
+ * Per-request overrides of {@link RetryConfig}: the {@link RequestOptions} (`signal` is combined with
+ * `req.signal` and also aborts a backoff sleep) plus the idempotency key.
+ */
+export interface RetryRequestOptions extends RequestOptions {
   /** Idempotency key to send (non-GET only); otherwise a request's own `X-Idempotency-Key` or a new UUID. */
   idempotencyKey?: string;
 }

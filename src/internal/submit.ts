@@ -9,7 +9,8 @@ import { randomUUID } from "node:crypto";
 import type { z } from "zod";
 import { APIFuture } from "../core/futures.js";
 import { pollUntilSettled, type PollerContext } from "./poll.js";
-import { callOptionsOf, type RequestOptions } from "../core/options.js";
+import type { RequestOptions } from "../core/options.js";
+import { requestOptionsOf } from "./request-options.js";
 import { UntypedAPIFutureSchema } from "./schemas.js";
 import type { Transport, TransportCallback } from "./transport.js";
 
@@ -60,7 +61,7 @@ export function submitFuture<T>(ctx: SubmitContext, spec: SubmitSpec<T>): APIFut
   const idempotencyKey = randomUUID();
   const submit = async (): Promise<string> => {
     try {
-      const accepted = await ctx.transport.call(operation, spec.send, UntypedAPIFutureSchema, { ...callOptionsOf(options), idempotencyKey });
+      const accepted = await ctx.transport.call(operation, spec.send, UntypedAPIFutureSchema, { ...requestOptionsOf(options), idempotencyKey });
       return accepted.request_id;
     } catch (err) {
       throw spec.mapSubmitError === undefined ? err : spec.mapSubmitError(err);

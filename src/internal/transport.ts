@@ -19,7 +19,7 @@ import {
   TinkerError,
 } from "../core/errors.js";
 import { redact, sanitizeUrl } from "./redact.js";
-import { DEFAULT_TIMEOUT_MS, attemptsOf, createRetryingFetch, type RetryingFetch } from "./retry.js";
+import { DEFAULT_TIMEOUT_MS, attemptsOf, createRetryingFetch, type RetryRequestOptions, type RetryingFetch } from "./retry.js";
 import type { SleepFn } from "./sleep.js";
 
 function readPackageVersion(): string {
@@ -65,16 +65,8 @@ export interface TransportConfig {
 /** A fetch redirect mode. */
 export type RedirectMode = "follow" | "manual" | "error";
 
-/** Per-call settings; every public SDK method accepts these. */
-export interface CallOptions {
-  /** Aborts the call (→ `APIUserAbortError`), also while waiting to retry. */
-  signal?: AbortSignal;
-  /** Per-attempt time limit in ms for this call. */
-  timeoutMs?: number;
-  /** Retries after the first attempt for this call. */
-  maxRetries?: number;
-  /** Idempotency key for this logical request (non-GET); generated when absent. */
-  idempotencyKey?: string;
+/** Per-call settings of the transport: a method's {@link RequestOptions}, the idempotency key, and extra headers. */
+export interface CallOptions extends RetryRequestOptions {
   /** Extra headers for this call. */
   headers?: Record<string, string>;
 }
