@@ -10,9 +10,9 @@ import { z } from "zod";
 import type { components } from "../generated/schema.js";
 import {
   type APIConnectionError,
-  APIError,
+  type APIError,
   APIUserAbortError,
-  InternalServerError,
+  type InternalServerError,
   InvalidArgumentError,
   NotFoundError,
   ResponseValidationError,
@@ -29,6 +29,7 @@ import { resolveConnection } from "./internal/config.js";
 import { backoffMs, retryAfterMs } from "./internal/backoff.js";
 import type { RequestOptions } from "./core/options.js";
 import { requestOptionsOf } from "./internal/request-options.js";
+import { rewordAPIError } from "./internal/reword.js";
 import { abortableSleep, type SleepFn } from "./internal/sleep.js";
 import { parseTinkerPath, splitCheckpointId, type CheckpointKind } from "./core/tinker-path.js";
 import { Transport, type CallOptions, type TransportAnswer, type TransportConfig } from "./internal/transport.js";
@@ -614,15 +615,10 @@ export class RestClient {
         // The archive is still being generated; poll again (bounded), separately from transient faults.
         pending++;
         if (pending >= maxAttempts) {
-          const err = t.errorFor(answer); // redacted, like every APIError
-          throw new InternalServerError({
-            status: 503,
-            headers: err.headers,
-            body: err.body,
-            ...(err.method === undefined ? {} : { method: err.method }),
-            ...(err.url === undefined ? {} : { url: err.url }),
-            message: `The archive of ${ref.tinkerPath} is still being generated after ${pending} attempts. Try again later (large checkpoints can take several minutes).`,
-          });
+          throw rewordAPIError(
+            t.errorFor(answer),
+            `The archive of ${ref.tinkerPath} is still being generated after ${pending} attempts. Try again later (large checkpoints can take several minutes).`,
+          );
         }
         options.onArchivePending?.(pending);
         const delay = fixedDelay ?? retryAfterMs(answer.headers) ?? backoffMs(pending - 1, ARCHIVE_WAIT);
@@ -692,15 +688,10 @@ function checkpointRef(runId: string, checkpointId: string): CheckpointRef {
 /** A 404 becomes a {@link NotFoundError} whose message names the checkpoint and suggests expiry or deletion; other errors are returned as they are. */
 function checkpointNotFound(tinkerPath: string, err: unknown): unknown {
   if (!(err instanceof NotFoundError)) return err;
-  return new NotFoundError({
-    status: 404,
-    headers: err.headers,
-    body: err.body,
-    ...(err.method === undefined ? {} : { method: err.method }),
-    ...(err.url === undefined ? {} : { url: err.url }),
-    ...(err.requestId === undefined ? {} : { requestId: err.requestId }),
-    message: `Checkpoint ${tinkerPath} was not found (expired or deleted?). Check the path with \`tinker-ts checkpoint list --run-id <run>\`; checkpoints are removed when their TTL runs out. (${err.message})`,
-  });
+  return rewordAPIError(
+    err,
+    `Checkpoint ${tinkerPath} was not found (expired or deleted?). Check the path with \`tinker-ts checkpoint list --run-id <run>\`; checkpoints are removed when their TTL runs out. (${err.message})`,
+  );
 }
 
 /** Runs `fn`, re-throwing a 404 as {@link checkpointNotFound} does. */

@@ -23,6 +23,7 @@ import { formatTinkerPath, parseTinkerPath, validateCheckpointName } from "./cor
 import type { RequestInitExtras } from "./internal/transport.js";
 import type { RequestOptions } from "./core/options.js";
 import { requestOptionsOf } from "./internal/request-options.js";
+import { rewordAPIError } from "./internal/reword.js";
 
 type Schemas = components["schemas"];
 /** One training example: model input tokens and the loss function's inputs (wire type). */
@@ -205,14 +206,7 @@ export class TrainingClient {
         }),
       (err) =>
         err instanceof ConflictError
-          ? new ConflictError({
-              status: err.status,
-              headers: err.headers,
-              body: err.body,
-              method: err.method,
-              url: err.url,
-              message: `Checkpoint ${path} already exists. Pass { overwrite: true } to saveState to replace it, or choose another name.`,
-            })
+          ? rewordAPIError(err, `Checkpoint ${path} already exists. Pass { overwrite: true } to saveState to replace it, or choose another name.`)
           : err,
     );
   }
