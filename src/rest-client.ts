@@ -28,6 +28,7 @@ import {
 import { resolveConnection } from "./internal/config.js";
 import { backoffMs, retryAfterMs } from "./internal/backoff.js";
 import type { RequestOptions } from "./core/options.js";
+import { DEFAULT_PAGE_SIZE, checkPaging, paginate, type PageProgress } from "./internal/paginate.js";
 import { requestOptionsOf } from "./internal/request-options.js";
 import { rewordAPIError } from "./internal/reword.js";
 import { abortableSleep, type SleepFn } from "./internal/sleep.js";
@@ -66,17 +67,7 @@ export interface PageOptions extends RequestOptions {
   offset?: number;
 }
 
-/** What an iterator reports after fetching each page. */
-export interface PageProgress {
-  /** Offset of the page just fetched. */
-  offset: number;
-  /** Items on that page. */
-  count: number;
-  /** Items fetched so far, this page included. */
-  fetched: number;
-  /** `cursor.total_count` of the page, or `null` when the service did not say. */
-  totalCount: number | null;
-}
+export { DEFAULT_PAGE_SIZE, type PageProgress };
 
 /** Options of the lazy iterators ({@link RestClient.iterTrainingRuns}, {@link RestClient.iterUserCheckpoints}). */
 export interface IterOptions extends RequestOptions {
@@ -128,8 +119,6 @@ export const DEFAULT_ARCHIVE_RETRY_DELAY_MS = 30_000;
 const ARCHIVE_WAIT = { initialMs: DEFAULT_ARCHIVE_RETRY_DELAY_MS, maxMs: DEFAULT_ARCHIVE_RETRY_DELAY_MS, jitter: 0 };
 /** How long a 302 signed URL without an `Expires` header is assumed valid. */
 export const DEFAULT_ARCHIVE_URL_LIFETIME_MS = 15 * 60_000;
-/** Page size of the iterators unless `pageSize` says otherwise. */
-export const DEFAULT_PAGE_SIZE = 100;
 
 const CHECKPOINT_ROUTE = "/api/v1/training_runs/{training_run_id}/checkpoints/{checkpoint_kind}/{checkpoint_name}" as const;
 
@@ -155,15 +144,6 @@ function pageQuery(options: PageOptions & Partial<AccessScopeOptions>): { limit?
   if (options.offset !== undefined) query.offset = options.offset;
   if (options.accessScope !== undefined) query.access_scope = options.accessScope;
   return query;
-}
-
-function checkPaging(limit: number | undefined, offset: number | undefined): void {
-  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 1000)) {
-    throw new InvalidArgumentError(`limit must be a whole number from 1 to 1000, got ${String(limit)}.`);
-  }
-  if (offset !== undefined && (!Number.isInteger(offset) || offset < 0)) {
-    throw new InvalidArgumentError(`offset must be a whole number ≥ 0, got ${String(offset)}.`);
-  }
 }
 
 function checkRunId(runId: string, what = "training run id"): void {
@@ -701,27 +681,4 @@ async function withCheckpointNotFound<T>(tinkerPath: string, fn: () => Promise<T
   } catch (err) {
     throw checkpointNotFound(tinkerPath, err);
   }
-}
-
-/** Lazy offset paging shared by the iterators. */
-function paginate<T>(
-  pageSize: number | undefined,
-  onPage: ((page: PageProgress) => void) | undefined,
-  fetchPage: (limit: number, offset: number) => Promise<{ items: T[]; totalCount: number | null }>,
-): AsyncIterable<T> {
-  const size = pageSize ?? DEFAULT_PAGE_SIZE;
-  checkPaging(size, 0);
-  return {
-    async *[Symbol.asyncIterator]() {
-      let offset = 0;
-      for (;;) {
-        const { items, totalCount } = await fetchPage(size, offset);
-        onPage?.({ offset, count: items.length, fetched: offset + items.length, totalCount });
-        for (const item of items) yield item;
-        offset += items.length;
-        if (items.length === 0 || items.length < size) return;
-        if (totalCount !== null && offset >= totalCount) return;
-      }
-    },
-  };
 }
