@@ -23,15 +23,19 @@ import { parseTinkerPath } from "./core/tinker-path.js";
 import { SDK_VERSION, Transport } from "./internal/transport.js";
 import type { RequestOptions } from "./core/options.js";
 import { requestOptionsOf } from "./internal/request-options.js";
+import { redact } from "./internal/redact.js";
+import type { RetryEvent } from "./internal/retry.js";
 import { RestClient } from "./rest-client.js";
 import { TrainingClient } from "./training-client.js";
 
 /** Result of {@link ServiceClient.getServerCapabilities}. */
 export type GetServerCapabilitiesResponse = components["schemas"]["GetServerCapabilitiesResponse"];
 
-/** Where warnings go. Defaults to `console.warn`. */
+/** Where warnings (and, if given, debug lines) go. Defaults to `console.warn`. Messages never hold the API key. */
 export interface Logger {
   warn(message: string): void;
+  /** Optional detail, e.g. "already public: the earlier attempt whose answer was lost made it so". */
+  debug?(message: string): void;
 }
 
 /** Options of {@link ServiceClient}. */
@@ -40,7 +44,12 @@ export interface ServiceClientOptions {
   baseUrl?: string;
   /** API key (`tml-...` or a JWT), sent as `X-API-Key`. Default: `TINKER_API_KEY`. Never printed. */
   apiKey?: string;
-  /** Retries after connection errors, 408, 429 and ≥500 (default 2). 409 and other 4xx are never retried. */
+  /**
+   * How long connection errors, 408, 429 and ≥500 are retried, in ms (default 300 000, as the service expects).
+   * 409 and other 4xx are never retried; a 402 pauses instead. Also settable per call.
+   */
+  retryBudgetMs?: number;
+  /** Caps the retries inside the budget (default: no cap). `0` fails fast. */
   maxRetries?: number;
   /** Per-attempt HTTP time limit in ms (default 60 000). */
   timeoutMs?: number;
@@ -58,8 +67,12 @@ export interface ServiceClientOptions {
   onQueueStateChange?: (change: QueueStateChange) => void;
   /** Where warnings (paused queues, failing heartbeats) go. Default `console.warn`. */
   logger?: Logger;
+  /** Called before each wait for a retry (e.g. to print "retrying…"). */
+  onRetry?: (event: RetryEvent) => void;
   /** @internal Injected sleep for tests. */
   sleep?: SleepFn;
+  /** @internal Injected clock (ms) of the retry budget, for tests (with `sleep`). */
+  now?: () => number;
 }
 
 /** Options of {@link ServiceClient.createLoraTrainingClient}. */
@@ -129,11 +142,20 @@ export class ServiceClient {
   constructor(options: ServiceClientOptions = {}) {
     const { baseUrl, apiKey } = resolveConnection(options);
     this.#options = options;
-    this.#logger = options.logger ?? { warn: (m) => console.warn(m) };
+    const logger = options.logger ?? { warn: (m: string) => console.warn(m) };
+    // Every line logged goes through the one redaction.
+    this.#logger = {
+      warn: (m) => logger.warn(redact(m, [apiKey])),
+      ...(logger.debug === undefined ? {} : { debug: (m: string) => logger.debug?.(redact(m, [apiKey])) }),
+    };
     this.#transport = new Transport({
       baseUrl,
       apiKey,
+      logger: this.#logger,
       ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
+      ...(options.retryBudgetMs === undefined ? {} : { retryBudgetMs: options.retryBudgetMs }),
+      ...(options.onRetry === undefined ? {} : { onRetry: options.onRetry }),
+      ...(options.now === undefined ? {} : { now: options.now }),
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
       ...(options.sleep === undefined ? {} : { sleep: options.sleep }),
@@ -148,6 +170,8 @@ export class ServiceClient {
       logPaused: (change) => this.#logPaused(change),
       secrets,
       closed: this.#closed.signal,
+      ...(options.retryBudgetMs === undefined ? {} : { retryBudgetMs: options.retryBudgetMs }),
+      ...(options.now === undefined ? {} : { now: options.now }),
     };
   }
 

@@ -12,7 +12,7 @@
  *
  * @example
  * ```ts
- * const options: RequestOptions = { signal: AbortSignal.timeout(30_000), timeoutMs: 10_000, maxRetries: 4 };
+ * const options: RequestOptions = { signal: AbortSignal.timeout(30_000), timeoutMs: 10_000, retryBudgetMs: 60_000 };
  * await rest.listTrainingRuns(options);
  * ```
  */
@@ -21,7 +21,12 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Per-attempt HTTP time limit in ms. */
   timeoutMs?: number;
-  /** Retries after connection errors, 408, 429 and ≥500 (default: the client's). */
+  /**
+   * How long connection errors, 408, 429 and ≥500 are retried, in ms (default: the client's, 300 000). For a
+   * training operation it also bounds a run of failed polls of its result.
+   */
+  retryBudgetMs?: number;
+  /** Caps the retries inside the budget (default: the client's; no cap). */
   maxRetries?: number;
 }
 

@@ -13,7 +13,9 @@
  * | other 200 | validate with the operation's schema and resolve |
  * | 408 | report `queue_state`; poll again at once |
  * | ≥500 | poll again after a small floor ({@link FIVE_XX_FLOOR_MS}) |
- * | 429, connection error, poll timeout | back off exponentially, capped at 30 s; give up after {@link MAX_CONSECUTIVE_CONNECTION_FAILURES} connection failures in a row |
+ * | 429 | back off exponentially, capped at 30 s |
+ * | connection error, poll timeout | back off likewise; give up only when the failures in a row have lasted the retry budget (default 300 s); any answer resets it |
+ * | 402 | pause 5 s at a time, for up to the billing window (default 1 h) |
  * | 400 | poll again up to 3 times (proxies inject stray 400s), then fail |
  * | 410 | fail with {@link PromiseExpiredError}: resubmit the request |
  * | other 4xx | fail with the matching {@link APIError} |
@@ -31,6 +33,7 @@ import {
 } from "../core/errors.js";
 import type { QueueState, QueueStateChange } from "../core/futures.js";
 import { type BackoffPolicy, backoffMs } from "./backoff.js";
+import { redact } from "./redact.js";
 import type { SleepFn } from "./sleep.js";
 import type { TransportAnswer } from "./transport.js";
 
@@ -63,6 +66,12 @@ export interface PollerContext {
   secrets: readonly (string | undefined)[];
   /** Aborted when the owning client closes. */
   closed: AbortSignal;
+  /** How long connection failures in a row may last before a poll gives up (ms; default 300 000). */
+  retryBudgetMs?: number;
+  /** How long 402 answers are waited out (ms; default 3 600 000). */
+  billingMaxPauseMs?: number;
+  /** Clock of the budget (ms; default `Date.now`). */
+  now?: () => number;
 }
 
 /** Floor under immediate re-polls after a 5xx, so a broken server is not hammered. */
@@ -71,8 +80,10 @@ export const FIVE_XX_FLOOR_MS = 50;
 export const MAX_POLL_BACKOFF_MS = 30_000;
 /** Backoff of polling after 429s and connection errors: from 500 ms, doubling, capped at 30 s, minus up to 25 %. */
 export const POLL_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: MAX_POLL_BACKOFF_MS, jitter: 0.25 };
-/** Consecutive connection failures after which a future gives up (about 90 s of backoff). */
-export const MAX_CONSECUTIVE_CONNECTION_FAILURES = 8;
+/** How long connection failures in a row may last before a poll gives up, unless configured otherwise (ms). */
+export const DEFAULT_POLL_RETRY_BUDGET_MS = 300_000;
+const BILLING_PAUSE_MS = 5_000;
+const DEFAULT_BILLING_MAX_PAUSE_MS = 3_600_000;
 const MAX_STRAY_400 = 3;
 
 const DEFAULT_REASONS: Record<string, string> = {
@@ -101,7 +112,12 @@ export async function pollUntilSettled<T>(
   requestId: string,
   operation: string,
   schema: z.ZodType<T>,
+  options: { retryBudgetMs?: number | undefined } = {},
 ): Promise<T> {
+  const now = ctx.now ?? Date.now;
+  const budgetMs = options.retryBudgetMs ?? ctx.retryBudgetMs ?? DEFAULT_POLL_RETRY_BUDGET_MS;
+  let failingSince: number | undefined;
+  let billingSince: number | undefined;
   let allowMetadataOnly = false;
   let backoffExp = 0;
   let connectionFailures = 0;
@@ -113,7 +129,7 @@ export async function pollUntilSettled<T>(
     if (state === undefined || state === lastState) return;
     lastState = state;
     const given = raw["queue_state_reason"];
-    const reason = typeof given === "string" && given !== "" ? given : DEFAULT_REASONS[state];
+    const reason = typeof given === "string" && given !== "" ? redact(given, ctx.secrets) : DEFAULT_REASONS[state];
     const change: QueueStateChange = { requestId, operation, queueState: state, reason };
     ctx.onQueueStateChange?.(change);
     if (state !== "active") ctx.logPaused?.(change);
@@ -132,19 +148,24 @@ export async function pollUntilSettled<T>(
       if (ctx.closed.aborted) continue; // reported at the top of the loop
       if (!(err instanceof APIConnectionError)) throw err;
       connectionFailures++;
-      if (connectionFailures >= MAX_CONSECUTIVE_CONNECTION_FAILURES) {
+      const t = now();
+      failingSince ??= t;
+      const spent = t - failingSince;
+      if (spent >= budgetMs) {
         throw new APIConnectionError({
           subject: `Polling ${operation} request ${requestId}`,
           cause: err,
           attempts: connectionFailures,
           secrets: ctx.secrets,
-          message: `Polling ${operation} request ${requestId} failed ${connectionFailures} times in a row (${err.message}). The server may still complete the work; poll again later or check the server.`,
+          message: `Polling ${operation} request ${requestId} failed ${connectionFailures} times in a row over ${Math.round(spent / 1000)} s (${err.message}). The server may still complete the work: await the operation again later or check the server (a checkpoint listing shows whether a save landed) before resubmitting.`,
         });
       }
-      await ctx.sleep(backoffMs(backoffExp++, POLL_BACKOFF, ctx.random), ctx.closed).catch(() => undefined);
+      await ctx.sleep(Math.min(backoffMs(backoffExp++, POLL_BACKOFF, ctx.random), budgetMs - spent), ctx.closed).catch(() => undefined);
       continue;
     }
+    // An answer, whatever it says, ends a run of connection failures.
     connectionFailures = 0;
+    failingSince = undefined;
     const { status, body } = answer;
     if (status >= 200 && status < 300) {
       backoffExp = 0;
@@ -193,6 +214,13 @@ export async function pollUntilSettled<T>(
     if (status === 429) {
       await ctx.sleep(backoffMs(backoffExp++, POLL_BACKOFF, ctx.random), ctx.closed).catch(() => undefined);
       continue;
+    }
+    if (status === 402) {
+      billingSince ??= now();
+      if (now() - billingSince < (ctx.billingMaxPauseMs ?? DEFAULT_BILLING_MAX_PAUSE_MS)) {
+        await ctx.sleep(BILLING_PAUSE_MS, ctx.closed).catch(() => undefined);
+        continue;
+      }
     }
     if (status >= 500) {
       await ctx.sleep(FIVE_XX_FLOOR_MS, ctx.closed).catch(() => undefined);

@@ -20,5 +20,6 @@ export function requestOptionsOf(options: RequestOptions | undefined): RequestOp
   if (options?.signal !== undefined) out.signal = options.signal;
   if (options?.timeoutMs !== undefined) out.timeoutMs = options.timeoutMs;
   if (options?.maxRetries !== undefined) out.maxRetries = options.maxRetries;
+  if (options?.retryBudgetMs !== undefined) out.retryBudgetMs = options.retryBudgetMs;
   return out;
 }

@@ -68,7 +68,7 @@ export function submitFuture<T>(ctx: SubmitContext, spec: SubmitSpec<T>): APIFut
     }
   };
   const requestId = spec.gate === undefined ? submit() : spec.gate(submit);
-  const settled = requestId.then((id) => pollUntilSettled(ctx.poller, id, operation, spec.schema));
+  const settled = requestId.then((id) => pollUntilSettled(ctx.poller, id, operation, spec.schema, { retryBudgetMs: options.retryBudgetMs }));
   return new APIFuture({
     seqId: spec.seqId,
     operation,

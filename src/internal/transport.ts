@@ -19,7 +19,16 @@ import {
   TinkerError,
 } from "../core/errors.js";
 import { redact, sanitizeUrl } from "./redact.js";
-import { DEFAULT_TIMEOUT_MS, attemptsOf, createRetryingFetch, type RetryRequestOptions, type RetryingFetch } from "./retry.js";
+import {
+  DEFAULT_TIMEOUT_MS,
+  createRetryingFetch,
+  exhaustionNote,
+  retryInfoOf,
+  type RetryEvent,
+  type RetryInfo,
+  type RetryRequestOptions,
+  type RetryingFetch,
+} from "./retry.js";
 import type { SleepFn } from "./sleep.js";
 
 function readPackageVersion(): string {
@@ -48,16 +57,26 @@ export interface TransportConfig {
   baseUrl: string;
   /** API key, sent as `X-API-Key` and never included in errors. */
   apiKey: string;
-  /** Retries after the first attempt (default 2). */
+  /** Caps the retries after the first attempt (default: no cap; `retryBudgetMs` ends them). */
   maxRetries?: number;
+  /** How long a request is retried from its first attempt, in ms (default 300 000). */
+  retryBudgetMs?: number;
   /** Per-attempt time limit in ms (default 60 000). */
   timeoutMs?: number;
+  /** How long 402 (billing) answers are waited out per incident, in ms (default 3 600 000). */
+  billingMaxPauseMs?: number;
+  /** Called before each wait for a retry; the CLI prints a "retrying…" line from it. */
+  onRetry?: (event: RetryEvent) => void;
+  /** Where debug lines go (e.g. "already public: an earlier attempt was applied"); messages are redacted. */
+  logger?: { debug?(message: string): void };
   /** The fetch each attempt goes through (default: node:http with keep-alive; pass `globalThis.fetch` to use undici). */
   fetch?: typeof globalThis.fetch;
   /** Extra headers on every request (cannot override `X-API-Key`). */
   defaultHeaders?: Record<string, string>;
   /** Sleep between retries; inject in tests. */
   sleep?: SleepFn;
+  /** Clock of the retry budget (ms, default `Date.now`); inject with `sleep` in tests. */
+  now?: () => number;
   /** Random source in [0, 1) for backoff jitter; inject in tests. */
   random?: () => number;
 }
@@ -77,6 +96,11 @@ export interface RawCallOptions extends CallOptions {
   okStatuses?: readonly number[];
   /** Redirect mode; `"manual"` returns every 3xx as is (default: follow same-origin redirects only). */
   redirect?: RedirectMode;
+  /**
+   * Statuses returned (not thrown) when an earlier attempt's answer was lost, so the earlier attempt may have
+   * done the work: e.g. 409 "already public" on publish, 404 on delete. The caller treats them as success.
+   */
+  okAfterLostAnswer?: readonly number[];
 }
 
 /**
@@ -119,6 +143,8 @@ export interface TransportAnswer {
   url: string | undefined;
   /** How many attempts produced the answer. */
   attempts: number | undefined;
+  /** How the retries went (whether they ran out, whether an earlier attempt may have been applied). */
+  retry?: RetryInfo | undefined;
 }
 
 /** A callback that performs one openapi-fetch call with the given extras. */
@@ -235,6 +261,7 @@ export class Transport {
   readonly #apiKey: string;
   readonly #retrying: RetryingFetch;
   readonly #timeoutMs: number | undefined;
+  readonly #logger: { debug?(message: string): void } | undefined;
 
   /**
    * Creates a transport. Sends nothing.
@@ -251,10 +278,15 @@ export class Transport {
       throw err instanceof ConfigurationError ? new ConfigurationError(redact(err.message, [this.#apiKey])) : err;
     }
     this.#timeoutMs = config.timeoutMs;
+    this.#logger = config.logger;
     const baseFetch = config.fetch;
     this.#retrying = createRetryingFetch({
       ...(config.maxRetries === undefined ? {} : { maxRetries: config.maxRetries }),
+      ...(config.retryBudgetMs === undefined ? {} : { retryBudgetMs: config.retryBudgetMs }),
       ...(config.timeoutMs === undefined ? {} : { timeoutMs: config.timeoutMs }),
+      ...(config.billingMaxPauseMs === undefined ? {} : { billingMaxPauseMs: config.billingMaxPauseMs }),
+      ...(config.onRetry === undefined ? {} : { onRetry: config.onRetry }),
+      ...(config.now === undefined ? {} : { now: config.now }),
       ...(baseFetch === undefined ? {} : { fetch: (req: Request) => baseFetch(req) }),
       ...(config.sleep === undefined ? {} : { sleep: config.sleep }),
       ...(config.random === undefined ? {} : { random: config.random }),
@@ -354,6 +386,7 @@ export class Transport {
     const { result, method, url } = await this.#invoke(fn, options, "stream");
     const { response } = result;
     if (response.ok || options.okStatuses?.includes(response.status) === true) return response;
+    if (options.okAfterLostAnswer?.includes(response.status) === true && retryInfoOf(response)?.outcomeUnknown === true) return response;
     throw this.#statusError(result, method, url);
   }
 
@@ -378,8 +411,8 @@ export class Transport {
     void op;
     const { result, method, url } = await this.#invoke(fn, options, "text");
     const { response } = result;
-    const attempts = attemptsOf(response);
-    const answer: TransportAnswer = { status: response.status, headers: response.headers, body: undefined, method, url: url ?? response.url, attempts };
+    const retry = retryInfoOf(response);
+    const answer: TransportAnswer = { status: response.status, headers: response.headers, body: undefined, method, url: url ?? response.url, attempts: retry?.attempts, retry };
     if (!response.ok) {
       answer.body = result.error === "" ? undefined : result.error;
       return answer;
@@ -405,7 +438,7 @@ export class Transport {
    * ```
    */
   errorFor(answer: TransportAnswer): APIError {
-    return APIError.fromResponse({
+    const init = {
       status: answer.status,
       headers: answer.headers,
       body: answer.body,
@@ -413,7 +446,24 @@ export class Transport {
       ...(answer.url === undefined ? {} : { url: answer.url }),
       ...(answer.attempts === undefined ? {} : { attempts: answer.attempts }),
       secrets: [this.#apiKey],
-    });
+    };
+    const retry = answer.retry;
+    if (retry?.exhausted !== true) return APIError.fromResponse(init);
+    // Retries ran out: say whether the request may have been applied and what to do instead of resubmitting.
+    const mayHave = retry.outcomeUnknown || answer.status >= 500;
+    return APIError.fromResponse({ ...init, elapsedMs: retry.elapsedMs, nextStep: exhaustionNote(mayHave) });
+  }
+
+  /**
+   * Writes a debug line to the configured logger, with the API key removed. Does nothing without one.
+   *
+   * @example
+   * ```ts
+   * transport.debug("publish_checkpoint: already public; an earlier attempt whose answer was lost made it so");
+   * ```
+   */
+  debug(message: string): void {
+    this.#logger?.debug?.(redact(message, [this.#apiKey]));
   }
 
   async #invoke(
@@ -429,6 +479,8 @@ export class Transport {
         return retrying(req, {
           ...(options.signal === undefined ? {} : { signal: options.signal }),
           ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
+          ...(options.retryBudgetMs === undefined ? {} : { retryBudgetMs: options.retryBudgetMs }),
+          ...(options.noRetryStatuses === undefined ? {} : { noRetryStatuses: options.noRetryStatuses }),
           ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
           ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
         });
@@ -468,7 +520,8 @@ export class Transport {
       body: result.error === "" ? undefined : result.error,
       method,
       url: url ?? response.url,
-      attempts: attemptsOf(response),
+      attempts: retryInfoOf(response)?.attempts,
+      retry: retryInfoOf(response),
     });
   }
 

@@ -6,7 +6,7 @@ import { service, rest, training, transport, runId, tinkerPath, url, future, arg
 
 // core/options.ts, example 1
 export async function example1() {
-  const options: RequestOptions = { signal: AbortSignal.timeout(30_000), timeoutMs: 10_000, maxRetries: 4 };
+  const options: RequestOptions = { signal: AbortSignal.timeout(30_000), timeoutMs: 10_000, retryBudgetMs: 60_000 };
   await rest.listTrainingRuns(options);
 }
 

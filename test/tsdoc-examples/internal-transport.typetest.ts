@@ -70,3 +70,8 @@ export async function example8() {
   const answer = await transport.answer("get_info", (init) => transport.api.POST("/api/v1/get_info", { body: { model_id: "m" }, ...init }));
   if (answer.status >= 400) throw transport.errorFor(answer);
 }
+
+// internal/transport.ts, example 9
+export async function example9() {
+  transport.debug("publish_checkpoint: already public; an earlier attempt whose answer was lost made it so");
+}
