@@ -566,10 +566,15 @@ export class RestClient {
           }
           return t.api.PUT(`${CHECKPOINT_ROUTE}/ttl`, { params, body: body ?? { ttl_seconds: null }, ...init });
         },
-        requestOptionsOf(options),
+        // An earlier attempt whose answer was lost may have done the work: the retry then meets its result.
+        { ...requestOptionsOf(options), okAfterLostAnswer: suffix === "" ? [404] : suffix === "/publish" ? [409] : [] },
       ),
     );
     await res.body?.cancel().catch(() => undefined);
+    if (res.status === 404 || res.status === 409) {
+      const state = res.status === 404 ? "already deleted (not found)" : method === "POST" ? "already public" : "already private";
+      t.debug(`tinker-ts: ${op} ${ref.tinkerPath}: ${state} on a retry after a lost answer; the earlier attempt did it, so this is success.`);
+    }
   }
 
   async #archiveUrl(ref: CheckpointRef, options: ArchiveUrlOptions): Promise<CheckpointArchiveUrl> {
@@ -589,7 +594,8 @@ export class RestClient {
       const answer = await t.answer(
         "get_checkpoint_archive_url",
         (init) => t.api.GET(`${CHECKPOINT_ROUTE}/archive`, { params, ...init }),
-        { ...call, redirect: "manual" },
+        // 503 "still being generated" is not retried by the transport: this loop waits for it, bounded.
+        { ...call, redirect: "manual", noRetryStatuses: [503] },
       );
       if (answer.status === 503) {
         // The archive is still being generated; poll again (bounded), separately from transient faults.

@@ -7,7 +7,7 @@ import type { z } from "zod";
 import type { components } from "../generated/schema.js";
 import type { APIFuture } from "./core/futures.js";
 import { submitFuture, type SubmitContext } from "./internal/submit.js";
-import { ConflictError, InvalidArgumentError } from "./core/errors.js";
+import { APIUserAbortError, ConflictError, InvalidArgumentError } from "./core/errors.js";
 import {
   ForwardBackwardOutputSchema,
   GetInfoResponseSchema,
@@ -329,6 +329,7 @@ export class TrainingClient {
   }
 
   /**
+   * Throws at once (taking no seq_id) when the signal is already aborted.
    * Takes the next seq_id now, submits in seq order (one idempotency key for all attempts of this request, the
    * body — with its seq_id — identical on every retry), then polls the future concurrently.
    */
@@ -339,6 +340,10 @@ export class TrainingClient {
     send: (seq: number, init: RequestInitExtras) => ReturnType<RequestFn>,
     mapSubmitError: (err: unknown) => unknown = (err) => err,
   ): APIFuture<T> {
+    // An already-aborted call takes no seq_id: a burned one would hold up the next operation at the server.
+    if (options.signal?.aborted === true) {
+      throw new APIUserAbortError({ subject: `${operation} (not sent)`, cause: options.signal.reason, message: `${operation} was aborted before it was sent; it took no seq_id and nothing reached the server.` });
+    }
     const seq = this.#seq.next();
     return submitFuture(this.#ctx, {
       operation,
