@@ -109,7 +109,7 @@ export {
   RequestFailedError,
   ResponseValidationError,
 } from "./core/errors.js";
-export { DestinationExistsError, UnsafeArchiveError, IncompleteCheckpointError, ArchiveExtractionError } from "./download/errors.js";
+export { DestinationExistsError, UnsafeArchiveError, IncompleteCheckpointError, ArchiveExtractionError, ArchiveChangedError } from "./download/errors.js";
 export type { RequestFailureCategory } from "./core/errors.js";
 export { InvalidTtlError, validateTtlSeconds, MIN_CHECKPOINT_TTL_SECONDS } from "./core/ttl.js";
 
