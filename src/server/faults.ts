@@ -89,6 +89,12 @@ type ActiveRule = { rule: FaultRule; remaining: number | undefined; random: () =
 /** The active fault rules of one server. */
 export class FaultInjector {
   #rules: ActiveRule[] = [];
+  #fired = 0;
+
+  /** How many faults fired since the server started. */
+  get fired(): number {
+    return this.#fired;
+  }
 
   /** Replaces the active rules. */
   set(rules: readonly FaultRule[]): void {
@@ -119,6 +125,7 @@ export class FaultInjector {
       if (rule.status === undefined && rule.drop !== true && rule.cutAfterBytes === undefined && rule.loseResponse !== true) continue;
       if (rule.probability !== undefined && !(active.random() < rule.probability)) continue;
       if (active.remaining !== undefined) active.remaining--;
+      this.#fired++;
       if (rule.drop === true) return { kind: "drop" };
       if (rule.status !== undefined) return { kind: "status", status: rule.status, retryAfter: rule.retryAfter };
       if (rule.loseResponse === true) return { kind: "lose" };
