@@ -40,7 +40,6 @@ export type {
   SaveWeightsForSamplerResponse,
   GetInfoResponse,
   UnloadModelResponse,
-  TrainingCallOptions,
   ForwardBackwardOptions,
   SaveStateOptions,
   SaveWeightsForSamplerOptions,
@@ -49,7 +48,7 @@ export type {
 
 export { APIFuture } from "./core/futures.js";
 export type { FutureResultOptions, QueueState, QueueStateChange } from "./core/futures.js";
-export type { RequestOptions } from "./core/options.js";
+export type { RequestOptions, RestRequestOptions, TrainingCallOptions } from "./core/options.js";
 // Types that public signatures name (constructor inits, option bags, the transport a RestClient wraps).
 export type { Transport, TransportConfig, CallOptions } from "./internal/transport.js";
 export type { SleepFn } from "./internal/sleep.js";
@@ -66,7 +65,6 @@ export type {
   PageProgress,
   RestClientOptions,
   RestClientEnvOptions,
-  RestRequestOptions,
 } from "./rest-client.js";
 
 export { downloadCheckpoint, checkpointDirName } from "./download/download.js";
@@ -116,7 +114,7 @@ export {
   RequestFailedError,
   ResponseValidationError,
 } from "./core/errors.js";
-export { DestinationExistsError, UnsafeArchiveError, IncompleteCheckpointError, ArchiveExtractionError } from "./download/errors.js";
+export { DestinationExistsError, UnsafeArchiveError, IncompleteCheckpointError, ArchiveExtractionError, ArchiveChangedError } from "./download/errors.js";
 export type { RequestFailureCategory } from "./core/errors.js";
 export { InvalidTtlError, validateTtlSeconds, MIN_CHECKPOINT_TTL_SECONDS } from "./core/ttl.js";
 

@@ -5,10 +5,11 @@
  */
 import type { z } from "zod";
 import type { components } from "../generated/schema.js";
-import type { APIFuture, ProtobufResult } from "./core/futures.js";
+import type { APIFuture } from "./core/futures.js";
+import type { ProtobufResult } from "./internal/poll.js";
 import { decodeForwardBackwardOutput, encodeForwardBackwardRequest } from "./internal/proto/forward-backward.js";
 import { submitFuture, type SubmitContext } from "./internal/submit.js";
-import { ConflictError, InvalidArgumentError } from "./core/errors.js";
+import { APIUserAbortError, ConflictError, InvalidArgumentError } from "./core/errors.js";
 import {
   ForwardBackwardOutputSchema,
   GetInfoResponseSchema,
@@ -22,7 +23,9 @@ import { SeqGate } from "./internal/seq.js";
 import { validateTtlSeconds } from "./core/ttl.js";
 import { formatTinkerPath, parseTinkerPath, validateCheckpointName } from "./core/tinker-path.js";
 import type { RequestInitExtras } from "./internal/transport.js";
-import { callOptionsOf, type RequestOptions } from "./core/options.js";
+import type { RequestOptions } from "./core/options.js";
+import { requestOptionsOf } from "./internal/request-options.js";
+import { rewordAPIError } from "./internal/reword.js";
 
 type Schemas = components["schemas"];
 /** One training example: model input tokens and the loss function's inputs (wire type). */
@@ -48,22 +51,14 @@ export type GetInfoResponse = Schemas["GetInfoResponse"];
 /** Result of `unload`. */
 export type UnloadModelResponse = Schemas["UnloadModelResponse"];
 
-/** Options every training operation takes. */
-export interface TrainingCallOptions extends RequestOptions {
-  /** Aborts the submit (if not sent yet) and waiting on the future via `await`. */
-  signal?: AbortSignal;
-  /** Per-attempt HTTP time limit of the submit, in ms. Use `future.result({ timeoutMs })` to bound the wait. */
-  timeoutMs?: number;
-}
-
 /** Options of {@link TrainingClient.forwardBackward}. */
-export interface ForwardBackwardOptions extends TrainingCallOptions {
+export interface ForwardBackwardOptions extends RequestOptions {
   /** Extra loss parameters, sent as `loss_fn_config`. */
   lossFnConfig?: Record<string, number>;
 }
 
 /** Options of {@link TrainingClient.saveState}. */
-export interface SaveStateOptions extends TrainingCallOptions {
+export interface SaveStateOptions extends RequestOptions {
   /** Seconds until the checkpoint expires (integer ≥ 3600). Omit to keep it until deleted. */
   ttlSeconds?: number;
   /** Replace an existing checkpoint of the same name (default false: a {@link ConflictError}). */
@@ -71,13 +66,13 @@ export interface SaveStateOptions extends TrainingCallOptions {
 }
 
 /** Options of {@link TrainingClient.saveWeightsForSampler}. */
-export interface SaveWeightsForSamplerOptions extends TrainingCallOptions {
+export interface SaveWeightsForSamplerOptions extends RequestOptions {
   /** Seconds until the checkpoint expires (integer ≥ 3600). */
   ttlSeconds?: number;
 }
 
 /** Options of {@link TrainingClient.loadState} and {@link TrainingClient.loadStateWithOptimizer}. */
-export interface LoadStateOptions extends TrainingCallOptions {
+export interface LoadStateOptions extends RequestOptions {
   /** Token granting access to another user's checkpoint, when needed. */
   weightsAccessToken?: string;
 }
@@ -197,7 +192,7 @@ export class TrainingClient {
    * await training.optimStep({ learning_rate: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-12 });
    * ```
    */
-  optimStep(adamParams: AdamParams, options: TrainingCallOptions = {}): APIFuture<OptimStepResponse> {
+  optimStep(adamParams: AdamParams, options: RequestOptions = {}): APIFuture<OptimStepResponse> {
     if (typeof adamParams !== "object" || adamParams === null) {
       throw new InvalidArgumentError("optimStep needs adamParams, e.g. { learning_rate: 1e-4 }.");
     }
@@ -254,14 +249,7 @@ export class TrainingClient {
         }),
       (err) =>
         err instanceof ConflictError
-          ? new ConflictError({
-              status: err.status,
-              headers: err.headers,
-              body: err.body,
-              method: err.method,
-              url: err.url,
-              message: `Checkpoint ${path} already exists. Pass { overwrite: true } to saveState to replace it, or choose another name.`,
-            })
+          ? rewordAPIError(err, `Checkpoint ${path} already exists. Pass { overwrite: true } to saveState to replace it, or choose another name.`)
           : err,
     );
   }
@@ -332,12 +320,12 @@ export class TrainingClient {
    * console.log(info.model_data.model_name, info.lora_rank);
    * ```
    */
-  getInfo(options: TrainingCallOptions = {}): Promise<GetInfoResponse> {
+  getInfo(options: RequestOptions = {}): Promise<GetInfoResponse> {
     return this.#ctx.transport.call(
       "get_info",
       (init) => this.#ctx.transport.api.POST("/api/v1/get_info", { body: { model_id: this.modelId, type: "get_info" }, ...init }),
       GetInfoResponseSchema,
-      callOptionsOf(options),
+      requestOptionsOf(options),
     );
   }
 
@@ -349,7 +337,7 @@ export class TrainingClient {
    * await training.unload();
    * ```
    */
-  unload(options: TrainingCallOptions = {}): APIFuture<UnloadModelResponse> {
+  unload(options: RequestOptions = {}): APIFuture<UnloadModelResponse> {
     return submitFuture(this.#ctx, {
       operation: "unload_model",
       seqId: 0,
@@ -384,17 +372,22 @@ export class TrainingClient {
   }
 
   /**
+   * Throws at once (taking no seq_id) when the signal is already aborted.
    * Takes the next seq_id now, submits in seq order (one idempotency key for all attempts of this request, the
    * body — with its seq_id — identical on every retry), then polls the future concurrently.
    */
   #submitOrdered<T>(
     operation: string,
     schema: z.ZodType<T>,
-    options: TrainingCallOptions,
+    options: RequestOptions,
     send: (seq: number, init: RequestInitExtras) => ReturnType<RequestFn>,
     mapSubmitError: (err: unknown) => unknown = (err) => err,
     protobuf?: ProtobufResult<T>,
   ): APIFuture<T> {
+    // An already-aborted call takes no seq_id: a burned one would hold up the next operation at the server.
+    if (options.signal?.aborted === true) {
+      throw new APIUserAbortError({ subject: `${operation} (not sent)`, cause: options.signal.reason, message: `${operation} was aborted before it was sent; it took no seq_id and nothing reached the server.` });
+    }
     const seq = this.#seq.next();
     return submitFuture(this.#ctx, {
       operation,

@@ -202,6 +202,9 @@ describe("StreamingUntar", () => {
     ["a pax path with ..", paxEntry("../escape.txt"), "../escape.txt"],
     ["a Windows drive path", [{ name: "C:/x", body: "x" }], "C:/x"],
     ["a backslash .. path", [{ name: "a\\..\\..\\x", body: "x" }], "a\\..\\..\\x"],
+    // Only the extractor's own segment check catches this one: normalised, it would stay inside the root.
+    ["a forward-slash .. path that would stay inside the root", [{ name: "weights/../x", body: "x" }], "weights/../x"],
+    ["a forward-slash .. path that escapes", [{ name: "weights/../../x", body: "x" }], "weights/../../x"],
     ["a GNU sparse file", typed("sparse", "S"), "sparse"],
   ];
   for (const [title, entries, entry] of unsafe) {

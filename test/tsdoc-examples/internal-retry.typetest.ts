@@ -3,8 +3,8 @@
 /* eslint-disable */
 import createClient from "openapi-fetch";
 import type { paths } from "../../generated/schema.js";
-import { APIConnectionError, APIError, APIFuture, APITimeoutError, APIUserAbortError, ArchiveExtractionError, AuthenticationError, BadRequestError, CheckpointLedger, ConfigurationError, ConflictError, DestinationExistsError, IncompleteCheckpointError, InternalServerError, InvalidArgumentError, InvalidCheckpointNameError, InvalidTinkerPathError, InvalidTtlError, LedgerFormatError, MIN_CHECKPOINT_TTL_SECONDS, NotFoundError, PermissionDeniedError, PromiseExpiredError, RESUMABLE_TTL_WARNING_SECONDS, RateLimitError, RequestFailedError, ResponseValidationError, RestClient, RollingCheckpoint, ServiceClient, TinkerError, TrainingClient, UnprocessableEntityError, UnsafeArchiveError, checkpointDirName, crossEntropyDatum, downloadCheckpoint, formatTinkerPath, parseTinkerPath, planCheckpointPruning, pruneCheckpoints, resumeOrStart, saveAndRecord, startLocalServer, validateCheckpointName, validateTtlSeconds, type APIErrorInit, type AccessScope, type AccessScopeOptions, type AdamParams, type ArchiveUrlOptions, type ArchiveUrlProvider, type CallOptions, type Checkpoint, type CheckpointArchiveUrl, type CheckpointKind, type CheckpointType, type CheckpointsListResponse, type ClientConfig, type ConnectionErrorInit, type CreateFromStateOptions, type CreateLoraTrainingClientOptions, type Datum, type DownloadCheckpointOptions, type DownloadCheckpointResult, type DownloadProgress, type FaultRule, type ForwardBackwardOptions, type ForwardBackwardOutput, type FutureResultOptions, type GetInfoResponse, type GetServerCapabilitiesResponse, type IterOptions, type LedgerFileOptions, type LedgerLatestOptions, type LedgerRecord, type LoadStateOptions, type LoadWeightsResponse, type LocalServer, type LocalServerOptions, type Logger, type LossFnType, type OptimStepResponse, type PageOptions, type PageProgress, type ParsedTinkerPath, type PlanPruningOptions, type PruneFailure, type PruneOptions, type PruneResult, type PruningPlan, type QueueState, type QueueStateChange, type RequestFailureCategory, type RequestOptions, type RestClientEnvOptions, type RestClientOptions, type RestRequestOptions, type ResumeOrStartOptions, type ResumeOrStartResult, type RollingCheckpointOptions, type RollingSaveResult, type SaveAndRecordOptions, type SaveStateOptions, type SaveWeightsForSamplerOptions, type SaveWeightsForSamplerResponse, type SaveWeightsResponse, type ServiceClientOptions, type SleepFn, type TensorData, type TrainingCallOptions, type TrainingRun, type TrainingRunsResponse, type Transport, type TransportConfig, type UnloadModelResponse, type WeightsInfoResponse, type WirePaths, type WireSchemas } from "../../src/index.js";
-import { DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_MS, IDEMPOTENCY_KEY_HEADER, INITIAL_RETRY_DELAY_MS, MAX_RETRY_AFTER_MS, MAX_RETRY_DELAY_MS, RETRY_COUNT_HEADER, attemptsOf, createRetryingFetch, retryDelayMs, serverRequestedDelayMs, shouldRetryResponse, type BaseFetch, type RetryConfig, type RetryRequestOptions, type RetryingFetch } from "../../src/internal/retry.js";
+import { APIConnectionError, APIError, APIFuture, APITimeoutError, APIUserAbortError, ArchiveChangedError, ArchiveExtractionError, AuthenticationError, BadRequestError, CheckpointLedger, ConfigurationError, ConflictError, DestinationExistsError, IncompleteCheckpointError, InternalServerError, InvalidArgumentError, InvalidCheckpointNameError, InvalidTinkerPathError, InvalidTtlError, LedgerFormatError, MIN_CHECKPOINT_TTL_SECONDS, NotFoundError, PermissionDeniedError, PromiseExpiredError, RESUMABLE_TTL_WARNING_SECONDS, RateLimitError, RequestFailedError, ResponseValidationError, RestClient, RollingCheckpoint, ServiceClient, TinkerError, TrainingClient, UnprocessableEntityError, UnsafeArchiveError, checkpointDirName, crossEntropyDatum, downloadCheckpoint, formatTinkerPath, parseTinkerPath, planCheckpointPruning, pruneCheckpoints, resumeOrStart, saveAndRecord, startLocalServer, validateCheckpointName, validateTtlSeconds, type APIErrorInit, type AccessScope, type AccessScopeOptions, type AdamParams, type ArchiveUrlOptions, type ArchiveUrlProvider, type CallOptions, type Checkpoint, type CheckpointArchiveUrl, type CheckpointKind, type CheckpointType, type CheckpointsListResponse, type ClientConfig, type ConnectionErrorInit, type CreateFromStateOptions, type CreateLoraTrainingClientOptions, type Datum, type DownloadCheckpointOptions, type DownloadCheckpointResult, type DownloadProgress, type FaultRule, type ForwardBackwardOptions, type ForwardBackwardOutput, type FutureResultOptions, type GetInfoResponse, type GetServerCapabilitiesResponse, type IterOptions, type LedgerFileOptions, type LedgerLatestOptions, type LedgerRecord, type LoadStateOptions, type LoadWeightsResponse, type LocalServer, type LocalServerOptions, type Logger, type LossFnType, type OptimStepResponse, type PageOptions, type PageProgress, type ParsedTinkerPath, type PlanPruningOptions, type PruneFailure, type PruneOptions, type PruneResult, type PruningPlan, type QueueState, type QueueStateChange, type RequestFailureCategory, type RequestOptions, type RestClientEnvOptions, type RestClientOptions, type RestRequestOptions, type ResumeOrStartOptions, type ResumeOrStartResult, type RollingCheckpointOptions, type RollingSaveResult, type SaveAndRecordOptions, type SaveStateOptions, type SaveWeightsForSamplerOptions, type SaveWeightsForSamplerResponse, type SaveWeightsResponse, type ServiceClientOptions, type SleepFn, type TensorData, type TrainingCallOptions, type TrainingRun, type TrainingRunsResponse, type Transport, type TransportConfig, type UnloadModelResponse, type WeightsInfoResponse, type WirePaths, type WireSchemas } from "../../src/index.js";
+import { BILLING_PAUSE_MS, DEFAULT_BILLING_MAX_PAUSE_MS, DEFAULT_MAX_RETRIES, DEFAULT_RETRY_BUDGET_MS, DEFAULT_TIMEOUT_MS, EMPTY_400_ALLOWANCE, IDEMPOTENCY_KEY_HEADER, MAX_RETRY_AFTER_MS, RETRY_BACKOFF, RETRY_COUNT_HEADER, attemptsOf, createRetryingFetch, exhaustionNote, retryDelayMs, retryInfoOf, shouldRetryResponse, type BaseFetch, type RetryConfig, type RetryEvent, type RetryInfo, type RetryRequestOptions, type RetryingFetch } from "../../src/internal/retry.js";
 import { service, rest, training, transport, runId, tinkerPath, url, future, argv, json, ledger, batch, io, response, baseUrl, source, signal } from "../helpers/example-prelude.js";
 
 // internal/retry.ts, example 1
@@ -16,24 +16,30 @@ export async function example1() {
 
 // internal/retry.ts, example 2
 export async function example2() {
-  shouldRetryResponse(503, new Headers()); // true
-  shouldRetryResponse(409, new Headers({ "x-should-retry": "true" })); // false
+  const res = await createRetryingFetch()(new Request("http://127.0.0.1:8000/api/v1/healthz"));
+  retryInfoOf(res)?.outcomeUnknown; // false when no earlier attempt was lost
 }
 
 // internal/retry.ts, example 3
 export async function example3() {
-  retryDelayMs(0, new Headers({ "retry-after": "2" }), Math.random); // 2000
-  retryDelayMs(3, undefined, () => 0);                              // 4000
+  exhaustionNote(true);  // "The request may have been applied: ..."
 }
 
 // internal/retry.ts, example 4
 export async function example4() {
-  serverRequestedDelayMs(new Headers({ "retry-after": "1" })); // 1000
+  shouldRetryResponse(503, new Headers()); // true
+  shouldRetryResponse(409, new Headers({ "x-should-retry": "true" })); // false
 }
 
 // internal/retry.ts, example 5
 export async function example5() {
-  const retryingFetch = createRetryingFetch({ maxRetries: 3 });
+  retryDelayMs(0, new Headers({ "retry-after": "2" }), Math.random); // 2000
+  retryDelayMs(3, undefined, () => 0);                              // 4000
+}
+
+// internal/retry.ts, example 6
+export async function example6() {
+  const retryingFetch = createRetryingFetch({ retryBudgetMs: 60_000 });
   const client = createClient<paths>({ baseUrl, fetch: retryingFetch });
   const res = await retryingFetch(new Request(`${baseUrl}/api/v1/healthz`), { timeoutMs: 5_000 });
 }

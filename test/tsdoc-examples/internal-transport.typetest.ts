@@ -3,8 +3,8 @@
 /* eslint-disable */
 import { TrainingRunSchema } from "../../src/internal/schemas.js";
 import { UntypedAPIFutureSchema } from "../../src/internal/schemas.js";
-import { APIConnectionError, APIError, APIFuture, APITimeoutError, APIUserAbortError, ArchiveExtractionError, AuthenticationError, BadRequestError, CheckpointLedger, ConfigurationError, ConflictError, DestinationExistsError, IncompleteCheckpointError, InternalServerError, InvalidArgumentError, InvalidCheckpointNameError, InvalidTinkerPathError, InvalidTtlError, LedgerFormatError, MIN_CHECKPOINT_TTL_SECONDS, NotFoundError, PermissionDeniedError, PromiseExpiredError, RESUMABLE_TTL_WARNING_SECONDS, RateLimitError, RequestFailedError, ResponseValidationError, RestClient, RollingCheckpoint, ServiceClient, TinkerError, TrainingClient, UnprocessableEntityError, UnsafeArchiveError, checkpointDirName, crossEntropyDatum, downloadCheckpoint, formatTinkerPath, parseTinkerPath, planCheckpointPruning, pruneCheckpoints, resumeOrStart, saveAndRecord, startLocalServer, validateCheckpointName, validateTtlSeconds, type APIErrorInit, type AccessScope, type AccessScopeOptions, type AdamParams, type ArchiveUrlOptions, type ArchiveUrlProvider, type CallOptions, type Checkpoint, type CheckpointArchiveUrl, type CheckpointKind, type CheckpointType, type CheckpointsListResponse, type ClientConfig, type ConnectionErrorInit, type CreateFromStateOptions, type CreateLoraTrainingClientOptions, type Datum, type DownloadCheckpointOptions, type DownloadCheckpointResult, type DownloadProgress, type FaultRule, type ForwardBackwardOptions, type ForwardBackwardOutput, type FutureResultOptions, type GetInfoResponse, type GetServerCapabilitiesResponse, type IterOptions, type LedgerFileOptions, type LedgerLatestOptions, type LedgerRecord, type LoadStateOptions, type LoadWeightsResponse, type LocalServer, type LocalServerOptions, type Logger, type LossFnType, type OptimStepResponse, type PageOptions, type PageProgress, type ParsedTinkerPath, type PlanPruningOptions, type PruneFailure, type PruneOptions, type PruneResult, type PruningPlan, type QueueState, type QueueStateChange, type RequestFailureCategory, type RequestOptions, type RestClientEnvOptions, type RestClientOptions, type RestRequestOptions, type ResumeOrStartOptions, type ResumeOrStartResult, type RollingCheckpointOptions, type RollingSaveResult, type SaveAndRecordOptions, type SaveStateOptions, type SaveWeightsForSamplerOptions, type SaveWeightsForSamplerResponse, type SaveWeightsResponse, type ServiceClientOptions, type SleepFn, type TensorData, type TrainingCallOptions, type TrainingRun, type TrainingRunsResponse, type TransportConfig, type UnloadModelResponse, type WeightsInfoResponse, type WirePaths, type WireSchemas } from "../../src/index.js";
-import { SDK_VERSION, Transport, USER_AGENT, encodePathSegment, normalizeBaseUrl, tinkerPathSerializer, type FetchResult, type RawCallOptions, type RedirectMode, type RequestInitExtras, type TransportCallback } from "../../src/internal/transport.js";
+import { APIConnectionError, APIError, APIFuture, APITimeoutError, APIUserAbortError, ArchiveChangedError, ArchiveExtractionError, AuthenticationError, BadRequestError, CheckpointLedger, ConfigurationError, ConflictError, DestinationExistsError, IncompleteCheckpointError, InternalServerError, InvalidArgumentError, InvalidCheckpointNameError, InvalidTinkerPathError, InvalidTtlError, LedgerFormatError, MIN_CHECKPOINT_TTL_SECONDS, NotFoundError, PermissionDeniedError, PromiseExpiredError, RESUMABLE_TTL_WARNING_SECONDS, RateLimitError, RequestFailedError, ResponseValidationError, RestClient, RollingCheckpoint, ServiceClient, TinkerError, TrainingClient, UnprocessableEntityError, UnsafeArchiveError, checkpointDirName, crossEntropyDatum, downloadCheckpoint, formatTinkerPath, parseTinkerPath, planCheckpointPruning, pruneCheckpoints, resumeOrStart, saveAndRecord, startLocalServer, validateCheckpointName, validateTtlSeconds, type APIErrorInit, type AccessScope, type AccessScopeOptions, type AdamParams, type ArchiveUrlOptions, type ArchiveUrlProvider, type CallOptions, type Checkpoint, type CheckpointArchiveUrl, type CheckpointKind, type CheckpointType, type CheckpointsListResponse, type ClientConfig, type ConnectionErrorInit, type CreateFromStateOptions, type CreateLoraTrainingClientOptions, type Datum, type DownloadCheckpointOptions, type DownloadCheckpointResult, type DownloadProgress, type FaultRule, type ForwardBackwardOptions, type ForwardBackwardOutput, type FutureResultOptions, type GetInfoResponse, type GetServerCapabilitiesResponse, type IterOptions, type LedgerFileOptions, type LedgerLatestOptions, type LedgerRecord, type LoadStateOptions, type LoadWeightsResponse, type LocalServer, type LocalServerOptions, type Logger, type LossFnType, type OptimStepResponse, type PageOptions, type PageProgress, type ParsedTinkerPath, type PlanPruningOptions, type PruneFailure, type PruneOptions, type PruneResult, type PruningPlan, type QueueState, type QueueStateChange, type RequestFailureCategory, type RequestOptions, type RestClientEnvOptions, type RestClientOptions, type RestRequestOptions, type ResumeOrStartOptions, type ResumeOrStartResult, type RollingCheckpointOptions, type RollingSaveResult, type SaveAndRecordOptions, type SaveStateOptions, type SaveWeightsForSamplerOptions, type SaveWeightsForSamplerResponse, type SaveWeightsResponse, type ServiceClientOptions, type SleepFn, type TensorData, type TrainingCallOptions, type TrainingRun, type TrainingRunsResponse, type TransportConfig, type UnloadModelResponse, type WeightsInfoResponse, type WirePaths, type WireSchemas } from "../../src/index.js";
+import { SDK_VERSION, Transport, USER_AGENT, encodePathSegment, normalizeBaseUrl, tinkerPathSerializer, type FetchResult, type RawCallOptions, type RedirectMode, type RequestInitExtras, type TransportAnswer, type TransportCallback } from "../../src/internal/transport.js";
 import { service, rest, training, transport, runId, tinkerPath, url, future, argv, json, ledger, batch, io, response, baseUrl, source, signal } from "../helpers/example-prelude.js";
 
 // internal/transport.ts, example 1
@@ -53,4 +53,25 @@ export async function example6() {
     { okStatuses: [302], redirect: "manual" },
   );
   const location = res.status === 302 ? res.headers.get("location") : undefined;
+}
+
+// internal/transport.ts, example 7
+export async function example7() {
+  const answer = await transport.answer(
+    "retrieve_future",
+    (init) => transport.api.POST("/api/v1/retrieve_future", { body: { request_id: "req-1" }, ...init }),
+    { maxRetries: 0 },
+  );
+  if (answer.status === 410) throw transport.errorFor(answer);
+}
+
+// internal/transport.ts, example 8
+export async function example8() {
+  const answer = await transport.answer("get_info", (init) => transport.api.POST("/api/v1/get_info", { body: { model_id: "m" }, ...init }));
+  if (answer.status >= 400) throw transport.errorFor(answer);
+}
+
+// internal/transport.ts, example 9
+export async function example9() {
+  transport.debug("publish_checkpoint: already public; an earlier attempt whose answer was lost made it so");
 }
