@@ -4,7 +4,7 @@
  * @module
  */
 import type { z } from "zod";
-import type { components } from "../generated/schema.js";
+import type { components } from "./core/wire.js";
 import type { APIFuture } from "./core/futures.js";
 import { submitFuture, type SubmitContext } from "./internal/submit.js";
 import { ConflictError, InvalidArgumentError } from "./core/errors.js";
@@ -364,7 +364,7 @@ function validateData(data: Datum[]): void {
     if (!Array.isArray(chunks) || chunks.length === 0) {
       throw new InvalidArgumentError(`data[${i}].model_input.chunks must be a non-empty array of { type: "encoded_text", tokens }.`);
     }
-    if ((datum.loss_fn_inputs ?? {})["target_tokens"] === undefined) {
+    if (datum.loss_fn_inputs?.["target_tokens"] === undefined) {
       throw new InvalidArgumentError(`data[${i}].loss_fn_inputs.target_tokens is required for cross_entropy.`);
     }
   });

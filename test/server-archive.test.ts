@@ -13,7 +13,8 @@ import { startLocalServer, type LocalServer, type LocalServerOptions } from "../
 import { parseSafetensors } from "../src/server/model.js";
 import { syntheticChunks } from "../src/server/synthetic.js";
 
-type AnyJson = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: untyped JSON from the wire, checked field by field
+type AnyJson = any;
 
 function api(server: LocalServer, key: string = server.apiKey) {
   return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {

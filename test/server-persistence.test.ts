@@ -11,7 +11,8 @@ import { fileURLToPath } from "node:url";
 import { list as tarList } from "tar";
 import { startLocalServer, type LocalServer } from "../src/server/index.js";
 
-type AnyJson = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: untyped JSON from the wire, checked field by field
+type AnyJson = any;
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 

@@ -24,7 +24,7 @@ import {
   NotFoundError,
   TinkerError,
 } from "../core/errors.js";
-import { DestinationExistsError, UnsafeArchiveError, IncompleteCheckpointError } from "./errors.js";
+import { DestinationExistsError, IncompleteCheckpointError } from "./errors.js";
 import { leanGet, type LeanResponse } from "../internal/net/lean-http.js";
 import { backoffMs } from "../internal/backoff.js";
 import { abortableSleep } from "../internal/sleep.js";
@@ -134,6 +134,7 @@ export interface DownloadCheckpointResult {
  */
 export function checkpointDirName(tinkerPath: string): string {
   const p = parseTinkerPath(tinkerPath);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this replaces
   const safe = (s: string): string => s.replace(/[/\\:*?"<>|\u0000-\u001f\u007f]/g, "_");
   return `${safe(p.trainingRunId)}_${p.checkpointKind}_${safe(p.checkpointName)}`;
 }

@@ -71,7 +71,7 @@ export function checkCheckpointName(name: string): string | undefined {
   if (name.length > 200 || encodeFileName(name).length > 200) return "is too long (at most 200 characters, fewer when not ASCII letters, digits, _ or -)";
   if (name.includes("/")) return `must not contain "/" (got ${JSON.stringify(name)})`;
   if (name === "." || name === "..") return `must not be ${JSON.stringify(name)}`;
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this refuses
   if (/[\u0000-\u001f\u007f]/.test(name)) return "must not contain control characters";
   return undefined;
 }
@@ -116,7 +116,7 @@ export function isRecord(v: unknown): v is Record<string, unknown> {
 
 /** fsyncs a file or directory; directories that cannot be opened for sync (some platforms) are skipped. */
 export async function fsyncPath(path: string): Promise<void> {
-  let fh;
+  let fh: Awaited<ReturnType<typeof open>>;
   try {
     fh = await open(path, "r");
   } catch (err) {
