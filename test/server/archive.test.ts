@@ -9,9 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { extract } from "tar";
-import { startLocalServer, type LocalServer, type LocalServerOptions } from "../src/server/index.js";
-import { parseSafetensors } from "../src/server/model.js";
-import { syntheticChunks } from "../src/server/synthetic.js";
+import { startLocalServer, type LocalServer, type LocalServerOptions } from "../../src/server/index.js";
+import { parseSafetensors } from "../../src/server/model.js";
+import { syntheticChunks } from "../../src/server/synthetic.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: untyped JSON from the wire, checked field by field
 type AnyJson = any;

@@ -14,7 +14,7 @@ import {
   type SafetensorsTensor,
   type TinyLoraModel,
   type TinyModelOptions,
-} from "../src/server/model.js";
+} from "../../src/server/model.js";
 
 // ---------------------------------------------------------------------------------------
 // helpers

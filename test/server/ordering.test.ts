@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { startLocalServer, type LocalServer, type LocalServerOptions } from "../src/server/index.js";
+import { startLocalServer, type LocalServer, type LocalServerOptions } from "../../src/server/index.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: untyped JSON from the wire, checked field by field
 type AnyJson = any;

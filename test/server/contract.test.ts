@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import Ajv2020 from "ajv/dist/2020.js";
-import openapi from "../generated/openapi.json" with { type: "json" };
-import { startLocalServer, type LocalServer } from "../src/server/index.js";
+import openapi from "../../generated/openapi.json" with { type: "json" };
+import { startLocalServer, type LocalServer } from "../../src/server/index.js";
 
 // ---------------------------------------------------------------------------------------------
 // Spec validation with ajv
