@@ -16,7 +16,7 @@
  *
  * @module
  */
-import type { components, paths } from "../generated/schema.js";
+import type { components, paths } from "./core/wire.js";
 
 export { ServiceClient } from "./service-client.js";
 export type {

@@ -7,12 +7,10 @@
  * @module
  */
 import { z } from "zod";
-import type { components } from "../generated/schema.js";
+import type { components } from "./core/wire.js";
 import {
   type APIConnectionError,
-  type APIError,
   APIUserAbortError,
-  type InternalServerError,
   InvalidArgumentError,
   NotFoundError,
   ResponseValidationError,

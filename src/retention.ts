@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { components } from "../generated/schema.js";
+import type { components } from "./core/wire.js";
 import { APIUserAbortError, ConflictError, InvalidArgumentError, NotFoundError } from "./core/errors.js";
 import { InvalidCheckpointNameError, validateCheckpointName } from "./core/tinker-path.js";
 import type { RequestOptions } from "./core/options.js";

@@ -5,7 +5,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto";
-import type { components } from "../generated/schema.js";
+import type { components } from "./core/wire.js";
 import { InvalidArgumentError, TinkerError } from "./core/errors.js";
 import { resolveConnection } from "./internal/config.js";
 import type { QueueStateChange } from "./core/futures.js";

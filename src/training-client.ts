@@ -4,7 +4,7 @@
  * @module
  */
 import type { z } from "zod";
-import type { components } from "../generated/schema.js";
+import type { components } from "./core/wire.js";
 import type { APIFuture } from "./core/futures.js";
 import type { ProtobufResult } from "./internal/poll.js";
 import { decodeForwardBackwardOutput, encodeForwardBackwardRequest } from "./internal/proto/forward-backward.js";
@@ -417,7 +417,7 @@ function validateData(data: Datum[], method: string): void {
     if (!Array.isArray(chunks) || chunks.length === 0) {
       throw new InvalidArgumentError(`data[${i}].model_input.chunks must be a non-empty array of chunks, e.g. { type: "encoded_text", tokens }.`);
     }
-    if ((datum.loss_fn_inputs ?? {})["target_tokens"] === undefined) {
+    if (datum.loss_fn_inputs?.["target_tokens"] === undefined) {
       throw new InvalidArgumentError(`data[${i}].loss_fn_inputs.target_tokens is required (every loss function reads it).`);
     }
   });

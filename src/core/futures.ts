@@ -127,6 +127,7 @@ export class APIFuture<T> implements PromiseLike<T> {
   }
 
   /** `PromiseLike`: `await future` waits with no time limit (aborted by the `signal` given to the method). */
+  // biome-ignore lint/suspicious/noThenProperty: APIFuture is PromiseLike by design, so `await future` works
   then<R1 = T, R2 = never>(
     onfulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
     onrejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,

@@ -134,6 +134,7 @@ export interface DownloadCheckpointResult {
  */
 export function checkpointDirName(tinkerPath: string): string {
   const p = parseTinkerPath(tinkerPath);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this replaces
   const safe = (s: string): string => s.replace(/[/\\:*?"<>|\u0000-\u001f\u007f]/g, "_");
   return `${safe(p.trainingRunId)}_${p.checkpointKind}_${safe(p.checkpointName)}`;
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { APIError, type APIErrorInit } from "../core/errors.js";
+import type { APIError, APIErrorInit } from "../core/errors.js";
 
 /**
  * A copy of `err` (same class and fields, already redacted) with `message` instead of the generated one.

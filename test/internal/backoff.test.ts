@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { backoffMs, retryAfterMs } from "../src/internal/backoff.js";
+import { backoffMs, retryAfterMs } from "../../src/internal/backoff.js";
 
 describe("backoff", () => {
   test("doubles from initialMs and stops at maxMs", () => {

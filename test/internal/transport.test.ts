@@ -18,15 +18,15 @@ import {
   ResponseValidationError,
   TinkerError,
   UnprocessableEntityError,
-} from "../src/core/errors.js";
-import { retryDelayMs } from "../src/internal/retry.js";
-import { CheckpointSchema, UntypedAPIFutureSchema } from "../src/internal/schemas.js";
-import { Transport, normalizeBaseUrl, type CallOptions, type TransportConfig } from "../src/internal/transport.js";
-import { startScriptedServer, type ScriptHandler, type ScriptedReply, type ScriptedServer } from "./helpers/http-server.js";
+} from "../../src/core/errors.js";
+import { retryDelayMs } from "../../src/internal/retry.js";
+import { CheckpointSchema, UntypedAPIFutureSchema } from "../../src/internal/schemas.js";
+import { Transport, normalizeBaseUrl, type CallOptions, type TransportConfig } from "../../src/internal/transport.js";
+import { startScriptedServer, type ScriptHandler, type ScriptedReply, type ScriptedServer } from "../helpers/http-server.js";
 import { z } from "zod";
 
 const API_KEY = "tml-test-secret-key-0123456789";
-const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 const SAVE_BODY = { model_id: "sess-0:train:0", path: "ckpt-1", seq_id: 7, overwrite: false, type: "save_weights" as const };
 const FUTURE = { request_id: "req-1", model_id: "sess-0:train:0" };
 

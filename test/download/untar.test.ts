@@ -11,9 +11,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { create as tarCreate } from "tar";
-import { UnsafeArchiveError, ArchiveExtractionError } from "../src/download/errors.js";
-import { StreamingUntar } from "../src/download/untar.js";
-import { craftTar, tarHeader, type CraftedEntry } from "./helpers/crafted-tar.js";
+import { UnsafeArchiveError, ArchiveExtractionError } from "../../src/download/errors.js";
+import { StreamingUntar } from "../../src/download/untar.js";
+import { craftTar, tarHeader, type CraftedEntry } from "../helpers/crafted-tar.js";
 
 let work: string;
 before(async () => {
