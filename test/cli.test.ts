@@ -273,7 +273,7 @@ describe("tinker-ts CLI", { concurrency: true }, () => {
       let stderr = "";
       const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no "still being generated" line: ${stderr}`)), 20_000);
+        const timer = setTimeout(() => reject(new Error(`no "still being generated" line: ${stderr}`)), 90_000); // the child starts tsx: slow on a loaded machine
         child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
           stderr += chunk;
           if (/still being generated/.test(stderr)) {
