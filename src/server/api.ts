@@ -60,6 +60,8 @@ export type ApiDeps = {
   archiveResponse: "redirect" | "json";
   minTtlSeconds: number;
   supportedModels: readonly SupportedModel[];
+  /** Overrides of the client config. */
+  clientConfig: Record<string, unknown>;
 };
 
 const QUEUE_REASONS: Record<QueueState, string | undefined> = {
@@ -158,6 +160,7 @@ export function createOperationHandlers(d: ApiDeps): Record<string, OperationHan
         fwdbwd_max_chunk_len: 1024,
         sample_no_retries: false,
         sample_enable_stuck_detection: true,
+        ...d.clientConfig,
       } satisfies Schemas["ClientConfigResponse"],
     }),
 

@@ -112,6 +112,8 @@ export type LocalServerOptions = {
   supportedModels?: readonly SupportedModel[];
   /** Fault-injection rules active from the start (see `FaultRule`). */
   faults?: FaultRule[];
+  /** Overrides of what `/api/v1/client/config` answers (chunk limits, `parallel_fwdbwd_chunks`, `create_model_via_load_weights`, ...). */
+  clientConfig?: Record<string, unknown>;
   /** Called for every request once its body is read. */
   onRequest?: (req: RecordedRequest) => void;
   /** Called when a training operation finishes executing (times from `performance.now()`); for benchmarks. */
@@ -230,6 +232,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     archiveResponse: options.archiveResponse ?? "redirect",
     minTtlSeconds,
     supportedModels,
+    clientConfig: options.clientConfig ?? {},
   });
   const faults = new FaultInjector();
   if (options.faults) faults.set(options.faults);

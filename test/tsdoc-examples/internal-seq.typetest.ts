@@ -7,11 +7,12 @@ import { service, rest, training, transport, runId, tinkerPath, url, future, arg
 
 // internal/seq.ts, example 1
 export async function example1() {
-  const send = async (seqId: number): Promise<void> => console.log("submitting", seqId);
+  const send = async (seqId: number): Promise<string> => `req-${seqId}`;
+  const refused = (): Error => new Error("stopped");
   const seq = new SeqGate();
   const a = seq.next(); // 1
-  const b = seq.next(); // 2
-  // b's submit waits for a's, even if started first:
-  const pb = seq.inTurn(b, () => send(b));
-  const pa = seq.inTurn(a, () => send(a));
+  const b = seq.next(3); // 2 (2, 3 and 4 are taken)
+  // b's turn waits for a's, even if started first:
+  const pb = seq.inTurn(b, 3, () => send(b), refused);
+  const pa = seq.inTurn(a, 1, () => send(a), refused);
 }

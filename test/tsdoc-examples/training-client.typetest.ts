@@ -2,7 +2,7 @@
 // Regenerate with `npm run examples`; `tsc --noEmit` type-checks it.
 /* eslint-disable */
 import { APIConnectionError, APIError, APIFuture, APITimeoutError, APIUserAbortError, ArchiveExtractionError, AuthenticationError, BadRequestError, CheckpointLedger, ConfigurationError, ConflictError, DestinationExistsError, IncompleteCheckpointError, InternalServerError, InvalidArgumentError, InvalidCheckpointNameError, InvalidTinkerPathError, InvalidTtlError, LedgerFormatError, MIN_CHECKPOINT_TTL_SECONDS, NotFoundError, PermissionDeniedError, PromiseExpiredError, RESUMABLE_TTL_WARNING_SECONDS, RateLimitError, RequestFailedError, ResponseValidationError, RestClient, RollingCheckpoint, ServiceClient, TinkerError, TrainingClient, UnprocessableEntityError, UnsafeArchiveError, checkpointDirName, crossEntropyDatum, downloadCheckpoint, formatTinkerPath, parseTinkerPath, planCheckpointPruning, pruneCheckpoints, resumeOrStart, saveAndRecord, startLocalServer, validateCheckpointName, validateTtlSeconds, type AccessScope, type AccessScopeOptions, type AdamParams, type ArchiveUrlOptions, type Checkpoint, type CheckpointArchiveUrl, type CheckpointKind, type CheckpointType, type CheckpointsListResponse, type CreateFromStateOptions, type CreateLoraTrainingClientOptions, type Datum, type DownloadCheckpointOptions, type DownloadCheckpointResult, type DownloadProgress, type FaultRule, type ForwardBackwardOptions, type ForwardBackwardOutput, type FutureResultOptions, type GetInfoResponse, type GetServerCapabilitiesResponse, type IterOptions, type LedgerFileOptions, type LedgerLatestOptions, type LedgerRecord, type LoadStateOptions, type LoadWeightsResponse, type LocalServer, type LocalServerOptions, type Logger, type LossFnType, type OptimStepResponse, type PageOptions, type PageProgress, type ParsedTinkerPath, type PlanPruningOptions, type PruneFailure, type PruneOptions, type PruneResult, type PruningPlan, type QueueState, type QueueStateChange, type RequestFailureCategory, type RequestOptions, type RestClientOptions, type RestRequestOptions, type ResumeOrStartOptions, type ResumeOrStartResult, type RollingCheckpointOptions, type RollingSaveResult, type SaveAndRecordOptions, type SaveStateOptions, type SaveWeightsForSamplerOptions, type SaveWeightsForSamplerResponse, type SaveWeightsResponse, type ServiceClientOptions, type TensorData, type TrainingCallOptions, type TrainingRun, type TrainingRunsResponse, type UnloadModelResponse, type WeightsInfoResponse, type WirePaths, type WireSchemas } from "../../src/index.js";
-import { type TrainingClientContext } from "../../src/training-client.js";
+import { rlDatum, type CustomLossFn, type CustomLossResult, type ForwardBackwardCustomOptions, type RlDatumOptions, type TrainingClientContext } from "../../src/training-client.js";
 import { service, rest, training, transport, runId, tinkerPath, url, future, argv, json, ledger, batch, io, response, baseUrl, source, signal } from "../helpers/example-prelude.js";
 
 // training-client.ts, example 1
@@ -16,48 +16,60 @@ export async function example1() {
 // training-client.ts, example 2
 export async function example2() {
   const out = await training.forwardBackward([crossEntropyDatum([1, 2, 3, 4])], "cross_entropy");
-  console.log(out.metrics["loss:sum"]);
+  console.log(out.metrics["loss:sum"], out.loss_fn_outputs[0]?.["logprobs"]?.data);
 }
 
 // training-client.ts, example 3
 export async function example3() {
-  await training.optimStep({ learning_rate: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-12 });
+  const out = await training.forward([crossEntropyDatum([1, 2, 3, 4])], "cross_entropy");
+  console.log(out.loss_fn_outputs[0]?.["logprobs"]?.data); // the model is unchanged
 }
 
 // training-client.ts, example 4
 export async function example4() {
-  const { path } = await training.saveState("epoch-3", { ttlSeconds: 30 * 86_400 });
-  // path === `tinker://${training.modelId}/weights/epoch-3`
+  // −Σ w·logprob: trains exactly like cross_entropy
+  const out = await training.forwardBackwardCustom([crossEntropyDatum([1, 2, 3, 4])], (logprobs) => {
+    let loss = 0;
+    const grad = logprobs.map((lp) => lp.map(() => -1));
+    for (const lp of logprobs) for (const v of lp) loss -= v;
+    return { loss, grad, metrics: { "custom_loss:sum": loss } };
+  });
+  console.log(out.metrics["custom_loss:sum"]);
 }
 
 // training-client.ts, example 5
 export async function example5() {
-  await training.loadState("tinker://run-1/weights/epoch-3");
+  await training.optimStep({ learning_rate: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-12 });
 }
 
 // training-client.ts, example 6
 export async function example6() {
-  await training.loadStateWithOptimizer("tinker://run-1/weights/epoch-3");
+  const { path } = await training.saveState("epoch-3", { ttlSeconds: 30 * 86_400 });
+  // path === `tinker://${training.modelId}/weights/epoch-3`
 }
 
 // training-client.ts, example 7
 export async function example7() {
-  const { path } = await training.saveWeightsForSampler("final");
+  await training.loadState("tinker://run-1/weights/epoch-3");
 }
 
 // training-client.ts, example 8
 export async function example8() {
-  const info = await training.getInfo();
-  console.log(info.model_data.model_name, info.lora_rank);
+  await training.loadStateWithOptimizer("tinker://run-1/weights/epoch-3");
 }
 
 // training-client.ts, example 9
 export async function example9() {
-  await training.unload();
+  const { path } = await training.saveWeightsForSampler("final");
 }
 
 // training-client.ts, example 10
 export async function example10() {
-  const datum = crossEntropyDatum([10, 20, 30, 40]);
-  // model_input tokens [10, 20, 30], target_tokens [20, 30, 40]
+  const info = await training.getInfo();
+  console.log(info.model_data.model_name, info.lora_rank);
+}
+
+// training-client.ts, example 11
+export async function example11() {
+  await training.unload();
 }
