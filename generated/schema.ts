@@ -712,14 +712,35 @@ export interface components {
             /** @enum {string} */
             dtype: "int64" | "float32";
             shape?: number[] | null;
+            /** @description CSR row pointers (rows + 1). When set, the tensor is sparse: `data` holds the non-zero values and `shape` the dense shape. */
+            sparse_crow_indices?: number[] | null;
+            /** @description CSR column indices, one per value of `data`; set together with `sparse_crow_indices`. */
+            sparse_col_indices?: number[] | null;
         };
         EncodedTextChunk: {
             tokens: number[];
             /** @constant */
             type?: "encoded_text";
         };
+        ImageChunk: {
+            /** @description The image bytes */
+            data: string;
+            /** @enum {string} */
+            format: "png" | "jpeg";
+            /** @description Advisory: how many tokens the image represents. */
+            expected_tokens?: number | null;
+            /** @constant */
+            type: "image";
+        };
+        DmelChunk: {
+            /** @description The serialized DMel TensorContainer bytes */
+            dmel: string;
+            /** @constant */
+            type: "dmel";
+        };
+        ModelInputChunk: components["schemas"]["EncodedTextChunk"] | components["schemas"]["ImageChunk"] | components["schemas"]["DmelChunk"];
         ModelInput: {
-            chunks: components["schemas"]["EncodedTextChunk"][];
+            chunks: components["schemas"]["ModelInputChunk"][];
         };
         Datum: {
             model_input: components["schemas"]["ModelInput"];
@@ -741,7 +762,15 @@ export interface components {
             forward_backward_input: components["schemas"]["ForwardBackwardInput"];
             model_id: string;
             seq_id: number;
-            /** @constant */
+            /**
+             * @description true for `forward`: the loss and outputs are computed, no gradient is accumulated.
+             * @default false
+             */
+            forward_only?: boolean;
+            /**
+             * @description Sent by old tinker-ts versions only; ignored.
+             * @constant
+             */
             type?: "forward_backward";
         };
         ForwardBackwardOutput: {
@@ -1210,8 +1239,15 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
+        /**
+         * @description Protobuf (`application/x-protobuf`, optionally `Content-Encoding: zstd`) is what current clients send:
+         *     the `tinker_public.ForwardBackwardRequest` message of `spec/tinker_public.proto`. The JSON form (without
+         *     `type`) is accepted for older clients. Poll the result with `Accept: application/x-protobuf` and
+         *     `X-Tinker-Request-Type: ForwardBackward` (or `Forward` when `forward_only`).
+         */
         requestBody: {
             content: {
+                "application/x-protobuf": string;
                 "application/json": components["schemas"]["ForwardBackwardRequest"];
             };
         };
@@ -1301,13 +1337,18 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Pending, failed, metadata-only, or the result. */
+            /**
+             * @description Pending, failed, metadata-only, or the result. When the poll sends `Accept: application/x-protobuf`, a
+             *     `ForwardBackwardOutput` (or `SampleResponse`) result comes as protobuf (the messages of
+             *     `spec/tinker_public.proto`); every other answer is JSON.
+             */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["FutureRetrieveResponse"];
+                    "application/x-protobuf": string;
                 };
             };
             /** @description Still pending; poll again at once. */

@@ -1,13 +1,19 @@
 /**
- * Generates the typed bindings in `generated/` from `spec/tinker.openapi.yaml`.
+ * Generates the typed bindings in `generated/` from `spec/`.
  *
- * - `generated/schema.ts`: openapi-typescript output (`paths`, `components`, `operations`).
+ * - `generated/schema.ts`: openapi-typescript output (`paths`, `components`, `operations`) of `spec/tinker.openapi.yaml`.
  * - `generated/openapi.json`: the spec as JSON, which the local server validates requests against.
+ * - `generated/proto/tinker_public_pb.ts`: `spec/tinker_public.proto` compiled by protoc-gen-es (run by the buf
+ *   CLI from its npm package, into a temporary directory).
  *
- * `npm run generate` writes both; `npm run generate:check` exits 1 when either is stale.
+ * `npm run generate` writes them; `npm run generate:check` exits 1 when any is stale.
  */
-import { readFile, writeFile, mkdir } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile, mkdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { parse } from "yaml";
 import openapiTS, { astToString } from "openapi-typescript";
 
@@ -28,13 +34,32 @@ async function render(): Promise<Map<string, string>> {
   const files = new Map<string, string>();
   files.set("schema.ts", header + "/* eslint-disable */\n\n" + astToString(ast));
   files.set("openapi.json", JSON.stringify(spec, null, 2) + "\n");
+  files.set("proto/tinker_public_pb.ts", await compileProto());
   return files;
+}
+
+/** Compiles spec/tinker_public.proto with protoc-gen-es (via `buf generate`) and returns the TypeScript. */
+async function compileProto(): Promise<string> {
+  const bin = fileURLToPath(new URL("node_modules/.bin", root));
+  const out = await mkdtemp(join(tmpdir(), "tinker-proto-gen-"));
+  try {
+    const template = JSON.stringify({
+      version: "v2",
+      plugins: [{ local: "protoc-gen-es", out: ".", opt: ["target=ts", "import_extension=js", "erasable_syntax=true"] }],
+    });
+    await promisify(execFile)(join(bin, "buf"), ["generate", fileURLToPath(new URL("spec", root)), "--template", template, "-o", out], {
+      env: { ...process.env, PATH: `${bin}${delimiter}${process.env["PATH"] ?? ""}` },
+    });
+    return await readFile(join(out, "tinker_public_pb.ts"), "utf8");
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
 }
 
 async function main(): Promise<void> {
   const check = process.argv.includes("--check");
   const files = await render();
-  await mkdir(outDir, { recursive: true });
+  await mkdir(new URL("proto/", outDir), { recursive: true });
   const stale: string[] = [];
   for (const [name, content] of files) {
     const target = new URL(name, outDir);

@@ -120,7 +120,7 @@ export type { RequestFailureCategory } from "./core/errors.js";
 export { InvalidTtlError, validateTtlSeconds, MIN_CHECKPOINT_TTL_SECONDS } from "./core/ttl.js";
 
 import type { LocalServer, LocalServerOptions } from "./server/index.js";
-export type { LocalServer, LocalServerOptions, FaultRule } from "./server/index.js";
+export type { LocalServer, LocalServerOptions, FaultRule, ClientConfig } from "./server/index.js";
 
 /**
  * Starts a local Tinker-compatible server (the one `tinker-ts serve` runs): the same wire protocol, state on

@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { components } from "../generated/schema.js";
 import { InvalidArgumentError, TinkerError, APIError, APIUserAbortError, ResponseValidationError } from "./core/errors.js";
 import { resolveConnection } from "./internal/config.js";
-import { type PollAnswer, type PollerContext, type QueueStateChange } from "./core/futures.js";
+import { type PollAnswer, type PollerContext, type PollHeaders, type QueueStateChange } from "./core/futures.js";
 import { submitFuture } from "./internal/submit.js";
 import {
   CreateModelResponseSchema,
@@ -143,7 +143,7 @@ export class ServiceClient {
     this.baseUrl = this.#transport.baseUrl;
     const secrets = [apiKey];
     this.#poller = {
-      pollOnce: (body, signal) => this.#pollOnce(body, signal),
+      pollOnce: (body, signal, headers) => this.#pollOnce(body, signal, headers),
       sleep: options.sleep ?? abortableSleep,
       random: Math.random,
       onQueueStateChange: options.onQueueStateChange,
@@ -464,13 +464,20 @@ export class ServiceClient {
     this.#heartbeat.unref();
   }
 
-  async #pollOnce(body: { request_id: string; allow_metadata_only: boolean }, signal: AbortSignal): Promise<PollAnswer> {
+  async #pollOnce(body: { request_id: string; allow_metadata_only: boolean }, signal: AbortSignal, extra: PollHeaders = {}): Promise<PollAnswer> {
+    const headers: Record<string, string> = {};
+    if (extra.accept !== undefined) headers["Accept"] = extra.accept;
+    if (extra.requestType !== undefined) headers["X-Tinker-Request-Type"] = extra.requestType;
     try {
       const res = await this.#transport.callRaw(
         "retrieve_future",
         (init) => this.#transport.api.POST("/api/v1/retrieve_future", { body, ...init }),
-        { signal, maxRetries: 0, timeoutMs: POLL_TIMEOUT_MS },
+        { signal, maxRetries: 0, timeoutMs: POLL_TIMEOUT_MS, headers },
       );
+      // Like the Python SDK: a 2xx answer is protobuf iff its content-type says so (checked before any JSON parse).
+      if ((res.headers.get("content-type") ?? "").includes("application/x-protobuf")) {
+        return { status: res.status, headers: res.headers, body: undefined, protobuf: new Uint8Array(await res.arrayBuffer()) };
+      }
       const text = await res.text();
       if (text.trim() === "") return { status: res.status, headers: res.headers, body: undefined };
       try {

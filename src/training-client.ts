@@ -5,7 +5,7 @@
  */
 import type { z } from "zod";
 import type { components } from "../generated/schema.js";
-import { APIFuture } from "./core/futures.js";
+import { APIFuture, type ProtobufResult } from "./core/futures.js";
 import { submitFuture, type SubmitContext } from "./internal/submit.js";
 import { APIUserAbortError, ConflictError, InvalidArgumentError } from "./core/errors.js";
 import { TrainingClientStoppedError } from "./core/training-errors.js";
@@ -13,6 +13,8 @@ import { splitIntoChunks } from "./internal/chunking.js";
 import type { ByteBudget, ClientConfig } from "./internal/client-config.js";
 import { dispatchChunks, type Dispatched, type SendChunk } from "./internal/fwdbwd.js";
 import { customLossDatums, validateData, type CustomLossFn } from "./datums.js";
+import { decodeForwardBackwardOutput, encodeForwardBackwardRequest } from "./internal/proto/forward-backward.js";
+import { compressFwdbwdBody } from "./internal/zstd.js";
 import {
   ForwardBackwardOutputSchema,
   GetInfoResponseSchema,
@@ -227,11 +229,12 @@ export class TrainingClient {
             const out = await forward;
             const step = custom.backwardData(out, lossFn);
             metrics = step.metrics;
+            const chunks2 = this.#split(step.data);
             dispatched = await dispatchChunks(this.#dispatchContext(), {
               operation: "forward_backward",
               firstSeqId: first,
-              chunks: this.#split(step.data),
-              sendChunk: this.#sendChunk("forward_backward", "cross_entropy", undefined),
+              chunks: chunks2,
+              ...this.#wire(false, chunks2, first, "cross_entropy", undefined),
               options,
               onFatal: () => undefined,
             });
@@ -277,6 +280,9 @@ export class TrainingClient {
     chunks: ReturnType<typeof splitIntoChunks>,
   ): APIFuture<ForwardBackwardOutput> {
     const k = chunks.length;
+    // Encoded before the seq ids are taken (they are known: the next k), so a datum that cannot be encoded
+    // throws at once and uses none.
+    const wire = this.#wire(operation === "forward", chunks, this.#seq.peek, lossFn, lossFnConfig);
     const first = this.#seq.next(k);
     const turn = this.#seq.inTurn(
       first,
@@ -286,7 +292,7 @@ export class TrainingClient {
           operation,
           firstSeqId: first,
           chunks,
-          sendChunk: this.#sendChunk(operation, lossFn, lossFnConfig),
+          ...wire,
           options,
           onFatal: (cause) => {
             if (k > 1 || !isAnswer(operation, cause)) this.#seq.stop({ operation, seqId: first, cause });
@@ -307,18 +313,41 @@ export class TrainingClient {
     return { transport: this.#ctx.transport, poller: this.#ctx.poller, budget: this.#ctx.budget, parallel: this.#ctx.config.parallel_fwdbwd_chunks };
   }
 
-  /** The submit of one chunk (JSON today; the protobuf codec replaces this body). */
-  #sendChunk(operation: "forward" | "forward_backward", lossFn: LossFnType, lossFnConfig: Record<string, number> | undefined): SendChunk {
-    return (seq, data) => (init) =>
-      this.#ctx.transport.api.POST("/api/v1/forward_backward", {
-        body: {
-          forward_backward_input: { data, loss_fn: lossFn, ...(lossFnConfig === undefined ? {} : { loss_fn_config: lossFnConfig }) },
-          model_id: this.modelId,
-          seq_id: seq,
-          ...(operation === "forward" ? { forward_only: true } : {}),
-        } as Schemas["ForwardBackwardRequest"],
-        ...init,
-      });
+  /**
+   * The chunks on the wire (PROTOCOL §10.1): one protobuf `ForwardBackwardRequest` per chunk, chunk i with seq_id
+   * `first + i`, zstd-compressed when the client config asks and the runtime can; results polled as protobuf.
+   */
+  #wire(
+    forwardOnly: boolean,
+    chunks: ReturnType<typeof splitIntoChunks>,
+    first: number,
+    lossFn: LossFnType,
+    lossFnConfig: Record<string, number> | undefined,
+  ): { sendChunk: SendChunk; protobuf: ProtobufResult<ForwardBackwardOutput> } {
+    const compress = this.#ctx.config.proto_compress_fwdbwd;
+    const bodies = chunks.map((chunk, i) =>
+      compressFwdbwdBody(
+        encodeForwardBackwardRequest({ modelId: this.modelId, seqId: first + i, data: chunk.data, lossFn, lossFnConfig, forwardOnly }),
+        compress,
+      ),
+    );
+    return {
+      sendChunk: (i) => (init) =>
+        this.#ctx.transport.api.POST("/api/v1/forward_backward", {
+          ...init,
+          body: bodies[i]!.body as never,
+          bodySerializer: (b: unknown) => b as never,
+          headers: {
+            ...init.headers,
+            "Content-Type": PROTOBUF_MEDIA_TYPE,
+            ...(bodies[i]!.encoding === undefined ? {} : { "Content-Encoding": bodies[i]!.encoding }),
+          },
+        }),
+      protobuf: {
+        headers: { accept: PROTOBUF_MEDIA_TYPE, requestType: forwardOnly ? "Forward" : "ForwardBackward" },
+        decode: decodeForwardBackwardOutput,
+      },
+    };
   }
 
   /**
@@ -527,6 +556,7 @@ export class TrainingClient {
     options: TrainingCallOptions,
     send: (seq: number, init: RequestInitExtras) => ReturnType<RequestFn>,
     mapSubmitError: (err: unknown) => unknown = (err) => err,
+    protobuf?: ProtobufResult<T>,
   ): APIFuture<T> {
     this.#assertCallable(operation, options);
     const seq = this.#seq.next();
@@ -551,6 +581,7 @@ export class TrainingClient {
           () => this.#stoppedError(operation, seq),
         ),
       mapSubmitError,
+      ...(protobuf === undefined ? {} : { protobuf }),
     });
   }
 
@@ -593,5 +624,7 @@ function validateLossFnConfig(config: Record<string, number> | undefined): Recor
 
 type RequestFn = (init: RequestInitExtras) => Promise<{ data?: unknown; error?: unknown; response: Response }>;
 
+/** The media type of protobuf bodies and results. */
+const PROTOBUF_MEDIA_TYPE = "application/x-protobuf";
 
 export { crossEntropyDatum, rlDatum, type CustomLossFn, type CustomLossResult, type RlDatumOptions } from "./datums.js";

@@ -9,7 +9,7 @@
  * | 200 `type: "try_again"` | report `queue_state`; poll again at once (the server long-polls) |
  * | 200 with an `error` key | fail with {@link RequestFailedError} (its `category`) |
  * | 200 `status: "complete_metadata"` | poll again with `allow_metadata_only: false` |
- * | other 200 | validate with the operation's schema and resolve |
+ * | other 200 | validate with the operation's schema (or decode the protobuf result) and resolve |
  * | 408 | report `queue_state`; poll again at once |
  * | ≥500 | poll again after a small floor ({@link FIVE_XX_FLOOR_MS}) |
  * | 429, connection error, poll timeout | back off exponentially, capped at 30 s; give up after {@link MAX_CONSECUTIVE_CONNECTION_FAILURES} connection failures in a row |
@@ -59,15 +59,34 @@ export interface FutureResultOptions {
 export interface PollAnswer {
   status: number;
   headers: Headers;
-  /** Parsed JSON, text, or undefined when empty. */
+  /** Parsed JSON, text, or undefined when empty (or protobuf). */
   body: unknown;
+  /** The body of a 2xx `application/x-protobuf` answer. */
+  protobuf?: Uint8Array;
+}
+
+/** Extra headers of a poll: what the result may come as, and the request type (both as the Python SDK sends them). */
+export interface PollHeaders {
+  /** `Accept`, e.g. `application/x-protobuf` for results that have a protobuf form. */
+  accept?: string;
+  /** `X-Tinker-Request-Type`, e.g. `ForwardBackward`. */
+  requestType?: string;
 }
 
 /** How a future polls: one `retrieve_future` request, no retries (the poller owns them). */
 export type PollOnce = (
   body: { request_id: string; allow_metadata_only: boolean },
   signal: AbortSignal,
+  headers?: PollHeaders,
 ) => Promise<PollAnswer>;
+
+/** How a result with a protobuf form is polled and decoded. */
+export interface ProtobufResult<T> {
+  /** Poll headers (`accept` is `application/x-protobuf`). */
+  headers: PollHeaders;
+  /** Decodes the protobuf body; throws (any error) when it is malformed. */
+  decode: (bytes: Uint8Array) => T;
+}
 
 /** What a poller needs from its client. */
 export interface PollerContext {
@@ -120,6 +139,7 @@ export async function pollUntilSettled<T>(
   requestId: string,
   operation: string,
   schema: z.ZodType<T>,
+  protobuf?: ProtobufResult<T>,
 ): Promise<T> {
   let allowMetadataOnly = false;
   let backoffExp = 0;
@@ -146,7 +166,7 @@ export async function pollUntilSettled<T>(
     }
     let answer: PollAnswer;
     try {
-      answer = await ctx.pollOnce({ request_id: requestId, allow_metadata_only: allowMetadataOnly }, ctx.closed);
+      answer = await ctx.pollOnce({ request_id: requestId, allow_metadata_only: allowMetadataOnly }, ctx.closed, protobuf?.headers);
     } catch (err) {
       if (ctx.closed.aborted) continue; // reported at the top of the loop
       if (!(err instanceof APIConnectionError)) throw err;
@@ -167,6 +187,22 @@ export async function pollUntilSettled<T>(
     const { status, body } = answer;
     if (status >= 200 && status < 300) {
       backoffExp = 0;
+      if (answer.protobuf !== undefined) {
+        if (protobuf === undefined) {
+          throw new ResponseValidationError({ body: `<${answer.protobuf.length} bytes of protobuf>`, operation, reason: "the server sent a protobuf result that was not asked for", secrets: ctx.secrets });
+        }
+        try {
+          return protobuf.decode(answer.protobuf);
+        } catch (err) {
+          throw new ResponseValidationError({
+            body: `<${answer.protobuf.length} bytes of protobuf>`,
+            operation,
+            reason: `the protobuf result cannot be decoded: ${err instanceof Error ? err.message : String(err)}`,
+            cause: err,
+            secrets: ctx.secrets,
+          });
+        }
+      }
       if (isRecord(body) && body["type"] === "try_again") {
         report(body);
         continue;

@@ -12,13 +12,13 @@
  *   gradients, and nothing hangs. Chunk 1 is never sent once another chunk's submit failed.
  * - an unsplit call releases the turn once its submit was accepted, like every other operation.
  *
- * The wire format of one chunk is the caller's (`sendChunk`), so the same dispatch serves JSON and protobuf.
+ * The wire format of one chunk is the caller's (`sendChunk`: protobuf, encoded when the method is called).
  *
  * @module
  */
 import { randomUUID } from "node:crypto";
 import type { components } from "../../generated/schema.js";
-import { pollUntilSettled, type PollerContext } from "../core/futures.js";
+import { pollUntilSettled, type PollerContext, type ProtobufResult } from "../core/futures.js";
 import { ResponseValidationError } from "../core/errors.js";
 import { callOptionsOf, type RequestOptions } from "../core/options.js";
 import { ForwardBackwardOutputSchema, UntypedAPIFutureSchema } from "./schemas.js";
@@ -26,11 +26,10 @@ import type { Transport, TransportCallback } from "./transport.js";
 import { combineOutputs, MetricCombineError, type Chunk } from "./chunking.js";
 import type { ByteBudget } from "./client-config.js";
 
-type Datum = components["schemas"]["Datum"];
 type ForwardBackwardOutput = components["schemas"]["ForwardBackwardOutput"];
 
-/** Sends one chunk: the openapi-fetch call of its submit, given its seq id and datums. */
-export type SendChunk = (seqId: number, data: Datum[]) => TransportCallback;
+/** Sends chunk `index` (0-based): the openapi-fetch call of its submit (its body already carries its seq id). */
+export type SendChunk = (index: number) => TransportCallback;
 
 /** What a dispatch needs from its training client. */
 export interface ChunkDispatchContext {
@@ -50,6 +49,8 @@ export interface ChunkDispatch {
   firstSeqId: number;
   chunks: Chunk[];
   sendChunk: SendChunk;
+  /** How results are polled and decoded (protobuf, JSON still accepted). */
+  protobuf: ProtobufResult<ForwardBackwardOutput>;
   options: RequestOptions;
   /** Called once, before the turn ends, when the call failed in a way that must stop the client. */
   onFatal: (cause: unknown) => void;
@@ -67,14 +68,14 @@ export interface Dispatched {
  * @throws the first chunk error (after `onFatal`), when a submit failed or, for a split call, any chunk failed.
  */
 export async function dispatchChunks(ctx: ChunkDispatchContext, call: ChunkDispatch): Promise<Dispatched> {
-  const { chunks, firstSeqId, operation } = call;
+  const { chunks, operation } = call;
   const k = chunks.length;
   const callOptions = callOptionsOf(call.options);
   const submit = (i: number): Promise<string> => {
     const chunk = chunks[i]!;
     const idempotencyKey = randomUUID();
     return ctx.budget.run(chunk.bytes, async () => {
-      const accepted = await ctx.transport.call(operation, call.sendChunk(firstSeqId + i, chunk.data), UntypedAPIFutureSchema, {
+      const accepted = await ctx.transport.call(operation, call.sendChunk(i), UntypedAPIFutureSchema, {
         ...callOptions,
         idempotencyKey,
       });
@@ -98,7 +99,7 @@ export async function dispatchChunks(ctx: ChunkDispatchContext, call: ChunkDispa
     call.onFatal(err);
     throw err;
   }
-  const polls = requestIds.map((id) => pollUntilSettled(ctx.poller, id, operation, ForwardBackwardOutputSchema));
+  const polls = requestIds.map((id) => pollUntilSettled(ctx.poller, id, operation, ForwardBackwardOutputSchema, call.protobuf));
   for (const p of polls) p.catch(() => undefined);
   const combine = (results: ForwardBackwardOutput[]): ForwardBackwardOutput => {
     try {

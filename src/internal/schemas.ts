@@ -116,6 +116,8 @@ export const TensorDataSchema = z.object({
   data: z.array(z.number()),
   dtype: z.enum(["int64", "float32"]),
   shape: z.array(int().nonnegative()).nullish(),
+  sparse_crow_indices: z.array(int().nonnegative()).nullish(),
+  sparse_col_indices: z.array(int().nonnegative()).nullish(),
 });
 
 /** Result of a `forward_backward` future (JSON form). */

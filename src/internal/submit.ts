@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { z } from "zod";
-import { APIFuture, pollUntilSettled, type PollerContext } from "../core/futures.js";
+import { APIFuture, pollUntilSettled, type PollerContext, type ProtobufResult } from "../core/futures.js";
 import { callOptionsOf, type RequestOptions } from "../core/options.js";
 import { UntypedAPIFutureSchema } from "./schemas.js";
 import type { Transport, TransportCallback } from "./transport.js";
@@ -34,6 +34,8 @@ export interface SubmitSpec<T> {
   gate?: (submit: () => Promise<string>) => Promise<string>;
   /** Rewrites a submit error (e.g. a 409 into a ConflictError that names the checkpoint). */
   mapSubmitError?: (err: unknown) => unknown;
+  /** For results with a protobuf form: the poll headers and the decoder (a JSON result is still accepted). */
+  protobuf?: ProtobufResult<T>;
 }
 
 /**
@@ -66,7 +68,7 @@ export function submitFuture<T>(ctx: SubmitContext, spec: SubmitSpec<T>): APIFut
     }
   };
   const requestId = spec.gate === undefined ? submit() : spec.gate(submit);
-  const settled = requestId.then((id) => pollUntilSettled(ctx.poller, id, operation, spec.schema));
+  const settled = requestId.then((id) => pollUntilSettled(ctx.poller, id, operation, spec.schema, spec.protobuf));
   return new APIFuture({
     seqId: spec.seqId,
     operation,

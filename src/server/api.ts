@@ -17,12 +17,13 @@ import type { ArchiveService } from "./archive.js";
 import type { FutureRegistry } from "./futures.js";
 import type { CheckpointRecord, RunRecord, Store } from "./store.js";
 import type { SupportedModel, TrainingHost } from "./training.js";
+import { encodeForwardBackwardResult, PROTOBUF_MEDIA_TYPE } from "./proto.js";
 import { HttpError, iso, parseTinkerPath, randomHex, tinkerPath, type CheckpointKind } from "./util.js";
 
 type Schemas = components["schemas"];
 
-/** What a handler answers: a status, an optional JSON body and extra headers. */
-export type Reply = { status: number; body?: unknown; headers?: Record<string, string> };
+/** What a handler answers: a status, an optional JSON body (or raw `bytes`, typed by a `content-type` header) and extra headers. */
+export type Reply = { status: number; body?: unknown; bytes?: Uint8Array; headers?: Record<string, string> };
 
 /** The request as a handler sees it. */
 export type OpContext = {
@@ -60,9 +61,30 @@ export type ApiDeps = {
   archiveResponse: "redirect" | "json";
   minTtlSeconds: number;
   supportedModels: readonly SupportedModel[];
-  /** Overrides of the client config. */
-  clientConfig: Record<string, unknown>;
+  /** Overrides of what `/api/v1/client/config` answers. */
+  clientConfig?: Partial<Schemas["ClientConfigResponse"]> | undefined;
 };
+
+/** The client configuration `/api/v1/client/config` answers (PROTOCOL §10.3). */
+export type ClientConfig = Schemas["ClientConfigResponse"];
+
+/** What `/api/v1/client/config` answers unless `startLocalServer({ clientConfig })` overrides it. */
+export const DEFAULT_CLIENT_CONFIG = {
+  pjwt_auth_enabled: false,
+  credential_default_source: "api_key",
+  use_pyqwest_transport: false,
+  create_model_via_load_weights: false,
+  parallel_fwdbwd_chunks: true,
+  proto_compress_fwdbwd: false,
+  fwdbwd_max_chunk_len: 1024,
+  fwdbwd_max_chunk_bytes_count: 5_000_000,
+  fwdbwd_dispatch_bytes_semaphore_size: 50_000_000,
+  sample_no_retries: false,
+  sample_enable_stuck_detection: true,
+} as const satisfies Schemas["ClientConfigResponse"];
+
+/** Result types a poll may ask for as protobuf (`Accept: application/x-protobuf`). */
+const PROTOBUF_RESULTS = new Set(["ForwardBackward", "Forward"]);
 
 const QUEUE_REASONS: Record<QueueState, string | undefined> = {
   active: undefined,
@@ -150,18 +172,7 @@ export function createOperationHandlers(d: ApiDeps): Record<string, OperationHan
   return {
     getClientConfig: () => ({
       status: 200,
-      body: {
-        pjwt_auth_enabled: false,
-        credential_default_source: "api_key",
-        use_pyqwest_transport: false,
-        create_model_via_load_weights: false,
-        parallel_fwdbwd_chunks: true,
-        proto_compress_fwdbwd: false,
-        fwdbwd_max_chunk_len: 1024,
-        sample_no_retries: false,
-        sample_enable_stuck_detection: true,
-        ...d.clientConfig,
-      } satisfies Schemas["ClientConfigResponse"],
+      body: { ...DEFAULT_CLIENT_CONFIG, ...d.clientConfig } satisfies Schemas["ClientConfigResponse"],
     }),
 
     getDynamicClientConfig: () => ({ status: 200, body: { refresh_interval_sec: 300 } satisfies Schemas["DynamicConfigResponse"] }),
@@ -247,7 +258,13 @@ export function createOperationHandlers(d: ApiDeps): Record<string, OperationHan
         if (reason !== undefined) body.queue_state_reason = reason;
         return { status: 200, body };
       }
-      if (outcome.ok) return { status: 200, body: outcome.value };
+      if (outcome.ok) {
+        const accept = String(ctx.req.headers.accept ?? "");
+        if (PROTOBUF_RESULTS.has(future.type) && accept.includes(PROTOBUF_MEDIA_TYPE)) {
+          return { status: 200, bytes: encodeForwardBackwardResult(outcome.value), headers: { "content-type": PROTOBUF_MEDIA_TYPE } };
+        }
+        return { status: 200, body: outcome.value };
+      }
       return { status: 200, body: { error: outcome.error, category: outcome.category } satisfies Schemas["RequestFailedResponse"] };
     },
 

@@ -3,10 +3,14 @@
  * authenticate, route (spec operations, admin routes, signed archive downloads), validate against the
  * spec, dispatch, and answer JSON with an `x-request-id` header.
  *
- * Error answers are always JSON `{"detail": "...", "field"?: "body.x.y"}`: 400 for an unparseable body,
- * 401 for a missing/unknown `X-API-Key`, 404 for an unknown route or an invisible resource, 405 for a
- * known path with the wrong method, 413 for a body over 64 MiB, 415 for a protobuf body (only JSON is
- * spoken), 422 for a schema violation.
+ * `forward_backward` also takes a protobuf body (`Content-Type: application/x-protobuf`, optionally
+ * `Content-Encoding: zstd`): it is decoded into the JSON request shape and validated like a JSON body. A handler
+ * may answer raw bytes (`Reply.bytes`, e.g. a protobuf `ForwardBackwardOutput`).
+ *
+ * Error answers are always JSON `{"detail": "...", "field"?: "body.x.y"}`: 400 for an unparseable body (also
+ * a malformed protobuf one, naming what is wrong), 401 for a missing/unknown `X-API-Key`, 404 for an unknown
+ * route or an invisible resource, 405 for a known path with the wrong method, 413 for a body over 64 MiB, 415
+ * for a protobuf body to any other operation, 422 for a schema violation.
  *
  * @module
  */
@@ -19,6 +23,7 @@ import type { ArchiveService } from "./archive.js";
 import { faultRuleSchema, type FaultInjector } from "./faults.js";
 import { allowedMethods, matchRoute, specOperations, validateRequest } from "./spec.js";
 import { adapterConfigJson, DEFAULT_LORA_ALPHA } from "./model.js";
+import { decodeForwardBackwardBody } from "./proto.js";
 import { CheckpointExistsError, type LoraInfo, type Store } from "./store.js";
 import { writeSyntheticFile } from "./synthetic.js";
 import { checkCheckpointName, HttpError, randomHex, tinkerPath, type CheckpointKind } from "./util.js";
@@ -36,10 +41,14 @@ export type RecordedRequest = {
   /** Request headers (lower-case names). */
   headers: Record<string, string | string[] | undefined>;
   /**
-   * Parsed JSON body; the raw text if it was not JSON; undefined if empty; a placeholder string for
-   * bodies over 1 MiB (so the ring of recorded requests stays small).
+   * Parsed JSON body; for a protobuf forward_backward body, its decoded JSON shape (`{model_id, seq_id,
+   * forward_backward_input, forward_only}`), or the raw bytes if it does not decode; the raw text if it was not
+   * JSON; undefined if empty; a placeholder string for bodies over 1 MiB (so the ring of recorded requests
+   * stays small).
    */
   body: unknown;
+  /** The body bytes exactly as sent (still compressed if they were), for protobuf bodies up to 1 MiB. */
+  raw?: Buffer;
   /** Response status, once answered. */
   status?: number;
   /** The `x-request-id` the server answered with. */
@@ -185,7 +194,8 @@ export class HttpApp {
     }
     let body: unknown;
     let bodyError: string | undefined;
-    if (raw.length > 0) {
+    const protobuf = String(req.headers["content-type"] ?? "").includes("protobuf");
+    if (raw.length > 0 && !protobuf) {
       try {
         body = JSON.parse(raw.toString("utf8"));
       } catch (err) {
@@ -193,6 +203,16 @@ export class HttpApp {
       }
     }
 
+    let decoded: Record<string, unknown> | HttpError | undefined;
+    if (protobuf && method === "POST" && path === "/api/v1/forward_backward") {
+      try {
+        const encoding = req.headers["content-encoding"];
+        decoded = decodeForwardBackwardBody(raw, Array.isArray(encoding) ? encoding.join(",") : encoding);
+      } catch (err) {
+        if (!(err instanceof HttpError)) throw err;
+        decoded = err;
+      }
+    }
     const record: RecordedRequest = {
       time: Date.now(),
       method,
@@ -202,11 +222,16 @@ export class HttpApp {
       body:
         raw.length > RECORDED_BODY_LIMIT
           ? `<body of ${raw.length} bytes not recorded>`
-          : bodyError !== undefined
-            ? raw.toString("utf8")
-            : body,
+          : protobuf
+            ? decoded !== undefined && !(decoded instanceof HttpError)
+              ? decoded
+              : raw
+            : bodyError !== undefined
+              ? raw.toString("utf8")
+              : body,
       requestId,
     };
+    if (protobuf && raw.length <= RECORDED_BODY_LIMIT) record.raw = raw;
     this.#requests.push(record);
     if (this.#requests.length > RECORDED_REQUESTS_LIMIT) this.#requests.splice(0, this.#requests.length - RECORDED_REQUESTS_LIMIT);
     res.on("finish", () => {
@@ -242,9 +267,10 @@ export class HttpApp {
     });
     try {
       if (!segments) throw new HttpError(400, "the request path is not valid percent-encoding");
-      const reply = await this.#route(req, res, method, segments, query, body, bodyError, ac.signal, cut);
+      const reply = await this.#route(req, res, method, segments, query, protobuf ? decoded : body, bodyError, ac.signal, cut);
       if (reply === "handled" || res.destroyed) return;
-      this.#sendJson(req, res, reply.status, reply.body, reply.headers ?? {}, cut);
+      if (reply.bytes !== undefined) this.#sendBytes(req, res, reply.status, reply.bytes, reply.headers ?? {}, cut);
+      else this.#sendJson(req, res, reply.status, reply.body, reply.headers ?? {}, cut);
     } catch (err) {
       if (err instanceof HttpError) {
         const payload: Record<string, unknown> = { detail: err.message };
@@ -289,7 +315,10 @@ export class HttpApp {
     }
     const contentType = String(req.headers["content-type"] ?? "");
     if (contentType.includes("protobuf") && match.operation.bodySchema !== undefined) {
-      throw new HttpError(415, `the local server accepts JSON request bodies only (got ${contentType}); send ${match.operation.template} as application/json`);
+      if (match.operation.operationId !== "forwardBackward" || body === undefined) {
+        throw new HttpError(415, `${match.operation.template} takes a JSON body (got ${contentType}); only /api/v1/forward_backward also takes application/x-protobuf`);
+      }
+      if (body instanceof HttpError) throw body; // the protobuf body did not decode (400 naming what is wrong)
     }
     if (bodyError !== undefined && match.operation.bodySchema !== undefined) {
       throw new HttpError(400, `request body is not valid JSON: ${bodyError}`, { field: "body" });
@@ -412,6 +441,19 @@ export class HttpApp {
     if (!rec) throw new HttpError(404, `checkpoint ${kind}/${name} of training run ${runId} no longer exists`);
     await this.#d.archive.serve(req, res, rec, {}, cut);
     return "handled";
+  }
+
+  #sendBytes(req: IncomingMessage, res: ServerResponse, status: number, bytes: Uint8Array, headers: Record<string, string>, cut: number | undefined): void {
+    res.writeHead(status, { "content-type": "application/octet-stream", ...headers, "content-length": String(bytes.length) });
+    if (req.method === "HEAD") {
+      res.end();
+      return;
+    }
+    if (cut !== undefined && cut < bytes.length) {
+      res.write(bytes.subarray(0, cut), () => res.destroy());
+      return;
+    }
+    res.end(bytes);
   }
 
   #sendJson(

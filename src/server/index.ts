@@ -3,7 +3,8 @@
  * and trains a tiny real LoRA model, so code can be developed offline and tests run over real HTTP.
  *
  * It speaks the wire protocol of the Tinker service for every operation in `spec/tinker.openapi.yaml`
- * (forward_backward as JSON), plus the Python SDK's start-up calls, with these documented bounds:
+ * (forward_backward as protobuf, zstd-compressed or not, and as JSON for older clients; results as protobuf when
+ * the poll asks for it), plus the Python SDK's start-up calls, with these documented bounds:
  *
  * | bound | default | option |
  * |---|---|---|
@@ -36,7 +37,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createHash } from "node:crypto";
-import { createOperationHandlers, type QueueState } from "./api.js";
+import { createOperationHandlers, type ClientConfig, type QueueState } from "./api.js";
 import { ArchiveService, loadUrlSigningKey } from "./archive.js";
 import { FaultInjector, type FaultRule } from "./faults.js";
 import { FutureRegistry } from "./futures.js";
@@ -50,7 +51,8 @@ const SEQUENCED_OPERATIONS = new Set(["forwardBackward", "optimStep", "saveWeigh
 
 export type { FaultRule } from "./faults.js";
 export type { RecordedRequest } from "./http.js";
-export type { QueueState } from "./api.js";
+export type { ClientConfig, QueueState } from "./api.js";
+export { DEFAULT_CLIENT_CONFIG } from "./api.js";
 export type { OperationEvent, SupportedModel } from "./training.js";
 
 /** Base models the local server accepts by default (real Tinker model names). */
@@ -110,10 +112,14 @@ export type LocalServerOptions = {
   clock?: () => number;
   /** Base models accepted by `create_model` and listed by `get_server_capabilities`. */
   supportedModels?: readonly SupportedModel[];
+  /**
+   * Overrides of what `/api/v1/client/config` answers (see `DEFAULT_CLIENT_CONFIG`: chunk limits,
+   * `parallel_fwdbwd_chunks`, `proto_compress_fwdbwd`, `create_model_via_load_weights`, ...), so tests can
+   * exercise every mode the service has. `use_pyqwest_transport` stays false unless overridden.
+   */
+  clientConfig?: Partial<ClientConfig>;
   /** Fault-injection rules active from the start (see `FaultRule`). */
   faults?: FaultRule[];
-  /** Overrides of what `/api/v1/client/config` answers (chunk limits, `parallel_fwdbwd_chunks`, `create_model_via_load_weights`, ...). */
-  clientConfig?: Record<string, unknown>;
   /** Called for every request once its body is read. */
   onRequest?: (req: RecordedRequest) => void;
   /** Called when a training operation finishes executing (times from `performance.now()`); for benchmarks. */
@@ -232,7 +238,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     archiveResponse: options.archiveResponse ?? "redirect",
     minTtlSeconds,
     supportedModels,
-    clientConfig: options.clientConfig ?? {},
+    clientConfig: options.clientConfig,
   });
   const faults = new FaultInjector();
   if (options.faults) faults.set(options.faults);

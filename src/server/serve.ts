@@ -3,6 +3,7 @@
  *
  * ```text
  * tinker-ts serve [--port N] [--host H] [--data-dir DIR] [--api-key KEY] [--future-delay-ms MS]
+ *                 [--client-config JSON]
  * ```
  *
  * Defaults: port 8080 (0 picks a free port), host 127.0.0.1, data dir `./.tinker/local-server`, API key
@@ -13,7 +14,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { startLocalServer, type LocalServer } from "./index.js";
+import { startLocalServer, type ClientConfig, type LocalServer } from "./index.js";
 
 /** Usage text of `tinker-ts serve`. */
 export const SERVE_USAGE = `Usage: tinker-ts serve [options]
@@ -26,6 +27,8 @@ Options:
   --data-dir DIR        state directory (default ./.tinker/local-server)
   --api-key KEY         API key to accept (default: stored in DIR/local-api-key)
   --future-delay-ms MS  delay each training operation by MS milliseconds
+  --client-config JSON  override fields of /api/v1/client/config, e.g.
+                        '{"proto_compress_fwdbwd": true, "fwdbwd_max_chunk_len": 8}'
   --quiet               do not log requests
   -h, --help            show this help
 `;
@@ -57,6 +60,48 @@ function intOption(name: string, raw: string | undefined, min: number, max: numb
   return Number(raw);
 }
 
+const CLIENT_CONFIG_TYPES: Record<keyof ClientConfig, "boolean" | "integer" | "number" | "string"> = {
+  pjwt_auth_enabled: "boolean",
+  credential_default_source: "string",
+  sample_dispatch_bytes_semaphore_size: "integer",
+  inflight_response_bytes_semaphore_size: "integer",
+  parallel_fwdbwd_chunks: "boolean",
+  proto_compress_fwdbwd: "boolean",
+  fwdbwd_max_chunk_len: "integer",
+  fwdbwd_max_chunk_bytes_count: "integer",
+  fwdbwd_dispatch_bytes_semaphore_size: "integer",
+  billing_exception_max_pause_duration_sec: "number",
+  sample_no_retries: "boolean",
+  sample_enable_stuck_detection: "boolean",
+  sample_max_concurrent_requests: "integer",
+  use_pyqwest_transport: "boolean",
+  create_model_via_load_weights: "boolean",
+};
+
+/** Parses `--client-config` (a JSON object of ClientConfigResponse fields); unknown keys and wrong types are usage errors. */
+function parseClientConfig(raw: string | undefined): Partial<ClientConfig> | undefined {
+  if (raw === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (e) {
+    throw new ServeUsageError(`--client-config must be a JSON object, e.g. '{"proto_compress_fwdbwd": true}' (${(e as Error).message})`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new ServeUsageError(`--client-config must be a JSON object, e.g. '{"proto_compress_fwdbwd": true}'`);
+  }
+  for (const [key, value] of Object.entries(parsed)) {
+    const type = CLIENT_CONFIG_TYPES[key as keyof ClientConfig];
+    if (type === undefined) {
+      throw new ServeUsageError(`--client-config: unknown field ${JSON.stringify(key)}; known: ${Object.keys(CLIENT_CONFIG_TYPES).join(", ")}`);
+    }
+    const ok =
+      type === "integer" ? Number.isSafeInteger(value) : type === "number" ? typeof value === "number" && Number.isFinite(value) : typeof value === type;
+    if (!ok) throw new ServeUsageError(`--client-config: ${key} must be ${type === "integer" ? "an integer" : `a ${type}`}, got ${JSON.stringify(value)}`);
+  }
+  return parsed as Partial<ClientConfig>;
+}
+
 /**
  * Parses `argv` (the arguments after `serve`), starts the server and prints how to use it. Resolves to
  * the running server, or `undefined` after printing `--help`.
@@ -81,6 +126,7 @@ export async function runServe(argv: string[], io: ServeIO = {}): Promise<LocalS
         "data-dir": { type: "string" },
         "api-key": { type: "string" },
         "future-delay-ms": { type: "string" },
+        "client-config": { type: "string" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -100,6 +146,7 @@ export async function runServe(argv: string[], io: ServeIO = {}): Promise<LocalS
   if (apiKey === "") throw new ServeUsageError("--api-key must not be empty");
   const dataDir = (values["data-dir"] as string | undefined) ?? ".tinker/local-server";
   const quiet = values.quiet === true;
+  const clientConfig = parseClientConfig(values["client-config"] as string | undefined);
 
   const server = await startLocalServer({
     port,
@@ -107,6 +154,7 @@ export async function runServe(argv: string[], io: ServeIO = {}): Promise<LocalS
     dataDir,
     ...(apiKey !== undefined ? { apiKey } : {}),
     ...(futureDelayMs !== undefined ? { futureDelayMs } : {}),
+    ...(clientConfig !== undefined ? { clientConfig } : {}),
     log: quiet ? undefined : (line) => err(`[tinker-ts serve] ${line}\n`),
   });
   out(

@@ -474,16 +474,22 @@ export class TrainingHost {
     live.sequencer.submit(seqId, async () => undefined);
   }
 
-  /** `forward_backward`. */
+  /**
+   * `forward_backward`, or `forward` when `forward_only` (the loss and outputs only: no gradient is
+   * accumulated, and the future's type is `Forward`). Sparse CSR tensors are made dense for the model.
+   */
   submitForwardBackward(owner: string, body: Schemas["ForwardBackwardRequest"]): FutureReply {
-    return this.#submitSequenced(owner, body.model_id, body.seq_id, "ForwardBackward", "forward_backward", (live) => async () => {
+    const forwardOnly = body.forward_only === true;
+    const type = forwardOnly ? "Forward" : "ForwardBackward";
+    return this.#submitSequenced(owner, body.model_id, body.seq_id, type, forwardOnly ? "forward" : "forward_backward", (live) => {
       const input = body.forward_backward_input;
-      const out = this.#model(live).forwardBackward(
-        input.data as unknown as Datum[],
-        input.loss_fn as "cross_entropy",
-        input.loss_fn_config ?? undefined,
-      );
-      return out as unknown as Record<string, unknown>;
+      const data = input.data.map((datum, i) => densifyDatum(datum, `data[${i}]`));
+      return async () => {
+        const model = this.#model(live);
+        const run = forwardOnly ? model.forward.bind(model) : model.forwardBackward.bind(model);
+        const out = run(data as unknown as Datum[], input.loss_fn as "cross_entropy", input.loss_fn_config ?? undefined);
+        return out as unknown as Record<string, unknown>;
+      };
     });
   }
 
@@ -708,6 +714,39 @@ export class TrainingHost {
     }
     this.#models.clear();
   }
+}
+
+/** Expands sparse CSR tensors of a datum into dense ones; a malformed CSR tensor is a 400. */
+function densifyDatum(datum: Schemas["Datum"], where: string): Schemas["Datum"] {
+  let inputs: Record<string, Schemas["TensorData"]> | undefined;
+  for (const [name, t] of Object.entries(datum.loss_fn_inputs)) {
+    const crow = t.sparse_crow_indices ?? undefined;
+    const col = t.sparse_col_indices ?? undefined;
+    if (crow === undefined && col === undefined) continue;
+    const field = `body.forward_backward_input.${where}.loss_fn_inputs.${name}`;
+    const shape = t.shape ?? [];
+    if (crow === undefined || col === undefined || shape.length !== 2) {
+      throw new HttpError(400, `${field}: a sparse CSR tensor needs sparse_crow_indices, sparse_col_indices and its 2-D dense shape`, { field });
+    }
+    const [rows, cols] = shape as [number, number];
+    if (crow.length !== rows + 1 || col.length !== t.data.length || crow[0] !== 0 || crow[rows] !== t.data.length || rows * cols > 1 << 26) {
+      throw new HttpError(400, `${field}: inconsistent sparse CSR tensor (rows ${rows}, ${crow.length} row pointers, ${col.length} column indices, ${t.data.length} values)`, { field });
+    }
+    const dense = new Array<number>(rows * cols).fill(0);
+    for (let r = 0; r < rows; r++) {
+      const from = crow[r]!;
+      const to = crow[r + 1]!;
+      if (!(from <= to)) throw new HttpError(400, `${field}: sparse_crow_indices must not decrease`, { field });
+      for (let k = from; k < to; k++) {
+        const c = col[k]!;
+        if (!(c >= 0 && c < cols)) throw new HttpError(400, `${field}: sparse_col_indices[${k}] = ${c} is outside [0, ${cols})`, { field });
+        dense[r * cols + c] = t.data[k]!;
+      }
+    }
+    inputs ??= { ...datum.loss_fn_inputs };
+    inputs[name] = { data: dense, dtype: t.dtype, shape: [rows, cols] };
+  }
+  return inputs === undefined ? datum : { ...datum, loss_fn_inputs: inputs };
 }
 
 /** The PEFT-style adapter files every checkpoint holds: the config and the LoRA weights. */
