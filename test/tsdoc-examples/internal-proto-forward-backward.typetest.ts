@@ -7,6 +7,11 @@ import { service, rest, training, transport, runId, tinkerPath, url, future, arg
 
 // internal/proto/forward-backward.ts, example 1
 export async function example1() {
+  DTYPE.BFLOAT16; // 4: decoded to float32
+}
+
+// internal/proto/forward-backward.ts, example 2
+export async function example2() {
   const body = encodeForwardBackwardRequest({
     modelId: "sess-1:train:0",
     seqId: 1,
@@ -16,8 +21,8 @@ export async function example1() {
   // POST it with Content-Type: application/x-protobuf
 }
 
-// internal/proto/forward-backward.ts, example 2
-export async function example2() {
+// internal/proto/forward-backward.ts, example 3
+export async function example3() {
   const out = decodeForwardBackwardOutput(new Uint8Array(await response.arrayBuffer()));
   console.log(out.metrics["loss:sum"], out.loss_fn_outputs[0]?.["logprobs"]?.data);
 }

@@ -7,6 +7,11 @@ import { service, rest, training, transport, runId, tinkerPath, url, future, arg
 
 // internal/proto/sample.ts, example 1
 export async function example1() {
+  const empty = (token: number, lp: number) => token === 0 && lp === TOPK_MASK_LOGPROB;
+}
+
+// internal/proto/sample.ts, example 2
+export async function example2() {
   const res = decodeSampleResponse(new Uint8Array(await response.arrayBuffer()));
   console.log(res.sequences[0]?.tokens, res.sequences[0]?.stop_reason);
 }
