@@ -155,4 +155,28 @@ describe("fail-stop", () => {
     await fb;
     await training.optimStep(ADAM);
   });
+
+  test("an abort while queued (seq id taken, nothing sent) stops the client: its seq id can never be filled", async () => {
+    const { server, service } = await setup();
+    const training = await service.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });
+    await training.forwardBackward(batch(0), "cross_entropy");
+    server.setFaults([{ path: "/api/v1/optim_step", times: 1, status: 503, retryAfter: 1 }]);
+    const step = training.optimStep(ADAM, { maxRetries: 1 }); // its submit waits ~1 s before the retry
+    const controller = new AbortController();
+    const save = training.saveState("queued", { signal: controller.signal });
+    setTimeout(() => controller.abort(), 100);
+    assert.ok((await rejection(save)) instanceof APIUserAbortError);
+    await step; // the step itself went through
+    const err = (() => {
+      try {
+        training.optimStep(ADAM);
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    assert.ok(err instanceof TrainingClientStoppedError, String(err));
+    assert.equal(err.failedOperation, "save_weights");
+    assert.equal(posts(server, "/api/v1/save_weights", training.modelId).length, 0);
+  });
 });
