@@ -422,7 +422,7 @@ export class RestClient {
    * Deletes a checkpoint. Permanent.
    *
    * @param checkpointId - `"weights/<name>"` or `"sampler_weights/<name>"`.
-   * @throws {NotFoundError} when the checkpoint does not exist; the message names the path ("expired or deleted?").
+   * @throws {NotFoundError} when the checkpoint does not exist; the message names the path ("expired or deleted?"); after an attempt whose answer was lost, a 404 is that attempt's work: success.
    * @example
    * ```ts
    * await rest.deleteCheckpoint("sess-0:train:0", "weights/ckpt-1");
@@ -436,7 +436,7 @@ export class RestClient {
    * Deletes the checkpoint at a tinker path. Permanent.
    *
    * @throws {InvalidTinkerPathError} when `tinkerPath` is malformed (nothing is sent).
-   * @throws {NotFoundError} when the checkpoint does not exist; the message names the path ("expired or deleted?").
+   * @throws {NotFoundError} when the checkpoint does not exist; the message names the path ("expired or deleted?"); after an attempt whose answer was lost, a 404 is that attempt's work: success.
    * @example
    * ```ts
    * await rest.deleteCheckpointFromTinkerPath("tinker://sess-0:train:0/weights/ckpt-1");
@@ -450,7 +450,7 @@ export class RestClient {
    * Makes a checkpoint public (readable by other users with its path).
    *
    * @throws {InvalidTinkerPathError} when `tinkerPath` is malformed (nothing is sent).
-   * @throws {ConflictError} when it is already public (never retried).
+   * @throws {ConflictError} when it is already public (never retried; after an attempt whose answer was lost it is that attempt's work: success).
    * @throws {NotFoundError} when the checkpoint does not exist or is not owned by this key.
    * @example
    * ```ts
@@ -465,7 +465,7 @@ export class RestClient {
    * Makes a public checkpoint private again.
    *
    * @throws {InvalidTinkerPathError} when `tinkerPath` is malformed (nothing is sent).
-   * @throws {ConflictError} when it is already private (never retried).
+   * @throws {ConflictError} when it is already private (never retried; after an attempt whose answer was lost it is that attempt's work: success).
    * @throws {NotFoundError} when the checkpoint does not exist or is not owned by this key.
    * @example
    * ```ts
