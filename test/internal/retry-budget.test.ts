@@ -13,9 +13,9 @@ import {
   ConflictError,
   InternalServerError,
   RateLimitError,
-} from "../src/index.js";
-import { Transport, type CallOptions, type TransportConfig } from "../src/internal/transport.js";
-import { startScriptedServer, type ScriptHandler, type ScriptedReply, type ScriptedServer } from "./helpers/http-server.js";
+} from "../../src/index.js";
+import { Transport, type CallOptions, type TransportConfig } from "../../src/internal/transport.js";
+import { startScriptedServer, type ScriptHandler, type ScriptedReply, type ScriptedServer } from "../helpers/http-server.js";
 
 const API_KEY = "tml-budget-secret-key-0123456789";
 const FUTURE = { request_id: "req-1", model_id: "sess-0:train:0" };

@@ -8,10 +8,10 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
-import { ArchiveChangedError, RestClient, downloadCheckpoint } from "../src/index.js";
-import { Transport } from "../src/internal/transport.js";
-import { startArchiveHost, type ArchiveHost } from "./helpers/archive-host.js";
-import { craftTar } from "./helpers/crafted-tar.js";
+import { ArchiveChangedError, RestClient, downloadCheckpoint } from "../../src/index.js";
+import { Transport } from "../../src/internal/transport.js";
+import { startArchiveHost, type ArchiveHost } from "../helpers/archive-host.js";
+import { craftTar } from "../helpers/crafted-tar.js";
 
 const CKPT = "tinker://sess-1:train:0/weights/ckpt-v";
 
