@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { components } from "../generated/schema.js";
-import { InvalidArgumentError, TinkerError, APIError, APIUserAbortError, ResponseValidationError } from "./core/errors.js";
+import { InvalidArgumentError, TinkerError, APIError, APIUserAbortError, NotFoundError, ResponseValidationError } from "./core/errors.js";
 import { resolveConnection } from "./internal/config.js";
 import { type PollAnswer, type PollerContext, type PollHeaders, type QueueStateChange } from "./core/futures.js";
 import { submitFuture } from "./internal/submit.js";
@@ -21,7 +21,7 @@ import { abortableSleep, type SleepFn } from "./internal/sleep.js";
 import { parseTinkerPath } from "./core/tinker-path.js";
 import { SDK_VERSION, Transport, type CallOptions } from "./internal/transport.js";
 import { callOptionsOf } from "./core/options.js";
-import { ByteBudget, ClientConfigSchema, type ClientConfig } from "./internal/client-config.js";
+import { ByteBudget, ClientConfigSchema, DEFAULT_CLIENT_CONFIG, type ClientConfig } from "./internal/client-config.js";
 import { LoadWeightsResponseSchema } from "./internal/schemas.js";
 import { RestClient } from "./rest-client.js";
 import { TrainingClient, type TrainingCallOptions } from "./training-client.js";
@@ -373,15 +373,21 @@ export class ServiceClient {
     return new TrainingClient(ctx, { modelId, baseModel: info.model_data.model_name ?? info.model_name ?? "" });
   }
 
-  /** The client config, read once per ServiceClient (a failed read is retried by the next caller). */
+  /** The client config, read once per ServiceClient (a failed read is retried by the next caller; a 404 means every default). */
   #clientConfig(options: TrainingCallOptions): Promise<ClientConfig> {
     if (this.#config === undefined) {
-      const config = this.#transport.call(
-        "client_config",
-        (init) => this.#transport.api.POST("/api/v1/client/config", { body: { sdk_version: SDK_VERSION }, ...init }),
-        ClientConfigSchema,
-        callOptionsOf(options),
-      );
+      const config = this.#transport
+        .call(
+          "client_config",
+          (init) => this.#transport.api.POST("/api/v1/client/config", { body: { sdk_version: SDK_VERSION }, ...init }),
+          ClientConfigSchema,
+          callOptionsOf(options),
+        )
+        // A server without the endpoint behaves as one that answers `{}`: every default applies.
+        .catch((err: unknown) => {
+          if (err instanceof NotFoundError) return DEFAULT_CLIENT_CONFIG;
+          throw err;
+        });
       config.catch(() => {
         if (this.#config === config) this.#config = undefined;
       });
