@@ -4,8 +4,9 @@
  * @module
  */
 import type { z } from "zod";
-import type { components } from "../generated/schema.js";
-import { APIFuture, type ProtobufResult } from "./core/futures.js";
+import type { components } from "./core/wire.js";
+import { APIFuture } from "./core/futures.js";
+import type { ProtobufResult } from "./internal/poll.js";
 import { submitFuture, type SubmitContext } from "./internal/submit.js";
 import { APIUserAbortError, ConflictError, InvalidArgumentError } from "./core/errors.js";
 import { TrainingClientStoppedError } from "./core/training-errors.js";
@@ -28,7 +29,9 @@ import { SeqGate } from "./internal/seq.js";
 import { validateTtlSeconds } from "./core/ttl.js";
 import { formatTinkerPath, parseTinkerPath, validateCheckpointName } from "./core/tinker-path.js";
 import type { RequestInitExtras } from "./internal/transport.js";
-import { callOptionsOf, type RequestOptions } from "./core/options.js";
+import type { RequestOptions } from "./core/options.js";
+import { requestOptionsOf } from "./internal/request-options.js";
+import { rewordAPIError } from "./internal/reword.js";
 
 type Schemas = components["schemas"];
 /** One training example: model input tokens and the loss function's inputs (wire type). */
@@ -57,16 +60,8 @@ export type GetInfoResponse = Schemas["GetInfoResponse"];
 /** Result of `unload`. */
 export type UnloadModelResponse = Schemas["UnloadModelResponse"];
 
-/** Options every training operation takes. */
-export interface TrainingCallOptions extends RequestOptions {
-  /** Aborts the submit (if not sent yet) and waiting on the future via `await`. */
-  signal?: AbortSignal;
-  /** Per-attempt HTTP time limit of the submit, in ms. Use `future.result({ timeoutMs })` to bound the wait. */
-  timeoutMs?: number;
-}
-
 /** Options of {@link TrainingClient.forwardBackward} and {@link TrainingClient.forward}. */
-export interface ForwardBackwardOptions extends TrainingCallOptions {
+export interface ForwardBackwardOptions extends RequestOptions {
   /**
    * Loss parameters, sent as `loss_fn_config`: `clip_low_threshold` / `clip_high_threshold` for `ppo` (default
    * 0.8 / 1.2) and `cispo` (0 / 4), `beta` for `dro`. Finite numbers only.
@@ -75,10 +70,10 @@ export interface ForwardBackwardOptions extends TrainingCallOptions {
 }
 
 /** Options of {@link TrainingClient.forwardBackwardCustom}. */
-export type ForwardBackwardCustomOptions = TrainingCallOptions;
+export type ForwardBackwardCustomOptions = RequestOptions;
 
 /** Options of {@link TrainingClient.saveState}. */
-export interface SaveStateOptions extends TrainingCallOptions {
+export interface SaveStateOptions extends RequestOptions {
   /** Seconds until the checkpoint expires (integer ≥ 3600). Omit to keep it until deleted. */
   ttlSeconds?: number;
   /** Replace an existing checkpoint of the same name (default false: a {@link ConflictError}). */
@@ -86,13 +81,13 @@ export interface SaveStateOptions extends TrainingCallOptions {
 }
 
 /** Options of {@link TrainingClient.saveWeightsForSampler}. */
-export interface SaveWeightsForSamplerOptions extends TrainingCallOptions {
+export interface SaveWeightsForSamplerOptions extends RequestOptions {
   /** Seconds until the checkpoint expires (integer ≥ 3600). */
   ttlSeconds?: number;
 }
 
 /** Options of {@link TrainingClient.loadState} and {@link TrainingClient.loadStateWithOptimizer}. */
-export interface LoadStateOptions extends TrainingCallOptions {
+export interface LoadStateOptions extends RequestOptions {
   /** Token granting access to another user's checkpoint, when needed. */
   weightsAccessToken?: string;
 }
@@ -359,7 +354,7 @@ export class TrainingClient {
    * await training.optimStep({ learning_rate: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-12 });
    * ```
    */
-  optimStep(adamParams: AdamParams, options: TrainingCallOptions = {}): APIFuture<OptimStepResponse> {
+  optimStep(adamParams: AdamParams, options: RequestOptions = {}): APIFuture<OptimStepResponse> {
     if (typeof adamParams !== "object" || adamParams === null) {
       throw new InvalidArgumentError("optimStep needs adamParams, e.g. { learning_rate: 1e-4 }.");
     }
@@ -416,14 +411,7 @@ export class TrainingClient {
         }),
       (err) =>
         err instanceof ConflictError
-          ? new ConflictError({
-              status: err.status,
-              headers: err.headers,
-              body: err.body,
-              method: err.method,
-              url: err.url,
-              message: `Checkpoint ${path} already exists. Pass { overwrite: true } to saveState to replace it, or choose another name.`,
-            })
+          ? rewordAPIError(err, `Checkpoint ${path} already exists. Pass { overwrite: true } to saveState to replace it, or choose another name.`)
           : err,
     );
   }
@@ -494,12 +482,12 @@ export class TrainingClient {
    * console.log(info.model_data.model_name, info.lora_rank);
    * ```
    */
-  getInfo(options: TrainingCallOptions = {}): Promise<GetInfoResponse> {
+  getInfo(options: RequestOptions = {}): Promise<GetInfoResponse> {
     return this.#ctx.transport.call(
       "get_info",
       (init) => this.#ctx.transport.api.POST("/api/v1/get_info", { body: { model_id: this.modelId, type: "get_info" }, ...init }),
       GetInfoResponseSchema,
-      callOptionsOf(options),
+      requestOptionsOf(options),
     );
   }
 
@@ -511,7 +499,7 @@ export class TrainingClient {
    * await training.unload();
    * ```
    */
-  unload(options: TrainingCallOptions = {}): APIFuture<UnloadModelResponse> {
+  unload(options: RequestOptions = {}): APIFuture<UnloadModelResponse> {
     return submitFuture(this.#ctx, {
       operation: "unload_model",
       seqId: 0,
@@ -546,6 +534,7 @@ export class TrainingClient {
   }
 
   /**
+   * Throws at once (taking no seq_id) when the signal is already aborted.
    * Takes the next seq_id now, submits in seq order (one idempotency key for all attempts of this request, the
    * body — with its seq_id — identical on every retry), then polls the future concurrently. A submit that fails
    * for good stops the client (except a 409 on a save, which is an answer: nothing ran).
@@ -553,7 +542,7 @@ export class TrainingClient {
   #submitOrdered<T>(
     operation: string,
     schema: z.ZodType<T>,
-    options: TrainingCallOptions,
+    options: RequestOptions,
     send: (seq: number, init: RequestInitExtras) => ReturnType<RequestFn>,
     mapSubmitError: (err: unknown) => unknown = (err) => err,
     protobuf?: ProtobufResult<T>,
@@ -586,7 +575,7 @@ export class TrainingClient {
   }
 
   /** Before taking a seq_id: a stopped client refuses, and an already-aborted signal takes none. */
-  #assertCallable(operation: string, options: TrainingCallOptions): void {
+  #assertCallable(operation: string, options: RequestOptions): void {
     const failed = this.#seq.stopped;
     if (failed !== undefined) throw new TrainingClientStoppedError({ modelId: this.modelId, failed, operation });
     if (options.signal?.aborted === true) {

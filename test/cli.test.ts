@@ -37,7 +37,7 @@ function cli(args: string[], options: { env?: Record<string, string | undefined>
   };
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [BIN, ...args], { env: env as NodeJS.ProcessEnv, cwd: work, timeout: 30_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [BIN, ...args], { env: env as NodeJS.ProcessEnv, cwd: work, timeout: 120_000 }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === "number" ? err.code : 1;
       // The API key must never be printed, whatever the command.
       assert.ok(!stdout.includes(server.apiKey) && !stderr.includes(server.apiKey), `API key printed by ${args.join(" ")}`);
@@ -102,11 +102,34 @@ describe("tinker-ts CLI", { concurrency: true }, () => {
     assert.equal(badFormat.code, 2);
   });
 
+  test("messages for a shell user: a taken port explained, flags instead of SDK options, --version", async () => {
+    const taken = await cli(["serve", "--port", String(server.port), "--data-dir", path.join(work, "serve-taken")]);
+    assert.equal(taken.code, 1);
+    assert.match(taken.stderr, new RegExp(`Port ${server.port} is already in use .*--port ${server.port + 1} \\(or --port 0`));
+    const version = await cli(["--version"]);
+    assert.match(version.stdout, /^tinker-ts \d+\.\d+\.\d+/);
+    const unconfigured = await cli(["run", "list"], { env: { TINKER_BASE_URL: undefined, TINKER_API_KEY: undefined } });
+    assert.doesNotMatch(unconfigured.stderr, /\{ ?baseUrl|apiKey ?\}/, "no SDK option names");
+  });
+
+  test("retries with a 30 s budget and prints a retrying… line per retry on stderr", async () => {
+    const flaky = await startLocalServer({ apiKey: server.apiKey, faults: [{ path: "/api/v1/training_runs", method: "GET", times: 2, status: 503, retryAfter: 0 }] });
+    try {
+      const r = await cli(["run", "list"], { env: { TINKER_BASE_URL: flaky.baseUrl } });
+      assert.equal(r.code, 0, r.stderr);
+      const lines = r.stderr.split("\n").filter((l) => l.startsWith("retrying "));
+      assert.equal(lines.length, 2, r.stderr);
+      assert.match(lines[0]!, /^retrying GET \/api\/v1\/training_runs in 0\.0 s \(503 Service Unavailable; retry 1, \d+ s of the 30 s budget left\)…$/);
+    } finally {
+      await flaky.close();
+    }
+  });
+
   test("checkpoint list: table and JSON, per run and across runs", async () => {
     const json = await cli(["checkpoint", "list", "--run-id", run.runId, "--format", "json"]);
     assert.equal(json.code, 0, json.stderr);
     const items = JSON.parse(json.stdout) as { tinker_path: string; checkpoint_type: string; size_bytes: number }[];
-    assert.deepEqual(items.map((c) => c.tinker_path), run.paths);
+    assert.deepEqual(items.map((c) => c.tinker_path), [...run.paths].reverse(), "newest first, like every listing");
     assert.ok(items.every((c) => typeof c.size_bytes === "number"));
 
     const table = await cli(["checkpoint", "list"]);
@@ -117,6 +140,16 @@ describe("tinker-ts CLI", { concurrency: true }, () => {
 
     const limited = await cli(["checkpoint", "list", "--limit", "1", "--format", "json"]);
     assert.equal((JSON.parse(limited.stdout) as unknown[]).length, 1);
+    const cut = await cli(["checkpoint", "list", "--run-id", run.runId, "--limit", "1"]);
+    assert.match(cut.stdout, /^1 of 4 checkpoints, .* \(3 more, use --limit 4 to see them\)$/m);
+    assert.ok(cut.stdout.includes(run.paths[3]!), "the newest is the one shown");
+    const quiet = await cli(["checkpoint", "list", "--run-id", run.runId, "-q"]);
+    assert.equal(quiet.stdout, [...run.paths].reverse().map((p) => `${p}\n`).join(""));
+    // Piped output: no colour, nothing cut, relative times unless --absolute.
+    assert.ok(!table.stdout.includes("\x1b["), "no escape codes when stdout is not a terminal");
+    assert.match(table.stdout, / (just now|\d+ minutes? ago) +never$/m);
+    const absolute = await cli(["checkpoint", "list", "--run-id", run.runId, "--absolute"]);
+    assert.match(absolute.stdout, / \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z +never$/m);
   });
 
   test("checkpoint info and run list/info", async () => {
@@ -174,7 +207,9 @@ describe("tinker-ts CLI", { concurrency: true }, () => {
     assert.match(r.stderr, /Downloading tinker:\/\//);
     const again = await cli(["checkpoint", "download", run.paths[0]!, "-o", "models", "--format", "json"]);
     assert.equal(again.code, 1);
-    assert.match(again.stderr, /DestinationExistsError/);
+    assert.match(again.stderr, /DestinationExistsError: .* already exists\. Run again with --force/);
+    assert.doesNotMatch(again.stderr, /force: true/);
+    assert.match(r.stderr, /^Downloaded tinker:\/\/\S+: [\d.]+ \w*B in [\d.]+s \(.*\/s\)$/m, "a done line");
     const forced = await cli(["checkpoint", "download", run.paths[0]!, "-o", "models", "--force", "--format", "json"]);
     assert.equal(forced.code, 0, forced.stderr);
     assert.equal((JSON.parse(forced.stdout) as { destination: string }).destination, dest);
@@ -238,7 +273,7 @@ describe("tinker-ts CLI", { concurrency: true }, () => {
       let stderr = "";
       const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no "still being generated" line: ${stderr}`)), 20_000);
+        const timer = setTimeout(() => reject(new Error(`no "still being generated" line: ${stderr}`)), 90_000); // the child starts tsx: slow on a loaded machine
         child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
           stderr += chunk;
           if (/still being generated/.test(stderr)) {

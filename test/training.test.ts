@@ -113,6 +113,11 @@ describe("training persistence against the local server", () => {
     assert.throws(() => training.saveState(""), InvalidCheckpointNameError);
     assert.throws(() => training.saveState("a/b"), InvalidCheckpointNameError);
     assert.throws(() => training.saveState("../escape"), InvalidCheckpointNameError);
+    // The spec's name rule, which the local server enforces too (400): 1-200 of [A-Za-z0-9._-].
+    assert.throws(() => training.saveState("has space"), InvalidCheckpointNameError);
+    assert.throws(() => training.saveState("n".repeat(201)), /at most 200/);
+    assert.throws(() => training.saveWeightsForSampler("a:b"), InvalidCheckpointNameError);
+    assert.throws(() => training.saveState("épocha"), InvalidCheckpointNameError);
     assert.throws(() => training.saveState("ok", { ttlSeconds: 60 }), InvalidTtlError);
     assert.throws(() => training.saveState("ok", { ttlSeconds: 3600.5 }), InvalidTtlError);
     assert.throws(() => training.saveWeightsForSampler("ok", { ttlSeconds: 0 }), InvalidTtlError);
@@ -203,7 +208,7 @@ describe("training persistence against the local server", () => {
     const training = await service.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });
     await trainSteps(training, 0, 1);
     server.setFaults([{ path: "/api/v1/optim_step", method: "POST", times: 1, status: 503 }]);
-    let result;
+    let result: Awaited<ReturnType<typeof training.optimStep>>;
     try {
       result = await training.optimStep(ADAM);
     } finally {
@@ -214,26 +219,36 @@ describe("training persistence against the local server", () => {
     );
     const last2 = attempts.slice(-2);
     assert.equal(last2.length, 2);
-    assert.equal((last2[0]?.body as { seq_id: number }).seq_id, (last2[1]?.body as { seq_id: number }).seq_id);
+    assert.equal((last2[0]?.body as { seq_id: number } | undefined)?.seq_id, (last2[1]?.body as { seq_id: number } | undefined)?.seq_id);
     assert.equal(last2[0]?.headers["x-idempotency-key"], last2[1]?.headers["x-idempotency-key"]);
     assert.equal(result?.metrics?.["step"], 2, "the optimizer stepped once, not twice");
   });
 
-  test("a failed operation rejects with RequestFailedError and its category", async () => {
+  test("a datum the model cannot take is refused with BadRequestError naming the field", async () => {
     const training = await service.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });
     const bad: Datum = crossEntropyDatum([1, 2, 3]);
-    (bad.loss_fn_inputs["target_tokens"] as { data: number[] }).data = [1, 99_999];
+    (bad.loss_fn_inputs["target_tokens"] as { data: number[] }).data = [1, 999_999];
     const err = await training.forwardBackward([bad], "cross_entropy").then(
+      () => assert.fail("expected a failure"),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof BadRequestError, String(err));
+    assert.match(err.message, /target_tokens/);
+  });
+
+  test("a failed operation rejects with RequestFailedError and its category, and the model keeps working", async () => {
+    const training = await service.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });
+    const err = await training.loadState(`tinker://${training.modelId}/weights/absent`).then(
       () => assert.fail("expected a failure"),
       (e: unknown) => e,
     );
     assert.ok(err instanceof RequestFailedError, String(err));
     assert.equal(err.category, "user");
-    assert.match(err.message, /target_tokens/);
-    // The model keeps working after a failed operation.
+    assert.match(err.message, /absent/);
     const ok = await training.forwardBackward(batch(0), "cross_entropy");
     assert.ok(Number.isFinite(ok.metrics["loss:sum"]));
   });
+
 
   test("loading a checkpoint that does not exist fails the future with a clear error", async () => {
     const training = await service.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });

@@ -17,10 +17,11 @@
  * @module
  */
 import { randomUUID } from "node:crypto";
-import type { components } from "../../generated/schema.js";
-import { pollUntilSettled, type PollerContext, type ProtobufResult } from "../core/futures.js";
+import type { components } from "../core/wire.js";
+import { pollUntilSettled, type PollerContext, type ProtobufResult } from "./poll.js";
 import { ResponseValidationError } from "../core/errors.js";
-import { callOptionsOf, type RequestOptions } from "../core/options.js";
+import type { RequestOptions } from "../core/options.js";
+import { requestOptionsOf } from "./request-options.js";
 import { ForwardBackwardOutputSchema, UntypedAPIFutureSchema } from "./schemas.js";
 import type { Transport, TransportCallback } from "./transport.js";
 import { combineOutputs, MetricCombineError, type Chunk } from "./chunking.js";
@@ -70,7 +71,7 @@ export interface Dispatched {
 export async function dispatchChunks(ctx: ChunkDispatchContext, call: ChunkDispatch): Promise<Dispatched> {
   const { chunks, operation } = call;
   const k = chunks.length;
-  const callOptions = callOptionsOf(call.options);
+  const callOptions = requestOptionsOf(call.options);
   const submit = (i: number): Promise<string> => {
     const chunk = chunks[i]!;
     const idempotencyKey = randomUUID();
@@ -99,7 +100,7 @@ export async function dispatchChunks(ctx: ChunkDispatchContext, call: ChunkDispa
     call.onFatal(err);
     throw err;
   }
-  const polls = requestIds.map((id) => pollUntilSettled(ctx.poller, id, operation, ForwardBackwardOutputSchema, call.protobuf));
+  const polls = requestIds.map((id) => pollUntilSettled(ctx.poller, id, operation, ForwardBackwardOutputSchema, { retryBudgetMs: call.options.retryBudgetMs, protobuf: call.protobuf }));
   for (const p of polls) p.catch(() => undefined);
   const combine = (results: ForwardBackwardOutput[]): ForwardBackwardOutput => {
     try {

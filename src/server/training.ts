@@ -3,10 +3,10 @@
  * backward, optim step, save, load, save for sampler, unload) as futures ordered by `seq_id`.
  *
  * Submission checks (answered synchronously as HTTP errors) are: the model exists and belongs to the
- * caller (404), `seq_id` is present (422), the seq id can still run (409), names, TTLs and paths are
- * well-formed (400) and, for `save_weights`, the name is free (409) unless `overwrite`. Everything that
- * depends on the order of operations (does the checkpoint to load exist yet, is the name still free)
- * is checked again when the operation executes and fails the future with category `user`.
+ * caller (404), `seq_id` is present (422) and in range (400, `seqIdError`), the seq id can still run (409),
+ * names, TTLs and paths are well-formed (400) and, for `save_weights`, the name is free (409) unless
+ * `overwrite`. Everything that depends on the order of operations (does the checkpoint to load exist yet,
+ * is the name still free) is checked again when the operation executes and fails the future with category `user`.
  *
  * Deduplication: a repeated `(model_id, seq_id)` returns the original request's future and never
  * executes twice (the last {@link SEQ_DEDUP_WINDOW} seq ids of each model are remembered); a repeated
@@ -23,10 +23,13 @@ import {
   MAX_LORA_RANK,
   ModelInputError,
   DEFAULT_LORA_ALPHA,
+  prepareBatch,
+  vocabForBaseModel,
   type AdamParams,
-  type Datum,
+  type PreparedBatch,
   type TinyLoraModel,
-} from "./model.js";
+} from "./model/index.js";
+import { seqIdError } from "./guards.js";
 import { Sequencer } from "./ordering.js";
 import { CheckpointExistsError, type CheckpointRecord, type LoraInfo, type RunRecord, type Store } from "./store.js";
 import {
@@ -426,6 +429,8 @@ export class TrainingHost {
         field: "body.seq_id",
       });
     }
+    const badSeq = seqIdError(seqId, live.sequencer.next, modelId);
+    if (badSeq !== undefined) throw badSeq;
     const original = live.seqRequests.get(seqId);
     if (original instanceof HttpError) throw original;
     if (original !== undefined) return { request_id: original, model_id: modelId };
@@ -467,7 +472,8 @@ export class TrainingHost {
   rejectSeq(owner: string, modelId: string, seqId: number, error: HttpError): void {
     const live = this.#models.get(modelId);
     if (!live || live.owner !== owner || live.unloadRequestId !== undefined) return;
-    if (!Number.isSafeInteger(seqId) || seqId < 1 || live.seqRequests.has(seqId) || live.sequencer.isPast(seqId)) return;
+    if (seqIdError(seqId, live.sequencer.next, modelId) || live.seqRequests.has(seqId)) return;
+    if (live.sequencer.isPast(seqId)) return;
     if (live.sequencer.isQueued(seqId)) return;
     live.seqRequests.set(seqId, error);
     if (live.seqRequests.size > SEQ_DEDUP_WINDOW) live.seqRequests.delete(live.seqRequests.keys().next().value as number);
@@ -482,15 +488,23 @@ export class TrainingHost {
     const forwardOnly = body.forward_only === true;
     const type = forwardOnly ? "Forward" : "ForwardBackward";
     return this.#submitSequenced(owner, body.model_id, body.seq_id, type, forwardOnly ? "forward" : "forward_backward", (live) => {
-      const input = body.forward_backward_input;
-      const data = input.data.map((datum, i) => densifyDatum(datum, `data[${i}]`));
-      return async () => {
-        const model = this.#model(live);
-        const run = forwardOnly ? model.forward.bind(model) : model.forwardBackward.bind(model);
-        const out = run(data as unknown as Datum[], input.loss_fn as "cross_entropy", input.loss_fn_config ?? undefined);
-        return out as unknown as Record<string, unknown>;
-      };
+      // Inputs are checked at submit (a 400 naming the field); `forward_only` runs the loss without gradients.
+      const batch = this.#prepareBatch(live, body.forward_backward_input);
+      return async () => this.#model(live).run(batch, { forwardOnly }) as unknown as Record<string, unknown>;
     });
+  }
+
+  /** Validates a forward_backward input against the model's vocabulary; model input errors become 400s. */
+  #prepareBatch(live: LiveModel, input: Schemas["ForwardBackwardInput"] | undefined): PreparedBatch {
+    const vocabSize = live.model?.config.vocabSize ?? vocabForBaseModel(live.baseModel).vocabSize;
+    try {
+      return prepareBatch(input?.data, input?.loss_fn, input?.loss_fn_config, vocabSize);
+    } catch (err) {
+      if (!(err instanceof ModelInputError)) throw err;
+      throw new HttpError(400, `body.forward_backward_input.${err.message}`, {
+        field: `body.forward_backward_input.${err.field ?? "data"}`,
+      });
+    }
   }
 
   /** `optim_step`. */
@@ -714,39 +728,6 @@ export class TrainingHost {
     }
     this.#models.clear();
   }
-}
-
-/** Expands sparse CSR tensors of a datum into dense ones; a malformed CSR tensor is a 400. */
-function densifyDatum(datum: Schemas["Datum"], where: string): Schemas["Datum"] {
-  let inputs: Record<string, Schemas["TensorData"]> | undefined;
-  for (const [name, t] of Object.entries(datum.loss_fn_inputs)) {
-    const crow = t.sparse_crow_indices ?? undefined;
-    const col = t.sparse_col_indices ?? undefined;
-    if (crow === undefined && col === undefined) continue;
-    const field = `body.forward_backward_input.${where}.loss_fn_inputs.${name}`;
-    const shape = t.shape ?? [];
-    if (crow === undefined || col === undefined || shape.length !== 2) {
-      throw new HttpError(400, `${field}: a sparse CSR tensor needs sparse_crow_indices, sparse_col_indices and its 2-D dense shape`, { field });
-    }
-    const [rows, cols] = shape as [number, number];
-    if (crow.length !== rows + 1 || col.length !== t.data.length || crow[0] !== 0 || crow[rows] !== t.data.length || rows * cols > 1 << 26) {
-      throw new HttpError(400, `${field}: inconsistent sparse CSR tensor (rows ${rows}, ${crow.length} row pointers, ${col.length} column indices, ${t.data.length} values)`, { field });
-    }
-    const dense = new Array<number>(rows * cols).fill(0);
-    for (let r = 0; r < rows; r++) {
-      const from = crow[r]!;
-      const to = crow[r + 1]!;
-      if (!(from <= to)) throw new HttpError(400, `${field}: sparse_crow_indices must not decrease`, { field });
-      for (let k = from; k < to; k++) {
-        const c = col[k]!;
-        if (!(c >= 0 && c < cols)) throw new HttpError(400, `${field}: sparse_col_indices[${k}] = ${c} is outside [0, ${cols})`, { field });
-        dense[r * cols + c] = t.data[k]!;
-      }
-    }
-    inputs ??= { ...datum.loss_fn_inputs };
-    inputs[name] = { data: dense, dtype: t.dtype, shape: [rows, cols] };
-  }
-  return inputs === undefined ? datum : { ...datum, loss_fn_inputs: inputs };
 }
 
 /** The PEFT-style adapter files every checkpoint holds: the config and the LoRA weights. */
