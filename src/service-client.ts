@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { components } from "./core/wire.js";
-import { InvalidArgumentError, TinkerError } from "./core/errors.js";
+import { InvalidArgumentError, NotFoundError, TinkerError } from "./core/errors.js";
 import { resolveConnection } from "./internal/config.js";
 import type { QueueStateChange } from "./core/futures.js";
 import type { PollAnswer, PollerContext, PollHeaders } from "./internal/poll.js";
@@ -25,7 +25,7 @@ import type { RequestOptions } from "./core/options.js";
 import { requestOptionsOf } from "./internal/request-options.js";
 import { redact } from "./internal/redact.js";
 import type { RetryEvent } from "./internal/retry.js";
-import { ByteBudget, ClientConfigSchema, type ClientConfig } from "./internal/client-config.js";
+import { ByteBudget, ClientConfigSchema, DEFAULT_CLIENT_CONFIG, type ClientConfig } from "./internal/client-config.js";
 import { LoadWeightsResponseSchema } from "./internal/schemas.js";
 import { RestClient } from "./rest-client.js";
 import { TrainingClient } from "./training-client.js";
@@ -399,15 +399,21 @@ export class ServiceClient {
     return new TrainingClient(ctx, { modelId, baseModel: info.model_data.model_name ?? info.model_name ?? "" });
   }
 
-  /** The client config, read once per ServiceClient (a failed read is retried by the next caller). */
+  /** The client config, read once per ServiceClient (a failed read is retried by the next caller; a 404 means every default). */
   #clientConfig(options: RequestOptions): Promise<ClientConfig> {
     if (this.#config === undefined) {
-      const config = this.#transport.call(
-        "client_config",
-        (init) => this.#transport.api.POST("/api/v1/client/config", { body: { sdk_version: SDK_VERSION }, ...init }),
-        ClientConfigSchema,
-        requestOptionsOf(options),
-      );
+      const config = this.#transport
+        .call(
+          "client_config",
+          (init) => this.#transport.api.POST("/api/v1/client/config", { body: { sdk_version: SDK_VERSION }, ...init }),
+          ClientConfigSchema,
+          requestOptionsOf(options),
+        )
+        // A server without the endpoint behaves as one that answers `{}`: every default applies.
+        .catch((err: unknown) => {
+          if (err instanceof NotFoundError) return DEFAULT_CLIENT_CONFIG;
+          throw err;
+        });
       config.catch(() => {
         if (this.#config === config) this.#config = undefined;
       });

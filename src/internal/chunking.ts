@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { components } from "../../generated/schema.js";
+import type { components } from "../core/wire.js";
 
 type Datum = components["schemas"]["Datum"];
 type ForwardBackwardOutput = components["schemas"]["ForwardBackwardOutput"];

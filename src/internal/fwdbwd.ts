@@ -17,7 +17,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto";
-import type { components } from "../../generated/schema.js";
+import type { components } from "../core/wire.js";
 import { pollUntilSettled, type PollerContext, type ProtobufResult } from "./poll.js";
 import { ResponseValidationError } from "../core/errors.js";
 import type { RequestOptions } from "../core/options.js";
