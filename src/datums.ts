@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { components } from "../generated/schema.js";
+import type { components } from "./core/wire.js";
 import { InvalidArgumentError } from "./core/errors.js";
 import { InvalidDatumError } from "./core/training-errors.js";
 
