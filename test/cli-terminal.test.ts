@@ -53,6 +53,7 @@ function screen(raw: string): string[] {
     .split("\n")
     .map((line) => line.replace(/\r$/, ""))
     .map((line) => line.slice(line.lastIndexOf("\r") + 1))
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping ANSI escape sequences, which start with ESC (0x1b)
     .map((line) => line.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ""))
     .filter((line, i, all) => line !== "" || i < all.length - 1);
 }
@@ -83,6 +84,7 @@ describe("tinker-ts CLI in a terminal", { skip }, () => {
     assert.equal(code, 0, raw);
     const lines = screen(raw);
     for (const line of lines) assert.ok(line.length <= 72, `wider than the terminal (${line.length}): ${JSON.stringify(line)}`);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the ANSI bold escape (ESC [1m) is what is checked
     assert.match(raw, /\x1b\[1mPATH/, "bold header");
     assert.match(lines[0] ?? "", /^PATH +TYPE +SIZE +PUBLIC +CREATED +EXPIRES$/);
     const rows = lines.slice(1, 4);
@@ -125,7 +127,8 @@ describe("tinker-ts CLI in a terminal", { skip }, () => {
     const { tinker_path } = (await res.json()) as { tinker_path: string };
     const { raw, code } = await inTerminal(["checkpoint", "download", tinker_path, "-o", "dl"], { cols: 90 });
     assert.equal(code, 0, raw);
-    assert.match(raw, /\rDownloading [█░\x1b\[0-9;m]+ +\d+%  [\d.]+ \w*B \/ 24\.\d MiB .*ETA /, "a bar frame");
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the coloured bar frame holds ANSI escapes (ESC = 0x1b)
+    assert.match(raw, /\rDownloading [█░\x1b[0-9;m]+ +\d+% {2}[\d.]+ \w*B \/ 24\.\d MiB .*ETA /, "a bar frame");
     const lines = screen(raw);
     assert.match(lines.at(-2) ?? "", /^✓ Downloaded tinker:\/\/.*big: 24\.\d MiB in [\d.]+s \([\d.]+ \w*B\/s\)$/);
     assert.match(lines.at(-1) ?? "", /dl\/.*big$/, "the destination on stdout");
@@ -137,7 +140,14 @@ test("download bar: speed over the last seconds and ETA, from a fake clock", () 
   let out = "";
   const io: CliIO = {
     stdout: { write: () => true, isTTY: true },
-    stderr: { write: (s: string) => ((out += s), true), isTTY: true, columns: 100 },
+    stderr: {
+      write: (s: string) => {
+        out += s;
+        return true;
+      },
+      isTTY: true,
+      columns: 100,
+    },
     stdin: process.stdin,
     env: { NO_COLOR: "1" },
   };
@@ -148,10 +158,12 @@ test("download bar: speed over the last seconds and ETA, from a fake clock", () 
     now = t;
     p.onProgress({ phase: "download", bytes: (t / 1000) * 5 * 2 ** 20, totalBytes: total }); // 5 MiB/s
   }
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing the ANSI erase-line escape (ESC [K)
   const frame = out.slice(out.lastIndexOf("\r") + 1).replace(/\x1b\[K/g, "");
-  assert.match(frame, /^Downloading █+░+  25%  10\.0 MiB \/ 40\.0 MiB  5\.0 MiB\/s  ETA 6s$/);
+  assert.match(frame, /^Downloading █+░+ {2}25% {2}10\.0 MiB \/ 40\.0 MiB {2}5\.0 MiB\/s {2}ETA 6s$/);
   now = 8000;
   p.onProgress({ phase: "done", bytes: total, totalBytes: total });
   p.finish();
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the final line starts with the ANSI erase-line escape (ESC [K)
   assert.match(out, /\r\x1b\[K✓ Downloaded tinker:\/\/run-1\/weights\/step-100: 40\.0 MiB in 8\.0s \(5\.0 MiB\/s\)\n$/);
 });

@@ -69,8 +69,10 @@ describe("datum helpers", () => {
         path,
       );
     };
-    const edit = (f: (d: Record<string, any>) => void): unknown => {
-      const d = structuredClone(sparse) as Record<string, any>;
+    // biome-ignore lint/suspicious/noExplicitAny: a cloned datum as plain JSON, broken at arbitrary depth by each case
+    type DatumJson = Record<string, any>;
+    const edit = (f: (d: DatumJson) => void): unknown => {
+      const d = structuredClone(sparse) as DatumJson;
       f(d);
       return d;
     };

@@ -32,6 +32,7 @@ function copy(fixture: string): string {
   return dir;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: a parsed OpenAPI YAML document, edited at arbitrary depth by each test
 type Doc = Record<string, any>;
 
 /** The spec fixture with `edit` applied to its parsed OpenAPI document (and optionally its .proto and allowlist). */

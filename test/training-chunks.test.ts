@@ -42,7 +42,7 @@ function assertClose(actual: (number[] | undefined)[], expected: (number[] | und
   actual.forEach((row, i) => {
     const want = expected[i]!;
     assert.equal(row?.length, want.length, message);
-    row!.forEach((v, j) => assert.ok(Math.abs(v - want[j]!) <= rel * Math.abs(want[j]!), `${message}: [${i}][${j}] ${v} vs ${want[j]}`));
+    for (const [j, v] of row!.entries()) assert.ok(Math.abs(v - want[j]!) <= rel * Math.abs(want[j]!), `${message}: [${i}][${j}] ${v} vs ${want[j]}`);
   });
 }
 

@@ -208,15 +208,27 @@ class Comparer {
       }
       return;
     }
-    if (a.kind === 'ref' && b.kind === 'ref') return this.pair(a.name, b.name, role);
-    if (a.kind === 'array' && b.kind === 'array') return this.compareTypes(subject, `${what}[]`, a.items, b.items, where, role);
-    if (a.kind === 'map' && b.kind === 'map') return this.compareTypes(subject, `${what}{}`, a.values, b.values, where, role);
+    if (a.kind === 'ref' && b.kind === 'ref') {
+      this.pair(a.name, b.name, role);
+      return;
+    }
+    if (a.kind === 'array' && b.kind === 'array') {
+      this.compareTypes(subject, `${what}[]`, a.items, b.items, where, role);
+      return;
+    }
+    if (a.kind === 'map' && b.kind === 'map') {
+      this.compareTypes(subject, `${what}{}`, a.values, b.values, where, role);
+      return;
+    }
     // A one-value enum is a const; against an enum it is compared value by value.
     const asEnum = (t: WireType): { values: string[]; name?: string } | undefined =>
       t.kind === 'enum' ? t : t.kind === 'const' ? { values: [String(t.value)] } : undefined;
     const ea = asEnum(a);
     const eb = asEnum(b);
-    if (ea && eb && (a.kind === 'enum' || b.kind === 'enum')) return this.compareEnums(subject, what, ea, eb, where);
+    if (ea && eb && (a.kind === 'enum' || b.kind === 'enum')) {
+      this.compareEnums(subject, what, ea, eb, where);
+      return;
+    }
     // One model against a union of models: compare as two unions (each variant is reported on its own).
     if ((a.kind === 'union' || b.kind === 'union') && (a.kind === 'union' || a.kind === 'ref') && (b.kind === 'union' || b.kind === 'ref')) {
       const membersA = a.kind === 'union' ? a.members : [a];
@@ -397,7 +409,11 @@ export function compare(
   c.run();
   if (sdk.proto && spec.proto) c.compareProto(sdk.proto, spec.proto);
   const seen = new Set<string>();
-  const differences = c.differences.filter((d) => (seen.has(d.id) ? false : (seen.add(d.id), true)));
+  const differences = c.differences.filter((d) => {
+    if (seen.has(d.id)) return false;
+    seen.add(d.id);
+    return true;
+  });
   differences.sort((x, y) => x.subject.localeCompare(y.subject) || x.detail.localeCompare(y.detail));
   const uncompared = [...sdk.models.keys()].filter((name) => !c.compared(name)).sort();
   return { differences, usedRoutes, uncompared };

@@ -251,8 +251,7 @@ function balanced(text: string, open: number): string {
 /** The value of keyword argument `name=` at the top level of an argument list. */
 function kwarg(args: string, name: string): string | undefined {
   const re = new RegExp(`(?:^|[,(\\s])${name}\\s*=\\s*`, 'g');
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(args))) {
+  for (let m = re.exec(args); m !== null; m = re.exec(args)) {
     // Only top-level occurrences.
     const before = args.slice(0, m.index + 1);
     let depth = 0;
@@ -306,8 +305,7 @@ function typeOfVariable(scope: string, variable: string): string | undefined {
     'g',
   );
   let found: string | undefined;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(scope))) found = m[1] ?? m[2];
+  for (let m = re.exec(scope); m !== null; m = re.exec(scope)) found = m[1] ?? m[2];
   return found;
 }
 
@@ -320,9 +318,8 @@ function readEndpoints(pkg: string, models: Map<string, Model>): Endpoint[] {
     const rel = relative(pkg, file).split(sep).join('/');
     // Docstrings blanked (newlines kept) so that prose never reads as code.
     const source = readFileSync(file, 'utf8').replace(/("""|''')[\s\S]*?\1/g, (doc) => doc.replace(/[^\n]/g, ' '));
-    let m: RegExpExecArray | null;
     CALL.lastIndex = 0;
-    while ((m = CALL.exec(source))) {
+    for (let m = CALL.exec(source); m !== null; m = CALL.exec(source)) {
       const method = m[1]!.toUpperCase();
       const path = m[3]!;
       const open = source.indexOf('(', m.index);
@@ -377,8 +374,7 @@ function readEndpoints(pkg: string, models: Map<string, Model>): Endpoint[] {
             } else if (variable) {
               const keys = new Set<string>();
               const decl = new RegExp(`\\b${variable}\\s*(?::[^=\\n]*)?=\\s*\\{`, 'g');
-              let d: RegExpExecArray | null;
-              while ((d = decl.exec(scope))) for (const k of dictKeys(`{${balanced(scope, d.index + d[0].length - 1)}}`)) keys.add(k);
+              for (let d = decl.exec(scope); d !== null; d = decl.exec(scope)) for (const k of dictKeys(`{${balanced(scope, d.index + d[0].length - 1)}}`)) keys.add(k);
               for (const s of scope.matchAll(new RegExp(`\\b${variable}\\[["'](\\w+)["']\\]\\s*=`, 'g'))) keys.add(s[1]!);
               endpoint.query = [...keys];
             }

@@ -79,7 +79,7 @@ export function paint(on: boolean, style: Paint, text: string): string {
 
 /** `text` without ANSI escape sequences. */
 export function stripAnsi(text: string): string {
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching the ESC (0x1b) that starts an ANSI escape sequence is the point
   return text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "");
 }
 

@@ -24,7 +24,7 @@ import {
   NotFoundError,
   TinkerError,
 } from "../core/errors.js";
-import { ArchiveChangedError, DestinationExistsError, UnsafeArchiveError, IncompleteCheckpointError } from "./errors.js";
+import { ArchiveChangedError, DestinationExistsError, IncompleteCheckpointError } from "./errors.js";
 import { leanGet, type LeanResponse } from "../internal/net/lean-http.js";
 import { backoffMs } from "../internal/backoff.js";
 import { abortableSleep } from "../internal/sleep.js";

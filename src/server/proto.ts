@@ -20,6 +20,7 @@ import {
   ForwardBackwardOutputSchema,
   ForwardBackwardRequestSchema,
   type BatchedTensor,
+  type ForwardBackwardRequest,
   type Tensor,
 } from "../../generated/proto/tinker_public_pb.js";
 import { HttpError } from "./util.js";
@@ -121,7 +122,7 @@ export function decodeForwardBackwardBody(raw: Uint8Array, contentEncoding: stri
   } else if (encoding !== "" && encoding !== "identity") {
     throw new HttpError(415, `Content-Encoding ${JSON.stringify(contentEncoding)} is not supported; send zstd or an uncompressed body`);
   }
-  let msg;
+  let msg: ForwardBackwardRequest;
   try {
     msg = fromBinary(ForwardBackwardRequestSchema, bytes);
   } catch (err) {

@@ -151,7 +151,7 @@ export function canonicalMapOrder(buf: Uint8Array, layout: MapLayout): Uint8Arra
   for (const mapField of layout.maps ?? []) {
     const slots = spans.flatMap((s, i) => (s.field === mapField ? [i] : []));
     const sorted = slots.map((i) => spans[i]!.bytes).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-    slots.forEach((slot, k) => (spans[slot] = { field: mapField, bytes: sorted[k]! }));
+    for (const [k, slot] of slots.entries()) spans[slot] = { field: mapField, bytes: sorted[k]! };
   }
   return concat(...spans.map((s) => s.bytes));
 }

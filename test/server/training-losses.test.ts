@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { startLocalServer, type LocalServer } from "../../src/server/index.js";
 
-type AnyJson = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: parsed JSON answers of the server, read field by field as the tests assert
+type AnyJson = any;
 
 describe("forward_backward losses over HTTP", () => {
   let server: LocalServer;

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
+import type { Buffer } from "node:buffer";
 import { prepareBatch, resolveConfig, validateAdamParams, type PreparedBatch } from "./inputs.js";
 import { tokenLoss, type LossFn, type TokenInputs } from "./losses.js";
 import { Cursor, MODULE_PATHS, TinyNet } from "./net.js";
