@@ -17,7 +17,6 @@ import { customLossDatums, validateData, type CustomLossFn } from "./datums.js";
 import { decodeForwardBackwardOutput, encodeForwardBackwardRequest } from "./internal/proto/forward-backward.js";
 import { compressFwdbwdBody } from "./internal/zstd.js";
 import {
-  ForwardBackwardOutputSchema,
   GetInfoResponseSchema,
   LoadWeightsResponseSchema,
   OptimStepResponseSchema,
@@ -212,7 +211,7 @@ export class TrainingClient {
     const custom = customLossDatums(data);
     this.#assertCallable("forward_backward_custom", options);
     const chunks = this.#split(custom.forwardData);
-    const forward = this.#fwdbwdChunks("forward", custom.forwardData, "cross_entropy", {}, options, chunks);
+    const forward = this.#fwdbwdChunks("forward", "cross_entropy", {}, options, chunks);
     const k = chunks.length;
     const first = this.#seq.next(k);
     let requestId!: Promise<string>;
@@ -260,7 +259,7 @@ export class TrainingClient {
     validateData(data, lossFn, operation === "forward" ? "forward" : "forwardBackward");
     const lossFnConfig = validateLossFnConfig(options.lossFnConfig);
     this.#assertCallable(operation, options);
-    return this.#fwdbwdChunks(operation, data, lossFn, lossFnConfig, options, this.#split(data));
+    return this.#fwdbwdChunks(operation, lossFn, lossFnConfig, options, this.#split(data));
   }
 
   #split(data: Datum[]): ReturnType<typeof splitIntoChunks> {
@@ -271,7 +270,6 @@ export class TrainingClient {
   /** Takes the chunks' seq_ids now and dispatches them in their turn. */
   #fwdbwdChunks(
     operation: "forward" | "forward_backward",
-    data: Datum[],
     lossFn: LossFnType,
     lossFnConfig: Record<string, number> | undefined,
     options: ForwardBackwardOptions,

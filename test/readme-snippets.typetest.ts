@@ -102,7 +102,9 @@ export async function lossesAndFailStop(
     let loss = 0;
     const grad = logprobs.map((lp, i) => {
       const w = batch[i]!.loss_fn_inputs["weights"]!.data;
-      lp.forEach((v, j) => (loss -= w[j]! * v));
+      lp.forEach((v, j) => {
+        loss -= w[j]! * v;
+      });
       return Float32Array.from(w, (x) => -x);
     });
     return { loss, grad, metrics: { my_loss: loss } };

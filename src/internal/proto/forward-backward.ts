@@ -530,7 +530,10 @@ export function decodeForwardBackwardOutput(bytes: Uint8Array): ForwardBackwardO
           }
           value ??= { dtype: "float32", trailing: [], datums: [] };
           let list = fields.get(name);
-          if (list === undefined) fields.set(name, (list = []));
+          if (list === undefined) {
+            list = [];
+            fields.set(name, list);
+          }
           for (const d of value.datums) list.push({ dtype: value.dtype, trailing: value.trailing, data: d });
         } else if (g.field === 3) {
           const n = rec.signed(g, "num_datums");
