@@ -578,7 +578,9 @@ export interface components {
             pjwt_auth_enabled?: boolean;
             /** @default api_key */
             credential_default_source?: string;
+            /** @default 10485760 */
             sample_dispatch_bytes_semaphore_size?: number;
+            /** @default 52428800 */
             inflight_response_bytes_semaphore_size?: number;
             /** @default true */
             parallel_fwdbwd_chunks?: boolean;
@@ -586,13 +588,17 @@ export interface components {
             proto_compress_fwdbwd?: boolean;
             /** @default 1024 */
             fwdbwd_max_chunk_len?: number;
+            /** @default 5000000 */
             fwdbwd_max_chunk_bytes_count?: number;
+            /** @default 50000000 */
             fwdbwd_dispatch_bytes_semaphore_size?: number;
+            /** @default 3600 */
             billing_exception_max_pause_duration_sec?: number;
             /** @default false */
             sample_no_retries?: boolean;
             /** @default true */
             sample_enable_stuck_detection?: boolean;
+            /** @default 2000 */
             sample_max_concurrent_requests?: number;
             /** @default true */
             use_pyqwest_transport?: boolean;
@@ -634,10 +640,10 @@ export interface components {
             events: {
                 [key: string]: unknown;
             }[];
-            platform?: string;
-            sdk_version?: string;
-            session_id?: string;
-            process_uuid?: string;
+            platform: string;
+            sdk_version: string;
+            session_id: string;
+            process_uuid: string;
         };
         TelemetryResponse: {
             /** @constant */
@@ -760,6 +766,7 @@ export interface components {
                 [key: string]: number;
             } | null;
         };
+        /** @description The JSON form of a forward/forward_backward submit (tinker-ts's dialect for old clients). Unknown fields are ignored, so an old tinker-ts body with `type: forward_backward` is still accepted (decision 5: `type` is not part of the request). */
         ForwardBackwardRequest: {
             forward_backward_input: components["schemas"]["ForwardBackwardInput"];
             model_id: string;
@@ -770,18 +777,13 @@ export interface components {
              * @default false
              */
             forward_only?: boolean;
-            /**
-             * @description Sent by old tinker-ts versions only; ignored.
-             * @constant
-             */
-            type?: "forward_backward";
         };
         ForwardBackwardOutput: {
             loss_fn_output_type: string;
             loss_fn_outputs: {
                 [key: string]: components["schemas"]["TensorData"];
             }[];
-            metrics: {
+            metrics?: {
                 [key: string]: number;
             };
         };

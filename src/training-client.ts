@@ -44,8 +44,11 @@ export type TensorData = Schemas["TensorData"];
 export type LossFnType = Schemas["LossFnType"];
 /** Adam hyper-parameters of an optimizer step (wire type; only `learning_rate` is required). */
 export type AdamParams = Schemas["AdamParams"];
-/** Result of `forwardBackward`: per-datum outputs (e.g. `logprobs`) and `metrics` (e.g. `loss:sum`). */
-export type ForwardBackwardOutput = Schemas["ForwardBackwardOutput"];
+/**
+ * Result of `forwardBackward`: per-datum outputs (e.g. `logprobs`) and `metrics` (e.g. `loss:sum`). `metrics` is
+ * optional on the wire (as in the official SDK); the SDK always fills it, with `{}` when the server sent none.
+ */
+export type ForwardBackwardOutput = Omit<Schemas["ForwardBackwardOutput"], "metrics"> & { metrics: Record<string, number> };
 /** Result of `optimStep`. */
 export type OptimStepResponse = Schemas["OptimStepResponse"];
 /** Result of `saveState`: the checkpoint's `tinker://` path. */
@@ -316,7 +319,7 @@ export class TrainingClient {
     first: number,
     lossFn: LossFnType,
     lossFnConfig: Record<string, number> | undefined,
-  ): { sendChunk: SendChunk; protobuf: ProtobufResult<ForwardBackwardOutput> } {
+  ): { sendChunk: SendChunk; protobuf: ProtobufResult<Schemas["ForwardBackwardOutput"]> } {
     const compress = this.#ctx.config.proto_compress_fwdbwd;
     const bodies = chunks.map((chunk, i) =>
       compressFwdbwdBody(

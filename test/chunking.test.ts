@@ -99,6 +99,13 @@ describe("combining chunk results as the SDK does", () => {
     assert.throws(() => combineOutputs([out({ "acc:mean": 1 }, 0), out({ "acc:mean": 1 }, 0)]), MetricCombineError, "mean over no outputs");
     assert.deepEqual(combineOutputs([out({ "x:sum": 2 }, 1)]).metrics, { "x:sum": 2 }, "one chunk is combined too");
   });
+
+  test("a result without metrics (optional on the wire, as in the SDK) gives metrics {}", () => {
+    const bare = { loss_fn_output_type: "ArrayRecord", loss_fn_outputs: [{}, {}] };
+    assert.deepEqual(combineOutputs([bare]).metrics, {});
+    assert.deepEqual(combineOutputs([bare, out({ "loss:sum": 1 }, 1)]).metrics, {}, "a key missing from a chunk is dropped");
+    assert.equal(combineOutputs([bare, bare]).loss_fn_outputs.length, 4);
+  });
 });
 
 describe("client config", () => {

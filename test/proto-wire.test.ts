@@ -147,6 +147,21 @@ describe("forward / forward_backward over protobuf", () => {
     }
   });
 
+  test("an old tinker-ts JSON body with `type: forward_backward` (no longer in the spec) is still accepted", async () => {
+    const modelId = await createModel(server.baseUrl, server.apiKey);
+    const sub = await post(server.baseUrl, server.apiKey, "/api/v1/forward_backward", {
+      model_id: modelId,
+      seq_id: 1,
+      type: "forward_backward",
+      forward_backward_input: { data: [crossEntropyDatum([5, 6, 7])], loss_fn: "cross_entropy" },
+    });
+    assert.equal(sub.status, 200, JSON.stringify(sub.json));
+    const res = await pollResult(server.baseUrl, server.apiKey, sub.json!["request_id"] as string);
+    const json = res.json as { loss_fn_outputs: unknown[]; metrics: Record<string, number> };
+    assert.equal(json.loss_fn_outputs.length, 1);
+    assert.equal(typeof json.metrics["loss:sum"], "number");
+  });
+
   test("malformed protobuf bodies get a 400 that names what is wrong (or 415 for what is not spoken)", async () => {
     const modelId = await createModel(server.baseUrl, server.apiKey);
     const good = (over: Record<string, unknown> = {}) =>

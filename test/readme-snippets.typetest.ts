@@ -15,6 +15,7 @@ import {
   type Datum,
   type TrainingClient,
 } from "../src/index.js";
+import { DEFAULT_SUPPORTED_MODELS, type FaultRule, startLocalServer as startServerEntry } from "../src/server/index.js";
 
 export async function quickStart(): Promise<void> {
   await using service = new ServiceClient();
@@ -118,4 +119,12 @@ export async function lossesAndFailStop(
   }
   const server = await startLocalServer({ clientConfig: { fwdbwd_max_chunk_len: 8 } });
   await server.close();
+}
+
+// "Using the package": the `tinker-ts/server` entry point (imported here by its source path).
+export async function serverEntry(): Promise<void> {
+  await using server = await startServerEntry({ dataDir: "./.tinker-local" });
+  const rule: FaultRule = { path: "/api/v1/forward_backward", status: 503, times: 1 };
+  server.setFaults([rule]);
+  void DEFAULT_SUPPORTED_MODELS;
 }

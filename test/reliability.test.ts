@@ -141,9 +141,6 @@ describe("reliability against the local server", () => {
 
   test(
     "create_session whose answer is lost makes one session (the retry carries the same X-Idempotency-Key)",
-    // The client half (one key across the retries) is asserted here; one session needs the local server's
-    // X-Idempotency-Key replay (branch harden). Remove this todo once both are merged.
-    { todo: "needs the server's X-Idempotency-Key replay (branch harden)" },
     async () => {
       const local = await startLocalServer({ faults: [{ path: "/api/v1/create_session", method: "POST", times: 1, loseResponse: true }] });
       const client = new ServiceClient({ baseUrl: local.baseUrl, apiKey: local.apiKey, logger: { warn: () => undefined } });

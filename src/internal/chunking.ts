@@ -10,7 +10,19 @@
 import type { components } from "../core/wire.js";
 
 type Datum = components["schemas"]["Datum"];
-type ForwardBackwardOutput = components["schemas"]["ForwardBackwardOutput"];
+type WireForwardBackwardOutput = components["schemas"]["ForwardBackwardOutput"];
+
+/**
+ * A `forward` / `forward_backward` result as the SDK hands it out: the wire output with `metrics` always
+ * present (`{}` when the server sent none; the field is optional on the wire, as in the official SDK).
+ *
+ * @example
+ * ```ts
+ * const out: ForwardBackwardResult = combineOutputs([{ loss_fn_output_type: "ArrayRecord", loss_fn_outputs: [{}] }]);
+ * console.log(out.metrics); // {}
+ * ```
+ */
+export type ForwardBackwardResult = Omit<WireForwardBackwardOutput, "metrics"> & { metrics: Record<string, number> };
 
 /** The chunk limits of the client config (§10.3). */
 export interface ChunkLimits {
@@ -211,20 +223,20 @@ export function hashUnordered(values: readonly number[]): bigint {
  * console.log(out.metrics); // { "loss:sum": 4, "acc:mean": 0.666… } (the mean weighted by outputs per chunk)
  * ```
  */
-export function combineOutputs(results: readonly ForwardBackwardOutput[]): ForwardBackwardOutput {
+export function combineOutputs(results: readonly WireForwardBackwardOutput[]): ForwardBackwardResult {
   if (results.length === 0) return { loss_fn_output_type: "", loss_fn_outputs: [], metrics: {} };
   const first = results[0]!;
   const weights = results.map((r) => r.loss_fn_outputs.length);
   const metrics: Record<string, number> = {};
-  for (const key of Object.keys(first.metrics)) {
+  for (const key of Object.keys(first.metrics ?? {})) {
     const parts = key.split(":");
     if (parts.length !== 2) {
       throw new MetricCombineError(`metric key ${JSON.stringify(key)} is not "name:reduction" with exactly one colon`);
     }
     const reduction = parts[1]!;
     if (!(METRIC_REDUCTIONS as readonly string[]).includes(reduction)) continue;
-    if (!results.every((r) => Object.hasOwn(r.metrics, key))) continue;
-    const values = results.map((r) => r.metrics[key]!);
+    if (!results.every((r) => r.metrics !== undefined && Object.hasOwn(r.metrics, key))) continue;
+    const values = results.map((r) => r.metrics![key]!);
     switch (reduction) {
       case "sum":
         metrics[key] = numpySum(values);

@@ -24,7 +24,7 @@ import type { RequestOptions } from "../core/options.js";
 import { requestOptionsOf } from "./request-options.js";
 import { ForwardBackwardOutputSchema, UntypedAPIFutureSchema } from "./schemas.js";
 import type { Transport, TransportCallback } from "./transport.js";
-import { combineOutputs, MetricCombineError, type Chunk } from "./chunking.js";
+import { combineOutputs, MetricCombineError, type Chunk, type ForwardBackwardResult } from "./chunking.js";
 import type { ByteBudget } from "./client-config.js";
 
 type ForwardBackwardOutput = components["schemas"]["ForwardBackwardOutput"];
@@ -60,7 +60,7 @@ export interface ChunkDispatch {
 /** What a dispatched call gives back: chunk 1's request id and the combined result. */
 export interface Dispatched {
   requestId: string;
-  result: Promise<ForwardBackwardOutput>;
+  result: Promise<ForwardBackwardResult>;
 }
 
 /**
@@ -102,7 +102,7 @@ export async function dispatchChunks(ctx: ChunkDispatchContext, call: ChunkDispa
   }
   const polls = requestIds.map((id) => pollUntilSettled(ctx.poller, id, operation, ForwardBackwardOutputSchema, { retryBudgetMs: call.options.retryBudgetMs, protobuf: call.protobuf }));
   for (const p of polls) p.catch(() => undefined);
-  const combine = (results: ForwardBackwardOutput[]): ForwardBackwardOutput => {
+  const combine = (results: ForwardBackwardOutput[]): ForwardBackwardResult => {
     try {
       return combineOutputs(results);
     } catch (err) {

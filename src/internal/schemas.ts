@@ -124,7 +124,7 @@ export const TensorDataSchema = z.object({
 export const ForwardBackwardOutputSchema = z.object({
   loss_fn_output_type: z.string(),
   loss_fn_outputs: z.array(z.record(z.string(), TensorDataSchema)),
-  metrics: z.record(z.string(), z.number()),
+  metrics: z.record(z.string(), z.number()).optional(),
 });
 
 /** Result of an `optim_step` future. */

@@ -319,7 +319,7 @@ describe("fault injection", () => {
       assert.ok(r.headers.get("x-request-id"));
     }
     assert.equal((await call("GET", "/api/v1/healthz")).status, 200);
-    assert.equal((await call("POST", "/api/v1/telemetry", { events: [] })).status, 200, "other paths are untouched");
+    assert.equal((await call("POST", "/api/v1/telemetry", { events: [], platform: "linux", sdk_version: "0.25.0", session_id: "s", process_uuid: "u" })).status, 200, "other paths are untouched");
     server.clearFaults();
   });
 

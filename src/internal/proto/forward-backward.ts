@@ -29,7 +29,8 @@ import {
 type Schemas = components["schemas"];
 type Datum = Schemas["Datum"];
 type TensorData = Schemas["TensorData"];
-type ForwardBackwardOutput = Schemas["ForwardBackwardOutput"];
+/** The decoded result: the wire output, with `metrics` always present (`{}` when the message has none). */
+type ForwardBackwardOutput = Omit<Schemas["ForwardBackwardOutput"], "metrics"> & { metrics: Record<string, number> };
 
 /**
  * `tinker_public.DType` values.
