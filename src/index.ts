@@ -27,7 +27,10 @@ export type {
   Logger,
 } from "./service-client.js";
 
-export { TrainingClient, crossEntropyDatum } from "./training-client.js";
+export { TrainingClient, crossEntropyDatum, rlDatum } from "./training-client.js";
+export type { CustomLossFn, CustomLossResult, RlDatumOptions } from "./datums.js";
+export { TrainingClientStoppedError, InvalidDatumError } from "./core/training-errors.js";
+export type { FailedOperation } from "./core/training-errors.js";
 export type {
   AdamParams,
   Datum,
@@ -42,6 +45,7 @@ export type {
   UnloadModelResponse,
   TrainingCallOptions,
   ForwardBackwardOptions,
+  ForwardBackwardCustomOptions,
   SaveStateOptions,
   SaveWeightsForSamplerOptions,
   LoadStateOptions,

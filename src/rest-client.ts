@@ -26,7 +26,7 @@ import {
   WeightsInfoResponseSchema,
 } from "./internal/schemas.js";
 import { resolveConnection } from "./internal/config.js";
-import { serverRequestedDelayMs } from "./internal/retry.js";
+import { backoffMs, retryAfterMs } from "./internal/backoff.js";
 import { callOptionsOf, type RequestOptions } from "./core/options.js";
 import { abortableSleep, type SleepFn } from "./internal/sleep.js";
 import { parseTinkerPath, splitCheckpointId, type CheckpointKind } from "./core/tinker-path.js";
@@ -125,6 +125,8 @@ export type RestClientEnvOptions = Partial<TransportConfig> & RestClientOptions;
 export const DEFAULT_ARCHIVE_MAX_ATTEMPTS = 6;
 /** Delay between archive polls when the service sends no `Retry-After`. */
 export const DEFAULT_ARCHIVE_RETRY_DELAY_MS = 30_000;
+/** The wait between archive polls without `Retry-After`: a constant {@link DEFAULT_ARCHIVE_RETRY_DELAY_MS}. */
+const ARCHIVE_WAIT = { initialMs: DEFAULT_ARCHIVE_RETRY_DELAY_MS, maxMs: DEFAULT_ARCHIVE_RETRY_DELAY_MS, jitter: 0 };
 /** How long a 302 signed URL without an `Expires` header is assumed valid. */
 export const DEFAULT_ARCHIVE_URL_LIFETIME_MS = 15 * 60_000;
 /** Page size of the iterators unless `pageSize` says otherwise. */
@@ -630,7 +632,7 @@ export class RestClient {
             });
           }
           options.onArchivePending?.(pending);
-          const delay = fixedDelay ?? serverRequestedDelayMs(err.headers) ?? DEFAULT_ARCHIVE_RETRY_DELAY_MS;
+          const delay = fixedDelay ?? retryAfterMs(err.headers) ?? backoffMs(pending - 1, ARCHIVE_WAIT);
           await this.#pause(delay, options.signal);
           continue;
         }

@@ -21,6 +21,8 @@ import { abortableSleep, type SleepFn } from "./internal/sleep.js";
 import { parseTinkerPath } from "./core/tinker-path.js";
 import { SDK_VERSION, Transport, type CallOptions } from "./internal/transport.js";
 import { callOptionsOf } from "./core/options.js";
+import { ByteBudget, ClientConfigSchema, type ClientConfig } from "./internal/client-config.js";
+import { LoadWeightsResponseSchema } from "./internal/schemas.js";
 import { RestClient } from "./rest-client.js";
 import { TrainingClient, type TrainingCallOptions } from "./training-client.js";
 
@@ -117,6 +119,8 @@ export class ServiceClient {
   readonly #logger: Logger;
   readonly #poller: PollerContext;
   #session: Promise<string> | undefined;
+  #config: Promise<ClientConfig> | undefined;
+  #budget: ByteBudget | undefined;
   #modelSeq = 0;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #lastHeartbeatOk = Date.now();
@@ -207,9 +211,10 @@ export class ServiceClient {
     if (!trainMlp && !trainAttn && !trainUnembed) {
       throw new InvalidArgumentError("At least one of trainMlp, trainAttn and trainUnembed must be true.");
     }
+    const config = await this.#clientConfig(options);
     const modelSeqId = this.#modelSeq++;
     const sessionId = await this.#ensureSession(options);
-    const ctx = { transport: this.#transport, poller: this.#poller };
+    const ctx = this.#trainingContext(config);
     const created = await submitFuture(ctx, {
       operation: "create_model",
       seqId: 0,
@@ -298,6 +303,8 @@ export class ServiceClient {
       );
     }
     const call = callOptionsOf(options);
+    const config = await this.#clientConfig(options);
+    if (config.create_model_via_load_weights) return this.#createViaLoad(path, optimizer, options, config);
     const info = await this.#transport.call(
       "weights_info",
       (init) => this.#transport.api.POST("/api/v1/weights_info", { body: { tinker_path: path }, ...init }),
@@ -327,6 +334,65 @@ export class ServiceClient {
       }
       throw err;
     }
+  }
+
+  /**
+   * `create_model_via_load_weights`: one session-addressed `load_weights` creates the model from the checkpoint
+   * (its seq 0; the server derives the LoRA config), model id `<session_id>:train:<model_seq_id>`.
+   */
+  async #createViaLoad(path: string, optimizer: boolean, options: CreateFromStateOptions, config: ClientConfig): Promise<TrainingClient> {
+    const modelSeqId = this.#modelSeq++;
+    const sessionId = await this.#ensureSession(options);
+    const ctx = this.#trainingContext(config);
+    const { baseModel, userMetadata, weightsAccessToken } = options;
+    await submitFuture(ctx, {
+      operation: "load_weights",
+      seqId: 0,
+      send: (init) =>
+        this.#transport.api.POST("/api/v1/load_weights", {
+          body: {
+            session_id: sessionId,
+            model_seq_id: modelSeqId,
+            ...(baseModel === undefined ? {} : { base_model: baseModel }),
+            ...(userMetadata === undefined ? {} : { user_metadata: userMetadata }),
+            path,
+            optimizer,
+            ...(weightsAccessToken === undefined ? {} : { weights_access_token: weightsAccessToken }),
+            type: "load_weights",
+          },
+          ...init,
+        }),
+      schema: LoadWeightsResponseSchema,
+      options,
+    });
+    const modelId = `${sessionId}:train:${modelSeqId}`;
+    const training = new TrainingClient(ctx, { modelId, baseModel: baseModel ?? "" });
+    if (baseModel !== undefined) return training;
+    // The base model comes from the checkpoint; ask the model itself.
+    const info = await training.getInfo(callOptionsOf(options));
+    return new TrainingClient(ctx, { modelId, baseModel: info.model_data.model_name ?? info.model_name ?? "" });
+  }
+
+  /** The client config, read once per ServiceClient (a failed read is retried by the next caller). */
+  #clientConfig(options: TrainingCallOptions): Promise<ClientConfig> {
+    if (this.#config === undefined) {
+      const config = this.#transport.call(
+        "client_config",
+        (init) => this.#transport.api.POST("/api/v1/client/config", { body: { sdk_version: SDK_VERSION }, ...init }),
+        ClientConfigSchema,
+        callOptionsOf(options),
+      );
+      config.catch(() => {
+        if (this.#config === config) this.#config = undefined;
+      });
+      this.#config = config;
+    }
+    return this.#config;
+  }
+
+  #trainingContext(config: ClientConfig) {
+    this.#budget ??= new ByteBudget(config.fwdbwd_dispatch_bytes_semaphore_size);
+    return { transport: this.#transport, poller: this.#poller, config, budget: this.#budget };
   }
 
   #ensureSession(options: TrainingCallOptions): Promise<string> {

@@ -29,6 +29,7 @@ import {
   RequestFailedError,
   ResponseValidationError,
 } from "./errors.js";
+import { type BackoffPolicy, backoffMs } from "../internal/backoff.js";
 import type { SleepFn } from "../internal/sleep.js";
 
 /** Queue states the service reports while a request waits. `unknown` stands for any other string. */
@@ -106,6 +107,8 @@ export interface PollerContext {
 export const FIVE_XX_FLOOR_MS = 50;
 /** Cap of the backoff after 429s and connection errors. */
 export const MAX_POLL_BACKOFF_MS = 30_000;
+/** Backoff of polling after 429s and connection errors: from 500 ms, doubling, capped at 30 s, minus up to 25 %. */
+export const POLL_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: MAX_POLL_BACKOFF_MS, jitter: 0.25 };
 /** Consecutive connection failures after which a future gives up (about 90 s of backoff). */
 export const MAX_CONSECUTIVE_CONNECTION_FAILURES = 8;
 const MAX_STRAY_400 = 3;
@@ -177,7 +180,7 @@ export async function pollUntilSettled<T>(
           message: `Polling ${operation} request ${requestId} failed ${connectionFailures} times in a row (${err.message}). The server may still complete the work; poll again later or check the server.`,
         });
       }
-      await ctx.sleep(backoff(backoffExp++, ctx.random), ctx.closed).catch(() => undefined);
+      await ctx.sleep(backoffMs(backoffExp++, POLL_BACKOFF, ctx.random), ctx.closed).catch(() => undefined);
       continue;
     }
     connectionFailures = 0;
@@ -240,7 +243,7 @@ export async function pollUntilSettled<T>(
       throw new PromiseExpiredError({ requestId, body, headers: answer.headers, method: "POST", url: "/api/v1/retrieve_future", secrets: ctx.secrets });
     }
     if (status === 429) {
-      await ctx.sleep(backoff(backoffExp++, ctx.random), ctx.closed).catch(() => undefined);
+      await ctx.sleep(backoffMs(backoffExp++, POLL_BACKOFF, ctx.random), ctx.closed).catch(() => undefined);
       continue;
     }
     if (status >= 500) {
@@ -261,11 +264,6 @@ export async function pollUntilSettled<T>(
       message: undefined,
     });
   }
-}
-
-function backoff(exp: number, random: () => number): number {
-  const base = Math.min(500 * 2 ** exp, MAX_POLL_BACKOFF_MS);
-  return base * (1 - 0.25 * random());
 }
 
 /**

@@ -26,6 +26,7 @@ import {
 } from "../core/errors.js";
 import { DestinationExistsError, UnsafeArchiveError, IncompleteCheckpointError } from "./errors.js";
 import { leanGet, type LeanResponse } from "../internal/net/lean-http.js";
+import { backoffMs } from "../internal/backoff.js";
 import { abortableSleep } from "../internal/sleep.js";
 import { parseTinkerPath } from "../core/tinker-path.js";
 import { StreamingUntar } from "./untar.js";
@@ -50,6 +51,8 @@ export const DEFAULT_DOWNLOAD_MAX_ATTEMPTS = 5;
 /** Inactivity limit of the archive transfer and time limit of each REST call, unless `timeoutMs` says otherwise. */
 export const DEFAULT_DOWNLOAD_TIMEOUT_MS = 60_000;
 
+/** Largest delay between transfer attempts that made no progress (they start at `retryDelayMs` and double). */
+const MAX_RECONNECT_DELAY_MS = 8_000;
 /** Hard cap on attempts that did make progress: `maxAttempts` times this. */
 const MAX_ATTEMPTS_FACTOR = 20;
 /** Progress is reported at most once per this many milliseconds (plus phase changes and the final call). */
@@ -347,7 +350,7 @@ async function transferArchive(rest: ArchiveUrlProvider, tinkerPath: string, sin
       link = await rest.getCheckpointArchiveUrlFromTinkerPath(tinkerPath, restOptions);
     }
     if (!progressed && outcome.noDelay !== true) {
-      const delay = Math.min(ctx.retryDelayMs * 2 ** (failures - 1), 8_000);
+      const delay = backoffMs(failures - 1, { initialMs: ctx.retryDelayMs, maxMs: MAX_RECONNECT_DELAY_MS, jitter: 0 });
       try {
         await abortableSleep(delay, signal);
       } catch {
@@ -366,16 +369,15 @@ function describe(reason: unknown): string {
 }
 
 const CONTENT_RANGE = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i;
-const MAX_REDIRECTS = 5;
 
 /**
- * GETs `url`, following up to {@link MAX_REDIRECTS} redirects. No credentials are ever sent: the only headers
+ * GETs `url`, following redirects as {@link leanGet} does (up to 5). No credentials are ever sent: the only headers
  * are `Range` (when resuming) and `accept-encoding: identity`, so byte counts match.
  */
 function getNoCredentials(url: string, range: number, signal: AbortSignal): Promise<LeanResponse> {
   const headers: Record<string, string> = { "accept-encoding": "identity" };
   if (range > 0) headers["range"] = `bytes=${range}-`;
-  return leanGet(url, { headers, signal, maxRedirects: MAX_REDIRECTS });
+  return leanGet(url, { headers, signal });
 }
 
 /** One GET of the signed URL, feeding the extractor from `sink.bytes`. Reports the total via `update`. */

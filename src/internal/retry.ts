@@ -11,27 +11,23 @@
  */
 import { randomUUID } from "node:crypto";
 import { APIConnectionError, APITimeoutError, APIUserAbortError, InvalidArgumentError } from "../core/errors.js";
+import { type BackoffPolicy, backoffMs, retryAfterMs } from "./backoff.js";
 import { nodeHttpFetch } from "./net/node-fetch.js";
+import { CREDENTIAL_HEADERS, followRedirects } from "./net/redirect.js";
 import { abortableSleep, type SleepFn } from "./sleep.js";
 
 /** Retries after the first attempt unless configured otherwise. */
 export const DEFAULT_MAX_RETRIES = 2;
 /** Per-attempt time limit unless configured otherwise (ms). */
 export const DEFAULT_TIMEOUT_MS = 60_000;
-/** First backoff delay (ms); doubles per retry. */
-export const INITIAL_RETRY_DELAY_MS = 500;
-/** Largest backoff delay (ms). */
-export const MAX_RETRY_DELAY_MS = 8_000;
-/** A server-requested delay (`retry-after-ms` / `Retry-After`) is honoured only up to this many ms. */
-export const MAX_RETRY_AFTER_MS = 60_000;
+/** Backoff of HTTP retries: from 500 ms, doubling, capped at 8 s, minus up to 25 % jitter. */
+export const RETRY_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 8_000, jitter: 0.25 };
 /** Header carrying the attempt number (0 for the first attempt). */
 export const RETRY_COUNT_HEADER = "X-Tinker-Retry-Count";
 /** Header carrying the idempotency key on non-GET requests, identical across attempts. */
 export const IDEMPOTENCY_KEY_HEADER = "X-Idempotency-Key";
 /** Redirects followed at most this many times per attempt. */
 const MAX_REDIRECTS = 10;
-/** Headers removed before a request follows a redirect to another origin. */
-const CREDENTIAL_HEADERS = ["x-api-key", "authorization", "proxy-authorization", "cookie"] as const;
 
 /** The plain fetch the retry wrapper sends each attempt through. */
 export type BaseFetch = (input: Request) => Promise<Response>;
@@ -103,8 +99,8 @@ export function shouldRetryResponse(status: number, headers: Headers): boolean {
 
 /**
  * The delay before retry number `retryIndex` (0 for the first retry): the server's `retry-after-ms` or
- * `Retry-After` (seconds or HTTP date) when it is between 0 and 60 s; otherwise
- * `min(500 · 2^retryIndex, 8000) · (1 − 0.25 · random())`.
+ * `Retry-After` (seconds or HTTP date) when it is between 0 and 60 s ({@link retryAfterMs}); otherwise
+ * {@link backoffMs} with {@link RETRY_BACKOFF}: `min(500 · 2^retryIndex, 8000) · (1 − 0.25 · random())`.
  *
  * @example
  * ```ts
@@ -113,40 +109,8 @@ export function shouldRetryResponse(status: number, headers: Headers): boolean {
  * ```
  */
 export function retryDelayMs(retryIndex: number, headers: Headers | undefined, random: () => number = Math.random): number {
-  const fromServer = headers === undefined ? undefined : serverRequestedDelayMs(headers);
-  if (fromServer !== undefined) return fromServer;
-  const base = Math.min(INITIAL_RETRY_DELAY_MS * 2 ** retryIndex, MAX_RETRY_DELAY_MS);
-  const jitter = 1 - 0.25 * Math.min(Math.max(random(), 0), 1);
-  return base * jitter;
-}
-
-/**
- * The delay the server asked for with `retry-after-ms` or `Retry-After` (seconds or HTTP date), when it is
- * between 0 and 60 s; otherwise `undefined`.
- *
- * @example
- * ```ts
- * serverRequestedDelayMs(new Headers({ "retry-after": "1" })); // 1000
- * ```
- */
-export function serverRequestedDelayMs(headers: Headers): number | undefined {
-  const inRange = (ms: number): number | undefined => (Number.isFinite(ms) && ms >= 0 && ms <= MAX_RETRY_AFTER_MS ? ms : undefined);
-  const ms = headers.get("retry-after-ms");
-  if (ms !== null && ms.trim() !== "") {
-    const v = inRange(Number(ms));
-    if (v !== undefined) return v;
-  }
-  const ra = headers.get("retry-after");
-  if (ra === null || ra.trim() === "") return undefined;
-  const seconds = Number(ra);
-  if (!Number.isNaN(seconds)) return inRange(seconds * 1000);
-  const date = Date.parse(ra);
-  if (Number.isNaN(date)) return undefined;
-  return inRange(Math.max(0, date - Date.now()));
-}
-
-function isRedirect(status: number): boolean {
-  return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
+  const fromServer = headers === undefined ? undefined : retryAfterMs(headers);
+  return fromServer ?? backoffMs(retryIndex, RETRY_BACKOFF, random);
 }
 
 /**
@@ -154,7 +118,7 @@ function isRedirect(status: number): boolean {
  * byte-for-byte on every attempt, with `X-Tinker-Retry-Count: <n>` and (non-GET/HEAD) one
  * `X-Idempotency-Key` reused across attempts.
  *
- * Redirects: with the request's default `redirect: "follow"`, up to 10 are followed; once a redirect leaves
+ * Redirects ({@link followRedirects}): with the request's default `redirect: "follow"`, up to 10 are followed; once a redirect leaves
  * the origin (another host, scheme or port), `X-API-Key`, `Authorization`, `Proxy-Authorization` and `Cookie`
  * are removed for the rest of the chain, so the API key never reaches another host. `"manual"` returns every 3xx.
  *
@@ -182,48 +146,14 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
   checkMaxRetries(config.maxRetries);
   checkTimeout(config.timeoutMs);
 
-  async function send(req: Request, headers: Headers, body: ArrayBuffer | null, signal: AbortSignal): Promise<Response> {
-    const origin = new URL(req.url).origin;
-    let url = req.url;
-    let method = req.method;
-    let currentBody = body;
-    let currentHeaders = headers;
-    let stripped = false;
-    for (let hop = 0; ; hop++) {
-      const res = await baseFetch(
-        new Request(url, {
-          method,
-          headers: currentHeaders,
-          body: currentBody,
-          redirect: req.redirect === "error" ? "error" : "manual",
-          signal,
-        }),
-      );
-      if (req.redirect !== "follow" || !isRedirect(res.status) || hop >= MAX_REDIRECTS) return res;
-      const location = res.headers.get("location");
-      if (location === null) return res;
-      let next: URL;
-      try {
-        next = new URL(location, url);
-      } catch {
-        return res;
-      }
-      await res.body?.cancel().catch(() => undefined);
-      if (next.origin !== origin && !stripped) {
-        // Another host (or scheme, or port) never sees a credential, for the rest of this chain too.
-        currentHeaders = new Headers(currentHeaders);
-        for (const name of CREDENTIAL_HEADERS) currentHeaders.delete(name);
-        stripped = true;
-      }
-      if ((res.status === 303 && method !== "HEAD") || ((res.status === 301 || res.status === 302) && method === "POST")) {
-        method = "GET";
-        currentBody = null;
-        currentHeaders = new Headers(currentHeaders);
-        currentHeaders.delete("content-type");
-        currentHeaders.delete("content-length");
-      }
-      url = next.toString();
-    }
+  function send(req: Request, headers: Headers, body: ArrayBuffer | null, signal: AbortSignal): Promise<Response> {
+    const redirect = req.redirect === "error" ? "error" : "manual";
+    return followRedirects(
+      { url: req.url, method: req.method, headers: Object.fromEntries(headers.entries()), body },
+      (hop) => baseFetch(new Request(hop.url, { method: hop.method, headers: hop.headers, body: hop.body, redirect, signal })),
+      (res) => ({ status: res.status, location: res.headers.get("location"), discard: () => res.body?.cancel() }),
+      { maxRedirects: req.redirect === "follow" ? MAX_REDIRECTS : 0, stripOnCrossOrigin: CREDENTIAL_HEADERS },
+    );
   }
 
   return async function retryingFetch(req: Request, options: RetryRequestOptions = {}): Promise<Response> {
