@@ -22,6 +22,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Exchange the caller's credential for a short-lived JWT.
+         * @description Used only when the client config says `pjwt_auth_enabled` (PROTOCOL §10.5). The body is `{}`; the credential travels in `X-API-Key`. The JWT (claims `sub`, `email`, `exp`) is then sent as `X-API-Key` on every other request, and refreshed before `exp`.
+         */
+        post: operations["authToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/client/dynamic_config": {
         parameters: {
             query?: never;
@@ -570,6 +590,11 @@ export interface components {
             field?: string;
             request_id?: string;
         };
+        /** @description Always `{}`. */
+        AuthTokenRequest: Record<string, never>;
+        AuthTokenResponse: {
+            jwt: string;
+        };
         ClientConfigRequest: {
             sdk_version: string;
         };
@@ -1034,6 +1059,31 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ClientConfigResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    authToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthTokenRequest"];
+            };
+        };
+        responses: {
+            /** @description The JWT. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthTokenResponse"];
                 };
             };
             default: components["responses"]["Error"];

@@ -60,6 +60,7 @@ export type { SleepFn } from "./internal/sleep.js";
 export type { APIErrorInit, ConnectionErrorInit } from "./core/errors.js";
 
 export { RestClient } from "./rest-client.js";
+export { RestAccountClient, type WhoamiResponse } from "./rest-account.js";
 export type {
   AccessScope,
   AccessScopeOptions,

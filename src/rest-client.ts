@@ -25,7 +25,9 @@ import {
   TrainingRunsResponseSchema,
   WeightsInfoResponseSchema,
 } from "./internal/schemas.js";
-import { resolveConnection } from "./internal/config.js";
+import { cloudflareAccessHeaders, resolveCredentials } from "./internal/config.js";
+import { createAuthTransport } from "./internal/auth-transport.js";
+import { RestAccountClient } from "./rest-account.js";
 import { backoffMs, retryAfterMs } from "./internal/backoff.js";
 import { callOptionsOf, type RequestOptions } from "./core/options.js";
 import { abortableSleep, type SleepFn } from "./internal/sleep.js";
@@ -193,9 +195,7 @@ function toIso(value: string | number): string | undefined {
  * await rest.setCheckpointTtlFromTinkerPath("tinker://run-1/weights/final", null); // keep forever
  * ```
  */
-export class RestClient {
-  /** The transport every call goes through. */
-  readonly transport: Transport;
+export class RestClient extends RestAccountClient {
   readonly #options: RestClientOptions;
   readonly #sleep: SleepFn;
 
@@ -211,7 +211,7 @@ export class RestClient {
    * ```
    */
   constructor(transport: Transport, options: RestClientOptions = {}) {
-    this.transport = transport;
+    super(transport);
     this.#options = { ...options };
     this.#sleep = options.sleep ?? abortableSleep;
   }
@@ -229,13 +229,14 @@ export class RestClient {
    * ```
    */
   static fromEnv(options: RestClientEnvOptions = {}, env: NodeJS.ProcessEnv = process.env): RestClient {
-    const { baseUrl, apiKey } = resolveConnection(options, env);
+    const { baseUrl, apiKey, credentialCmd } = resolveCredentials(options, env);
     const { archiveRetryDelayMs, archiveMaxAttempts, sleep, ...transport } = options;
     const restOptions: RestClientOptions = {};
     if (archiveRetryDelayMs !== undefined) restOptions.archiveRetryDelayMs = archiveRetryDelayMs;
     if (archiveMaxAttempts !== undefined) restOptions.archiveMaxAttempts = archiveMaxAttempts;
     if (sleep !== undefined) restOptions.sleep = sleep;
-    return new RestClient(new Transport({ ...transport, baseUrl, apiKey }), restOptions);
+    const defaultHeaders = { ...cloudflareAccessHeaders(env), ...transport.defaultHeaders };
+    return new RestClient(createAuthTransport({ ...transport, baseUrl, apiKey, credentialCmd, defaultHeaders }).transport, restOptions);
   }
 
   // ---------------------------------------------------------------------------------------------- runs

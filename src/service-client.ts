@@ -7,7 +7,9 @@
 import { randomUUID } from "node:crypto";
 import type { components } from "../generated/schema.js";
 import { InvalidArgumentError, TinkerError, APIError, APIUserAbortError, ResponseValidationError } from "./core/errors.js";
-import { resolveConnection } from "./internal/config.js";
+import { cloudflareAccessHeaders, resolveCredentials } from "./internal/config.js";
+import type { ClientAuth } from "./internal/auth.js";
+import { createAuthTransport } from "./internal/auth-transport.js";
 import { type PollAnswer, type PollerContext, type PollHeaders, type QueueStateChange } from "./core/futures.js";
 import { submitFuture } from "./internal/submit.js";
 import {
@@ -46,6 +48,12 @@ export interface ServiceClientOptions {
   timeoutMs?: number;
   /** The fetch to use (default: node:http with keep-alive; pass `globalThis.fetch` to use undici). */
   fetch?: typeof globalThis.fetch;
+  /**
+   * Headers sent on every request to the service (never to a download host; cannot replace `X-API-Key`).
+   * `CF-Access-Client-Id` / `CF-Access-Client-Secret` are added from `CLOUDFLARE_ACCESS_CLIENT_ID` /
+   * `CLOUDFLARE_ACCESS_CLIENT_SECRET` when set; these headers win over them.
+   */
+  defaultHeaders?: Record<string, string>;
   /** Metadata attached to the session. */
   userMetadata?: Record<string, unknown>;
   /** Session tags. Default: `TINKER_TAGS` (comma-separated). */
@@ -114,6 +122,7 @@ export class ServiceClient {
   /** The server base URL in use. */
   readonly baseUrl: string;
   readonly #transport: Transport;
+  readonly #auth: ClientAuth;
   readonly #options: ServiceClientOptions;
   readonly #closed = new AbortController();
   readonly #logger: Logger;
@@ -129,19 +138,26 @@ export class ServiceClient {
 
   /** Builds the client from options, falling back to `TINKER_BASE_URL` / `TINKER_API_KEY`. Sends nothing. */
   constructor(options: ServiceClientOptions = {}) {
-    const { baseUrl, apiKey } = resolveConnection(options);
+    const { baseUrl, apiKey, credentialCmd } = resolveCredentials(options);
     this.#options = options;
     this.#logger = options.logger ?? { warn: (m) => console.warn(m) };
-    this.#transport = new Transport({
+    const defaultHeaders = { ...cloudflareAccessHeaders(process.env), ...options.defaultHeaders };
+    const { transport, auth } = createAuthTransport({
       baseUrl,
       apiKey,
+      credentialCmd,
+      logger: this.#logger,
+      loadConfig: () => this.#clientConfig({}),
+      defaultHeaders,
       ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
       ...(options.sleep === undefined ? {} : { sleep: options.sleep }),
     });
+    this.#transport = transport;
+    this.#auth = auth;
     this.baseUrl = this.#transport.baseUrl;
-    const secrets = [apiKey];
+    const secrets = transport.secrets;
     this.#poller = {
       pollOnce: (body, signal, headers) => this.#pollOnce(body, signal, headers),
       sleep: options.sleep ?? abortableSleep,
@@ -285,6 +301,7 @@ export class ServiceClient {
   async close(): Promise<void> {
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
     this.#heartbeat = undefined;
+    this.#auth.close();
     this.#closed.abort();
   }
 

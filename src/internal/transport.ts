@@ -46,8 +46,12 @@ export const USER_AGENT = `tinker-ts/${SDK_VERSION} (node ${process.version})`;
 export interface TransportConfig {
   /** Server base URL, e.g. `http://127.0.0.1:8080` or `https://host/services/tinker-prod`. */
   baseUrl: string;
-  /** API key, sent as `X-API-Key` and never included in errors. */
-  apiKey: string;
+  /** API key, sent as `X-API-Key` and never included in errors. Optional only with {@link TransportConfig.auth}. */
+  apiKey?: string | undefined;
+  /** Chooses the `X-API-Key` of each request (JWT mode, `TINKER_CREDENTIAL_CMD`); see `internal/auth.ts`. */
+  auth?: TransportAuth;
+  /** Secrets every error redacts (shared with `auth`, which appends the tokens it obtains). */
+  secrets?: string[];
   /** Retries after the first attempt (default 2). */
   maxRetries?: number;
   /** Per-attempt time limit in ms (default 60 000). */
@@ -60,6 +64,14 @@ export interface TransportConfig {
   sleep?: SleepFn;
   /** Random source in [0, 1) for backoff jitter; inject in tests. */
   random?: () => number;
+}
+
+/** How a {@link Transport} picks each request's `X-API-Key` (implemented by `ClientAuth`, `internal/auth.ts`). */
+export interface TransportAuth {
+  /** The credential for a request to `path`. */
+  credentialFor(path: string): Promise<string>;
+  /** The JWT that carries the caller's identity (JWT mode, or a JWT API key), if any. */
+  identityToken(): Promise<string | undefined>;
 }
 
 /** A fetch redirect mode. */
@@ -220,9 +232,20 @@ function validateApiKey(apiKey: unknown): string {
 export class Transport {
   /** The normalised base URL (no trailing slash). */
   readonly baseUrl: string;
+  /** How each request's credential is chosen, when not a fixed API key. */
+  get auth(): TransportAuth | undefined {
+    return this.#auth;
+  }
+
+  /** Secrets every error of this transport redacts (the API key, and tokens as they are obtained). */
+  get secrets(): readonly string[] {
+    return this.#secrets;
+  }
   /** The typed openapi-fetch client; call it through {@link Transport.call} / {@link Transport.callRaw}. */
   readonly api: Client<paths>;
   readonly #apiKey: string;
+  readonly #secrets: string[];
+  readonly #auth: TransportConfig["auth"];
   readonly #retrying: RetryingFetch;
   readonly #timeoutMs: number | undefined;
 
@@ -233,7 +256,10 @@ export class Transport {
    * @throws {InvalidArgumentError} when `maxRetries`/`timeoutMs` is out of range.
    */
   constructor(config: TransportConfig) {
-    this.#apiKey = validateApiKey(config.apiKey);
+    this.#auth = config.auth;
+    this.#apiKey = config.auth !== undefined && config.apiKey === undefined ? "" : validateApiKey(config.apiKey);
+    this.#secrets = config.secrets ?? [];
+    if (this.#apiKey !== "" && !this.#secrets.includes(this.#apiKey)) this.#secrets.push(this.#apiKey);
     try {
       this.baseUrl = normalizeBaseUrl(config.baseUrl);
     } catch (err) {
@@ -248,7 +274,7 @@ export class Transport {
       ...(baseFetch === undefined ? {} : { fetch: (req: Request) => baseFetch(req) }),
       ...(config.sleep === undefined ? {} : { sleep: config.sleep }),
       ...(config.random === undefined ? {} : { random: config.random }),
-      secrets: [this.#apiKey],
+      secrets: this.#secrets,
     });
     const headers: Record<string, string> = {
       Accept: "application/json",
@@ -258,7 +284,7 @@ export class Transport {
     for (const name of Object.keys(headers)) {
       if (name.toLowerCase() === "x-api-key") delete headers[name];
     }
-    headers["X-API-Key"] = this.#apiKey;
+    if (this.#apiKey !== "") headers["X-API-Key"] = this.#apiKey;
     this.api = createClient<paths>({
       baseUrl: this.baseUrl,
       headers,
@@ -307,13 +333,13 @@ export class Transport {
           url,
           operation: op,
           cause: err,
-          secrets: [this.#apiKey],
+          secrets: this.#secrets,
         });
       }
     }
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
-      throw new ResponseValidationError({ body: json, zodError: parsed.error, method, url, operation: op, secrets: [this.#apiKey] });
+      throw new ResponseValidationError({ body: json, zodError: parsed.error, method, url, operation: op, secrets: this.#secrets });
     }
     return parsed.data;
   }
@@ -355,8 +381,9 @@ export class Transport {
     let sent: Request | undefined;
     const retrying = this.#retrying;
     const init: RequestInitExtras = {
-      fetch: (req: Request) => {
+      fetch: async (req: Request) => {
         sent = req;
+        if (this.#auth !== undefined) req.headers.set("X-API-Key", await this.#auth.credentialFor(new URL(req.url).pathname));
         return retrying(req, {
           ...(options.signal === undefined ? {} : { signal: options.signal }),
           ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
@@ -370,7 +397,7 @@ export class Transport {
     if (options.signal !== undefined) init.signal = options.signal;
     if (options.redirect !== undefined) init.redirect = options.redirect;
     if (options.signal?.aborted === true) {
-      throw new APIUserAbortError({ subject: "The request", cause: options.signal.reason, secrets: [this.#apiKey] });
+      throw new APIUserAbortError({ subject: "The request", cause: options.signal.reason, secrets: this.#secrets });
     }
     try {
       const result = await fn(init);
@@ -382,7 +409,7 @@ export class Transport {
 
   #wrapThrown(err: unknown, options: CallOptions, sent: Request | undefined): TinkerError {
     if (err instanceof TinkerError) return err;
-    const where = { method: sent?.method, url: sent?.url, cause: err, secrets: [this.#apiKey] };
+    const where = { method: sent?.method, url: sent?.url, cause: err, secrets: this.#secrets };
     if (options.signal?.aborted === true) return new APIUserAbortError(where);
     const name = err instanceof Error || err instanceof DOMException ? err.name : "";
     if (name === "TimeoutError" || name === "AbortError") {
@@ -402,7 +429,7 @@ export class Transport {
       ...(method === undefined ? {} : { method }),
       url: url ?? response.url,
       ...(attempts === undefined ? {} : { attempts }),
-      secrets: [this.#apiKey],
+      secrets: this.#secrets,
     });
   }
 }

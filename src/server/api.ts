@@ -14,6 +14,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { components } from "../../generated/schema.js";
 import type { ArchiveService } from "./archive.js";
+import type { ServerAuth } from "./auth.js";
 import type { FutureRegistry } from "./futures.js";
 import type { CheckpointRecord, RunRecord, Store } from "./store.js";
 import type { SupportedModel, TrainingHost } from "./training.js";
@@ -63,6 +64,8 @@ export type ApiDeps = {
   supportedModels: readonly SupportedModel[];
   /** Overrides of what `/api/v1/client/config` answers. */
   clientConfig?: Partial<Schemas["ClientConfigResponse"]> | undefined;
+  /** Issues the JWTs of `POST /api/v1/auth/token`. */
+  auth: ServerAuth;
 };
 
 /** The client configuration `/api/v1/client/config` answers (PROTOCOL §10.3). */
@@ -174,6 +177,8 @@ export function createOperationHandlers(d: ApiDeps): Record<string, OperationHan
       status: 200,
       body: { ...DEFAULT_CLIENT_CONFIG, ...d.clientConfig } satisfies Schemas["ClientConfigResponse"],
     }),
+
+    authToken: (ctx) => ({ status: 200, body: { jwt: d.auth.issue(ctx.owner) } satisfies Schemas["AuthTokenResponse"] }),
 
     getDynamicClientConfig: () => ({ status: 200, body: { refresh_interval_sec: 300 } satisfies Schemas["DynamicConfigResponse"] }),
 
