@@ -485,6 +485,7 @@ export class ServiceClient {
     const headers: Record<string, string> = {};
     if (extra.accept !== undefined) headers["Accept"] = extra.accept;
     if (extra.requestType !== undefined) headers["X-Tinker-Request-Type"] = extra.requestType;
+    if (extra.iteration !== undefined) headers["X-Tinker-Request-Iteration"] = String(extra.iteration);
     try {
       const res = await this.#transport.callRaw(
         "retrieve_future",

@@ -19,7 +19,7 @@ export interface AuthTransportOptions extends Omit<TransportConfig, "auth" | "se
   credentialCmd?: string | undefined;
   /** Reads the client config; default: one `POST /api/v1/client/config` on this transport. */
   loadConfig?: (transport: Transport) => Promise<ClientConfig>;
-  /** Where warnings go. */
+  /** Where warnings go (default `console.warn`). */
   logger?: AuthLogger;
 }
 
@@ -61,7 +61,7 @@ export function createAuthTransport(options: AuthTransportOptions): { transport:
     apiKey: config.apiKey,
     credentialCmd,
     secrets,
-    ...(logger === undefined ? {} : { logger }),
+    logger: logger ?? { warn: (m: string) => console.warn(m) },
     loadMode: () =>
       load(transport!).then(
         (c): AuthMode => ({ jwt: c.pjwt_auth_enabled, credentialSource: c.credential_default_source }),
