@@ -5,6 +5,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto";
+import type { z } from "zod";
 import type { components } from "../generated/schema.js";
 import { InvalidArgumentError, TinkerError, APIError, APIUserAbortError, ResponseValidationError } from "./core/errors.js";
 import { cloudflareAccessHeaders, resolveCredentials } from "./internal/config.js";
@@ -123,6 +124,7 @@ export class ServiceClient {
   readonly baseUrl: string;
   readonly #transport: Transport;
   readonly #auth: ClientAuth;
+  readonly #tokenTransport: (token: string) => { transport: Transport; auth: ClientAuth };
   readonly #options: ServiceClientOptions;
   readonly #closed = new AbortController();
   readonly #logger: Logger;
@@ -142,10 +144,8 @@ export class ServiceClient {
     this.#options = options;
     this.#logger = options.logger ?? { warn: (m) => console.warn(m) };
     const defaultHeaders = { ...cloudflareAccessHeaders(process.env), ...options.defaultHeaders };
-    const { transport, auth } = createAuthTransport({
+    const shared = {
       baseUrl,
-      apiKey,
-      credentialCmd,
       logger: this.#logger,
       loadConfig: () => this.#clientConfig({}),
       defaultHeaders,
@@ -153,7 +153,10 @@ export class ServiceClient {
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
       ...(options.sleep === undefined ? {} : { sleep: options.sleep }),
-    });
+    };
+    const { transport, auth } = createAuthTransport({ ...shared, apiKey, credentialCmd });
+    // Another account's checkpoint is read with its token, authenticated the same way (JWT mode included).
+    this.#tokenTransport = (token) => createAuthTransport({ ...shared, apiKey: token });
     this.#transport = transport;
     this.#auth = auth;
     this.baseUrl = this.#transport.baseUrl;
@@ -322,23 +325,35 @@ export class ServiceClient {
     const call = callOptionsOf(options);
     const config = await this.#clientConfig(options);
     if (config.create_model_via_load_weights) return this.#createViaLoad(path, optimizer, options, config);
-    const info = await this.#transport.call(
-      "weights_info",
-      (init) => this.#transport.api.POST("/api/v1/weights_info", { body: { tinker_path: path }, ...init }),
-      WeightsInfoResponseSchema,
-      call,
-    );
+    // With a weights access token, the checkpoint's info is read as its owner (as the Python SDK does), and the
+    // credential that token resolves to (a JWT in JWT mode) goes with load_weights.
+    const token = options.weightsAccessToken;
+    const reader = token === undefined ? undefined : this.#tokenTransport(token);
+    let info: z.output<typeof WeightsInfoResponseSchema>;
+    let loadToken: string | undefined;
+    try {
+      const t = reader?.transport ?? this.#transport;
+      info = await t.call("weights_info", (init) => t.api.POST("/api/v1/weights_info", { body: { tinker_path: path }, ...init }), WeightsInfoResponseSchema, call);
+      loadToken = reader === undefined ? undefined : await reader.auth.credentialFor("/api/v1/weights_info");
+    } finally {
+      reader?.auth.close();
+    }
+    if (info.lora_rank === undefined || info.lora_rank === null) {
+      throw new InvalidArgumentError(
+        `${method} cannot recreate the model of ${path}: its weights info has no LoRA rank (is_lora: ${String(info.is_lora ?? "unknown")}), and tinker-ts only trains LoRA models. Create a client with createLoraTrainingClient({ baseModel: ${JSON.stringify(info.base_model)}, rank }) and call loadState(${JSON.stringify(path)}) if you know the rank.`,
+      );
+    }
     const training = await this.createLoraTrainingClient({
       ...call,
       baseModel: options.baseModel ?? info.base_model,
-      ...(info.lora_rank === undefined || info.lora_rank === null ? {} : { rank: info.lora_rank }),
+      rank: info.lora_rank,
       trainMlp: info.train_mlp ?? true,
       trainAttn: info.train_attn ?? true,
       trainUnembed: info.train_unembed ?? true,
       ...(options.userMetadata === undefined ? {} : { userMetadata: options.userMetadata }),
     });
     try {
-      const loadOptions = { ...call, ...(options.weightsAccessToken === undefined ? {} : { weightsAccessToken: options.weightsAccessToken }) };
+      const loadOptions = { ...call, ...(loadToken === undefined ? {} : { weightsAccessToken: loadToken }) };
       await (optimizer ? training.loadStateWithOptimizer(path, loadOptions) : training.loadState(path, loadOptions));
       return training;
     } catch (err) {

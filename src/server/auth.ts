@@ -95,6 +95,17 @@ export class ServerAuth {
     }
   }
 
+  /** The owner a `weights_access_token` stands for: an API key, or a valid JWT of this server; else `undefined`. */
+  tokenOwner(token: string): string | undefined {
+    const owner = this.#o.keys.get(token);
+    if (owner !== undefined) return owner;
+    try {
+      return this.verify(token).sub.slice(URN_PREFIX.length);
+    } catch {
+      return undefined;
+    }
+  }
+
   /** A signed JWT for `owner`, valid for the configured lifetime. */
   issue(owner: string): string {
     const now = Math.round(this.#o.clock()) / 1000; // NumericDate with ms precision, so sub-second lifetimes work

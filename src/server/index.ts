@@ -259,6 +259,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     minTtlSeconds,
     supportedModels,
     onOperation: options.onOperation,
+    tokenOwner: (token) => auth.tokenOwner(token),
   });
   let queueState: QueueState = options.queueState ?? "active";
   const longPollMs = options.longPollMs ?? 25_000;
