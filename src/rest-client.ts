@@ -288,9 +288,9 @@ export class RestClient extends RestAccountClient {
    * console.log(page.cursor.total_count, page.training_runs.map((r) => r.training_run_id));
    * ```
    */
-  async listTrainingRuns(options: PageOptions & AccessScopeOptions = {}): Promise<TrainingRunsPage> {
+  async listTrainingRuns(options: PageOptions & AccessScopeOptions & { projectId?: string } = {}): Promise<TrainingRunsPage> {
     const t = this.transport;
-    const query = pageQuery(options);
+    const query = { ...pageQuery(options), ...(options.projectId === undefined ? {} : { project_id: options.projectId }) };
     return t.call(
       "list_training_runs",
       (init) => t.api.GET("/api/v1/training_runs", { params: { query }, ...init }),

@@ -47,6 +47,7 @@ import { createHash } from "node:crypto";
 import { createOperationHandlers, type ClientConfig, type QueueState } from "./api.js";
 import { ArchiveService, loadUrlSigningKey } from "./archive.js";
 import { ServerAuth } from "./auth.js";
+import { AccountLedger } from "./account.js";
 import { FaultInjector, type FaultRule } from "./faults.js";
 import { FutureRegistry } from "./futures.js";
 import { SEQUENCED_OPERATIONS } from "./guards.js";
@@ -276,6 +277,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     supportedModels,
     clientConfig: options.clientConfig,
     auth,
+    account: new AccountLedger(store, clock),
   });
   const faults = new FaultInjector();
   if (options.faults) faults.set(options.faults);

@@ -2,7 +2,7 @@
 // Regenerate with `npm run examples`; `tsc --noEmit` type-checks it.
 /* eslint-disable */
 import { Transport } from "../../src/internal/transport.js";
-import { APIConnectionError, APIError, APIFuture, APITimeoutError, APIUserAbortError, ArchiveExtractionError, AuthenticationError, BadRequestError, CheckpointLedger, ConfigurationError, ConflictError, DestinationExistsError, IncompleteCheckpointError, InternalServerError, InvalidArgumentError, InvalidCheckpointNameError, InvalidDatumError, InvalidTinkerPathError, InvalidTtlError, LedgerFormatError, MIN_CHECKPOINT_TTL_SECONDS, NotFoundError, PermissionDeniedError, PromiseExpiredError, RESUMABLE_TTL_WARNING_SECONDS, RateLimitError, RequestFailedError, ResponseValidationError, RestAccountClient, RestClient, RollingCheckpoint, ServiceClient, TinkerError, TrainingClient, TrainingClientStoppedError, UnprocessableEntityError, UnsafeArchiveError, checkpointDirName, crossEntropyDatum, downloadCheckpoint, formatTinkerPath, parseTinkerPath, planCheckpointPruning, pruneCheckpoints, resumeOrStart, rlDatum, saveAndRecord, startLocalServer, validateCheckpointName, validateTtlSeconds, type APIErrorInit, type AccessScope, type AccessScopeOptions, type AdamParams, type ArchiveUrlOptions, type ArchiveUrlProvider, type CallOptions, type Checkpoint, type CheckpointArchiveUrl, type CheckpointKind, type CheckpointType, type CheckpointsListResponse, type ClientConfig, type ConnectionErrorInit, type CreateFromStateOptions, type CreateLoraTrainingClientOptions, type CustomLossFn, type CustomLossResult, type Datum, type DownloadCheckpointOptions, type DownloadCheckpointResult, type DownloadProgress, type FailedOperation, type FaultRule, type ForwardBackwardCustomOptions, type ForwardBackwardOptions, type ForwardBackwardOutput, type FutureResultOptions, type GetInfoResponse, type GetServerCapabilitiesResponse, type IterOptions, type LedgerFileOptions, type LedgerLatestOptions, type LedgerRecord, type LoadStateOptions, type LoadWeightsResponse, type LocalServer, type LocalServerOptions, type Logger, type LossFnType, type OptimStepResponse, type PageOptions, type PageProgress, type ParsedTinkerPath, type PlanPruningOptions, type PruneFailure, type PruneOptions, type PruneResult, type PruningPlan, type QueueState, type QueueStateChange, type RequestFailureCategory, type RequestOptions, type RestClientEnvOptions, type RestClientOptions, type RestRequestOptions, type ResumeOrStartOptions, type ResumeOrStartResult, type RlDatumOptions, type RollingCheckpointOptions, type RollingSaveResult, type SaveAndRecordOptions, type SaveStateOptions, type SaveWeightsForSamplerOptions, type SaveWeightsForSamplerResponse, type SaveWeightsResponse, type ServiceClientOptions, type SleepFn, type TensorData, type TrainingCallOptions, type TrainingRun, type TrainingRunsResponse, type TransportConfig, type UnloadModelResponse, type WeightsInfoResponse, type WhoamiResponse, type WirePaths, type WireSchemas } from "../../src/index.js";
+import { APIConnectionError, APIError, APIFuture, APITimeoutError, APIUserAbortError, ArchiveExtractionError, AuthenticationError, BadRequestError, CheckpointLedger, ConfigurationError, ConflictError, DestinationExistsError, IncompleteCheckpointError, InternalServerError, InvalidArgumentError, InvalidCheckpointNameError, InvalidDatumError, InvalidTinkerPathError, InvalidTtlError, LedgerFormatError, MIN_CHECKPOINT_TTL_SECONDS, NotFoundError, PermissionDeniedError, PromiseExpiredError, RESUMABLE_TTL_WARNING_SECONDS, RateLimitError, RequestFailedError, ResponseValidationError, RestAccountClient, RestClient, RollingCheckpoint, ServiceClient, TinkerError, TrainingClient, TrainingClientStoppedError, UnprocessableEntityError, UnsafeArchiveError, checkpointDirName, crossEntropyDatum, downloadCheckpoint, formatTinkerPath, parseTinkerPath, planCheckpointPruning, pruneCheckpoints, resumeOrStart, rlDatum, saveAndRecord, startLocalServer, validateCheckpointName, validateTtlSeconds, type APIErrorInit, type AccessScope, type AccessScopeOptions, type AdamParams, type ArchiveUrlOptions, type ArchiveUrlProvider, type AuditLogOptions, type AuditLogResponse, type BillingUsageOptions, type BillingUsageResponse, type CallOptions, type Checkpoint, type CheckpointArchiveUrl, type CheckpointKind, type CheckpointType, type CheckpointsListResponse, type ClientConfig, type ConnectionErrorInit, type CreateFromStateOptions, type CreateLoraTrainingClientOptions, type CustomLossFn, type CustomLossResult, type Datum, type DownloadCheckpointOptions, type DownloadCheckpointResult, type DownloadProgress, type ExportSessionTraceOptions, type FailedOperation, type FaultRule, type ForwardBackwardCustomOptions, type ForwardBackwardOptions, type ForwardBackwardOutput, type FutureResultOptions, type GetInfoResponse, type GetServerCapabilitiesResponse, type IterOptions, type LedgerFileOptions, type LedgerLatestOptions, type LedgerRecord, type LoadStateOptions, type LoadWeightsResponse, type LocalServer, type LocalServerOptions, type Logger, type LossFnType, type OptimStepResponse, type PageOptions, type PageProgress, type ParsedTinkerPath, type PlanPruningOptions, type PruneFailure, type PruneOptions, type PruneResult, type PruningPlan, type QueueState, type QueueStateChange, type RequestFailureCategory, type RequestOptions, type RestClientEnvOptions, type RestClientOptions, type RestRequestOptions, type ResumeOrStartOptions, type ResumeOrStartResult, type RlDatumOptions, type RollingCheckpointOptions, type RollingSaveResult, type SaveAndRecordOptions, type SaveStateOptions, type SaveWeightsForSamplerOptions, type SaveWeightsForSamplerResponse, type SaveWeightsResponse, type ServiceClientOptions, type SleepFn, type TensorData, type TrainingCallOptions, type TrainingRun, type TrainingRunsResponse, type TransportConfig, type UnloadModelResponse, type WeightsInfoResponse, type WhoamiResponse, type WirePaths, type WireSchemas } from "../../src/index.js";
 import { service, rest, training, transport, runId, tinkerPath, url, future, argv, json, ledger, batch, io, response, baseUrl, source, signal } from "../helpers/example-prelude.js";
 
 // rest-account.ts, example 1
@@ -19,4 +19,27 @@ export async function example2() {
 export async function example3() {
   const me = await rest.whoami();
   console.log(me.user_urn, me.email ?? "(no email)");
+}
+
+// rest-account.ts, example 4
+export async function example4() {
+  await rest.assignSessionProject("sess-0", "proj-research");
+}
+
+// rest-account.ts, example 5
+export async function example5() {
+  const url = await rest.exportSessionTrace("sess-0", { onPending: () => console.log("building trace…") });
+  // open it in https://ui.perfetto.dev
+}
+
+// rest-account.ts, example 6
+export async function example6() {
+  const { entries } = await rest.getAuditLog({ eventType: "checkpoints", day: "2026-01-15" });
+  for (const e of entries) console.log(e.timestamp, e.event, e.tinker_path);
+}
+
+// rest-account.ts, example 7
+export async function example7() {
+  const usage = await rest.getBillingUsage({ startingOn: "2026-01-15T00:00:00Z", endingBefore: "2026-01-16T00:00:00Z" });
+  const trained = usage.data.filter((e) => e.event_info.type === "training").reduce((n, e) => n + (e.event_info.token_count ?? 0), 0);
 }
