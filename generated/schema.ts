@@ -1107,7 +1107,7 @@ export interface components {
             last_checkpoint?: components["schemas"]["Checkpoint"] | null;
             last_sampler_checkpoint?: components["schemas"]["Checkpoint"] | null;
             user_metadata?: {
-                [key: string]: string;
+                [key: string]: unknown;
             } | null;
         };
         TrainingRunsResponse: {
