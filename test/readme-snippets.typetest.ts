@@ -117,3 +117,9 @@ export async function lossesAndFailStop(
   const server = await startLocalServer({ clientConfig: { fwdbwd_max_chunk_len: 8 } });
   await server.close();
 }
+
+export async function authentication(service: ServiceClient): Promise<void> {
+  const rest = service.createRestClient();
+  const me = await rest.whoami(); // { user_urn, email }: decoded from the JWT in use, no request once it is held
+  void me;
+}
