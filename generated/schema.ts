@@ -22,6 +22,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Exchange the caller's credential for a short-lived JWT.
+         * @description Used only when the client config says `pjwt_auth_enabled` (PROTOCOL §10.5). The body is `{}`; the credential travels in `X-API-Key`. The JWT (claims `sub`, `email`, `exp`) is then sent as `X-API-Key` on every other request, and refreshed before `exp`.
+         */
+        post: operations["authToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/client/dynamic_config": {
         parameters: {
             query?: never;
@@ -552,6 +572,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/sessions/{session_id}/project": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Move a session (and its runs and samplers) into a project.
+         * @description Clearing the project is not supported. 400 without `project_id`; 404 for an unknown session.
+         */
+        put: operations["assignSessionProject"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sessions/{session_id}/trace_export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Build (or poll) a Perfetto trace of a session's timeline.
+         * @description Polled every 5 s by the Python SDK until `status` is `ready` (with a signed `url`) or `failed` (with `error`).
+         */
+        get: operations["exportSessionTrace"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Audit log of one UTC day (default today).
+         * @description Admin only. `event_type` `checkpoints` keeps only checkpoint events (save, delete, publish, unpublish, TTL).
+         */
+        get: operations["getAuditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/billing/usage/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Hourly billing usage events in a window of at most 14 days.
+         * @description `starting_on` inclusive and `ending_before` exclusive, RFC 3339, aligned to UTC hours; the window must not start in the future.
+         */
+        get: operations["getBillingUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -569,6 +669,58 @@ export interface components {
             /** @description The request field at fault, when there is one. */
             field?: string;
             request_id?: string;
+        };
+        AssignSessionProjectRequest: {
+            project_id: string;
+        };
+        SessionTraceExportResponse: {
+            /** @enum {string} */
+            status: "pending" | "ready" | "failed";
+            url?: string | null;
+            error?: string | null;
+        };
+        AuditLogEntry: {
+            timestamp: string;
+            event: string;
+            model_id?: string | null;
+            tinker_path?: string | null;
+            purpose?: string | null;
+        };
+        AuditLogResponse: {
+            entries: components["schemas"]["AuditLogEntry"][];
+        };
+        BillingUsageEvent: {
+            bucket_start: string;
+            bucket_end: string;
+            base_model?: string | null;
+            user_id?: string | null;
+            user_name?: string | null;
+            session_id?: string | null;
+            project_id?: string | null;
+            /** @description Tagged by `type`: training {token_count}, sampling_prefill {cached, token_count}, sampling_sample {token_count}, checkpoint {count}, storage {gigabyte_hours}. */
+            event_info: {
+                type: string;
+                token_count?: number;
+                cached?: boolean;
+                count?: number;
+                gigabyte_hours?: number;
+            };
+        };
+        BillingUsageSession: {
+            user_metadata?: {
+                [key: string]: string;
+            } | null;
+        };
+        BillingUsageResponse: {
+            data: components["schemas"]["BillingUsageEvent"][];
+            sessions?: {
+                [key: string]: components["schemas"]["BillingUsageSession"];
+            };
+        };
+        /** @description Always `{}`. */
+        AuthTokenRequest: Record<string, never>;
+        AuthTokenResponse: {
+            jwt: string;
         };
         ClientConfigRequest: {
             sdk_version: string;
@@ -957,7 +1109,7 @@ export interface components {
             last_checkpoint?: components["schemas"]["Checkpoint"] | null;
             last_sampler_checkpoint?: components["schemas"]["Checkpoint"] | null;
             user_metadata?: {
-                [key: string]: string;
+                [key: string]: unknown;
             } | null;
         };
         TrainingRunsResponse: {
@@ -1036,6 +1188,31 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ClientConfigResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    authToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AuthTokenRequest"];
+            };
+        };
+        responses: {
+            /** @description The JWT. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthTokenResponse"];
                 };
             };
             default: components["responses"]["Error"];
@@ -1726,6 +1903,102 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["GetSessionResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    assignSessionProject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssignSessionProjectRequest"];
+            };
+        };
+        responses: {
+            /** @description Moved. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    exportSessionTrace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The export's state. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionTraceExportResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    getAuditLog: {
+        parameters: {
+            query?: {
+                event_type?: "all" | "checkpoints";
+                day?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Entries sorted by timestamp. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditLogResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    getBillingUsage: {
+        parameters: {
+            query: {
+                starting_on: string;
+                ending_before: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Usage events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingUsageResponse"];
                 };
             };
             default: components["responses"]["Error"];

@@ -59,6 +59,15 @@ export type { SleepFn } from "./internal/sleep.js";
 export type { APIErrorInit, ConnectionErrorInit } from "./core/errors.js";
 
 export { RestClient } from "./rest-client.js";
+export {
+  RestAccountClient,
+  type WhoamiResponse,
+  type AuditLogOptions,
+  type AuditLogResponse,
+  type BillingUsageOptions,
+  type BillingUsageResponse,
+  type ExportSessionTraceOptions,
+} from "./rest-account.js";
 export type {
   AccessScope,
   AccessScopeOptions,

@@ -23,7 +23,9 @@ import {
   TrainingRunsResponseSchema,
   WeightsInfoResponseSchema,
 } from "./internal/schemas.js";
-import { resolveConnection } from "./internal/config.js";
+import { cloudflareAccessHeaders, resolveCredentials } from "./internal/config.js";
+import { createAuthTransport } from "./internal/auth-transport.js";
+import { RestAccountClient } from "./rest-account.js";
 import { backoffMs, retryAfterMs } from "./internal/backoff.js";
 import type { RequestOptions } from "./core/options.js";
 import { DEFAULT_PAGE_SIZE, checkPaging, paginate, type PageProgress } from "./internal/paginate.js";
@@ -168,9 +170,7 @@ function toIso(value: string | number): string | undefined {
  * await rest.setCheckpointTtlFromTinkerPath("tinker://run-1/weights/final", null); // keep forever
  * ```
  */
-export class RestClient {
-  /** The transport every call goes through. */
-  readonly transport: Transport;
+export class RestClient extends RestAccountClient {
   readonly #options: RestClientOptions;
   readonly #sleep: SleepFn;
 
@@ -186,7 +186,7 @@ export class RestClient {
    * ```
    */
   constructor(transport: Transport, options: RestClientOptions = {}) {
-    this.transport = transport;
+    super(transport);
     this.#options = { ...options };
     this.#sleep = options.sleep ?? abortableSleep;
   }
@@ -204,13 +204,14 @@ export class RestClient {
    * ```
    */
   static fromEnv(options: RestClientEnvOptions = {}, env: NodeJS.ProcessEnv = process.env): RestClient {
-    const { baseUrl, apiKey } = resolveConnection(options, env);
+    const { baseUrl, apiKey, credentialCmd } = resolveCredentials(options, env);
     const { archiveRetryDelayMs, archiveMaxAttempts, sleep, ...transport } = options;
     const restOptions: RestClientOptions = {};
     if (archiveRetryDelayMs !== undefined) restOptions.archiveRetryDelayMs = archiveRetryDelayMs;
     if (archiveMaxAttempts !== undefined) restOptions.archiveMaxAttempts = archiveMaxAttempts;
     if (sleep !== undefined) restOptions.sleep = sleep;
-    return new RestClient(new Transport({ ...transport, baseUrl, apiKey }), restOptions);
+    const defaultHeaders = { ...cloudflareAccessHeaders(env), ...transport.defaultHeaders };
+    return new RestClient(createAuthTransport({ ...transport, baseUrl, apiKey, credentialCmd, defaultHeaders }).transport, restOptions);
   }
 
   // ---------------------------------------------------------------------------------------------- runs
@@ -262,9 +263,9 @@ export class RestClient {
    * console.log(page.cursor.total_count, page.training_runs.map((r) => r.training_run_id));
    * ```
    */
-  async listTrainingRuns(options: PageOptions & AccessScopeOptions = {}): Promise<TrainingRunsPage> {
+  async listTrainingRuns(options: PageOptions & AccessScopeOptions & { projectId?: string } = {}): Promise<TrainingRunsPage> {
     const t = this.transport;
-    const query = pageQuery(options);
+    const query = { ...pageQuery(options), ...(options.projectId === undefined ? {} : { project_id: options.projectId }) };
     return t.call(
       "list_training_runs",
       (init) => t.api.GET("/api/v1/training_runs", { params: { query }, ...init }),

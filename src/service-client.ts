@@ -5,9 +5,12 @@
  * @module
  */
 import { randomUUID } from "node:crypto";
+import type { z } from "zod";
 import type { components } from "./core/wire.js";
 import { InvalidArgumentError, NotFoundError, TinkerError } from "./core/errors.js";
-import { resolveConnection } from "./internal/config.js";
+import { cloudflareAccessHeaders, resolveCredentials } from "./internal/config.js";
+import type { ClientAuth } from "./internal/auth.js";
+import { createAuthTransport } from "./internal/auth-transport.js";
 import type { QueueStateChange } from "./core/futures.js";
 import type { PollAnswer, PollerContext, PollHeaders } from "./internal/poll.js";
 import { submitFuture } from "./internal/submit.js";
@@ -57,6 +60,12 @@ export interface ServiceClientOptions {
   timeoutMs?: number;
   /** The fetch to use (default: node:http with keep-alive; pass `globalThis.fetch` to use undici). */
   fetch?: typeof globalThis.fetch;
+  /**
+   * Headers sent on every request to the service (never to a download host; cannot replace `X-API-Key`).
+   * `CF-Access-Client-Id` / `CF-Access-Client-Secret` are added from `CLOUDFLARE_ACCESS_CLIENT_ID` /
+   * `CLOUDFLARE_ACCESS_CLIENT_SECRET` when set; these headers win over them.
+   */
+  defaultHeaders?: Record<string, string>;
   /** Metadata attached to the session. */
   userMetadata?: Record<string, unknown>;
   /** Session tags. Default: `TINKER_TAGS` (comma-separated). */
@@ -129,6 +138,8 @@ export class ServiceClient {
   /** The server base URL in use. */
   readonly baseUrl: string;
   readonly #transport: Transport;
+  readonly #auth: ClientAuth;
+  readonly #tokenTransport: (token: string) => { transport: Transport; auth: ClientAuth };
   readonly #options: ServiceClientOptions;
   readonly #closed = new AbortController();
   readonly #logger: Logger;
@@ -144,18 +155,21 @@ export class ServiceClient {
 
   /** Builds the client from options, falling back to `TINKER_BASE_URL` / `TINKER_API_KEY`. Sends nothing. */
   constructor(options: ServiceClientOptions = {}) {
-    const { baseUrl, apiKey } = resolveConnection(options);
+    const { baseUrl, apiKey, credentialCmd } = resolveCredentials(options);
     this.#options = options;
     const logger = options.logger ?? { warn: (m: string) => console.warn(m) };
-    // Every line logged goes through the one redaction.
+    let logSecrets: readonly (string | undefined)[] = [apiKey];
+    // Every line logged goes through the one redaction (the key, and every token obtained once the transport exists).
     this.#logger = {
-      warn: (m) => logger.warn(redact(m, [apiKey])),
-      ...(logger.debug === undefined ? {} : { debug: (m: string) => logger.debug?.(redact(m, [apiKey])) }),
+      warn: (m) => logger.warn(redact(m, logSecrets)),
+      ...(logger.debug === undefined ? {} : { debug: (m: string) => logger.debug?.(redact(m, logSecrets)) }),
     };
-    this.#transport = new Transport({
+    const defaultHeaders = { ...cloudflareAccessHeaders(process.env), ...options.defaultHeaders };
+    const shared = {
       baseUrl,
-      apiKey,
       logger: this.#logger,
+      loadConfig: () => this.#clientConfig({}),
+      defaultHeaders,
       ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
       ...(options.retryBudgetMs === undefined ? {} : { retryBudgetMs: options.retryBudgetMs }),
       ...(options.onRetry === undefined ? {} : { onRetry: options.onRetry }),
@@ -163,9 +177,15 @@ export class ServiceClient {
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
       ...(options.sleep === undefined ? {} : { sleep: options.sleep }),
-    });
+    };
+    const { transport, auth } = createAuthTransport({ ...shared, apiKey, credentialCmd });
+    // Another account's checkpoint is read with its token, authenticated the same way (JWT mode included).
+    this.#tokenTransport = (token) => createAuthTransport({ ...shared, apiKey: token });
+    this.#transport = transport;
+    this.#auth = auth;
     this.baseUrl = this.#transport.baseUrl;
-    const secrets = [apiKey];
+    const secrets = transport.secrets;
+    logSecrets = secrets;
     this.#poller = {
       pollOnce: (body, signal, headers) => this.#pollOnce(body, signal, headers),
       sleep: options.sleep ?? abortableSleep,
@@ -311,6 +331,7 @@ export class ServiceClient {
   async close(): Promise<void> {
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
     this.#heartbeat = undefined;
+    this.#auth.close();
     this.#closed.abort();
   }
 
@@ -331,23 +352,35 @@ export class ServiceClient {
     const call = requestOptionsOf(options);
     const config = await this.#clientConfig(options);
     if (config.create_model_via_load_weights) return this.#createViaLoad(path, optimizer, options, config);
-    const info = await this.#transport.call(
-      "weights_info",
-      (init) => this.#transport.api.POST("/api/v1/weights_info", { body: { tinker_path: path }, ...init }),
-      WeightsInfoResponseSchema,
-      call,
-    );
+    // With a weights access token, the checkpoint's info is read as its owner (as the Python SDK does), and the
+    // credential that token resolves to (a JWT in JWT mode) goes with load_weights.
+    const token = options.weightsAccessToken;
+    const reader = token === undefined ? undefined : this.#tokenTransport(token);
+    let info: z.output<typeof WeightsInfoResponseSchema>;
+    let loadToken: string | undefined;
+    try {
+      const t = reader?.transport ?? this.#transport;
+      info = await t.call("weights_info", (init) => t.api.POST("/api/v1/weights_info", { body: { tinker_path: path }, ...init }), WeightsInfoResponseSchema, call);
+      loadToken = reader === undefined ? undefined : await reader.auth.credentialFor("/api/v1/weights_info");
+    } finally {
+      reader?.auth.close();
+    }
+    if (info.lora_rank === undefined || info.lora_rank === null) {
+      throw new InvalidArgumentError(
+        `${method} cannot recreate the model of ${path}: its weights info has no LoRA rank (is_lora: ${String(info.is_lora ?? "unknown")}), and tinker-ts only trains LoRA models. Create a client with createLoraTrainingClient({ baseModel: ${JSON.stringify(info.base_model)}, rank }) and call loadState(${JSON.stringify(path)}) if you know the rank.`,
+      );
+    }
     const training = await this.createLoraTrainingClient({
       ...call,
       baseModel: options.baseModel ?? info.base_model,
-      ...(info.lora_rank === undefined || info.lora_rank === null ? {} : { rank: info.lora_rank }),
+      rank: info.lora_rank,
       trainMlp: info.train_mlp ?? true,
       trainAttn: info.train_attn ?? true,
       trainUnembed: info.train_unembed ?? true,
       ...(options.userMetadata === undefined ? {} : { userMetadata: options.userMetadata }),
     });
     try {
-      const loadOptions = { ...call, ...(options.weightsAccessToken === undefined ? {} : { weightsAccessToken: options.weightsAccessToken }) };
+      const loadOptions = { ...call, ...(loadToken === undefined ? {} : { weightsAccessToken: loadToken }) };
       await (optimizer ? training.loadStateWithOptimizer(path, loadOptions) : training.loadState(path, loadOptions));
       return training;
     } catch (err) {
@@ -501,6 +534,7 @@ export class ServiceClient {
     const headers: Record<string, string> = {};
     if (extra.accept !== undefined) headers["Accept"] = extra.accept;
     if (extra.requestType !== undefined) headers["X-Tinker-Request-Type"] = extra.requestType;
+    if (extra.iteration !== undefined) headers["X-Tinker-Request-Iteration"] = String(extra.iteration);
     return this.#transport.answer(
       "retrieve_future",
       (init) => this.#transport.api.POST("/api/v1/retrieve_future", { body, ...init }),

@@ -128,3 +128,9 @@ export async function serverEntry(): Promise<void> {
   server.setFaults([rule]);
   void DEFAULT_SUPPORTED_MODELS;
 }
+
+export async function authentication(service: ServiceClient): Promise<void> {
+  const rest = service.createRestClient();
+  const me = await rest.whoami(); // { user_urn, email }: decoded from the JWT in use, no request once it is held
+  void me;
+}

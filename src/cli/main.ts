@@ -18,6 +18,7 @@ import { RestClient } from "../rest-client.js";
 import { runCheckpointCommand } from "./checkpoint.js";
 import { runRunCommand } from "./run.js";
 import { paint, wantsColor } from "./term.js";
+import { runAuditCommand, runSessionCommand, runWhoamiCommand } from "./account.js";
 import { UsageError, type CliIO } from "./util.js";
 
 /** Top-level help. */
@@ -34,6 +35,9 @@ Commands:
   checkpoint delete PATH... | --run-id ID [...]    Delete checkpoints (with a plan and confirmation)
   run list [--limit N]                             List training runs
   run info RUN_ID                                  Show a training run
+  session list | info SESSION_ID                   List sessions / show a session's runs and samplers
+  whoami                                           Show who the credential belongs to (JWT mode)
+  audit [--day YYYY-MM-DD] [--checkpoints]         Show the audit log of a day
   serve [--port N] [--data-dir DIR]                Start the local Tinker-compatible server
 
 Listing and info commands take --format table|json and --absolute (timestamps instead of "3 hours ago");
@@ -43,6 +47,7 @@ Colour is used on terminals unless NO_COLOR is set.
 Environment:
   TINKER_BASE_URL   Server URL, e.g. http://127.0.0.1:8080
   TINKER_API_KEY    API key (sent as X-API-Key, never printed)
+  TINKER_CREDENTIAL_CMD  Command that prints a credential (instead of TINKER_API_KEY, for JWT deployments)
 To try things locally, run "tinker-ts serve" and export the two variables it prints.
 `;
 
@@ -113,6 +118,13 @@ export async function main(argv: string[] = process.argv.slice(2), io: CliIO = p
       case "run":
       case "runs":
         return await runRunCommand(args, io, restFactory);
+      case "session":
+      case "sessions":
+        return await runSessionCommand(args, io, restFactory);
+      case "whoami":
+        return await runWhoamiCommand(args, io, restFactory);
+      case "audit":
+        return await runAuditCommand(args, io, restFactory);
       case "serve":
         return await serve(args);
       default:

@@ -55,7 +55,21 @@ export interface PollHeaders {
   accept?: string;
   /** `X-Tinker-Request-Type`, e.g. `ForwardBackward`. */
   requestType?: string;
+  /** `X-Tinker-Request-Iteration`: 0 for the first poll of a future, then 1, 2, ... */
+  iteration?: number;
 }
+
+/** `X-Tinker-Request-Type` of each operation's polls, as the Python SDK names them (PROTOCOL §2.1). */
+const REQUEST_TYPES: Readonly<Record<string, string>> = {
+  create_model: "CreateModel",
+  load_weights: "LoadWeights",
+  save_weights: "SaveWeights",
+  save_weights_for_sampler: "SaveWeightsForSampler",
+  optim_step: "OptimStep",
+  forward_backward: "ForwardBackward",
+  forward: "Forward",
+  sample: "Sample",
+};
 
 /** How a result with a protobuf form is polled and decoded. */
 export interface ProtobufResult<T> {
@@ -138,7 +152,9 @@ export async function pollUntilSettled<T>(
   const budgetMs = options.retryBudgetMs ?? ctx.retryBudgetMs ?? DEFAULT_POLL_RETRY_BUDGET_MS;
   let failingSince: number | undefined;
   let billingSince: number | undefined;
-  let allowMetadataOnly = false;
+  // Like the Python SDK: a large result may first come as metadata only; then the full result is asked for.
+  let allowMetadataOnly = true;
+  let iteration = 0;
   let backoffExp = 0;
   let connectionFailures = 0;
   let stray400 = 0;
@@ -163,7 +179,9 @@ export async function pollUntilSettled<T>(
     }
     let answer: PollAnswer;
     try {
-      answer = await ctx.pollOnce({ request_id: requestId, allow_metadata_only: allowMetadataOnly }, ctx.closed, protobuf?.headers);
+      const requestType = protobuf?.headers.requestType ?? REQUEST_TYPES[operation];
+      const headers: PollHeaders = { ...protobuf?.headers, iteration: iteration++, ...(requestType === undefined ? {} : { requestType }) };
+      answer = await ctx.pollOnce({ request_id: requestId, allow_metadata_only: allowMetadataOnly }, ctx.closed, headers);
     } catch (err) {
       if (ctx.closed.aborted) continue; // reported at the top of the loop
       if (!(err instanceof APIConnectionError)) throw err;

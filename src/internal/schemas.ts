@@ -15,7 +15,12 @@
 import { z } from "zod";
 
 const int = () => z.number().int();
-const timestamp = () => z.iso.datetime({ offset: true });
+/** An ISO-8601 date-time; one without an offset (as some service answers have) is read as UTC (a `Z` is added). */
+const timestamp = () =>
+  z.preprocess(
+    (v) => (typeof v === "string" && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(v) ? `${v}Z` : v),
+    z.iso.datetime({ offset: true }),
+  );
 
 /** `{"request_id", "model_id"?}`: the direct answer of every training-op POST. */
 export const UntypedAPIFutureSchema = z.object({
@@ -92,7 +97,11 @@ export const CreateModelResponseSchema = z.object({
 export const ModelDataSchema = z.object({
   arch: z.string().nullish(),
   model_name: z.string().nullish(),
-  tokenizer_id: z.string().nullish(),
+  /** As the Python SDK: a `:suffix` (e.g. a revision) is dropped, leaving the tokenizer's repository id. */
+  tokenizer_id: z
+    .string()
+    .transform((v) => v.split(":")[0]!)
+    .nullish(),
 });
 
 /** Answer of `POST /api/v1/get_info`. */
@@ -229,7 +238,8 @@ export const TrainingRunSchema = z.object({
   last_request_time: timestamp(),
   last_checkpoint: CheckpointSchema.nullish(),
   last_sampler_checkpoint: CheckpointSchema.nullish(),
-  user_metadata: z.record(z.string(), z.string()).nullish(),
+  /** Values as the service sends them: strings usually, but any JSON value is accepted. */
+  user_metadata: z.record(z.string(), z.unknown()).nullish(),
 });
 
 /** Answer of `GET /api/v1/training_runs` (cursor required). */

@@ -55,8 +55,12 @@ export const USER_AGENT = `tinker-ts/${SDK_VERSION} (node ${process.version})`;
 export interface TransportConfig {
   /** Server base URL, e.g. `http://127.0.0.1:8080` or `https://host/services/tinker-prod`. */
   baseUrl: string;
-  /** API key, sent as `X-API-Key` and never included in errors. */
-  apiKey: string;
+  /** API key, sent as `X-API-Key` and never included in errors. Optional only with {@link TransportConfig.auth}. */
+  apiKey?: string | undefined;
+  /** Chooses the `X-API-Key` of each request (JWT mode, `TINKER_CREDENTIAL_CMD`); see `internal/auth.ts`. */
+  auth?: TransportAuth;
+  /** Secrets every error redacts (shared with `auth`, which appends the tokens it obtains). */
+  secrets?: string[];
   /** Caps the retries after the first attempt (default: no cap; `retryBudgetMs` ends them). */
   maxRetries?: number;
   /** How long a request is retried from its first attempt, in ms (default 300 000). */
@@ -79,6 +83,14 @@ export interface TransportConfig {
   now?: () => number;
   /** Random source in [0, 1) for backoff jitter; inject in tests. */
   random?: () => number;
+}
+
+/** How a {@link Transport} picks each request's `X-API-Key` (implemented by `ClientAuth`, `internal/auth.ts`). */
+export interface TransportAuth {
+  /** The credential for a request to `path`. */
+  credentialFor(path: string): Promise<string>;
+  /** The JWT that carries the caller's identity (JWT mode, or a JWT API key), if any. */
+  identityToken(): Promise<string | undefined>;
 }
 
 /** A fetch redirect mode. */
@@ -258,9 +270,20 @@ function validateApiKey(apiKey: unknown): string {
 export class Transport {
   /** The normalised base URL (no trailing slash). */
   readonly baseUrl: string;
+  /** How each request's credential is chosen, when not a fixed API key. */
+  get auth(): TransportAuth | undefined {
+    return this.#auth;
+  }
+
+  /** Secrets every error of this transport redacts (the API key, and tokens as they are obtained). */
+  get secrets(): readonly string[] {
+    return this.#secrets;
+  }
   /** The typed openapi-fetch client; call it through {@link Transport.call} / {@link Transport.callRaw}. */
   readonly api: Client<paths>;
   readonly #apiKey: string;
+  readonly #secrets: string[];
+  readonly #auth: TransportConfig["auth"];
   readonly #retrying: RetryingFetch;
   readonly #timeoutMs: number | undefined;
   readonly #logger: { debug?(message: string): void } | undefined;
@@ -272,7 +295,10 @@ export class Transport {
    * @throws {InvalidArgumentError} when `maxRetries`/`timeoutMs` is out of range.
    */
   constructor(config: TransportConfig) {
-    this.#apiKey = validateApiKey(config.apiKey);
+    this.#auth = config.auth;
+    this.#apiKey = config.auth !== undefined && config.apiKey === undefined ? "" : validateApiKey(config.apiKey);
+    this.#secrets = config.secrets ?? [];
+    if (this.#apiKey !== "" && !this.#secrets.includes(this.#apiKey)) this.#secrets.push(this.#apiKey);
     try {
       this.baseUrl = normalizeBaseUrl(config.baseUrl);
     } catch (err) {
@@ -292,7 +318,7 @@ export class Transport {
       ...(baseFetch === undefined ? {} : { fetch: (req: Request) => baseFetch(req) }),
       ...(config.sleep === undefined ? {} : { sleep: config.sleep }),
       ...(config.random === undefined ? {} : { random: config.random }),
-      secrets: [this.#apiKey],
+      secrets: this.#secrets,
     });
     const headers: Record<string, string> = {
       Accept: "application/json",
@@ -302,7 +328,7 @@ export class Transport {
     for (const name of Object.keys(headers)) {
       if (name.toLowerCase() === "x-api-key") delete headers[name];
     }
-    headers["X-API-Key"] = this.#apiKey;
+    if (this.#apiKey !== "") headers["X-API-Key"] = this.#apiKey;
     this.api = createClient<paths>({
       baseUrl: this.baseUrl,
       headers,
@@ -351,13 +377,13 @@ export class Transport {
           url,
           operation: op,
           cause: err,
-          secrets: [this.#apiKey],
+          secrets: this.#secrets,
         });
       }
     }
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
-      throw new ResponseValidationError({ body: json, zodError: parsed.error, method, url, operation: op, secrets: [this.#apiKey] });
+      throw new ResponseValidationError({ body: json, zodError: parsed.error, method, url, operation: op, secrets: this.#secrets });
     }
     return parsed.data;
   }
@@ -453,7 +479,7 @@ export class Transport {
       ...(answer.method === undefined ? {} : { method: answer.method }),
       ...(answer.url === undefined ? {} : { url: answer.url }),
       ...(answer.attempts === undefined ? {} : { attempts: answer.attempts }),
-      secrets: [this.#apiKey],
+      secrets: this.#secrets,
     };
     const retry = answer.retry;
     if (retry?.exhausted !== true) return APIError.fromResponse(init);
@@ -471,7 +497,7 @@ export class Transport {
    * ```
    */
   debug(message: string): void {
-    this.#logger?.debug?.(redact(message, [this.#apiKey]));
+    this.#logger?.debug?.(redact(message, this.#secrets));
   }
 
   async #invoke(
@@ -482,8 +508,9 @@ export class Transport {
     let sent: Request | undefined;
     const retrying = this.#retrying;
     const init: RequestInitExtras = {
-      fetch: (req: Request) => {
+      fetch: async (req: Request) => {
         sent = req;
+        if (this.#auth !== undefined) req.headers.set("X-API-Key", await this.#auth.credentialFor(new URL(req.url).pathname));
         return retrying(req, {
           ...(options.signal === undefined ? {} : { signal: options.signal }),
           ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
@@ -499,7 +526,7 @@ export class Transport {
     if (options.signal !== undefined) init.signal = options.signal;
     if (options.redirect !== undefined) init.redirect = options.redirect;
     if (options.signal?.aborted === true) {
-      throw new APIUserAbortError({ subject: "The request", cause: options.signal.reason, secrets: [this.#apiKey] });
+      throw new APIUserAbortError({ subject: "The request", cause: options.signal.reason, secrets: this.#secrets });
     }
     try {
       const result = await fn(init);
@@ -511,7 +538,7 @@ export class Transport {
 
   #wrapThrown(err: unknown, options: CallOptions, sent: Request | undefined): TinkerError {
     if (err instanceof TinkerError) return err;
-    const where = { method: sent?.method, url: sent?.url, cause: err, secrets: [this.#apiKey] };
+    const where = { method: sent?.method, url: sent?.url, cause: err, secrets: this.#secrets };
     if (options.signal?.aborted === true) return new APIUserAbortError(where);
     const name = err instanceof Error || err instanceof DOMException ? err.name : "";
     if (name === "TimeoutError" || name === "AbortError") {

@@ -14,6 +14,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { components } from "../../generated/schema.js";
 import type { ArchiveService } from "./archive.js";
+import type { ServerAuth } from "./auth.js";
+import { countTrainingTokens, type AccountLedger } from "./account.js";
 import type { FutureRegistry } from "./futures.js";
 import type { CheckpointRecord, RunRecord, Store } from "./store.js";
 import type { SupportedModel, TrainingHost } from "./training.js";
@@ -63,6 +65,10 @@ export type ApiDeps = {
   supportedModels: readonly SupportedModel[];
   /** Overrides of what `/api/v1/client/config` answers. */
   clientConfig?: Partial<Schemas["ClientConfigResponse"]> | undefined;
+  /** Issues the JWTs of `POST /api/v1/auth/token`. */
+  auth: ServerAuth;
+  /** Audit log, billing usage, session projects and traces (`account.ts`). */
+  account: AccountLedger;
 };
 
 /** The client configuration `/api/v1/client/config` answers (PROTOCOL §10.3). */
@@ -170,10 +176,13 @@ export function createOperationHandlers(d: ApiDeps): Record<string, OperationHan
   };
 
   return {
+    ...d.account.handlers(),
     getClientConfig: () => ({
       status: 200,
       body: { ...DEFAULT_CLIENT_CONFIG, ...d.clientConfig } satisfies Schemas["ClientConfigResponse"],
     }),
+
+    authToken: (ctx) => ({ status: 200, body: { jwt: d.auth.issue(ctx.owner) } satisfies Schemas["AuthTokenResponse"] }),
 
     getDynamicClientConfig: () => ({ status: 200, body: { refresh_interval_sec: 300 } satisfies Schemas["DynamicConfigResponse"] }),
 
@@ -217,10 +226,12 @@ export function createOperationHandlers(d: ApiDeps): Record<string, OperationHan
 
     unloadModel: (ctx) => ({ status: 200, body: training.submitUnload(ctx.owner, ctx.body as Schemas["UnloadModelRequest"]) }),
 
-    forwardBackward: (ctx) => ({
-      status: 200,
-      body: training.submitForwardBackward(ctx.owner, ctx.body as Schemas["ForwardBackwardRequest"]),
-    }),
+    forwardBackward: (ctx) => {
+      const body = ctx.body as Schemas["ForwardBackwardRequest"];
+      const reply = { status: 200, body: training.submitForwardBackward(ctx.owner, body) };
+      d.account.recordTraining(ctx.owner, body.model_id, countTrainingTokens(body));
+      return reply;
+    },
 
     optimStep: (ctx) => ({ status: 200, body: training.submitOptimStep(ctx.owner, ctx.body as Schemas["OptimStepRequest"]) }),
 
@@ -331,6 +342,7 @@ export function createOperationHandlers(d: ApiDeps): Record<string, OperationHan
     deleteCheckpoint: async (ctx) => {
       const rec = ownedCheckpoint(ctx, "delete");
       await store.deleteCheckpoint(rec);
+      d.account.recordCheckpoint(ctx.owner, rec, "checkpoint_deleted");
       return { status: 204 };
     },
 
@@ -351,6 +363,7 @@ export function createOperationHandlers(d: ApiDeps): Record<string, OperationHan
       const rec = ownedCheckpoint(ctx, "publish");
       if (rec.public) throw new HttpError(409, `checkpoint ${tinkerPath(rec.training_run_id, rec.kind, rec.name)} is already public`);
       await store.updateCheckpoint(rec, { public: true });
+      d.account.recordCheckpoint(ctx.owner, rec, "checkpoint_published");
       return { status: 204 };
     },
 
@@ -358,6 +371,7 @@ export function createOperationHandlers(d: ApiDeps): Record<string, OperationHan
       const rec = ownedCheckpoint(ctx, "unpublish");
       if (!rec.public) throw new HttpError(409, `checkpoint ${tinkerPath(rec.training_run_id, rec.kind, rec.name)} is already private`);
       await store.updateCheckpoint(rec, { public: false });
+      d.account.recordCheckpoint(ctx.owner, rec, "checkpoint_unpublished");
       return { status: 204 };
     },
 
@@ -369,6 +383,7 @@ export function createOperationHandlers(d: ApiDeps): Record<string, OperationHan
         throw new HttpError(400, `ttl_seconds must be at least ${d.minTtlSeconds}, got ${ttl}`, { field: "body.ttl_seconds" });
       }
       await store.updateCheckpoint(rec, { expires_at: ttl === null ? null : d.clock() + ttl * 1000 });
+      d.account.recordCheckpoint(ctx.owner, rec, "checkpoint_ttl_set");
       return { status: 204 };
     },
 

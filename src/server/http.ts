@@ -22,6 +22,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import type { OpContext, OperationHandler, Reply } from "./api.js";
 import type { ArchiveService } from "./archive.js";
+import type { ServerAuth } from "./auth.js";
 import { faultRuleSchema, type FaultInjector } from "./faults.js";
 import { checkNameFields, checkSeqIdValue, contentTypeError, jsonTooDeep, tooDeepError } from "./guards.js";
 import { IDEMPOTENCY_MAX_KEY_LENGTH, isRemembered, type IdempotencyCache } from "./idempotency.js";
@@ -72,6 +73,8 @@ export const RECORDED_REQUESTS_LIMIT = 1000;
 export type HttpAppDeps = {
   handlers: Record<string, OperationHandler>;
   keys: ReadonlyMap<string, string>;
+  /** Authenticates API keys and JWTs (`auth.ts`). */
+  auth: ServerAuth;
   faults: FaultInjector;
   archive: ArchiveService;
   store: Store;
@@ -158,15 +161,9 @@ export class HttpApp {
     });
   }
 
-  #owner(req: IncomingMessage): string {
+  #owner(req: IncomingMessage, path: string): string {
     const raw = req.headers["x-api-key"];
-    const key = Array.isArray(raw) ? raw[0] : raw;
-    if (key === undefined || key === "") {
-      throw new HttpError(401, "missing X-API-Key header; pass the server's API key (tinker-ts serve prints it)");
-    }
-    const owner = this.#d.keys.get(key);
-    if (owner === undefined) throw new HttpError(401, "invalid API key");
-    return owner;
+    return this.#d.auth.ownerOf(Array.isArray(raw) ? raw[0] : raw, path);
   }
 
   #origin(req: IncomingMessage): string {
@@ -332,7 +329,7 @@ export class HttpApp {
     const header = req.headers["x-idempotency-key"];
     const key = Array.isArray(header) ? header[0] : header;
     const apiKey = req.headers["x-api-key"];
-    const owner = typeof apiKey === "string" ? this.#d.keys.get(apiKey) : undefined;
+    const owner = typeof apiKey === "string" ? this.#d.auth.tryOwnerOf(apiKey, path) : undefined;
     if (key === undefined || key === "" || owner === undefined || !isRemembered(method, path)) return undefined;
     if (key.length > IDEMPOTENCY_MAX_KEY_LENGTH) {
       this.#sendJson(req, res, 400, { detail: `X-Idempotency-Key is longer than ${IDEMPOTENCY_MAX_KEY_LENGTH} characters`, field: "header.x-idempotency-key" }, {}, cut);
@@ -375,7 +372,7 @@ export class HttpApp {
       if (path === "/local/admin/faults" && !this.#d.faultAdmin) {
         throw new HttpError(404, `no route for ${method} ${path} (fault injection is off; enable it when starting the server)`);
       }
-      const owner = this.#owner(req);
+      const owner = this.#owner(req, path);
       if (owner !== this.#d.adminOwner) throw new HttpError(403, `${path} needs the server's own API key`);
       if (bodyError === TOO_DEEP) throw tooDeepError();
       if (bodyError !== undefined) throw new HttpError(400, `request body is not valid JSON: ${bodyError}`, { field: "body" });
@@ -383,7 +380,7 @@ export class HttpApp {
     }
     if (segments[0] !== "api" || segments[1] !== "v1") throw new HttpError(404, `no route for ${method} ${path}`);
 
-    const owner = path === "/api/v1/healthz" ? "" : this.#owner(req);
+    const owner = path === "/api/v1/healthz" ? "" : this.#owner(req, path);
     const match = matchRoute(method, segments);
     if (match === undefined) throw new HttpError(404, `no route for ${method} ${path}`);
     if (match === "method") {

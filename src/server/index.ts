@@ -46,6 +46,8 @@ import { join, resolve } from "node:path";
 import { createHash } from "node:crypto";
 import { createOperationHandlers, type ClientConfig, type QueueState } from "./api.js";
 import { ArchiveService, loadUrlSigningKey } from "./archive.js";
+import { ServerAuth } from "./auth.js";
+import { AccountLedger } from "./account.js";
 import { FaultInjector, type FaultRule } from "./faults.js";
 import { FutureRegistry } from "./futures.js";
 import { SEQUENCED_OPERATIONS } from "./guards.js";
@@ -124,6 +126,12 @@ export type LocalServerOptions = {
    * exercise every mode the service has. `use_pyqwest_transport` stays false unless overridden.
    */
   clientConfig?: Partial<ClientConfig>;
+  /**
+   * Lifetime of the JWTs `POST /api/v1/auth/token` issues, in seconds (default 3600; fractions allowed, so tests
+   * can see tokens expire during a run). With `clientConfig: { pjwt_auth_enabled: true }` the server runs in JWT
+   * mode: API keys are accepted only by `/api/v1/client/config` and `/api/v1/auth/token`.
+   */
+  jwtLifetimeSeconds?: number;
   /** Fault-injection rules active from the start (see `FaultRule`); giving them enables `faultInjection`. */
   faults?: FaultRule[];
   /**
@@ -224,11 +232,19 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
   const keys = new Map<string, string>();
   for (const key of [apiKey, ...(options.extraApiKeys ?? [])]) if (key !== "") keys.set(key, ownerOfKey(key));
 
+  const urlSigningKey = await loadUrlSigningKey(dataDir);
   archive = new ArchiveService(store, {
     urlTtlMs: options.archiveUrlTtlMs ?? 15 * 60_000,
     generationDelayMs: options.archiveGenerationDelayMs ?? 0,
     clock,
-    secret: await loadUrlSigningKey(dataDir),
+    secret: urlSigningKey,
+  });
+  const auth = new ServerAuth({
+    keys,
+    jwtMode: options.clientConfig?.pjwt_auth_enabled === true,
+    secret: urlSigningKey,
+    lifetimeSeconds: options.jwtLifetimeSeconds ?? 3600,
+    clock,
   });
   const futures = new FutureRegistry({
     retentionMs: options.futureRetentionMs ?? 3_600_000,
@@ -246,6 +262,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     minTtlSeconds,
     supportedModels,
     onOperation: options.onOperation,
+    tokenOwner: (token) => auth.tokenOwner(token),
   });
   let queueState: QueueState = options.queueState ?? "active";
   const longPollMs = options.longPollMs ?? 25_000;
@@ -261,6 +278,8 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     minTtlSeconds,
     supportedModels,
     clientConfig: options.clientConfig,
+    auth,
+    account: new AccountLedger(store, clock),
   });
   const faults = new FaultInjector();
   if (options.faults) faults.set(options.faults);
@@ -269,6 +288,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
   const app = new HttpApp({
     handlers,
     keys,
+    auth,
     faults,
     archive,
     store,

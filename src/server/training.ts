@@ -70,6 +70,8 @@ export type TrainingHostOptions = {
   supportedModels: readonly SupportedModel[];
   /** Called when an operation finishes (times from `performance.now()`), for benchmarks and tracing. */
   onOperation?: ((event: OperationEvent) => void) | undefined;
+  /** The owner a `weights_access_token` stands for (an API key or a JWT of this server), if valid. */
+  tokenOwner?: ((token: string) => string | undefined) | undefined;
 };
 
 /** One finished training operation, as reported to `onOperation`. */
@@ -187,9 +189,10 @@ export class TrainingHost {
     return ttl;
   }
 
-  /** Finds a checkpoint `owner` may read (own, or public). */
-  #readable(owner: string, p: ParsedTinkerPath): CheckpointRecord | undefined {
+  /** Finds a checkpoint `owner` may read (own, or public, or the owner's whose `weights_access_token` came along). */
+  #readable(owner: string, p: ParsedTinkerPath, token?: string): CheckpointRecord | undefined {
     const rec = this.#o.store.checkpoint(p.runId, p.kind, p.name);
+    if (rec && token !== undefined && this.#o.tokenOwner?.(token) === rec.owner) return rec;
     return rec && (rec.owner === owner || rec.public) ? rec : undefined;
   }
 
@@ -377,7 +380,7 @@ export class TrainingHost {
       });
     }
     const parsed = this.#parseLoadPath(body.path);
-    const ckpt = this.#readable(owner, parsed);
+    const ckpt = this.#readable(owner, parsed, body.weights_access_token ?? undefined);
     if (!ckpt) throw new HttpError(404, `checkpoint ${body.path} not found`, { field: "body.path" });
     const baseModel = body.base_model ?? ckpt.base_model;
     if (baseModel !== ckpt.base_model) {
@@ -394,7 +397,7 @@ export class TrainingHost {
       this.#task(future, async () => {
         try {
           live.model = this.#instantiate(baseModel, ckpt.lora);
-          await this.#loadInto(live, owner, parsed, body.path, optimizer);
+          await this.#loadInto(live, owner, parsed, body.path, optimizer, body.weights_access_token ?? undefined);
         } catch (err) {
           live.model = undefined;
           live.createError = (err as Error).message;
@@ -606,16 +609,16 @@ export class TrainingHost {
     return this.#submitSequenced(owner, body.model_id!, body.seq_id, "LoadWeights", "load_weights", (live) => {
       const parsed = this.#parseLoadPath(body.path);
       return async () => {
-        await this.#loadInto(live, owner, parsed, body.path, body.optimizer);
+        await this.#loadInto(live, owner, parsed, body.path, body.optimizer, body.weights_access_token ?? undefined);
         return { path: body.path, model_id: live.runId, type: "load_weights" };
       };
     });
   }
 
   /** Loads checkpoint `parsed` into `live` (all-or-nothing). */
-  async #loadInto(live: LiveModel, owner: string, parsed: ParsedTinkerPath, path: string, optimizer: boolean): Promise<void> {
+  async #loadInto(live: LiveModel, owner: string, parsed: ParsedTinkerPath, path: string, optimizer: boolean, token?: string): Promise<void> {
     const model = this.#model(live);
-    const ckpt = this.#readable(owner, parsed);
+    const ckpt = this.#readable(owner, parsed, token);
     if (!ckpt) throw new UserOpError(`checkpoint ${path} not found (it does not exist, expired, was deleted, or is not yours and not public)`);
     const mine = loraOf(model);
     const same =

@@ -1,0 +1,159 @@
+/**
+ * JWT mode end to end (PROTOCOL §2.1, §10.5): the local server in `pjwt_auth_enabled` mode issues short-lived
+ * signed JWTs; the client exchanges its key, sends the JWT, refreshes it as it expires, and never sends the key
+ * where a JWT is wanted. Plus the refresh rules of ClientAuth on their own.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { AuthenticationError, RestClient, ServiceClient, startLocalServer, TinkerError } from "../src/index.js";
+import { ClientAuth } from "../src/internal/auth.js";
+import { BASE_MODEL, trainSteps } from "./helpers/training.js";
+
+function jwtWith(claims: Record<string, unknown>): string {
+  const b = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  return `${b({ alg: "none" })}.${b(claims)}.sig`;
+}
+
+test("JWT mode: the client trains across several token expiries, sending only fresh JWTs after the exchange", async () => {
+  await using server = await startLocalServer({ clientConfig: { pjwt_auth_enabled: true }, jwtLifetimeSeconds: 1.2 });
+  const warnings: string[] = [];
+  await using service = new ServiceClient({ baseUrl: server.baseUrl, apiKey: server.apiKey, logger: { warn: (m) => warnings.push(m) } });
+  const training = await service.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });
+  const losses: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    losses.push(...(await trainSteps(training, i, 1)));
+    await sleep(1_300); // the token in hand has expired by now
+  }
+  await training.saveState("after-expiry");
+  assert.equal(losses.length, 3);
+  const reqs = server.requests.filter((r) => r.path.startsWith("/api/v1/"));
+  const exchanges = reqs.filter((r) => r.path === "/api/v1/auth/token");
+  assert.ok(exchanges.length >= 3, `expected a new JWT after each expiry, saw ${exchanges.length} exchanges`);
+  for (const r of exchanges) assert.equal(r.headers["x-api-key"], server.apiKey);
+  const config = reqs.find((r) => r.path === "/api/v1/client/config");
+  assert.equal(config?.headers["x-api-key"], server.apiKey);
+  const others = reqs.filter((r) => r.path !== "/api/v1/auth/token" && r.path !== "/api/v1/client/config");
+  assert.ok(others.length > 5);
+  for (const r of others) {
+    const key = String(r.headers["x-api-key"]);
+    assert.ok(key.startsWith("eyJ"), `${r.path} was sent with ${key === server.apiKey ? "the API key" : "no JWT"}`);
+  }
+  // The first request of all is the client config, read with the key before anything else.
+  assert.equal(reqs[0]?.path, "/api/v1/client/config");
+  assert.deepEqual(warnings, []);
+});
+
+test("JWT mode server: the key works only for the config and the exchange; expired and forged JWTs get 401", async () => {
+  await using server = await startLocalServer({ clientConfig: { pjwt_auth_enabled: true }, jwtLifetimeSeconds: 0.5 });
+  const post = (path: string, key: string, body: unknown = {}) =>
+    fetch(`${server.baseUrl}${path}`, { method: "POST", headers: { "content-type": "application/json", "x-api-key": key }, body: JSON.stringify(body) });
+  const get = (path: string, key: string) => fetch(`${server.baseUrl}${path}`, { headers: { "x-api-key": key } });
+
+  assert.equal((await post("/api/v1/client/config", server.apiKey, { sdk_version: "0" })).status, 200);
+  const issued = await post("/api/v1/auth/token", server.apiKey);
+  assert.equal(issued.status, 200);
+  const { jwt } = (await issued.json()) as { jwt: string };
+  const [head, payload] = jwt.split(".") as [string, string, string];
+  const claims = JSON.parse(Buffer.from(payload, "base64url").toString()) as { sub: string; email: string; exp: number };
+  assert.equal(typeof claims.sub, "string");
+  assert.match(claims.email, /@/);
+  assert.ok(claims.exp * 1000 > Date.now() && claims.exp * 1000 <= Date.now() + 600);
+
+  assert.equal((await get("/api/v1/training_runs", jwt)).status, 200);
+  const withKey = await get("/api/v1/training_runs", server.apiKey);
+  assert.equal(withKey.status, 401);
+  assert.match(((await withKey.json()) as { detail: string }).detail, /auth\/token/);
+
+  // Forged: the same header and signature over claims that name another user.
+  const forgedClaims = Buffer.from(JSON.stringify({ ...claims, sub: `${claims.sub}x` })).toString("base64url");
+  assert.equal((await get("/api/v1/training_runs", `${head}.${forgedClaims}.${jwt.split(".")[2]}`)).status, 401);
+  assert.equal((await get("/api/v1/training_runs", `${jwt}x`)).status, 401);
+  await sleep(600);
+  const expired = await get("/api/v1/training_runs", jwt);
+  assert.equal(expired.status, 401);
+  assert.match(((await expired.json()) as { detail: string }).detail, /expired/);
+
+  // A client that never exchanges (a REST client bound to a plain transport) is refused with the reason.
+  const { Transport } = await import("../src/internal/transport.js");
+  const plain = new RestClient(new Transport({ baseUrl: server.baseUrl, apiKey: server.apiKey }));
+  await assert.rejects(plain.listTrainingRuns(), (err: unknown) => err instanceof AuthenticationError && /JWT/.test(err.message));
+  // ...while fromEnv follows the mode.
+  const rest = RestClient.fromEnv({ baseUrl: server.baseUrl, apiKey: server.apiKey }, {});
+  assert.ok(Array.isArray((await rest.listTrainingRuns()).training_runs));
+});
+
+test("whoami decodes sub and email of the JWT in use, and says why when there is none", async () => {
+  await using server = await startLocalServer({ clientConfig: { pjwt_auth_enabled: true } });
+  const rest = RestClient.fromEnv({ baseUrl: server.baseUrl, apiKey: server.apiKey }, {});
+  const me = await rest.whoami();
+  assert.match(me.user_urn, /^urn:tinker-local:user:user-[0-9a-f]{16}$/);
+  assert.match(me.email ?? "", /^user-[0-9a-f]{16}@local\.tinker$/);
+  const before = server.requests.length;
+  await rest.whoami();
+  assert.equal(server.requests.length, before, "a second whoami sends nothing");
+
+  await using plainServer = await startLocalServer();
+  const plain = RestClient.fromEnv({ baseUrl: plainServer.baseUrl, apiKey: plainServer.apiKey }, {});
+  await assert.rejects(plain.whoami(), (err: unknown) => err instanceof TinkerError && /JWT/.test(err.message) && !err.message.includes(plainServer.apiKey));
+});
+
+test("ClientAuth: refreshes on demand near exp, in the background before exp, and keeps the stale token when a refresh fails", async () => {
+  let now = 1_000_000_000_000;
+  let issued = 0;
+  let fail = false;
+  const warnings: string[] = [];
+  const secrets: string[] = [];
+  const auth = new ClientAuth({
+    apiKey: "tml-test-key",
+    secrets,
+    now: () => now,
+    logger: { warn: (m) => warnings.push(m) },
+    loadMode: async () => ({ jwt: true, credentialSource: "api_key" }),
+    exchange: async () => {
+      if (fail) throw new Error("exchange refused");
+      issued++;
+      return jwtWith({ sub: "u", exp: now / 1000 + 3600, n: issued });
+    },
+  });
+  try {
+    assert.equal(await auth.credentialFor("/api/v1/auth/token"), "tml-test-key");
+    assert.equal(await auth.credentialFor("/prefix/api/v1/client/config"), "tml-test-key");
+    const first = await auth.credentialFor("/api/v1/training_runs");
+    assert.equal(issued, 1);
+    assert.ok(secrets.includes(first), "each token is added to the redaction list");
+    now += 3_000_000; // 600 s left: > 60 s, no refresh
+    assert.equal(await auth.credentialFor("/api/v1/x"), first);
+    now += 550_000; // 50 s left: refresh on demand
+    const second = await auth.credentialFor("/api/v1/x");
+    assert.notEqual(second, first);
+    assert.equal(issued, 2);
+    now += 3_560_000; // 40 s left on the second token, and the exchange fails: keep it, warn without the token
+    fail = true;
+    assert.equal(await auth.credentialFor("/api/v1/x"), second);
+    assert.equal(warnings.length, 1);
+    assert.ok(!warnings[0]!.includes(second));
+  } finally {
+    auth.close();
+  }
+
+  // Background: a token of 400 ms is replaced after about half its lifetime without any request.
+  let count = 0;
+  const bg = new ClientAuth({
+    apiKey: "tml-test-key",
+    secrets: [],
+    loadMode: async () => ({ jwt: true, credentialSource: "api_key" }),
+    exchange: async () => {
+      count++;
+      return jwtWith({ sub: "u", exp: Date.now() / 1000 + 0.4 });
+    },
+  });
+  try {
+    await bg.credentialFor("/api/v1/x");
+    assert.equal(count, 1);
+    await sleep(700);
+    assert.ok(count >= 2, `the background refresh ran ${count - 1} times`);
+  } finally {
+    bg.close();
+  }
+});
