@@ -232,14 +232,16 @@ describe("local server contract", () => {
     }
   });
 
-  test("a failed operation is a RequestFailedResponse with category user naming the field", async () => {
-    const failed = await submit("/api/v1/forward_backward", {
+  test("a datum the model cannot read is a 400 naming the field (its seq_id is used up)", async () => {
+    const r = await call("POST", "/api/v1/forward_backward", {
       model_id: modelId,
       seq_id: ++seq,
-      forward_backward_input: { data: [datum([1, 2]), { ...datum([1, 2]), model_input: { chunks: [{ type: "encoded_text", tokens: [1, 9999] }] } }], loss_fn: "cross_entropy" },
+      forward_backward_input: { data: [datum([1, 2]), { ...datum([1, 2]), model_input: { chunks: [{ type: "encoded_text", tokens: [1, 999_999] }] } }], loss_fn: "cross_entropy" },
     });
-    assert.equal(failed.category, "user");
-    assert.match(failed.error, /data\[1\]\.model_input\.chunks\[0\]\.tokens\[1\]/);
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.body.field, "body.forward_backward_input.data[1].model_input.chunks[0].tokens[1]");
+    assert.ok(r.body.detail.startsWith(`${r.body.field}: token 999999`), r.body.detail);
+    assertSpec("POST", "/api/v1/forward_backward", 400, r.body);
   });
 
   test("400 for unparseable JSON and 422 naming the field for schema violations", async () => {

@@ -44,7 +44,7 @@ function randomModel(seed = 21): TinyLoraModel {
   const r = rng(seed);
   const { tensors, metadata } = parseSafetensors(model.exportWeights());
   const next = new Map<string, SafetensorsTensor>();
-  for (const [name, t] of tensors) next.set(name, { shape: t.shape, data: Float64Array.from(t.data, () => (r() * 2 - 1) * 0.4) });
+  for (const [name, t] of tensors) next.set(name, { shape: t.shape, data: Float64Array.from(t.data, () => (r() * 2 - 1) * 0.12) });
   model.importWeights(writeSafetensors(next, metadata));
   return model;
 }
@@ -144,8 +144,10 @@ for (const lossFn of LOSSES) {
     let nonzero = 0;
     for (const [name, g] of grads) {
       const t = weights.tensors.get(name)!;
-      for (let c = 0; c < 3; c++) {
-        const idx = Math.floor(r() * t.data.length);
+      // random coordinates, plus the last row of each B: the last class (partial) and a slot only full classes have
+      const coords = [0, 1, 2].map(() => Math.floor(r() * t.data.length));
+      if (name.includes("lora_B")) coords.push(t.data.length - 1);
+      for (const idx of coords) {
         const perturbed = (delta: number) => {
           const probe = createTinyModel(OPTS);
           const tensors = new Map(weights.tensors);

@@ -354,11 +354,13 @@ function drawNucleus(tc: Float64Array, ts: Float64Array, f: Factorization, topP:
   const { numClasses: C, classSize: S, lastClassSize: L } = f;
   const all = sortedDesc(ts, S);
   const valid = L === S ? all : sortedDesc(ts, L);
+  const pc = new Float64Array(C);
+  for (let c = 0; c < C; c++) pc[c] = Math.exp(tc[c]!);
   const massAbove = (logTau: number): number => {
     let m = 0;
     for (let c = 0; c < C; c++) {
       const t = c === C - 1 ? valid : all;
-      m += Math.exp(tc[c]!) * t.prefix[countAtLeast(t.desc, logTau - tc[c]!)]!;
+      m += pc[c]! * t.prefix[countAtLeast(t.desc, logTau - tc[c]!)]!;
     }
     return m;
   };
@@ -372,7 +374,7 @@ function drawNucleus(tc: Float64Array, ts: Float64Array, f: Factorization, topP:
     let lo = Infinity;
     for (let c = 0; c < C; c++) lo = Math.min(lo, tc[c]!);
     lo += all.desc[S - 1]! - 1; // below every valid id's log-weight: the whole vocabulary
-    for (let it = 0; it < 100 && lo < hi; it++) {
+    for (let it = 0; it < 64 && lo < hi; it++) {
       const mid = lo + (hi - lo) / 2;
       if (mid === lo || mid === hi) break;
       if (massAbove(mid) >= target) lo = mid;
@@ -383,7 +385,7 @@ function drawNucleus(tc: Float64Array, ts: Float64Array, f: Factorization, topP:
   const w = sc.w;
   for (let c = 0; c < C; c++) {
     const t = c === C - 1 ? valid : all;
-    w[c] = Math.exp(tc[c]!) * t.prefix[countAtLeast(t.desc, logTau - tc[c]!)]!;
+    w[c] = pc[c]! * t.prefix[countAtLeast(t.desc, logTau - tc[c]!)]!;
   }
   const c = drawIndex(w, C, rand);
   const n = c === C - 1 ? L : S;
