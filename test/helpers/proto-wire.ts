@@ -103,3 +103,55 @@ export async function createModel(baseUrl: string, apiKey: string, baseModel = "
   const done = await pollResult(baseUrl, apiKey, m.json!["request_id"] as string);
   return done.json!["model_id"] as string;
 }
+
+/** Which fields of a message are maps (entries reordered by {@link canonicalMapOrder}) and which hold nested messages. */
+export type MapLayout = { maps?: number[]; nested?: Record<number, MapLayout> };
+
+/** The ForwardBackwardRequest layout: `loss_fn_config` (5) is a map; each Datum (3) has the map `loss_fn_inputs` (2). */
+export const FORWARD_BACKWARD_REQUEST_MAPS: MapLayout = { maps: [5], nested: { 3: { maps: [2] } } };
+
+/**
+ * The message with the entries of each map field sorted by their bytes, everything else byte for byte as it was.
+ * Protobuf map order carries no meaning, and the Python SDK's (upb) varies from process to process.
+ */
+export function canonicalMapOrder(buf: Uint8Array, layout: MapLayout): Uint8Array {
+  const spans: Array<{ field: number; bytes: Uint8Array }> = [];
+  let pos = 0;
+  const varint = (): number => {
+    let v = 0;
+    let mul = 1;
+    for (;;) {
+      const b = buf[pos++]!;
+      v += (b & 127) * mul;
+      mul *= 128;
+      if (b < 128) return v;
+    }
+  };
+  while (pos < buf.length) {
+    const start = pos;
+    const key = varint();
+    const field = Math.floor(key / 8);
+    const wt = key % 8;
+    if (wt === 0) varint();
+    else if (wt === 1) pos += 8;
+    else if (wt === 5) pos += 4;
+    else if (wt === 2) {
+      const len = varint();
+      const payloadStart = pos;
+      pos += len;
+      const nested = layout.nested?.[field];
+      if (nested !== undefined) {
+        const head = buf.subarray(start, payloadStart);
+        spans.push({ field, bytes: concat(head, canonicalMapOrder(buf.subarray(payloadStart, pos), nested)) });
+        continue;
+      }
+    } else throw new Error(`wire type ${wt}`);
+    spans.push({ field, bytes: buf.subarray(start, pos) });
+  }
+  for (const mapField of layout.maps ?? []) {
+    const slots = spans.flatMap((s, i) => (s.field === mapField ? [i] : []));
+    const sorted = slots.map((i) => spans[i]!.bytes).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    slots.forEach((slot, k) => (spans[slot] = { field: mapField, bytes: sorted[k]! }));
+  }
+  return concat(...spans.map((s) => s.bytes));
+}
