@@ -127,5 +127,8 @@ describe("sampling numbers", () => {
     const noEos = await sampler.sample(SEQUENCE.slice(0, 2), 1, { max_tokens: 12, temperature: 0, stop: [3] });
     assert.equal(noEos.sequences[0]!.stop_reason, "length");
     assert.deepEqual(noEos.sequences[0]!.tokens.slice(0, 8), SEQUENCE.slice(2));
+    // an empty `stop` list: no stop token at all
+    const none = await sampler.sample(SEQUENCE.slice(0, 2), 1, { max_tokens: 12, temperature: 0, stop: [] });
+    assert.deepEqual(none.sequences[0], noEos.sequences[0]);
   });
 });
