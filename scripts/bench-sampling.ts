@@ -70,7 +70,7 @@ async function measureBusy(server: ChildServer): Promise<{ activeMs: number; idl
 
 async function startChild(dataDir: string): Promise<ChildServer> {
   const proc = fork(fileURLToPath(import.meta.url), ["--child", dataDir], {
-    execArgv: ["--import", "tsx"],
+    execArgv: ["--import", "tsx", ...(process.env["BENCH_CPU_PROF"] ? ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_CPU_PROF"]}`] : [])],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const ops = new Map<string, OpEvent>();
