@@ -61,6 +61,7 @@ describe("sampling numbers", () => {
     for (const s of res.sequences) assert.deepEqual(s.tokens, first.tokens);
     const full = [...prompt, ...first.tokens];
     const scored = await sampler.sample(full, 1, { max_tokens: 1 }, { topkPromptLogprobs: 1 });
+    assert.equal(scored.prompt_logprobs, null); // top-k without includePromptLogprobs: no prompt logprobs
     first.tokens.forEach((t, j) => {
       const row = scored.topk_prompt_logprobs![prompt.length + j]!;
       assert.equal(row[0]![0], t, `token ${j} is not the argmax`);

@@ -403,7 +403,7 @@ function runSample(model: TinyLoraModel, job: SampleJob): SampleResult {
   });
   return {
     sequences: seqs.map((s) => ({ stop_reason: s.stopReason, tokens: s.tokens, logprobs: s.logprobs })),
-    prompt_logprobs: job.promptLogprobs || job.topk > 0 ? promptLogprobs(model, job.prompt) : null,
+    prompt_logprobs: job.promptLogprobs ? promptLogprobs(model, job.prompt) : null,
     topk_prompt_logprobs: job.topk > 0 ? topkPromptLogprobs(model, job.prompt, job.topk) : null,
     prompt_cache_hit_tokens: 0,
     type: "sample",
