@@ -624,6 +624,8 @@ export interface components {
     schemas: {
         /** @enum {string} */
         AccessScope: "owned" | "accessible";
+        /** @description A checkpoint name: 1-200 characters of ASCII letters, digits, `.`, `_` and `-`, and not `.` or `..` (e.g. `ckpt-0001`, `step_000100`, `v1.2`). tinker-ts and its local server enforce exactly this rule (`npm run generate` emits it as `generated/constants.ts`); the local server answers 400 naming the field. */
+        CheckpointName: string;
         /** @enum {string} */
         CheckpointKind: "weights" | "sampler_weights";
         /** @description An error body. Servers put a human-readable explanation in `detail`. */
@@ -889,6 +891,7 @@ export interface components {
         ForwardBackwardRequest: {
             forward_backward_input: components["schemas"]["ForwardBackwardInput"];
             model_id: string;
+            /** Format: int32 */
             seq_id: number;
             /**
              * @description true for `forward`: the loss and outputs are computed, no gradient is accumulated.
@@ -926,6 +929,7 @@ export interface components {
         OptimStepRequest: {
             adam_params: components["schemas"]["AdamParams"];
             model_id: string;
+            /** Format: int32 */
             seq_id: number;
             /** @constant */
             type?: "optim_step";
@@ -938,7 +942,8 @@ export interface components {
         SaveWeightsRequest: {
             model_id: string;
             /** @description The checkpoint name (not a tinker path). */
-            path?: string;
+            path?: components["schemas"]["CheckpointName"];
+            /** Format: int32 */
             seq_id?: number;
             /** @description Seconds until the checkpoint expires; absent or null means never. */
             ttl_seconds?: number | null;
@@ -956,6 +961,7 @@ export interface components {
         /** @description Either `model_id` with `seq_id` (load into an existing model), or `session_id` with `model_seq_id` (create the model by loading; its first request). */
         LoadWeightsRequest: {
             model_id?: string;
+            /** Format: int32 */
             seq_id?: number;
             session_id?: string;
             model_seq_id?: number;
@@ -979,8 +985,10 @@ export interface components {
         };
         SaveWeightsForSamplerRequest: {
             model_id: string;
-            path?: string;
+            /** @description The checkpoint name (not a tinker path). */
+            path?: components["schemas"]["CheckpointName"];
             sampling_session_seq_id?: number;
+            /** Format: int32 */
             seq_id?: number;
             ttl_seconds?: number | null;
             /** @constant */
@@ -1126,7 +1134,7 @@ export interface components {
         /** @description The training run (model) id; may contain `:`. */
         TrainingRunId: string;
         CheckpointKind: components["schemas"]["CheckpointKind"];
-        CheckpointName: string;
+        CheckpointName: components["schemas"]["CheckpointName"];
     };
     requestBodies: never;
     headers: never;

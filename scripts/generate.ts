@@ -3,6 +3,8 @@
  *
  * - `generated/schema.ts`: openapi-typescript output (`paths`, `components`, `operations`) of `spec/tinker.openapi.yaml`.
  * - `generated/openapi.json`: the spec as JSON, which the local server validates requests against.
+ * - `generated/constants.ts`: rules that the SDK and the local server both enforce (the checkpoint-name rule
+ *   of `components.schemas.CheckpointName`), so neither keeps its own copy.
  * - `generated/proto/tinker_public_pb.ts`: `spec/tinker_public.proto` compiled by protoc-gen-es (run by the buf
  *   CLI from its npm package, into a temporary directory).
  *
@@ -34,6 +36,7 @@ async function render(): Promise<Map<string, string>> {
   const files = new Map<string, string>();
   files.set("schema.ts", header + "/* eslint-disable */\n\n" + astToString(ast));
   files.set("openapi.json", JSON.stringify(spec, null, 2) + "\n");
+  files.set("constants.ts", header + renderConstants(spec));
   files.set("proto/tinker_public_pb.ts", await compileProto());
   return files;
 }
@@ -54,6 +57,37 @@ async function compileProto(): Promise<string> {
   } finally {
     await rm(out, { recursive: true, force: true });
   }
+}
+
+/** `generated/constants.ts`: the checkpoint-name rule from `components.schemas.CheckpointName`. */
+function renderConstants(spec: Record<string, unknown>): string {
+  const schemas = (spec.components as { schemas: Record<string, Record<string, unknown>> }).schemas;
+  const name = schemas.CheckpointName;
+  if (
+    !name ||
+    typeof name.pattern !== "string" ||
+    typeof name.minLength !== "number" ||
+    typeof name.maxLength !== "number" ||
+    typeof name["x-tinker-rule"] !== "string"
+  ) {
+    throw new Error("spec: components.schemas.CheckpointName needs pattern, minLength, maxLength and x-tinker-rule (the rule in words)");
+  }
+  new RegExp(name.pattern, "u"); // fails the generation on a pattern JavaScript cannot compile
+  return [
+    "",
+    "/** The checkpoint-name rule of the spec (`components.schemas.CheckpointName`), enforced by the SDK and the local server. */",
+    `export const CHECKPOINT_NAME_PATTERN: string = ${JSON.stringify(name.pattern)};`,
+    "",
+    "/** Shortest checkpoint name. */",
+    `export const CHECKPOINT_NAME_MIN_LENGTH: number = ${name.minLength};`,
+    "",
+    "/** Longest checkpoint name. */",
+    `export const CHECKPOINT_NAME_MAX_LENGTH: number = ${name.maxLength};`,
+    "",
+    "/** What a valid checkpoint name is, in words (for error messages). */",
+    `export const CHECKPOINT_NAME_RULE: string = ${JSON.stringify(name["x-tinker-rule"])};`,
+    "",
+  ].join("\n");
 }
 
 async function main(): Promise<void> {

@@ -68,6 +68,10 @@ export type { SaveAndGetSamplingClientOptions } from "./training-client.js";
 export { APIFuture } from "./core/futures.js";
 export type { FutureResultOptions, QueueState, QueueStateChange } from "./core/futures.js";
 export type { RequestOptions } from "./core/options.js";
+// Types that public signatures name (constructor inits, option bags, the transport a RestClient wraps).
+export type { Transport, TransportConfig, CallOptions } from "./internal/transport.js";
+export type { SleepFn } from "./internal/sleep.js";
+export type { APIErrorInit, ConnectionErrorInit } from "./core/errors.js";
 
 export { RestClient } from "./rest-client.js";
 export type {
@@ -79,11 +83,12 @@ export type {
   PageOptions,
   PageProgress,
   RestClientOptions,
+  RestClientEnvOptions,
   RestRequestOptions,
 } from "./rest-client.js";
 
 export { downloadCheckpoint, checkpointDirName } from "./download/download.js";
-export type { DownloadCheckpointOptions, DownloadCheckpointResult, DownloadProgress } from "./download/download.js";
+export type { ArchiveUrlProvider, DownloadCheckpointOptions, DownloadCheckpointResult, DownloadProgress } from "./download/download.js";
 
 export { CheckpointLedger, LedgerFormatError, resumeOrStart, saveAndRecord, RESUMABLE_TTL_WARNING_SECONDS } from "./ledger.js";
 export type {
@@ -140,7 +145,9 @@ export type { LocalServer, LocalServerOptions, FaultRule, ClientConfig } from ".
  * Starts a local Tinker-compatible server (the one `tinker-ts serve` runs): the same wire protocol, state on
  * disk, a tiny real model. Point a {@link ServiceClient} at `server.baseUrl` with `server.apiKey`.
  *
- * The server is loaded on first use, so importing the SDK does not load it (nor node-tar).
+ * The server is loaded on first use, so importing the SDK does not load it (nor node-tar). The same function,
+ * and the server's other exports (`DEFAULT_SUPPORTED_MODELS`, `FaultRule`, ...), are also the `tinker-ts/server`
+ * entry point: `import { startLocalServer } from "tinker-ts/server"`.
  *
  * @throws {Error} if the port cannot be bound or the data directory cannot be used.
  * @example

@@ -37,7 +37,7 @@ function cli(args: string[], options: { env?: Record<string, string | undefined>
   };
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [BIN, ...args], { env: env as NodeJS.ProcessEnv, cwd: work, timeout: 30_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [BIN, ...args], { env: env as NodeJS.ProcessEnv, cwd: work, timeout: 120_000 }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === "number" ? err.code : 1;
       // The API key must never be printed, whatever the command.
       assert.ok(!stdout.includes(server.apiKey) && !stderr.includes(server.apiKey), `API key printed by ${args.join(" ")}`);
@@ -102,11 +102,21 @@ describe("tinker-ts CLI", { concurrency: true }, () => {
     assert.equal(badFormat.code, 2);
   });
 
+  test("messages for a shell user: a taken port explained, flags instead of SDK options, --version", async () => {
+    const taken = await cli(["serve", "--port", String(server.port), "--data-dir", path.join(work, "serve-taken")]);
+    assert.equal(taken.code, 1);
+    assert.match(taken.stderr, new RegExp(`Port ${server.port} is already in use .*--port ${server.port + 1} \\(or --port 0`));
+    const version = await cli(["--version"]);
+    assert.match(version.stdout, /^tinker-ts \d+\.\d+\.\d+/);
+    const unconfigured = await cli(["run", "list"], { env: { TINKER_BASE_URL: undefined, TINKER_API_KEY: undefined } });
+    assert.doesNotMatch(unconfigured.stderr, /\{ ?baseUrl|apiKey ?\}/, "no SDK option names");
+  });
+
   test("checkpoint list: table and JSON, per run and across runs", async () => {
     const json = await cli(["checkpoint", "list", "--run-id", run.runId, "--format", "json"]);
     assert.equal(json.code, 0, json.stderr);
     const items = JSON.parse(json.stdout) as { tinker_path: string; checkpoint_type: string; size_bytes: number }[];
-    assert.deepEqual(items.map((c) => c.tinker_path), run.paths);
+    assert.deepEqual(items.map((c) => c.tinker_path), [...run.paths].reverse(), "newest first, like every listing");
     assert.ok(items.every((c) => typeof c.size_bytes === "number"));
 
     const table = await cli(["checkpoint", "list"]);
@@ -117,6 +127,16 @@ describe("tinker-ts CLI", { concurrency: true }, () => {
 
     const limited = await cli(["checkpoint", "list", "--limit", "1", "--format", "json"]);
     assert.equal((JSON.parse(limited.stdout) as unknown[]).length, 1);
+    const cut = await cli(["checkpoint", "list", "--run-id", run.runId, "--limit", "1"]);
+    assert.match(cut.stdout, /^1 of 4 checkpoints, .* \(3 more, use --limit 4 to see them\)$/m);
+    assert.ok(cut.stdout.includes(run.paths[3]!), "the newest is the one shown");
+    const quiet = await cli(["checkpoint", "list", "--run-id", run.runId, "-q"]);
+    assert.equal(quiet.stdout, [...run.paths].reverse().map((p) => `${p}\n`).join(""));
+    // Piped output: no colour, nothing cut, relative times unless --absolute.
+    assert.ok(!table.stdout.includes("\x1b["), "no escape codes when stdout is not a terminal");
+    assert.match(table.stdout, / (just now|\d+ minutes? ago) +never$/m);
+    const absolute = await cli(["checkpoint", "list", "--run-id", run.runId, "--absolute"]);
+    assert.match(absolute.stdout, / \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z +never$/m);
   });
 
   test("checkpoint info and run list/info", async () => {
@@ -174,7 +194,9 @@ describe("tinker-ts CLI", { concurrency: true }, () => {
     assert.match(r.stderr, /Downloading tinker:\/\//);
     const again = await cli(["checkpoint", "download", run.paths[0]!, "-o", "models", "--format", "json"]);
     assert.equal(again.code, 1);
-    assert.match(again.stderr, /DestinationExistsError/);
+    assert.match(again.stderr, /DestinationExistsError: .* already exists\. Run again with --force/);
+    assert.doesNotMatch(again.stderr, /force: true/);
+    assert.match(r.stderr, /^Downloaded tinker:\/\/\S+: [\d.]+ \w*B in [\d.]+s \(.*\/s\)$/m, "a done line");
     const forced = await cli(["checkpoint", "download", run.paths[0]!, "-o", "models", "--force", "--format", "json"]);
     assert.equal(forced.code, 0, forced.stderr);
     assert.equal((JSON.parse(forced.stdout) as { destination: string }).destination, dest);

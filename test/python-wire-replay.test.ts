@@ -13,7 +13,7 @@ import { readFile } from "node:fs/promises";
 import { fromBinary } from "@bufbuild/protobuf";
 import { decompress } from "fzstd";
 import { ForwardBackwardOutputSchema } from "../generated/proto/tinker_public_pb.js";
-import { startLocalServer, type Datum } from "../src/index.js";
+import { startLocalServer, type Datum, type LossFnType } from "../src/index.js";
 import { decodeForwardBackwardOutput, encodeForwardBackwardRequest } from "../src/internal/proto/forward-backward.js";
 import {
   canonicalMapOrder,
@@ -28,7 +28,7 @@ import {
 
 type PyTensor = { data: number[]; dtype: "int64" | "float32"; shape: number[] | null };
 type PyDatum = { tokens: number[]; loss_fn_inputs: Record<string, PyTensor> };
-type PyCall = { kind: "forward_backward" | "forward"; batch: string; loss_fn_config: Record<string, number> | null; result: unknown };
+type PyCall = { kind: "forward_backward" | "forward"; batch: string; loss_fn: LossFnType; loss_fn_config: Record<string, number> | null; result: unknown };
 type Python = { sdk_version: string; model_id: string; batches: Record<string, PyDatum[]>; calls: PyCall[] };
 type Manifest = {
   calls: Array<{
@@ -77,7 +77,7 @@ for (const mode of ["plain", "zstd"] as const) {
           modelId: python.model_id,
           seqId: call.seq_id,
           data: python.batches[py.batch]!.map(toDatum),
-          lossFn: "cross_entropy",
+          lossFn: py.loss_fn,
           lossFnConfig: py.loss_fn_config,
           forwardOnly: py.kind === "forward",
         });

@@ -300,7 +300,7 @@ describe("fault injection", () => {
   let full: Buffer;
 
   before(async () => {
-    ({ server, call, runId } = await serverWithCheckpoints());
+    ({ server, call, runId } = await serverWithCheckpoints({ faultInjection: true }));
     location = (await call("GET", `/api/v1/training_runs/${runId}/checkpoints/weights/a/archive`)).headers.get("location")!;
     full = Buffer.from(await (await fetch(location)).arrayBuffer());
   });

@@ -232,17 +232,30 @@ describe("local server contract", () => {
     }
   });
 
-  test("a datum the model cannot read is a 400 naming the field (its seq_id is used up)", async () => {
-    const r = await call("POST", "/api/v1/forward_backward", {
+  test("a failed operation is a RequestFailedResponse with category user naming the checkpoint", async () => {
+    const failed = await submit("/api/v1/load_weights", {
+      model_id: modelId,
+      seq_id: ++seq,
+      path: `tinker://${modelId}/weights/never-saved`,
+      optimizer: false,
+      type: "load_weights",
+    });
+    assert.equal(failed.category, "user");
+    assert.match(failed.error, /never-saved/);
+  });
+
+  test("forward_backward inputs the model cannot take are a 400 naming the field, and the seq_id is not waited for", async () => {
+    const res = await call("POST", "/api/v1/forward_backward", {
       model_id: modelId,
       seq_id: ++seq,
       forward_backward_input: { data: [datum([1, 2]), { ...datum([1, 2]), model_input: { chunks: [{ type: "encoded_text", tokens: [1, 999_999] }] } }], loss_fn: "cross_entropy" },
     });
-    assert.equal(r.status, 400, r.text);
-    assert.equal(r.body.field, "body.forward_backward_input.data[1].model_input.chunks[0].tokens[1]");
-    assert.ok(r.body.detail.startsWith(`${r.body.field}: token 999999`), r.body.detail);
-    assertSpec("POST", "/api/v1/forward_backward", 400, r.body);
+    assert.equal(res.status, 400);
+    assert.match(String(res.body.field), /data\[1\]\.model_input\.chunks\[0\]\.tokens/);
+    const next = await submit("/api/v1/forward_backward", { model_id: modelId, seq_id: ++seq, forward_backward_input: { data: [datum([1, 2])], loss_fn: "cross_entropy" } });
+    assert.ok(next.metrics !== undefined, JSON.stringify(next));
   });
+
 
   test("400 for unparseable JSON and 422 naming the field for schema violations", async () => {
     const bad = await call("POST", "/api/v1/optim_step", undefined, { raw: "{not json" });

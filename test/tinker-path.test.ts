@@ -146,7 +146,7 @@ describe("formatTinkerPath", () => {
 
 describe("validateCheckpointName", () => {
   it("returns valid names unchanged", () => {
-    for (const name of ["ckpt-1", "step_0100", "v1.2", "a..b", "é", "n".repeat(255)]) {
+    for (const name of ["ckpt-1", "step_0100", "v1.2", "a..b", ".hidden", "...", "A-z_0.9", "n".repeat(200), `a${".".repeat(199)}`]) {
       assert.equal(validateCheckpointName(name), name);
     }
   });
@@ -167,7 +167,14 @@ describe("validateCheckpointName", () => {
     ["del\u007f", /control/],
     ["q?x", /"\?" or "#"/],
     ["h#x", /"\?" or "#"/],
-    ["n".repeat(256), /at most 255/],
+    ["n".repeat(201), /at most 200/],
+    ["n".repeat(256), /at most 200/],
+    ["é", /"é"/],
+    ["épocha-3", /"é"/],
+    ["a:b", /":"/],
+    ["50%", /"%"/],
+    ["a+b", /"\+"/],
+    ["a@b", /"@"/],
   ];
   for (const [name, reason] of invalid) {
     it(`rejects ${JSON.stringify(name).slice(0, 40)}`, () => {
@@ -178,7 +185,7 @@ describe("validateCheckpointName", () => {
           assert.equal(err.name, "InvalidCheckpointNameError");
           assert.equal(err.checkpointName, name);
           assert.match(err.reason, reason);
-          assert.match(err.message, /1-255 characters/);
+          assert.match(err.message, /1-200 characters of ASCII letters, digits, "\.", "_" and "-"/);
           return true;
         },
       );

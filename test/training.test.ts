@@ -113,6 +113,11 @@ describe("training persistence against the local server", () => {
     assert.throws(() => training.saveState(""), InvalidCheckpointNameError);
     assert.throws(() => training.saveState("a/b"), InvalidCheckpointNameError);
     assert.throws(() => training.saveState("../escape"), InvalidCheckpointNameError);
+    // The spec's name rule, which the local server enforces too (400): 1-200 of [A-Za-z0-9._-].
+    assert.throws(() => training.saveState("has space"), InvalidCheckpointNameError);
+    assert.throws(() => training.saveState("n".repeat(201)), /at most 200/);
+    assert.throws(() => training.saveWeightsForSampler("a:b"), InvalidCheckpointNameError);
+    assert.throws(() => training.saveState("épocha"), InvalidCheckpointNameError);
     assert.throws(() => training.saveState("ok", { ttlSeconds: 60 }), InvalidTtlError);
     assert.throws(() => training.saveState("ok", { ttlSeconds: 3600.5 }), InvalidTtlError);
     assert.throws(() => training.saveWeightsForSampler("ok", { ttlSeconds: 0 }), InvalidTtlError);
@@ -219,17 +224,31 @@ describe("training persistence against the local server", () => {
     assert.equal(result?.metrics?.["step"], 2, "the optimizer stepped once, not twice");
   });
 
-  test("a datum the model cannot read is rejected at submit with a BadRequestError naming the field", async () => {
+  test("a datum the model cannot take is refused with BadRequestError naming the field", async () => {
     const training = await service.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });
     const bad: Datum = crossEntropyDatum([1, 2, 3]);
-    (bad.loss_fn_inputs["target_tokens"] as { data: number[] }).data = [1, 999_999]; // Qwen3 ids end at 151935
+    (bad.loss_fn_inputs["target_tokens"] as { data: number[] }).data = [1, 999_999];
     const err = await training.forwardBackward([bad], "cross_entropy").then(
       () => assert.fail("expected a failure"),
       (e: unknown) => e,
     );
     assert.ok(err instanceof BadRequestError, String(err));
-    assert.match(err.message, /data\[0\]\.loss_fn_inputs\.target_tokens\.data\[1\]: token 999999 is not an integer in \[0, 151936\)/);
+    assert.match(err.message, /target_tokens/);
   });
+
+  test("a failed operation rejects with RequestFailedError and its category, and the model keeps working", async () => {
+    const training = await service.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });
+    const err = await training.loadState(`tinker://${training.modelId}/weights/absent`).then(
+      () => assert.fail("expected a failure"),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof RequestFailedError, String(err));
+    assert.equal(err.category, "user");
+    assert.match(err.message, /absent/);
+    const ok = await training.forwardBackward(batch(0), "cross_entropy");
+    assert.ok(Number.isFinite(ok.metrics["loss:sum"]));
+  });
+
 
   test("loading a checkpoint that does not exist fails the future with a clear error", async () => {
     const training = await service.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });

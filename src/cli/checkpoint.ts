@@ -6,7 +6,7 @@
 import { createInterface } from "node:readline";
 import { NotFoundError, TinkerError } from "../core/errors.js";
 import { parseTinkerPath } from "../core/tinker-path.js";
-import { downloadCheckpoint, type DownloadProgress } from "../download/download.js";
+import { downloadCheckpoint } from "../download/download.js";
 import type { CheckpointInfo, RestClient, WeightsInfo } from "../rest-client.js";
 import { MIN_CHECKPOINT_TTL_SECONDS } from "../core/ttl.js";
 import { newestOfEachType } from "../retention.js";
@@ -21,11 +21,11 @@ import {
   parseTimeFilter,
   positiveInt,
   renderFields,
-  renderTable,
-  shortTime,
   writeJson,
   type CliIO,
 } from "./util.js";
+import { downloadProgress, pageProgress } from "./progress.js";
+import { expiry, listingFooter, lookOf, paint, renderColumns, when, whenLong, type Column, type Look } from "./term.js";
 
 /** Creates the REST client lazily (so `--help` and usage errors never need the environment). */
 export type RestFactory = () => RestClient;
@@ -34,14 +34,14 @@ export type RestFactory = () => RestClient;
 export const DELETE_CONCURRENCY = 4;
 
 const USAGE = {
-  list: "tinker-ts checkpoint list [--run-id ID] [--limit N] [--format table|json]",
-  info: "tinker-ts checkpoint info PATH [--format table|json]",
+  list: "tinker-ts checkpoint list [--run-id ID] [--limit N] [-q] [--absolute] [--format table|json]",
+  info: "tinker-ts checkpoint info PATH [--absolute] [--format table|json]",
   download: "tinker-ts checkpoint download PATH [-o DIR] [--force] [--format table|json]",
   publish: "tinker-ts checkpoint publish PATH",
   unpublish: "tinker-ts checkpoint unpublish PATH",
   setTtl: "tinker-ts checkpoint set-ttl PATH (--ttl DURATION | --remove)",
   delete:
-    "tinker-ts checkpoint delete (PATH... | --run-id ID [--type training|sampler] [--before T] [--after T] [--keep-last N]) [--yes] [--dry-run] [--format table|json]",
+    "tinker-ts checkpoint delete (PATH... | --run-id ID [--type training|sampler] [--before T] [--after T] [--keep-last N]) [--yes] [--dry-run] [--absolute] [--format table|json]",
 } as const;
 
 /** Help of the `checkpoint` group. */
@@ -64,12 +64,15 @@ Run "tinker-ts checkpoint <command> --help" for a command's options.
 const HELP: Record<string, string> = {
   list: `Usage: ${USAGE.list}
 
-List checkpoints. Without --run-id, lists all of your checkpoints, newest first, fetching pages lazily
-(progress on stderr when there are many).
+List checkpoints, newest first: all of yours (fetching pages lazily, with progress on stderr when there
+are many), or one run's with --run-id. On a terminal the table fits its width (long paths lose their
+middle) and times are relative ("3 hours ago").
 
 Options:
   --run-id ID       Only the checkpoints of this training run
-  --limit N         Show at most N checkpoints
+  --limit N         Show at most N checkpoints (the footer says how many more there are)
+  -q, --quiet       Print only the paths, one per line
+  --absolute        Show times as timestamps (UTC) instead of "3 hours ago"
   --format FORMAT   table (default) or json (an array of checkpoint objects as sent by the server)
   -h, --help        Show this help
 `,
@@ -79,6 +82,7 @@ Show a checkpoint (type, size, visibility, expiry) and, for training checkpoints
 LoRA configuration it was trained with.
 
 Options:
+  --absolute        Show times as timestamps only
   --format FORMAT   table (default) or json ({"checkpoint": {...}, "weights_info": {...} | null})
   -h, --help        Show this help
 `,
@@ -134,6 +138,7 @@ Options:
   --keep-last N     With --run-id: never delete the newest N checkpoints of each type (training, sampler)
   -y, --yes         Do not ask for confirmation
   --dry-run         Print the plan and delete nothing
+  --absolute        Show times as timestamps (UTC) instead of "3 hours ago"
   --format FORMAT   table (default) or json
   -h, --help        Show this help
 `,
@@ -173,73 +178,96 @@ function onePath(positionals: string[], usage: string, what = "PATH"): string {
   return p;
 }
 
-function checkpointRows(checkpoints: CheckpointInfo[]): string[][] {
+/** The columns of checkpoint tables: the path gives way first when the terminal is narrow. */
+const CHECKPOINT_COLUMNS: Column[] = [
+  { header: "PATH", shrink: true },
+  { header: "TYPE", style: (t) => (t === "training" ? "cyan" : "magenta") },
+  { header: "SIZE", align: "right" },
+  { header: "PUBLIC", style: (v) => (v === "yes" ? "green" : "dim") },
+  { header: "CREATED" },
+  { header: "EXPIRES", style: (v) => (v === "never" ? "dim" : undefined) },
+];
+
+function checkpointRows(checkpoints: CheckpointInfo[], look: Look): string[][] {
   return checkpoints.map((c) => [
     c.tinker_path,
     c.checkpoint_type,
     formatBytes(c.size_bytes),
     c.public === true ? "yes" : "no",
-    shortTime(c.time),
-    shortTime(c.expires_at),
+    when(look, c.time),
+    expiry(look, c.expires_at),
   ]);
 }
-
-const CHECKPOINT_HEADERS = ["PATH", "TYPE", "SIZE", "PUBLIC", "CREATED", "EXPIRES"];
 
 function sumBytes(checkpoints: { size_bytes?: number | null }[]): number {
   return checkpoints.reduce((n, c) => n + (c.size_bytes ?? 0), 0);
 }
 
+/** Newest first; items with the same time keep the reverse of the server's (oldest-first) order. */
+export function newestFirst<T extends { time: string }>(items: readonly T[]): T[] {
+  const t = (x: T): number => {
+    const ms = Date.parse(x.time);
+    return Number.isFinite(ms) ? ms : -Infinity;
+  };
+  return [...items].reverse().sort((a, b) => t(b) - t(a));
+}
+
+/** The options `--absolute` and `-q/--quiet` of listings. */
+const LISTING_OPTIONS = { absolute: { type: "boolean" }, quiet: { type: "boolean", short: "q" } } as const;
+
 async function listCommand(args: string[], io: CliIO, restFactory: RestFactory): Promise<number> {
-  const { values, positionals } = parseCommand(args, { "run-id": { type: "string" }, limit: { type: "string" } }, USAGE.list);
+  const { values, positionals } = parseCommand(
+    args,
+    { "run-id": { type: "string" }, limit: { type: "string" }, ...LISTING_OPTIONS },
+    USAGE.list,
+  );
   if (positionals.length > 0) throw new UsageError(`Unexpected argument ${JSON.stringify(positionals[0])}.`, USAGE.list);
   const format = outputFormat(values.format, USAGE.list);
   const limit = positiveInt(values.limit, "--limit", USAGE.list);
   const rest = restFactory();
   let checkpoints: CheckpointInfo[];
+  let total: number | null;
+  let cut = false;
   const runId = values["run-id"];
   if (runId !== undefined) {
-    checkpoints = (await rest.listCheckpoints(runId)).checkpoints;
-    if (limit !== undefined) checkpoints = checkpoints.slice(0, limit);
+    checkpoints = newestFirst((await rest.listCheckpoints(runId)).checkpoints);
+    total = checkpoints.length;
+    if (limit !== undefined && checkpoints.length > limit) {
+      checkpoints = checkpoints.slice(0, limit);
+      cut = true;
+    }
   } else {
     checkpoints = [];
-    const pageSize = Math.min(limit ?? 100, 100);
+    const pageSize = Math.min(limit === undefined ? 100 : limit + 1, 100);
     const progress = pageProgress(io, "checkpoints", limit);
     for await (const c of rest.iterUserCheckpoints({ pageSize, onPage: progress.onPage })) {
+      if (limit !== undefined && checkpoints.length >= limit) {
+        cut = true;
+        break;
+      }
       checkpoints.push(c);
-      if (limit !== undefined && checkpoints.length >= limit) break;
     }
     progress.finish();
+    total = progress.totalCount();
+    checkpoints = newestFirst(checkpoints);
   }
   if (format === "json") {
     writeJson(io, checkpoints);
+    return 0;
+  }
+  if (values.quiet === true) {
+    for (const c of checkpoints) io.stdout.write(`${c.tinker_path}\n`);
     return 0;
   }
   if (checkpoints.length === 0) {
     io.stdout.write(runId === undefined ? "No checkpoints.\n" : `No checkpoints in run ${runId}.\n`);
     return 0;
   }
-  io.stdout.write(renderTable(CHECKPOINT_HEADERS, checkpointRows(checkpoints)));
-  io.stdout.write(`${checkpoints.length} checkpoint${checkpoints.length === 1 ? "" : "s"}, ${formatBytes(sumBytes(checkpoints))}\n`);
+  const look = lookOf(io, { absolute: values.absolute });
+  io.stdout.write(renderColumns(CHECKPOINT_COLUMNS, checkpointRows(checkpoints, look), look));
+  const footer = listingFooter({ shown: checkpoints.length, total, cut, noun: "checkpoint", extra: formatBytes(sumBytes(checkpoints)) });
+  io.stdout.write(`${paint(look.color, "dim", footer)}\n`);
   return 0;
-}
-
-/** Progress of a lazy listing on stderr: in place on a terminal, one line per page otherwise; only when paging. */
-export function pageProgress(io: CliIO, what: string, limit: number | undefined) {
-  let shown = false;
-  return {
-    onPage: (p: { fetched: number; totalCount: number | null; offset: number }) => {
-      const total = p.totalCount === null ? undefined : limit === undefined ? p.totalCount : Math.min(limit, p.totalCount);
-      if (p.offset === 0 && (total === undefined || p.fetched >= total)) return; // one page: nothing to show
-      const text = `Listed ${Math.min(p.fetched, total ?? p.fetched)}${total === undefined ? "" : ` of ${total}`} ${what}…`;
-      if (io.stderr.isTTY === true) io.stderr.write(`\r${text}\x1b[K`);
-      else io.stderr.write(`${text}\n`);
-      shown = true;
-    },
-    finish: () => {
-      if (shown && io.stderr.isTTY === true) io.stderr.write("\r\x1b[K");
-    },
-  };
 }
 
 /** Finds a checkpoint in its run's list, or throws a NotFoundError naming the path. */
@@ -257,9 +285,10 @@ async function findCheckpoint(rest: RestClient, tinkerPath: string): Promise<Che
 }
 
 async function infoCommand(args: string[], io: CliIO, restFactory: RestFactory): Promise<number> {
-  const { values, positionals } = parseCommand(args, {}, USAGE.info);
+  const { values, positionals } = parseCommand(args, { absolute: { type: "boolean" } }, USAGE.info);
   const format = outputFormat(values.format, USAGE.info);
   const tinkerPath = onePath(positionals, USAGE.info);
+  const look = lookOf(io, { absolute: values.absolute });
   const rest = restFactory();
   const checkpoint = await findCheckpoint(rest, tinkerPath);
   let weights: WeightsInfo | null = null;
@@ -278,8 +307,8 @@ async function infoCommand(args: string[], io: CliIO, restFactory: RestFactory):
     ["Type", checkpoint.checkpoint_type],
     ["Size", `${formatBytes(checkpoint.size_bytes)}${checkpoint.size_bytes == null ? "" : ` (${checkpoint.size_bytes} bytes)`}`],
     ["Public", checkpoint.public === true ? "yes" : "no"],
-    ["Created", shortTime(checkpoint.time)],
-    ["Expires", checkpoint.expires_at == null ? "never" : shortTime(checkpoint.expires_at)],
+    ["Created", whenLong(look, checkpoint.time)],
+    ["Expires", expiry(look, checkpoint.expires_at, true)],
   ];
   if (weights !== null) {
     fields.push(["Base model", weights.base_model], ["LoRA", weights.is_lora ? `yes, rank ${weights.lora_rank ?? "?"}` : "no"]);
@@ -327,49 +356,6 @@ async function downloadCommand(args: string[], io: CliIO, restFactory: RestFacto
   } finally {
     process.removeListener("SIGINT", onSigint);
   }
-}
-
-/** Download progress on stderr: a redrawn bar on a terminal, a few plain lines otherwise. */
-function downloadProgress(io: CliIO, tinkerPath: string) {
-  const tty = io.stderr.isTTY === true;
-  let lastPhase = "";
-  let lastDecile = -1;
-  let drawn = false;
-  const sizeText = (p: DownloadProgress): string =>
-    p.totalBytes === null ? formatBytes(p.bytes) : `${formatBytes(p.bytes)} / ${formatBytes(p.totalBytes)}`;
-  return {
-    onProgress: (p: DownloadProgress) => {
-      const fraction = p.totalBytes !== null && p.totalBytes > 0 ? Math.min(1, p.bytes / p.totalBytes) : null;
-      if (tty) {
-        if (p.phase === "done") return;
-        const label = p.phase === "download" ? "Downloading" : "Extracting ";
-        const width = 24;
-        const bar =
-          fraction === null ? "" : `[${"#".repeat(Math.round(fraction * width)).padEnd(width, "-")}] ${String(Math.floor(fraction * 100)).padStart(3)}% `;
-        io.stderr.write(`\r${label} ${bar}${sizeText(p)}\x1b[K`);
-        drawn = true;
-        return;
-      }
-      if (p.phase !== lastPhase) {
-        lastPhase = p.phase;
-        lastDecile = -1;
-        if (p.phase === "download") io.stderr.write(`Downloading ${tinkerPath}${p.totalBytes === null ? "" : ` (${formatBytes(p.totalBytes)})`}\n`);
-        else if (p.phase === "extract") io.stderr.write(`Extracting ${formatBytes(p.totalBytes)}\n`);
-        else io.stderr.write(`Done: ${formatBytes(p.bytes)}\n`);
-      }
-      if (p.phase === "download" && fraction !== null) {
-        const decile = Math.floor(fraction * 4);
-        if (decile > lastDecile && decile > 0) {
-          lastDecile = decile;
-          io.stderr.write(`  ${decile * 25}% (${sizeText(p)})\n`);
-        }
-      }
-    },
-    finish: () => {
-      if (tty && drawn) io.stderr.write("\n");
-      drawn = false;
-    },
-  };
 }
 
 async function publishCommand(sub: "publish" | "unpublish", args: string[], io: CliIO, restFactory: RestFactory): Promise<number> {
@@ -431,6 +417,7 @@ async function deleteCommand(args: string[], io: CliIO, restFactory: RestFactory
       "keep-last": { type: "string" },
       yes: { type: "boolean", short: "y" },
       "dry-run": { type: "boolean" },
+      absolute: { type: "boolean" },
     },
     usage,
   );
@@ -455,7 +442,7 @@ async function deleteCommand(args: string[], io: CliIO, restFactory: RestFactory
     const { checkpoints } = await rest.listCheckpoints(runId);
     const considered = checkpoints.filter((c) => values.type === undefined || c.checkpoint_type === values.type);
     const kept = keepLast === undefined ? new Set<CheckpointInfo>() : newestOfEachType(considered, keepLast);
-    plan = considered
+    plan = newestFirst(considered)
       .filter((c) => !kept.has(c))
       .filter((c) => before === undefined || Date.parse(c.time) < before)
       .filter((c) => after === undefined || Date.parse(c.time) > after)
@@ -474,7 +461,7 @@ async function deleteCommand(args: string[], io: CliIO, restFactory: RestFactory
   if (values["dry-run"] === true) {
     if (format === "json") writeJson(io, { dry_run: true, checkpoints: plan, total_bytes: totalBytes });
     else {
-      io.stdout.write(renderPlan(plan, totalBytes));
+      io.stdout.write(renderPlan(plan, totalBytes, lookOf(io, { absolute: values.absolute })));
       io.stdout.write("Dry run: nothing was deleted.\n");
     }
     return 0;
@@ -482,12 +469,12 @@ async function deleteCommand(args: string[], io: CliIO, restFactory: RestFactory
 
   if (values.yes !== true) {
     if (io.stdin.isTTY !== true) {
-      io.stderr.write(renderPlan(plan, totalBytes));
+      io.stderr.write(renderPlan(plan, totalBytes, lookOf(io, { absolute: values.absolute }, io.stderr)));
       throw new TinkerError(
         `Refusing to delete ${plan.length} checkpoint${plan.length === 1 ? "" : "s"} without confirmation: stdin is not a terminal. Pass --yes to confirm (or --dry-run to only see the plan).`,
       );
     }
-    io.stderr.write(renderPlan(plan, totalBytes));
+    io.stderr.write(renderPlan(plan, totalBytes, lookOf(io, { absolute: values.absolute }, io.stderr)));
     const answer = await ask(io, `Delete ${plan.length} checkpoint${plan.length === 1 ? "" : "s"} (${formatBytes(totalBytes)})? This cannot be undone. [y/N] `);
     if (!/^y(es)?$/i.test(answer.trim())) {
       io.stderr.write("Cancelled; nothing was deleted.\n");
@@ -544,12 +531,10 @@ async function planForPaths(rest: RestClient, paths: string[]): Promise<PlanItem
   });
 }
 
-function renderPlan(plan: PlanItem[], totalBytes: number): string {
-  const rows = plan.map((i) => [i.tinker_path, i.checkpoint_type ?? "-", i.found ? formatBytes(i.size_bytes) : "(not found)", shortTime(i.time)]);
-  return (
-    `${plan.length} checkpoint${plan.length === 1 ? "" : "s"} to delete, ${formatBytes(totalBytes)} in total:\n` +
-    renderTable(["PATH", "TYPE", "SIZE", "CREATED"], rows)
-  );
+function renderPlan(plan: PlanItem[], totalBytes: number, look: Look): string {
+  const rows = plan.map((i) => [i.tinker_path, i.checkpoint_type ?? "-", i.found ? formatBytes(i.size_bytes) : "(not found)", when(look, i.time)]);
+  const columns = CHECKPOINT_COLUMNS.slice(0, 3).concat([{ header: "CREATED" }]);
+  return `${plan.length} checkpoint${plan.length === 1 ? "" : "s"} to delete, ${formatBytes(totalBytes)} in total:\n` + renderColumns(columns, rows, look);
 }
 
 function ask(io: CliIO, question: string): Promise<string> {

@@ -9,12 +9,15 @@
  */
 import { realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
+import { APIConnectionError, APITimeoutError, ConfigurationError } from "../core/errors.js";
+import { DestinationExistsError } from "../download/errors.js";
 import { redact } from "../internal/redact.js";
 import { SDK_VERSION } from "../internal/transport.js";
 import { RestClient } from "../rest-client.js";
 import { runCheckpointCommand } from "./checkpoint.js";
 import { runRunCommand } from "./run.js";
 import { runSampleCommand } from "./sample.js";
+import { paint, wantsColor } from "./term.js";
 import { UsageError, type CliIO } from "./util.js";
 
 /** Top-level help. */
@@ -34,7 +37,9 @@ Commands:
   sample PATH --prompt-tokens 1,2,3 [...]          Sample token ids (with logprobs) from a checkpoint
   serve [--port N] [--data-dir DIR]                Start the local Tinker-compatible server
 
-Listing and info commands take --format table|json. Every command takes --help.
+Listing and info commands take --format table|json and --absolute (timestamps instead of "3 hours ago");
+listings take -q (paths or ids only). Every command takes --help; tinker-ts --version prints the version.
+Colour is used on terminals unless NO_COLOR is set.
 
 Environment:
   TINKER_BASE_URL   Server URL, e.g. http://127.0.0.1:8080
@@ -112,9 +117,58 @@ async function serve(args: string[]): Promise<number> {
 function reportError(err: unknown, io: CliIO): void {
   const secrets = [io.env["TINKER_API_KEY"]?.trim()];
   const name = err instanceof Error ? err.name : "Error";
-  const message = err instanceof Error ? err.message : String(err);
-  io.stderr.write(redact(`error: ${name}: ${message}\n`, secrets));
+  const message = shellMessage(err, io.env);
+  const prefix = paint(wantsColor(io.stderr, io.env), "red", "error:");
+  // A plain Error (e.g. from the operating system) has no telling class name.
+  io.stderr.write(redact(`${prefix} ${name === "Error" ? "" : `${name}: `}${message}\n`, secrets));
   if (err instanceof UsageError && err.usage !== undefined) io.stderr.write(`usage: ${err.usage}\n`);
+}
+
+/**
+ * The message of `err` written for someone at a shell: flags and environment variables instead of SDK option
+ * names, and what to do next.
+ *
+ * @example
+ * ```ts
+ * shellMessage(Object.assign(new Error("listen EADDRINUSE"), { code: "EADDRINUSE", port: 8080 }), {});
+ * // "Port 8080 is already in use (another \"tinker-ts serve\"?). Stop that process, or ..."
+ * ```
+ */
+export function shellMessage(err: unknown, env: NodeJS.ProcessEnv): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as { code?: unknown }).code;
+  const port = (err as { port?: unknown }).port;
+  if (code === "EADDRINUSE") {
+    const p = typeof port === "number" ? port : undefined;
+    return (
+      `Port ${p ?? "(the one given)"} is already in use (another "tinker-ts serve"?). Stop that process, or start on ` +
+      `another port: tinker-ts serve --port ${p === undefined ? 8081 : p + 1} (or --port 0 for any free port).`
+    );
+  }
+  if (code === "EACCES" && typeof port === "number") {
+    return `Not allowed to listen on port ${port} (ports below 1024 need privileges). Use another port: tinker-ts serve --port 8080.`;
+  }
+  if (err instanceof ConfigurationError) {
+    if ((env["TINKER_BASE_URL"] ?? "").trim() === "" && (env["TINKER_API_KEY"] ?? "").trim() === "") {
+      return (
+        "No Tinker server configured: set TINKER_BASE_URL and TINKER_API_KEY. To work offline, run " +
+        '"tinker-ts serve" in another terminal and paste the two export lines it prints.'
+      );
+    }
+    if ((env["TINKER_API_KEY"] ?? "").trim() === "") {
+      return 'TINKER_API_KEY is not set. Export your API key (the local server prints its key when "tinker-ts serve" starts).';
+    }
+    return err.message.replace(/\s*\(or pass \{[^}]*\}\)/g, "").replace(/`?npx tinker-ts serve`?/g, '"tinker-ts serve"');
+  }
+  if (err instanceof DestinationExistsError) {
+    return `${err.destination} already exists. Run again with --force to replace it (the old copy stays until the new one is complete), or download into another directory with -o DIR.`;
+  }
+  if (err instanceof APITimeoutError) return err.message.replace(/,? or raise timeoutMs\.?$/, ".");
+  if (err instanceof APIConnectionError) {
+    const base = env["TINKER_BASE_URL"]?.trim();
+    return `${err.message}${base ? ` Is the server at ${base} (TINKER_BASE_URL) running? For the local server, run "tinker-ts serve".` : ""}`;
+  }
+  return err.message;
 }
 
 function isEntryPoint(): boolean {

@@ -7,7 +7,8 @@
 import { resolveConnection } from "../internal/config.js";
 import { ServiceClient } from "../service-client.js";
 import type { SampleResponse, SamplingParams } from "../sampling-client.js";
-import { UsageError, outputFormat, parseCommand, positiveInt, renderTable, writeJson, type CliIO } from "./util.js";
+import { lookOf, renderColumns } from "./term.js";
+import { UsageError, outputFormat, parseCommand, positiveInt, writeJson, type CliIO } from "./util.js";
 
 const USAGE =
   "tinker-ts sample (PATH | --base-model MODEL) --prompt-tokens 1,2,3 [--max-tokens N] [--num-samples N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--stop-tokens IDS] [--format table|json]";
@@ -127,9 +128,10 @@ function printTable(io: CliIO, res: SampleResponse): void {
     const total = (s.logprobs ?? []).reduce((a, b) => a + b, 0);
     io.stdout.write(`sample ${i}: ${s.tokens.length} token${s.tokens.length === 1 ? "" : "s"}, stop reason ${s.stop_reason}, total logprob ${total.toFixed(4)}\n`);
     io.stdout.write(
-      renderTable(
-        ["POS", "TOKEN", "LOGPROB"],
+      renderColumns(
+        [{ header: "POS", align: "right" }, { header: "TOKEN", align: "right" }, { header: "LOGPROB", align: "right" }],
         s.tokens.map((t, j) => [String(j), String(t), s.logprobs?.[j] === undefined ? "-" : s.logprobs[j]!.toFixed(4)]),
+        lookOf(io),
       ),
     );
   });

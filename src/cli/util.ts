@@ -1,6 +1,6 @@
 /**
  * CLI plumbing: the I/O the commands write to, usage errors, option parsing helpers, human durations and
- * times, byte sizes and plain-text tables.
+ * times, byte sizes and `key: value` fields (tables and terminal rendering: `term.ts`).
  *
  * @module
  */
@@ -10,7 +10,7 @@ import { TinkerError } from "../core/errors.js";
 /** Where a command reads and writes; `process` streams by default, replaceable in tests. */
 export interface CliIO {
   /** Results (tables, JSON, paths). */
-  stdout: { write(chunk: string): unknown; isTTY?: boolean };
+  stdout: { write(chunk: string): unknown; isTTY?: boolean; columns?: number };
   /** Progress, prompts and errors. */
   stderr: { write(chunk: string): unknown; isTTY?: boolean; columns?: number };
   /** Answers to confirmation prompts. */
@@ -192,24 +192,6 @@ export function formatBytes(bytes: number | null | undefined): string {
     i++;
   }
   return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
-}
-
-/**
- * Renders rows as a left-aligned plain-text table with a header line.
- *
- * @example
- * ```ts
- * renderTable(["NAME", "SIZE"], [["a", "1 B"]]); // "NAME  SIZE\na     1 B\n"
- * ```
- */
-export function renderTable(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]): string =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-      .join("  ")
-      .trimEnd();
-  return [line(headers), ...rows.map(line)].join("\n") + "\n";
 }
 
 /**

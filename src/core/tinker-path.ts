@@ -7,6 +7,12 @@
  *
  * @module
  */
+import {
+  CHECKPOINT_NAME_MAX_LENGTH,
+  CHECKPOINT_NAME_MIN_LENGTH,
+  CHECKPOINT_NAME_PATTERN,
+  CHECKPOINT_NAME_RULE,
+} from "../../generated/constants.js";
 import { quote } from "../internal/error-text.js";
 import { InvalidArgumentError, TinkerError } from "./errors.js";
 
@@ -35,8 +41,16 @@ export interface ParsedTinkerPath {
   checkpointId: string;
 }
 
-/** Longest checkpoint name accepted. */
-export const MAX_CHECKPOINT_NAME_LENGTH = 255;
+/**
+ * Longest checkpoint name accepted by {@link validateCheckpointName} (the spec's `CheckpointName` rule, which
+ * the local server enforces too).
+ */
+export const MAX_CHECKPOINT_NAME_LENGTH: number = CHECKPOINT_NAME_MAX_LENGTH;
+
+/** Longest name segment {@link parseTinkerPath} accepts in a path it did not make (e.g. one the service returned). */
+const MAX_PARSED_NAME_LENGTH = 255;
+
+const CHECKPOINT_NAME_RE = new RegExp(CHECKPOINT_NAME_PATTERN, "u");
 
 const WHITESPACE_OR_CONTROL = /[\s\p{Cc}\p{Cf}]/u;
 
@@ -50,12 +64,24 @@ function segmentProblem(segment: string, what: string): string | undefined {
   return undefined;
 }
 
-function nameProblem(name: string): string | undefined {
+/** Structural problems of a name segment in a tinker path (what would make the path unparseable). */
+function pathNameProblem(name: string): string | undefined {
   if (name.includes("/")) return `the name contains "/"`;
   const p = segmentProblem(name, "name");
   if (p !== undefined) return p;
-  if (name.length > MAX_CHECKPOINT_NAME_LENGTH) return `the name is ${name.length} characters long (at most ${MAX_CHECKPOINT_NAME_LENGTH})`;
+  if (name.length > MAX_PARSED_NAME_LENGTH) return `the name is ${name.length} characters long (at most ${MAX_PARSED_NAME_LENGTH})`;
   return undefined;
+}
+
+/** Why `name` breaks the checkpoint-name rule of the spec, or undefined. */
+function nameProblem(name: string): string | undefined {
+  const structural = pathNameProblem(name);
+  if (structural !== undefined && name.length <= MAX_PARSED_NAME_LENGTH) return structural;
+  if (name.length < CHECKPOINT_NAME_MIN_LENGTH) return "the name is empty";
+  if (name.length > CHECKPOINT_NAME_MAX_LENGTH) return `the name is ${name.length} characters long (at most ${CHECKPOINT_NAME_MAX_LENGTH})`;
+  if (CHECKPOINT_NAME_RE.test(name)) return undefined;
+  const bad = [...name].find((c) => !/^[A-Za-z0-9._-]$/.test(c));
+  return bad !== undefined ? `the name contains ${JSON.stringify(bad)}, which is not allowed` : "the name is not allowed";
 }
 
 function isKind(s: string): s is CheckpointKind {
@@ -79,7 +105,9 @@ export function checkpointTypeOf(kind: CheckpointKind): CheckpointType {
  *
  * Strict and total: any other input throws. Rejected: a missing or different scheme, fewer or more than three
  * `/`-separated parts, empty parts, `.`/`..` parts, an unknown kind, whitespace or control characters, `\`,
- * a query (`?`) or fragment (`#`), and names longer than 255 characters. Run ids may contain `:`.
+ * a query (`?`) or fragment (`#`), and names longer than 255 characters. Run ids may contain `:`. Names are
+ * checked only for what would make the path ambiguous, so paths the service returns always parse; names
+ * this SDK creates follow the stricter rule of {@link validateCheckpointName}.
  *
  * @throws {InvalidTinkerPathError} when `input` is not a valid tinker path; the message shows the input and the expected form.
  * @example
@@ -115,7 +143,7 @@ export function parseTinkerPath(input: string): ParsedTinkerPath {
   if (!isKind(kind)) {
     throw new InvalidTinkerPathError(input, `the kind ${JSON.stringify(kind)} is not "weights" or "sampler_weights"`);
   }
-  const problem = nameProblem(name);
+  const problem = pathNameProblem(name);
   if (problem !== undefined) throw new InvalidTinkerPathError(input, problem);
   return {
     tinkerPath: input,
@@ -172,8 +200,8 @@ export function formatTinkerPath(runId: string, kind: CheckpointKind, name: stri
 /**
  * Checks a checkpoint name before it is sent to the server, and returns it.
  *
- * Allowed: 1–255 characters, no whitespace, no control characters, none of `/ \ ? #`, and not `.` or `..`.
- * (Whitespace, `?` and `#` are refused because the resulting `tinker://` path could not be parsed back.)
+ * Allowed: 1–200 characters of ASCII letters, digits, `.`, `_` and `-`, and not `.` or `..` (the spec's
+ * `CheckpointName` rule, `generated/constants.ts`; the local server enforces the same rule and answers 400).
  *
  * @throws {InvalidCheckpointNameError} saying what is wrong and what is allowed.
  * @example
@@ -269,7 +297,7 @@ export class InvalidCheckpointNameError extends InvalidArgumentError {
   /** Builds the error; the message says what names are allowed. */
   constructor(checkpointName: string, reason: string) {
     super(
-      `Invalid checkpoint name ${quote(checkpointName)}: ${reason}. A name is 1-255 characters with no whitespace, control characters, "/", "\\", "?" or "#", and is not "." or ".." (e.g. "ckpt-0001").`,
+      `Invalid checkpoint name ${quote(checkpointName)}: ${reason}. A name is ${CHECKPOINT_NAME_RULE} (e.g. "ckpt-0001").`,
     );
     this.checkpointName = checkpointName;
     this.reason = reason;

@@ -3,11 +3,18 @@
  * deterministic tar of the checkpoint's files, streamed from a cached file with `Range` support.
  *
  * - `GET …/checkpoints/<kind>/<name>/archive` answers 302 to
- *   `/local/archives/<run>/<kind>/<name>?expires=<unix s>&sig=<hex>` with `Expires` (or 200 `{url, expires}`),
- *   where `sig` is HMAC-SHA256 with a signing key kept in the data directory (`url-signing-key`, mode 0600)
- *   over the run id, kind, name and expiry. URLs are valid for `archiveUrlTtlMs` (15 min by default), also
- *   across a restart on the same data directory.
- * - The download needs no API key; a forged, tampered or expired URL answers 403.
+ *   `/local/archives/<run>/<kind>/<name>?v=<gen>&expires=<unix s>&sig=<hex>` with `Expires` (or 200
+ *   `{url, expires}`), where `sig` is HMAC-SHA256 with a signing key kept in the data directory
+ *   (`url-signing-key`, mode 0600) over the run id, kind, name, the checkpoint's version `v` (its
+ *   generation, new on every overwrite) and expiry. URLs are valid for `archiveUrlTtlMs` (15 min by
+ *   default), also across a restart on the same data directory.
+ * - The download needs no API key; a forged, tampered or expired URL answers 403. A URL signed for a
+ *   version that was since overwritten answers **410 Gone** ("request a new URL and start over"): the
+ *   bytes it named no longer exist, and resuming it would splice two versions.
+ * - Validators: a strong `ETag` (the SHA-256 of the archive's bytes, so equal ETags mean equal bytes) and
+ *   `Last-Modified` (the checkpoint's save time). `Range: bytes=a-b` is honoured (206; 416 when
+ *   unsatisfiable). With `If-Range`, the range is served only when it is exactly the current strong ETag;
+ *   a weak tag, another tag or a date (two saves can fall in the same second) gets the whole archive (200).
  * - The tar holds `adapter_config.json`, `adapter_model.safetensors`, `optimizer.safetensors` (training
  *   checkpoints only) and `checkpoint_complete`, with fixed mtimes and no owner data, so it is identical
  *   for identical checkpoints. It is built once into `<dataDir>/archives/` and served with fs streams.
@@ -15,14 +22,14 @@
  * @module
  */
 
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
 import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import { create as tarCreate } from "tar";
 import type { CheckpointRecord, Store } from "./store.js";
-import { encodeFileName, randomHex, type CheckpointKind } from "./util.js";
+import { randomHex, type CheckpointKind } from "./util.js";
 
 /** The mtime stamped on every archive entry (so archives are reproducible). */
 const ARCHIVE_MTIME = new Date("2000-01-01T00:00:00Z");
@@ -69,6 +76,9 @@ export type ArchiveTarget = { runId: string; kind: CheckpointKind; name: string 
 /** A byte range to serve. */
 export type ByteRange = { start: number; end: number };
 
+/** A built archive: its cached file, size and strong entity tag. */
+export type BuiltArchive = { path: string; size: number; etag: string };
+
 function archiveKey(rec: CheckpointRecord): string {
   return `${rec.training_run_id}\n${rec.kind}\n${rec.name}\n${rec.gen}`;
 }
@@ -79,8 +89,8 @@ export class ArchiveService {
   readonly #opts: ArchiveOptions;
   readonly #secret: Buffer;
   readonly #firstRequested = new Map<string, number>();
-  readonly #building = new Map<string, Promise<{ path: string; size: number }>>();
-  readonly #built = new Map<string, { path: string; size: number }>();
+  readonly #building = new Map<string, Promise<BuiltArchive>>();
+  readonly #built = new Map<string, BuiltArchive>();
 
   /** Creates the service for `store`. */
   constructor(store: Store, opts: ArchiveOptions) {
@@ -106,41 +116,53 @@ export class ArchiveService {
     return now - first >= this.#opts.generationDelayMs;
   }
 
-  #sign(target: ArchiveTarget, expires: number): string {
+  #sign(target: ArchiveTarget, gen: number, expires: number): string {
     return createHmac("sha256", this.#secret)
-      .update(`${target.runId}\n${target.kind}\n${target.name}\n${expires}`)
+      .update(`${target.runId}\n${target.kind}\n${target.name}\n${gen}\n${expires}`)
       .digest("hex");
   }
 
-  /** A signed path+query for `rec` and its expiry (epoch ms, whole seconds). */
+  /** A signed path+query for this version of `rec` and its expiry (epoch ms, whole seconds). */
   signedPath(rec: CheckpointRecord): { path: string; expiresMs: number } {
     const expires = Math.ceil((this.#opts.clock() + this.#opts.urlTtlMs) / 1000);
     const target = { runId: rec.training_run_id, kind: rec.kind, name: rec.name };
-    const sig = this.#sign(target, expires);
+    const sig = this.#sign(target, rec.gen, expires);
     const path =
       `/local/archives/${encodeURIComponent(rec.training_run_id)}/${rec.kind}/${encodeURIComponent(rec.name)}` +
-      `?expires=${expires}&sig=${sig}`;
+      `?v=${rec.gen}&expires=${expires}&sig=${sig}`;
     return { path, expiresMs: expires * 1000 };
   }
 
-  /** Checks a signed URL's signature and expiry; returns its target or a reason for 403. */
-  verify(target: ArchiveTarget, query: URLSearchParams): ArchiveTarget | string {
+  /**
+   * Checks a signed URL's signature and expiry; returns the checkpoint version (`gen`) it was signed for,
+   * or a reason for 403.
+   */
+  verify(target: ArchiveTarget, query: URLSearchParams): { gen: number } | string {
+    const genRaw = query.get("v");
     const expiresRaw = query.get("expires");
     const sig = query.get("sig");
-    if (expiresRaw === null || sig === null || !/^\d{1,15}$/.test(expiresRaw) || !/^[0-9a-f]{64}$/.test(sig)) {
+    if (
+      genRaw === null ||
+      expiresRaw === null ||
+      sig === null ||
+      !/^\d{1,16}$/.test(genRaw) ||
+      !/^\d{1,15}$/.test(expiresRaw) ||
+      !/^[0-9a-f]{64}$/.test(sig)
+    ) {
       return "the download URL is not signed; request a new one from the archive endpoint";
     }
+    const gen = Number(genRaw);
     const expires = Number(expiresRaw);
-    const expected = Buffer.from(this.#sign(target, expires), "hex");
+    const expected = Buffer.from(this.#sign(target, gen, expires), "hex");
     if (!timingSafeEqual(expected, Buffer.from(sig, "hex"))) {
       return "the download URL's signature is invalid; request a new one from the archive endpoint";
     }
     if (expires * 1000 <= this.#opts.clock()) return "the download URL has expired; request a new one from the archive endpoint";
-    return target;
+    return { gen };
   }
 
-  /** Builds (once) the tar of `rec` in the archive cache; returns its path and size. */
-  ensureTar(rec: CheckpointRecord): Promise<{ path: string; size: number }> {
+  /** Builds (once) the tar of `rec` in the archive cache; returns its path, size and ETag. */
+  ensureTar(rec: CheckpointRecord): Promise<BuiltArchive> {
     const key = archiveKey(rec);
     const done = this.#built.get(key);
     if (done) return Promise.resolve(done);
@@ -152,24 +174,33 @@ export class ArchiveService {
     return building;
   }
 
-  async #build(rec: CheckpointRecord): Promise<{ path: string; size: number }> {
+  async #build(rec: CheckpointRecord): Promise<BuiltArchive> {
     const key = archiveKey(rec);
-    const final = join(
-      this.#store.archivesDir,
-      `${encodeFileName(rec.training_run_id)}.${rec.kind}.${encodeFileName(rec.name)}.${rec.gen}.tar`,
-    );
+    // A digest of the key, not the ids themselves: run id + name could exceed a file name's 255 bytes.
+    const final = join(this.#store.archivesDir, `${createHash("sha256").update(key).digest("hex").slice(0, 40)}.tar`);
     const tmp = `${final}.tmp-${randomHex(6)}`;
+    const hash = createHash("sha256");
     try {
-      await tarCreate(
-        { file: tmp, cwd: this.#store.checkpointDir(rec), portable: true, mtime: ARCHIVE_MTIME, noDirRecurse: true },
-        rec.files,
-      );
+      const pack = tarCreate({ cwd: this.#store.checkpointDir(rec), portable: true, mtime: ARCHIVE_MTIME, noDirRecurse: true }, rec.files);
+      const out = createWriteStream(tmp);
+      // One pass: the tar stream is hashed as it is written (the ETag is the digest of the archive's bytes).
+      await new Promise<void>((resolve, reject) => {
+        const fail = (err: unknown): void => {
+          out.destroy();
+          reject(err);
+        };
+        pack.on("data", (chunk: Buffer) => hash.update(chunk));
+        pack.on("error", fail);
+        out.on("error", fail);
+        out.on("close", () => resolve());
+        pack.pipe(out);
+      });
       await rename(tmp, final);
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
     }
-    const result = { path: final, size: (await stat(final)).size };
+    const result = { path: final, size: (await stat(final)).size, etag: `"${hash.digest("hex").slice(0, 40)}"` };
     // Only cache it if the checkpoint was not removed meanwhile.
     if (this.#store.checkpoint(rec.training_run_id, rec.kind, rec.name)?.gen === rec.gen) this.#built.set(key, result);
     else await rm(final, { force: true });
@@ -196,15 +227,17 @@ export class ArchiveService {
     extraHeaders: Record<string, string>,
     cutAfterBytes: number | undefined,
   ): Promise<void> {
-    const { path, size } = await this.ensureTar(rec);
-    const range = parseRange(req.headers.range, size);
+    const { path, size, etag } = await this.ensureTar(rec);
+    const ifRange = req.headers["if-range"];
+    // If-Range: serve the range only for exactly the current strong ETag; otherwise the whole archive.
+    const range = ifRange === undefined || String(ifRange).trim() === etag ? parseRange(req.headers.range, size) : undefined;
     const filename = `${rec.name.replace(/[^A-Za-z0-9._-]/g, "_")}.tar`;
     const common: Record<string, string> = {
       ...extraHeaders,
       "accept-ranges": "bytes",
       "content-type": "application/x-tar",
       "content-disposition": `attachment; filename="${filename}"`,
-      etag: `"${rec.gen.toString(36)}-${size.toString(36)}"`,
+      etag,
       "last-modified": new Date(rec.created_at).toUTCString(),
       "cache-control": "private, no-store",
     };

@@ -7,10 +7,12 @@
  * `Content-Encoding: zstd`): it is decoded into the JSON request shape and validated like a JSON body. A handler
  * may answer raw bytes (`Reply.bytes`, e.g. a protobuf `ForwardBackwardOutput`).
  *
- * Error answers are always JSON `{"detail": "...", "field"?: "body.x.y"}`: 400 for an unparseable body (also
- * a malformed protobuf one, naming what is wrong), 401 for a missing/unknown `X-API-Key`, 404 for an unknown
- * route or an invisible resource, 405 for a known path with the wrong method, 413 for a body over 64 MiB, 415
- * for a protobuf body to any other operation, 422 for a schema violation.
+ * Error answers are always JSON `{"detail": "...", "field"?: "body.x.y"}`: 400 for an unparseable body (also a
+ * malformed protobuf one, naming what is wrong), a body nested too deep or a bad `seq_id` (`guards.ts`), 401 for
+ * a missing/unknown `X-API-Key`, 403 for an admin route without the server's own key, 404 for an unknown route or
+ * an invisible resource, 405 for a known path with the wrong method, 413 for a body over 64 MiB, 415 for a body
+ * that is not JSON (except protobuf where `guards.ts` allows it), 422 for a schema violation. Mutating requests
+ * with `X-Idempotency-Key` replay their first answer (`idempotency.ts`).
  *
  * @module
  */
@@ -21,6 +23,8 @@ import { z } from "zod";
 import type { OpContext, OperationHandler, Reply } from "./api.js";
 import type { ArchiveService } from "./archive.js";
 import { faultRuleSchema, type FaultInjector } from "./faults.js";
+import { checkNameFields, checkSeqIdValue, contentTypeError, jsonTooDeep, tooDeepError } from "./guards.js";
+import { IDEMPOTENCY_MAX_KEY_LENGTH, isRemembered, type IdempotencyCache } from "./idempotency.js";
 import { allowedMethods, matchRoute, specOperations, validateRequest } from "./spec.js";
 import { adapterConfigJson, DEFAULT_LORA_ALPHA } from "./model/index.js";
 import { decodeForwardBackwardBody } from "./proto.js";
@@ -76,7 +80,16 @@ export type HttpAppDeps = {
   onRequest: ((req: RecordedRequest) => void) | undefined;
   /** Told about requests rejected by schema validation (lets training ops release their seq id). */
   onInvalidRequest?: (operationId: string, owner: string, body: unknown, error: HttpError) => void;
+  /** Remembered answers of requests with `X-Idempotency-Key` (see `idempotency.ts`). */
+  idempotency: IdempotencyCache;
+  /** The owner of the server's own API key: the only one allowed on `/local/admin/*`. */
+  adminOwner: string;
+  /** Whether `/local/admin/faults` exists (fault injection enabled at start). */
+  faultAdmin: boolean;
 };
+
+/** `bodyError` of a body nested too deep (see `guards.ts`). */
+const TOO_DEEP = "\u0000too deep";
 
 const syntheticSchema = z.object({
   run_id: z.string().min(1).max(120).optional(),
@@ -118,6 +131,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 export class HttpApp {
   readonly #d: HttpAppDeps;
   readonly #requests: RecordedRequest[] = [];
+  /** Where #sendJson reports the answer of a request whose idempotency key is being remembered. */
+  readonly #capture = new WeakMap<ServerResponse, (status: number, headers: Record<string, string>, body: unknown, bytes: number) => void>();
   /** Set when the server is shutting down: answers carry `Connection: close`. */
   closing = false;
 
@@ -196,10 +211,14 @@ export class HttpApp {
     let bodyError: string | undefined;
     const protobuf = String(req.headers["content-type"] ?? "").includes("protobuf");
     if (raw.length > 0 && !protobuf) {
-      try {
-        body = JSON.parse(raw.toString("utf8"));
-      } catch (err) {
-        bodyError = (err as Error).message;
+      if (jsonTooDeep(raw)) {
+        bodyError = TOO_DEEP;
+      } else {
+        try {
+          body = JSON.parse(raw.toString("utf8"));
+        } catch (err) {
+          bodyError = (err as Error).message;
+        }
       }
     }
 
@@ -261,6 +280,9 @@ export class HttpApp {
       if (fault?.kind === "cut") cut = fault.bytes;
     }
 
+    const idem = segments ? await this.#idempotency(req, res, method, path, raw, cut) : undefined;
+    if (idem === "answered") return;
+
     const ac = new AbortController();
     res.on("close", () => {
       if (!res.writableFinished) ac.abort();
@@ -282,7 +304,49 @@ export class HttpApp {
       this.#d.log(`http: ${method} ${path} failed: ${(err as Error).stack ?? String(err)}`);
       if (res.headersSent) res.destroy();
       else this.#sendJson(req, res, 500, { detail: `internal server error: ${(err as Error).message}` }, {}, undefined);
+    } finally {
+      idem?.(undefined);
     }
+  }
+
+  /**
+   * Applies `X-Idempotency-Key` (see `idempotency.ts`): answers a repeat ("answered"), or arranges for
+   * this request's answer to be remembered and returns the function that ends that (undefined when the
+   * request is not remembered).
+   */
+  async #idempotency(
+    req: IncomingMessage,
+    res: ServerResponse,
+    method: string,
+    path: string,
+    raw: Buffer,
+    cut: number | undefined,
+  ): Promise<"answered" | ((answer: undefined) => void) | undefined> {
+    const header = req.headers["x-idempotency-key"];
+    const key = Array.isArray(header) ? header[0] : header;
+    const apiKey = req.headers["x-api-key"];
+    const owner = typeof apiKey === "string" ? this.#d.keys.get(apiKey) : undefined;
+    if (key === undefined || key === "" || owner === undefined || !isRemembered(method, path)) return undefined;
+    if (key.length > IDEMPOTENCY_MAX_KEY_LENGTH) {
+      this.#sendJson(req, res, 400, { detail: `X-Idempotency-Key is longer than ${IDEMPOTENCY_MAX_KEY_LENGTH} characters`, field: "header.x-idempotency-key" }, {}, cut);
+      return "answered";
+    }
+    const decision = await this.#d.idempotency.begin(`${owner}\n${method}\n${path}\n${key}`, raw);
+    if (decision.kind === "mismatch") {
+      const detail = `X-Idempotency-Key ${JSON.stringify(key)} was already used for a different ${method} ${path} request body; use a new key for each request`;
+      this.#sendJson(req, res, 422, { detail, field: "header.x-idempotency-key" }, {}, cut);
+      return "answered";
+    }
+    if (decision.kind === "replay") {
+      const { answer } = decision;
+      this.#sendJson(req, res, answer.status, answer.body, { ...answer.headers, "idempotent-replayed": "true" }, cut);
+      return "answered";
+    }
+    this.#capture.set(res, (status, headers, body, bytes) => decision.finish({ status, headers, body, bytes }));
+    return () => {
+      this.#capture.delete(res);
+      decision.finish(undefined);
+    };
   }
 
   async #route(
@@ -301,7 +365,12 @@ export class HttpApp {
       return this.#download(req, res, method, segments, query, cut);
     }
     if (segments[0] === "local" && segments[1] === "admin") {
+      if (path === "/local/admin/faults" && !this.#d.faultAdmin) {
+        throw new HttpError(404, `no route for ${method} ${path} (fault injection is off; enable it when starting the server)`);
+      }
       const owner = this.#owner(req);
+      if (owner !== this.#d.adminOwner) throw new HttpError(403, `${path} needs the server's own API key`);
+      if (bodyError === TOO_DEEP) throw tooDeepError();
       if (bodyError !== undefined) throw new HttpError(400, `request body is not valid JSON: ${bodyError}`, { field: "body" });
       return this.#admin(method, path, owner, body);
     }
@@ -313,16 +382,20 @@ export class HttpApp {
     if (match === "method") {
       throw new HttpError(405, `${method} is not allowed on ${path}`, { headers: { allow: allowedMethods(segments).join(", ") } });
     }
-    const contentType = String(req.headers["content-type"] ?? "");
-    if (contentType.includes("protobuf") && match.operation.bodySchema !== undefined) {
-      if (match.operation.operationId !== "forwardBackward" || body === undefined) {
-        throw new HttpError(415, `${match.operation.template} takes a JSON body (got ${contentType}); only /api/v1/forward_backward also takes application/x-protobuf`);
-      }
+    const hasBody = body !== undefined || bodyError !== undefined || String(req.headers["content-type"] ?? "").includes("protobuf");
+    if (hasBody && match.operation.bodySchema !== undefined) {
+      const wrongType = contentTypeError(match.operation.operationId, match.operation.template, req.headers["content-type"]);
+      if (wrongType !== undefined) throw wrongType;
       if (body instanceof HttpError) throw body; // the protobuf body did not decode (400 naming what is wrong)
     }
     if (bodyError !== undefined && match.operation.bodySchema !== undefined) {
+      if (bodyError === TOO_DEEP) throw tooDeepError();
       throw new HttpError(400, `request body is not valid JSON: ${bodyError}`, { field: "body" });
     }
+    const badSeq = checkSeqIdValue(match.operation.operationId, body);
+    if (badSeq !== undefined) throw badSeq;
+    const badName = checkNameFields(match.operation.operationId, match.params, body);
+    if (badName !== undefined) throw badName;
     const input = validateRequest(match.operation, match.params, query, match.operation.bodySchema ? body : undefined);
     if ("message" in input) {
       const err = new HttpError(422, `${input.field}: ${input.message}`, { field: input.field });
@@ -439,6 +512,14 @@ export class HttpApp {
     if (typeof verified === "string") throw new HttpError(403, verified);
     const rec = this.#d.store.checkpoint(runId, kind as CheckpointKind, name);
     if (!rec) throw new HttpError(404, `checkpoint ${kind}/${name} of training run ${runId} no longer exists`);
+    if (rec.gen !== verified.gen) {
+      // 410, not 404 or 412: this URL named bytes that are gone for good (the checkpoint was overwritten).
+      throw new HttpError(
+        410,
+        `checkpoint ${kind}/${name} of training run ${runId} was overwritten after this download URL was issued; ` +
+          `request a new download URL from the archive endpoint and start the download over (do not resume)`,
+      );
+    }
     await this.#d.archive.serve(req, res, rec, {}, cut);
     return "handled";
   }
@@ -471,6 +552,13 @@ export class HttpApp {
       out["content-type"] = "application/json";
     }
     if (status !== 204 && status !== 304) out["content-length"] = String(payload?.length ?? 0);
+    const capture = this.#capture.get(res);
+    if (capture !== undefined) {
+      this.#capture.delete(res);
+      const kept: Record<string, string> = {};
+      for (const [k, v] of Object.entries(headers)) if (k !== "connection" && k !== "content-type" && k !== "content-length") kept[k] = v;
+      capture(status, kept, payload === undefined ? undefined : body, payload?.length ?? 0);
+    }
     res.writeHead(status, out);
     if (payload === undefined || req.method === "HEAD") {
       res.end();

@@ -1,5 +1,5 @@
 /**
- * The tinker-ts local server: a Tinker-compatible HTTP server on loopback that keeps real state on disk
+ * `tinker-ts/server`: the tinker-ts local server, a Tinker-compatible HTTP server on loopback that keeps real state on disk
  * and trains a tiny real LoRA model, so code can be developed offline and tests run over real HTTP.
  *
  * It speaks the wire protocol of the Tinker service for every operation in `spec/tinker.openapi.yaml`
@@ -18,13 +18,20 @@
  * | request body size | 64 MiB | – |
  * | recorded requests (`server.requests`) | last 1000, bodies up to 1 MiB | – |
  * | live models | unbounded (each is tiny); `unload_model` frees one | – |
+ * | `seq_id` of a training op | an int32 ≥ 1, at most 10 000 ahead of the model's next due one (else 400) | – |
+ * | JSON nesting of a request body | 64 levels (else 400) | – |
+ * | replay of a mutating request with the same `X-Idempotency-Key` | 15 min, ≤ 10 000 answers / 32 MiB | – |
+ * | request headers complete / whole request received | 20 s / 300 s (else 408 and close) | `timeouts` |
+ * | idle keep-alive connection / silent socket | 5 s / 120 s (at least the long-poll hold + 30 s) | `timeouts` |
  *
  * Extra routes that are not part of the Tinker API:
  *
  * - `GET /local/archives/<run>/<kind>/<name>?expires=&sig=` — signed archive download (no API key;
  *   `Range` supported);
- * - `POST|DELETE /local/admin/faults` — fault injection (see `faults.ts`);
- * - `POST /local/admin/synthetic_checkpoint` `{run_id?, name, size_bytes, overwrite?}` — a training
+ * - `POST|DELETE /local/admin/faults` — fault injection (see `faults.ts`); only with the server's own
+ *   API key (`apiKey`, not `extraApiKeys`: 403), and only when started with `faultInjection: true` or
+ *   `faults` (else 404);
+ * - `POST /local/admin/synthetic_checkpoint` `{run_id?, name, size_bytes, overwrite?}` (server's own key) — a training
  *   checkpoint whose weights file is `size_bytes` of deterministic pseudo-random data (for benchmarks),
  *   answering `{tinker_path, training_run_id, checkpoint_id, size_bytes}`.
  *
@@ -41,14 +48,13 @@ import { createOperationHandlers, type ClientConfig, type QueueState } from "./a
 import { ArchiveService, loadUrlSigningKey } from "./archive.js";
 import { FaultInjector, type FaultRule } from "./faults.js";
 import { FutureRegistry } from "./futures.js";
+import { SEQUENCED_OPERATIONS } from "./guards.js";
 import { HttpApp, type RecordedRequest } from "./http.js";
 import { SamplingHost } from "./sampling.js";
+import { IdempotencyCache } from "./idempotency.js";
 import { Store } from "./store.js";
 import { TrainingHost, type OperationEvent, type SupportedModel } from "./training.js";
 import { isRecord, randomHex } from "./util.js";
-
-/** Operations ordered by `seq_id`. */
-const SEQUENCED_OPERATIONS = new Set(["forwardBackward", "optimStep", "saveWeights", "loadWeights", "saveWeightsForSampler"]);
 
 export type { FaultRule } from "./faults.js";
 export type { RecordedRequest } from "./http.js";
@@ -119,8 +125,20 @@ export type LocalServerOptions = {
    * exercise every mode the service has. `use_pyqwest_transport` stays false unless overridden.
    */
   clientConfig?: Partial<ClientConfig>;
-  /** Fault-injection rules active from the start (see `FaultRule`). */
+  /** Fault-injection rules active from the start (see `FaultRule`); giving them enables `faultInjection`. */
   faults?: FaultRule[];
+  /**
+   * Enables the HTTP admin route `/local/admin/faults` (for the server's own API key only). Default:
+   * false unless `faults` is given. `setFaults()` works either way.
+   */
+  faultInjection?: boolean;
+  /**
+   * Connection timeouts (ms). `headersMs`: a request's headers must arrive within this (default 20 000);
+   * `requestMs`: the whole request (default 300 000); `keepAliveMs`: an idle keep-alive connection is
+   * closed after this (default 5 000); `idleSocketMs`: a socket with no traffic at all is closed after
+   * this (default 120 000, never less than the long-poll hold + 30 s).
+   */
+  timeouts?: { headersMs?: number; requestMs?: number; keepAliveMs?: number; idleSocketMs?: number };
   /** Called for every request once its body is read. */
   onRequest?: (req: RecordedRequest) => void;
   /** Called when a training operation finishes executing (times from `performance.now()`); for benchmarks. */
@@ -141,6 +159,8 @@ export type LocalServer = {
   port: number;
   /** Stops accepting, ends long polls, closes keep-alive sockets; resolves once the server is closed. */
   close(): Promise<void>;
+  /** The same as {@link LocalServer.close}, for `await using server = await startLocalServer()`. */
+  [Symbol.asyncDispose](): Promise<void>;
   /** Replaces the active fault-injection rules. */
   setFaults(rules: FaultRule[]): void;
   /** Removes every fault-injection rule. */
@@ -179,16 +199,15 @@ async function resolveApiKey(dataDir: string, explicit: string | undefined): Pro
  * @throws {Error} if the port cannot be bound or the data directory cannot be used.
  * @example
  * ```ts
- * import { startLocalServer } from "./src/server/index.js";
+ * import { startLocalServer } from "tinker-ts/server";
  *
- * const server = await startLocalServer({ futureDelayMs: 10 });
+ * await using server = await startLocalServer({ futureDelayMs: 10 }); // closed when the scope ends
  * const res = await fetch(`${server.baseUrl}/api/v1/create_session`, {
  *   method: "POST",
  *   headers: { "content-type": "application/json", "x-api-key": server.apiKey },
  *   body: JSON.stringify({ tags: [], user_metadata: {}, sdk_version: "0.1.0" }),
  * });
  * console.log(await res.json()); // { session_id: "sess-…", type: "create_session" }
- * await server.close();
  * ```
  */
 export async function startLocalServer(options: LocalServerOptions = {}): Promise<LocalServer> {
@@ -230,6 +249,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     onSamplerSaved: (info) => sampling.registerSaved(info),
   });
   let queueState: QueueState = options.queueState ?? "active";
+  const longPollMs = options.longPollMs ?? 25_000;
   const handlers = createOperationHandlers({
     store,
     futures,
@@ -237,7 +257,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     sampling,
     archive,
     clock,
-    longPollMs: options.longPollMs ?? 25_000,
+    longPollMs,
     queueState: () => queueState,
     archiveResponse: options.archiveResponse ?? "redirect",
     minTtlSeconds,
@@ -257,6 +277,9 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     baseUrl: () => baseUrl,
     log,
     onRequest: options.onRequest,
+    idempotency: new IdempotencyCache({ clock }),
+    adminOwner: ownerOfKey(apiKey),
+    faultAdmin: options.faultInjection ?? options.faults !== undefined,
     onInvalidRequest: (operationId, owner, body, error) => {
       if (!SEQUENCED_OPERATIONS.has(operationId) || !isRecord(body)) return;
       const { model_id: modelId, seq_id: seqId } = body;
@@ -264,8 +287,16 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     },
   });
 
-  const server: Server = createServer((req, res) => app.handle(req, res));
-  server.keepAliveTimeout = 5000;
+  const t = options.timeouts ?? {};
+  const headersTimeout = t.headersMs ?? 20_000;
+  const requestTimeout = Math.max(t.requestMs ?? 300_000, headersTimeout + 1);
+  const server: Server = createServer(
+    { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.max(50, Math.min(5000, Math.floor(headersTimeout / 4))) },
+    (req, res) => app.handle(req, res),
+  );
+  server.keepAliveTimeout = t.keepAliveMs ?? 5000;
+  // A socket without any traffic (never sent a request, or a stalled body/answer) is destroyed.
+  server.timeout = t.idleSocketMs ?? Math.max(120_000, longPollMs + 30_000);
   const sockets = new Set<Socket>();
   server.on("connection", (socket) => {
     sockets.add(socket);
@@ -325,6 +356,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     dataDir,
     port,
     close,
+    [Symbol.asyncDispose]: close,
     setFaults: (rules) => faults.set(rules),
     clearFaults: () => faults.clear(),
     setQueueState: (state) => {

@@ -2,7 +2,7 @@
  * `tinker-ts serve`: runs the local Tinker-compatible server until SIGINT/SIGTERM.
  *
  * ```text
- * tinker-ts serve [--port N] [--host H] [--data-dir DIR] [--api-key KEY] [--future-delay-ms MS]
+ * tinker-ts serve [--port N] [--host H] [--data-dir DIR] [--api-key KEY] [--future-delay-ms MS] [--fault-injection]
  *                 [--client-config JSON]
  * ```
  *
@@ -29,6 +29,7 @@ Options:
   --future-delay-ms MS  delay each training operation by MS milliseconds
   --client-config JSON  override fields of /api/v1/client/config, e.g.
                         '{"proto_compress_fwdbwd": true, "fwdbwd_max_chunk_len": 8}'
+  --fault-injection     enable POST/DELETE /local/admin/faults (server's own API key only)
   --quiet               do not log requests
   -h, --help            show this help
 `;
@@ -127,6 +128,7 @@ export async function runServe(argv: string[], io: ServeIO = {}): Promise<LocalS
         "api-key": { type: "string" },
         "future-delay-ms": { type: "string" },
         "client-config": { type: "string" },
+        "fault-injection": { type: "boolean" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -155,6 +157,7 @@ export async function runServe(argv: string[], io: ServeIO = {}): Promise<LocalS
     ...(apiKey !== undefined ? { apiKey } : {}),
     ...(futureDelayMs !== undefined ? { futureDelayMs } : {}),
     ...(clientConfig !== undefined ? { clientConfig } : {}),
+    faultInjection: values["fault-injection"] === true,
     log: quiet ? undefined : (line) => err(`[tinker-ts serve] ${line}\n`),
   });
   out(

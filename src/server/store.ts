@@ -13,7 +13,9 @@
  * archives/                                       cached tar archives (derived data, emptied at start-up)
  * ```
  *
- * Ids are stored with {@link encodeFileName}. Crash safety: a checkpoint is staged in `tmp/`, every file
+ * Ids are stored with {@link encodeFileName}; a checkpoint name whose encoding is longer than 200
+ * characters (e.g. many `.`, each `%2E`) is stored as `~<40 hex of its SHA-256>.<gen>` instead, since a file
+ * name holds at most 255 bytes (its `metadata.json` has the name). Crash safety: a checkpoint is staged in `tmp/`, every file
  * is fsynced, the `checkpoint_complete` marker is written last, the staging directory is fsynced and then
  * renamed into place (and the parent fsynced). A checkpoint is only ever listed from its final location,
  * so a `kill -9` at any moment leaves it either absent or complete. Overwriting writes a new generation
@@ -23,6 +25,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import {
@@ -180,7 +183,7 @@ export class Store {
 
   /** The directory holding checkpoint `rec`'s files. */
   checkpointDir(rec: CheckpointRecord): string {
-    return join(this.#runDir(rec.training_run_id), "checkpoints", rec.kind, `${encodeFileName(rec.name)}.${rec.gen}`);
+    return join(this.#runDir(rec.training_run_id), "checkpoints", rec.kind, `${checkpointStem(rec.name)}.${rec.gen}`);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -252,40 +255,42 @@ export class Store {
     } catch {
       return;
     }
+    // Keyed by the directory stem: the encoded name, or `~<digest>` for a long one.
     const found = new Map<string, Array<{ gen: number; dir: string; rec: CheckpointRecord | undefined }>>();
     for (const entry of entries) {
       const dir = join(kindDir, entry);
-      const m = /^([A-Za-z0-9_%-]+)\.(\d+)$/.exec(entry);
-      const name = m ? decodeFileName(m[1]!) : undefined;
+      const m = /^(~[0-9a-f]{40}|[A-Za-z0-9_%-]+)\.(\d+)$/.exec(entry);
+      const name = m ? (m[1]!.startsWith("~") ? m[1]! : decodeFileName(m[1]!)) : undefined;
       if (!m || name === undefined) {
         await this.#trash(dir);
         continue;
       }
+      const stem = m[1]!;
       let rec: CheckpointRecord | undefined;
       try {
         const files = await readdir(dir);
         for (const f of files) if (f.includes(".tmp-")) await rm(join(dir, f), { force: true });
         if (files.includes(COMPLETE_MARKER)) {
           rec = JSON.parse(await readFile(join(dir, METADATA_FILE), "utf8")) as CheckpointRecord;
-          if (rec.name !== name || rec.gen !== Number(m[2]) || rec.kind !== kind) rec = undefined;
+          if (typeof rec.name !== "string" || checkpointStem(rec.name) !== stem || rec.gen !== Number(m[2]) || rec.kind !== kind) rec = undefined;
         }
       } catch {
         rec = undefined;
       }
-      const list = found.get(name) ?? [];
+      const list = found.get(stem) ?? [];
       list.push({ gen: Number(m[2]), dir, rec });
-      found.set(name, list);
+      found.set(stem, list);
     }
-    for (const [name, gens] of found) {
+    for (const [stem, gens] of found) {
       gens.sort((a, b) => b.gen - a.gen);
       const keep = gens.find((g) => g.rec !== undefined);
       for (const g of gens) {
         if (g !== keep) {
-          this.#opts.log(`store: removing ${g.rec ? "superseded" : "incomplete"} checkpoint directory ${kind}/${name}.${g.gen}`);
+          this.#opts.log(`store: removing ${g.rec ? "superseded" : "incomplete"} checkpoint directory ${kind}/${stem}.${g.gen}`);
           await this.#trash(g.dir);
         }
       }
-      if (keep?.rec) run.checkpoints.set(`${kind}/${name}`, keep.rec);
+      if (keep?.rec) run.checkpoints.set(`${kind}/${keep.rec.name}`, keep.rec);
     }
   }
 
@@ -552,4 +557,13 @@ export class Store {
 /** Orders checkpoints by creation time, then generation, then id. */
 function compareCheckpoints(a: CheckpointRecord, b: CheckpointRecord): number {
   return a.created_at - b.created_at || a.gen - b.gen || `${a.kind}/${a.name}`.localeCompare(`${b.kind}/${b.name}`);
+}
+
+/** Longest encoded checkpoint name used as a directory name as is. */
+const MAX_ENCODED_NAME = 200;
+
+/** The directory name (without `.<gen>`) of checkpoint `name`: its encoding, or `~<digest>` when that is too long. */
+function checkpointStem(name: string): string {
+  const encoded = encodeFileName(name);
+  return encoded.length <= MAX_ENCODED_NAME ? encoded : `~${createHash("sha256").update(name).digest("hex").slice(0, 40)}`;
 }

@@ -3,10 +3,10 @@
  * backward, optim step, save, load, save for sampler, unload) as futures ordered by `seq_id`.
  *
  * Submission checks (answered synchronously as HTTP errors) are: the model exists and belongs to the
- * caller (404), `seq_id` is present (422), the seq id can still run (409), names, TTLs and paths are
- * well-formed (400) and, for `save_weights`, the name is free (409) unless `overwrite`. Everything that
- * depends on the order of operations (does the checkpoint to load exist yet, is the name still free)
- * is checked again when the operation executes and fails the future with category `user`.
+ * caller (404), `seq_id` is present (422) and in range (400, `seqIdError`), the seq id can still run (409),
+ * names, TTLs and paths are well-formed (400) and, for `save_weights`, the name is free (409) unless
+ * `overwrite`. Everything that depends on the order of operations (does the checkpoint to load exist yet,
+ * is the name still free) is checked again when the operation executes and fails the future with category `user`.
  *
  * Deduplication: a repeated `(model_id, seq_id)` returns the original request's future and never
  * executes twice (the last {@link SEQ_DEDUP_WINDOW} seq ids of each model are remembered); a repeated
@@ -29,6 +29,7 @@ import {
   type PreparedBatch,
   type TinyLoraModel,
 } from "./model/index.js";
+import { seqIdError } from "./guards.js";
 import { Sequencer } from "./ordering.js";
 import { CheckpointExistsError, type CheckpointRecord, type LoraInfo, type RunRecord, type Store } from "./store.js";
 import {
@@ -430,6 +431,8 @@ export class TrainingHost {
         field: "body.seq_id",
       });
     }
+    const badSeq = seqIdError(seqId, live.sequencer.next, modelId);
+    if (badSeq !== undefined) throw badSeq;
     const original = live.seqRequests.get(seqId);
     if (original instanceof HttpError) throw original;
     if (original !== undefined) return { request_id: original, model_id: modelId };
@@ -471,7 +474,8 @@ export class TrainingHost {
   rejectSeq(owner: string, modelId: string, seqId: number, error: HttpError): void {
     const live = this.#models.get(modelId);
     if (!live || live.owner !== owner || live.unloadRequestId !== undefined) return;
-    if (!Number.isSafeInteger(seqId) || seqId < 1 || live.seqRequests.has(seqId) || live.sequencer.isPast(seqId)) return;
+    if (seqIdError(seqId, live.sequencer.next, modelId) || live.seqRequests.has(seqId)) return;
+    if (live.sequencer.isPast(seqId)) return;
     if (live.sequencer.isQueued(seqId)) return;
     live.seqRequests.set(seqId, error);
     if (live.seqRequests.size > SEQ_DEDUP_WINDOW) live.seqRequests.delete(live.seqRequests.keys().next().value as number);

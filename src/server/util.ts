@@ -8,6 +8,12 @@
 import { randomBytes } from "node:crypto";
 import { open, rename, mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
+import {
+  CHECKPOINT_NAME_MAX_LENGTH,
+  CHECKPOINT_NAME_MIN_LENGTH,
+  CHECKPOINT_NAME_PATTERN,
+  CHECKPOINT_NAME_RULE,
+} from "../../generated/constants.js";
 
 /** An error that the HTTP layer turns into a JSON error answer `{detail, field?}` with `status`. */
 export class HttpError extends Error {
@@ -65,15 +71,21 @@ export function tinkerPath(runId: string, kind: CheckpointKind, name: string): s
   return `tinker://${runId}/${kind}/${name}`;
 }
 
-/** Checks a checkpoint name; returns a message when it cannot be used. */
+const CHECKPOINT_NAME_RE = new RegExp(CHECKPOINT_NAME_PATTERN, "u");
+
+/**
+ * Checks a checkpoint name against the spec's rule (`components.schemas.CheckpointName`, the same rule the
+ * SDK enforces); returns a message when it cannot be used.
+ */
 export function checkCheckpointName(name: string): string | undefined {
-  if (name.length === 0) return "must not be empty";
-  if (name.length > 200 || encodeFileName(name).length > 200) return "is too long (at most 200 characters, fewer when not ASCII letters, digits, _ or -)";
-  if (name.includes("/")) return `must not contain "/" (got ${JSON.stringify(name)})`;
-  if (name === "." || name === "..") return `must not be ${JSON.stringify(name)}`;
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(name)) return "must not contain control characters";
-  return undefined;
+  const ok =
+    typeof name === "string" &&
+    name.length >= CHECKPOINT_NAME_MIN_LENGTH &&
+    name.length <= CHECKPOINT_NAME_MAX_LENGTH &&
+    CHECKPOINT_NAME_RE.test(name);
+  if (ok) return undefined;
+  const shown = typeof name === "string" && name.length > 60 ? `${JSON.stringify(name.slice(0, 60))}… (${name.length} characters)` : JSON.stringify(name);
+  return `must be ${CHECKPOINT_NAME_RULE}; got ${shown}`;
 }
 
 /**

@@ -2,7 +2,7 @@
  * A small JSON-Schema validator for the subset of JSON Schema 2020-12 that `spec/tinker.openapi.yaml`
  * uses: `type` (including type arrays with `"null"`), `required`, `properties`, `additionalProperties`
  * (boolean or schema), `items`, `enum`, `const`, `anyOf`, `oneOf`, `allOf`, `minimum`, `maximum`,
- * `exclusiveMinimum`, `exclusiveMaximum`, `minLength`, `maxLength`, `minItems`, `maxItems` and `$ref` to
+ * `exclusiveMinimum`, `exclusiveMaximum`, `minLength`, `maxLength`, `pattern`, `minItems`, `maxItems` and `$ref` to
  * `#/components/...`. Annotations (`description`, `default`, `format`, `x-*`, ...) are ignored.
  *
  * Errors name the field path the way the local server reports it, e.g.
@@ -77,6 +77,18 @@ function deepEqual(a: unknown, b: unknown): boolean {
     ka.length === kb.length &&
     ka.every((k) => deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
   );
+}
+
+const patterns = new Map<string, RegExp>();
+
+/** A schema's `pattern` (ECMA-262, unanchored as JSON Schema says), compiled once. */
+function compiledPattern(pattern: string): RegExp {
+  let re = patterns.get(pattern);
+  if (re === undefined) {
+    re = new RegExp(pattern, "u");
+    patterns.set(pattern, re);
+  }
+  return re;
 }
 
 function show(value: unknown): string {
@@ -156,6 +168,9 @@ export class SchemaValidator {
       const len = [...value].length;
       if (typeof s.minLength === "number" && len < s.minLength) return { field: path, message: `must have at least ${s.minLength} characters` };
       if (typeof s.maxLength === "number" && len > s.maxLength) return { field: path, message: `must have at most ${s.maxLength} characters` };
+      if (typeof s.pattern === "string" && !compiledPattern(s.pattern).test(value)) {
+        return { field: path, message: `must match ${s.pattern}, got ${show(value.length > 60 ? `${value.slice(0, 60)}…` : value)}` };
+      }
     }
     if (Array.isArray(value)) {
       if (typeof s.minItems === "number" && value.length < s.minItems) return { field: path, message: `must have at least ${s.minItems} items` };

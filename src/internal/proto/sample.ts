@@ -6,7 +6,14 @@
  */
 import { LITTLE_ENDIAN, ProtoReader, ProtoWireError, WT_LEN, WT_VARINT, swapBytes, type ProtoField } from "./wire.js";
 
-/** The empty cell of a top-k prompt logprob row: `(0, -99999.0)`. */
+/**
+ * The empty cell of a top-k prompt logprob row: `(0, -99999.0)`.
+ *
+ * @example
+ * ```ts
+ * const empty = (token: number, lp: number) => token === 0 && lp === TOPK_MASK_LOGPROB;
+ * ```
+ */
 export const TOPK_MASK_LOGPROB = -99999;
 
 /** One sampled sequence, decoded. */

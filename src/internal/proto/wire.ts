@@ -6,21 +6,57 @@
  * @module
  */
 
-/** A protobuf body that cannot be decoded; the message names the field and the problem. */
+/**
+ * A protobuf body that cannot be decoded; the message names the field and the problem.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   new ProtoReader(Uint8Array.from([0x08]), "ForwardBackwardOutput").next();
+ * } catch (err) {
+ *   if (err instanceof ProtoWireError) console.log(err.message); // "ForwardBackwardOutput: truncated varint ..."
+ * }
+ * ```
+ */
 export class ProtoWireError extends Error {
   override name = "ProtoWireError";
 }
 
-/** True on little-endian hosts (all platforms Node ships for, in practice). */
+/**
+ * True on little-endian hosts (all platforms Node ships for, in practice).
+ *
+ * @example
+ * ```ts
+ * const floats = Uint8Array.from([0, 0, 128, 63]); // 1.0 as float32 little-endian
+ * if (!LITTLE_ENDIAN) swapBytes(floats, 4);
+ * ```
+ */
 export const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** Wire types. */
+/**
+ * Wire types.
+ *
+ * @example
+ * ```ts
+ * const w = new ProtoWriter(2);
+ * w.tag(6, WT_VARINT); // forward_only
+ * w.varint(1);
+ * ```
+ */
 export const WT_VARINT = 0;
 export const WT_FIXED64 = 1;
 export const WT_LEN = 2;
 export const WT_FIXED32 = 5;
 
-/** Bytes a varint of the non-negative safe integer `v` takes. */
+/**
+ * Bytes a varint of the non-negative safe integer `v` takes.
+ *
+ * @example
+ * ```ts
+ * varintSize(127); // 1
+ * varintSize(128); // 2
+ * ```
+ */
 export function varintSize(v: number): number {
   let n = 1;
   while (v >= 128) {
@@ -30,12 +66,27 @@ export function varintSize(v: number): number {
   return n;
 }
 
-/** Bytes a tag of field `field` takes. */
+/**
+ * Bytes a tag of field `field` takes.
+ *
+ * @example
+ * ```ts
+ * tagSize(15); // 1
+ * tagSize(16); // 2
+ * ```
+ */
 export function tagSize(field: number): number {
   return varintSize(field << 3);
 }
 
-/** Bytes of a length-delimited field of `len` payload bytes (tag + length + payload). */
+/**
+ * Bytes of a length-delimited field of `len` payload bytes (tag + length + payload).
+ *
+ * @example
+ * ```ts
+ * lenFieldSize(1, 8192); // 1 + 2 + 8192
+ * ```
+ */
 export function lenFieldSize(field: number, len: number): number {
   return tagSize(field) + varintSize(len) + len;
 }
@@ -43,20 +94,42 @@ export function lenFieldSize(field: number, len: number): number {
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
 
-/** UTF-8 bytes of `s`. */
+/**
+ * UTF-8 bytes of `s`.
+ *
+ * @example
+ * ```ts
+ * utf8("loss:sum").length; // 8
+ * ```
+ */
 export function utf8(s: string): Uint8Array {
   return textEncoder.encode(s);
 }
 
-/** A writer into a buffer of known size (sizes are computed first, so nothing is copied twice). */
+/**
+ * A writer into a buffer of known size (sizes are computed first, so nothing is copied twice).
+ *
+ * @example
+ * ```ts
+ * const model = utf8("sess-1:train:0");
+ * const w = new ProtoWriter(lenFieldSize(1, model.length));
+ * w.bytesField(1, model); // ForwardBackwardRequest.model_id
+ * ```
+ */
 export class ProtoWriter {
   readonly buf: Uint8Array;
+  /** A DataView over {@link buf}, for bulk little-endian writes. */
+  readonly view: DataView;
   pos = 0;
-  readonly #view: DataView;
 
+  /**
+   * A buffer of exactly `size` bytes. It is not zero-filled (fresh zeroed pages cost more than the encoding):
+   * the writer must write every byte, which the encoders check (`pos === size`) before returning it.
+   */
   constructor(size: number) {
-    this.buf = new Uint8Array(size);
-    this.#view = new DataView(this.buf.buffer);
+    const b = Buffer.allocUnsafeSlow(size);
+    this.buf = new Uint8Array(b.buffer, b.byteOffset, size);
+    this.view = new DataView(b.buffer, b.byteOffset, size);
   }
 
   /** Writes a non-negative safe integer as a varint. */
@@ -105,12 +178,19 @@ export class ProtoWriter {
 
   double(field: number, v: number): void {
     this.tag(field, WT_FIXED64);
-    this.#view.setFloat64(this.pos, v, true);
+    this.view.setFloat64(this.pos, v, true);
     this.pos += 8;
   }
 }
 
-/** Bytes of a varint-encoded int32/int64 field value (negative values take 10 bytes). */
+/**
+ * Bytes of a varint-encoded int32/int64 field value (negative values take 10 bytes).
+ *
+ * @example
+ * ```ts
+ * signedVarintSize(-1); // 10
+ * ```
+ */
 export function signedVarintSize(v: number): number {
   return v < 0 ? 10 : varintSize(v);
 }
@@ -128,7 +208,17 @@ export interface ProtoField {
   end: number;
 }
 
-/** Reads the fields of one message, in order. `where` prefixes error messages (e.g. `ForwardBackwardOutput`). */
+/**
+ * Reads the fields of one message, in order. `where` prefixes error messages (e.g. `ForwardBackwardOutput`).
+ *
+ * @example
+ * ```ts
+ * const r = new ProtoReader(new Uint8Array(await response.arrayBuffer()), "ForwardBackwardOutput");
+ * for (let f = r.next(); f !== undefined; f = r.next()) {
+ *   if (f.field === 1) console.log(r.string(f, "loss_fn_output_type"));
+ * }
+ * ```
+ */
 export class ProtoReader {
   readonly buf: Uint8Array;
   pos: number;
@@ -261,7 +351,15 @@ export class ProtoReader {
   }
 }
 
-/** Reverses the byte order of each `size`-byte element in place (only used on big-endian hosts). */
+/**
+ * Reverses the byte order of each `size`-byte element in place (only used on big-endian hosts).
+ *
+ * @example
+ * ```ts
+ * const b = Uint8Array.from([1, 2, 3, 4]);
+ * swapBytes(b, 4); // [4, 3, 2, 1]
+ * ```
+ */
 export function swapBytes(bytes: Uint8Array, size: number): void {
   for (let i = 0; i + size <= bytes.length; i += size) {
     for (let a = i, b = i + size - 1; a < b; a++, b--) {
