@@ -70,8 +70,8 @@ export type TrainingHostOptions = {
   supportedModels: readonly SupportedModel[];
   /** Called when an operation finishes (times from `performance.now()`), for benchmarks and tracing. */
   onOperation?: ((event: OperationEvent) => void) | undefined;
-  /** Called when an unnamed `save_weights_for_sampler` created a sampler (it records it under the session). */
-  onSamplerSaved?: (info: { owner: string; samplerId: string; sessionId: string | null; baseModel: string; modelPath: string }) => Promise<void>;
+  /** Records the sampler an unnamed `save_weights_for_sampler` created (and lists it under its session). */
+  onSamplerSaved: (info: { owner: string; samplerId: string; sessionId: string | null; baseModel: string; modelPath: string }) => Promise<void>;
 };
 
 /** One finished training operation, as reported to `onOperation`. */
@@ -594,10 +594,8 @@ export class TrainingHost {
           throw err;
         }
         const path = tinkerPath(rec.training_run_id, "sampler_weights", rec.name);
-        if (samplingSessionId !== null) {
-          const info = { owner: live.owner, samplerId: samplingSessionId, sessionId: live.sessionId, baseModel: live.baseModel, modelPath: path };
-          await (this.#o.onSamplerSaved?.(info) ?? (live.sessionId === null ? undefined : this.#o.store.addSamplerToSession(live.sessionId, samplingSessionId)));
-        }
+        const { owner, sessionId, baseModel } = live;
+        if (samplingSessionId !== null) await this.#o.onSamplerSaved({ owner, samplerId: samplingSessionId, sessionId, baseModel, modelPath: path });
         const result: Record<string, unknown> = { path, type: "save_weights_for_sampler" };
         if (samplingSessionId !== null) result.sampling_session_id = samplingSessionId;
         return result;
