@@ -72,7 +72,8 @@ export type SamplingHostOptions = {
   clock: () => number;
   log: (line: string) => void;
   supportedModels: readonly SupportedModel[];
-  onOperation?: ((event: OperationEvent) => void) | undefined;
+  /** Told about every finished sample; `awaited`: a poll was already waiting for it when it completed. */
+  onOperation?: ((event: OperationEvent & { awaited?: boolean }) => void) | undefined;
 };
 
 /** A `SampleResponse` in its JSON form (null where the protobuf form has NaN or an empty top-k cell). */
@@ -350,8 +351,9 @@ export class SamplingHost {
         try {
           const value = await job.run();
           const completedAt = performance.now();
+          const awaited = this.#o.futures.isAwaited(job.future.requestId);
           this.#o.futures.complete(job.future, { ok: true, value });
-          this.#o.onOperation?.({ requestId: job.future.requestId, type: "Sample", modelId: job.future.modelId, startedAt, completedAt, ok });
+          this.#o.onOperation?.({ requestId: job.future.requestId, type: "Sample", modelId: job.future.modelId, startedAt, completedAt, ok, awaited });
           continue;
         } catch (err) {
           ok = false;
