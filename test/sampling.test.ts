@@ -210,6 +210,32 @@ describe("sampling against the local server", () => {
     assert.ok(Date.now() - t0 >= 950);
   });
 
+  test("the 429 back-off is 5 s for a prompt estimated over 128 KiB (10 bytes per token), 1 s otherwise", async () => {
+    const long = Array.from({ length: 13_200 }, (_, i) => (i * 7919) % 150_000); // 132 000 bytes estimated
+    for (const [prompt, expected] of [
+      [long, 5000],
+      [PROMPT, 1000],
+    ] as const) {
+      const slept: number[] = [];
+      // A fresh ServiceClient per case (the back-off is client-wide), with a sleep that records and returns at once.
+      const recording = new ServiceClient({ baseUrl: server.baseUrl, apiKey: server.apiKey, sleep: async (ms) => void slept.push(ms) });
+      try {
+        const sampler = await recording.createSamplingClient({ baseModel: BASE_MODEL });
+        server.setFaults([{ path: "/api/v1/asample", status: 429, times: 1 }]);
+        const t0 = Date.now();
+        const res = await sampler.sample(prompt, 1, { max_tokens: 1, seed: 1 });
+        const elapsed = Date.now() - t0;
+        assert.equal(res.sequences[0]!.tokens.length, 1);
+        const backoff = slept.filter((ms) => ms > 500);
+        assert.equal(backoff.length, 1, `sleeps ${slept}`);
+        assert.ok(backoff[0]! <= expected && backoff[0]! >= expected - elapsed, `slept ${backoff[0]} ms, expected about ${expected}`);
+      } finally {
+        server.clearFaults();
+        await recording.close();
+      }
+    }
+  });
+
   test("a sample that fails on the server side is resubmitted with a new seq_id (and a new idempotency key)", async () => {
     const sampler = await service.createSamplingClient({ baseModel: BASE_MODEL });
     const start = server.requests.length;
