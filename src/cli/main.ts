@@ -17,6 +17,7 @@ import { SDK_VERSION } from "../internal/transport.js";
 import { RestClient } from "../rest-client.js";
 import { runCheckpointCommand } from "./checkpoint.js";
 import { runRunCommand } from "./run.js";
+import { runSampleCommand } from "./sample.js";
 import { paint, wantsColor } from "./term.js";
 import { UsageError, type CliIO } from "./util.js";
 
@@ -34,6 +35,7 @@ Commands:
   checkpoint delete PATH... | --run-id ID [...]    Delete checkpoints (with a plan and confirmation)
   run list [--limit N]                             List training runs
   run info RUN_ID                                  Show a training run
+  sample PATH --prompt-tokens 1,2,3 [...]          Sample token ids (with logprobs) from a checkpoint
   serve [--port N] [--data-dir DIR]                Start the local Tinker-compatible server
 
 Listing and info commands take --format table|json and --absolute (timestamps instead of "3 hours ago");
@@ -113,6 +115,8 @@ export async function main(argv: string[] = process.argv.slice(2), io: CliIO = p
       case "run":
       case "runs":
         return await runRunCommand(args, io, restFactory);
+      case "sample":
+        return await runSampleCommand(args, io);
       case "serve":
         return await serve(args);
       default:
