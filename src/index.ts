@@ -16,7 +16,7 @@
  *
  * @module
  */
-import type { components, paths } from "../generated/schema.js";
+import type { components, paths } from "./core/wire.js";
 
 export { ServiceClient } from "./service-client.js";
 export type {
@@ -27,7 +27,10 @@ export type {
   Logger,
 } from "./service-client.js";
 
-export { TrainingClient, crossEntropyDatum } from "./training-client.js";
+export { TrainingClient, crossEntropyDatum, rlDatum } from "./training-client.js";
+export type { CustomLossFn, CustomLossResult, RlDatumOptions } from "./datums.js";
+export { TrainingClientStoppedError, InvalidDatumError } from "./core/training-errors.js";
+export type { FailedOperation } from "./core/training-errors.js";
 export type {
   AdamParams,
   Datum,
@@ -40,8 +43,8 @@ export type {
   SaveWeightsForSamplerResponse,
   GetInfoResponse,
   UnloadModelResponse,
-  TrainingCallOptions,
   ForwardBackwardOptions,
+  ForwardBackwardCustomOptions,
   SaveStateOptions,
   SaveWeightsForSamplerOptions,
   LoadStateOptions,
@@ -67,7 +70,7 @@ export type { SaveAndGetSamplingClientOptions } from "./training-client.js";
 
 export { APIFuture } from "./core/futures.js";
 export type { FutureResultOptions, QueueState, QueueStateChange } from "./core/futures.js";
-export type { RequestOptions } from "./core/options.js";
+export type { RequestOptions, RestRequestOptions, TrainingCallOptions } from "./core/options.js";
 // Types that public signatures name (constructor inits, option bags, the transport a RestClient wraps).
 export type { Transport, TransportConfig, CallOptions } from "./internal/transport.js";
 export type { SleepFn } from "./internal/sleep.js";
@@ -84,7 +87,6 @@ export type {
   PageProgress,
   RestClientOptions,
   RestClientEnvOptions,
-  RestRequestOptions,
 } from "./rest-client.js";
 
 export { downloadCheckpoint, checkpointDirName } from "./download/download.js";
@@ -134,7 +136,7 @@ export {
   RequestFailedError,
   ResponseValidationError,
 } from "./core/errors.js";
-export { DestinationExistsError, UnsafeArchiveError, IncompleteCheckpointError, ArchiveExtractionError } from "./download/errors.js";
+export { DestinationExistsError, UnsafeArchiveError, IncompleteCheckpointError, ArchiveExtractionError, ArchiveChangedError } from "./download/errors.js";
 export type { RequestFailureCategory } from "./core/errors.js";
 export { InvalidTtlError, validateTtlSeconds, MIN_CHECKPOINT_TTL_SECONDS } from "./core/ttl.js";
 

@@ -12,7 +12,9 @@ import { InvalidArgumentError, TinkerError } from "./core/errors.js";
 import { parseTinkerPath, validateCheckpointName } from "./core/tinker-path.js";
 import { validateTtlSeconds } from "./core/ttl.js";
 import type { CreateLoraTrainingClientOptions, Logger, ServiceClient } from "./service-client.js";
-import type { TrainingCallOptions, TrainingClient } from "./training-client.js";
+import type { TrainingClient } from "./training-client.js";
+import type { RequestOptions } from "./core/options.js";
+import { requestOptionsOf } from "./internal/request-options.js";
 
 /**
  * One line of a ledger (snake_case, as the cookbooks write it). Keys this type does not name are kept as they
@@ -442,11 +444,7 @@ export async function resumeOrStart(service: ServiceClient, options: ResumeOrSta
     );
   }
   const ledger = ledgerOf(ledgerArg);
-  const call: TrainingCallOptions = {
-    ...(options.signal === undefined ? {} : { signal: options.signal }),
-    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-    ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
-  };
+  const call = requestOptionsOf(options);
   const meta = options.userMetadata === undefined ? {} : { userMetadata: options.userMetadata };
   const checkBase = (training: TrainingClient, path: string): void => {
     if (training.baseModel !== baseModel) {
@@ -484,7 +482,7 @@ export async function resumeOrStart(service: ServiceClient, options: ResumeOrSta
 export const RESUMABLE_TTL_WARNING_SECONDS = 7 * 86_400;
 
 /** Options of {@link saveAndRecord}. */
-export interface SaveAndRecordOptions extends TrainingCallOptions {
+export interface SaveAndRecordOptions extends RequestOptions {
   /** TTL of the saved checkpoint(s), whole seconds ≥ 3600; omit to keep them until deleted. Below 7 days draws a warning. */
   ttlSeconds?: number;
   /** Replace an existing training checkpoint of the same name (the sampler save has no such flag). */
@@ -537,11 +535,7 @@ export async function saveAndRecord(
   validateRecord(draft, true);
   serialize(draft);
 
-  const call: TrainingCallOptions = {
-    ...(options.signal === undefined ? {} : { signal: options.signal }),
-    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-    ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
-  };
+  const call = requestOptionsOf(options);
   const ttl = ttlSeconds === undefined ? {} : { ttlSeconds };
   // Submitted back to back: both capture the same operations (consecutive seq_ids, nothing in between).
   const saves: PromiseLike<{ path: string }>[] = [training.saveState(name, { ...call, ...ttl, ...(overwrite === undefined ? {} : { overwrite }) })];

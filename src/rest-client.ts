@@ -8,12 +8,10 @@
  */
 import { fetchSampler, type GetSamplerResponse } from "./sampling-client.js";
 import { z } from "zod";
-import type { components } from "../generated/schema.js";
+import type { components } from "./core/wire.js";
 import {
   type APIConnectionError,
-  APIError,
   APIUserAbortError,
-  InternalServerError,
   InvalidArgumentError,
   NotFoundError,
   ResponseValidationError,
@@ -27,11 +25,14 @@ import {
   WeightsInfoResponseSchema,
 } from "./internal/schemas.js";
 import { resolveConnection } from "./internal/config.js";
-import { serverRequestedDelayMs } from "./internal/retry.js";
-import { callOptionsOf, type RequestOptions } from "./core/options.js";
+import { backoffMs, retryAfterMs } from "./internal/backoff.js";
+import type { RequestOptions } from "./core/options.js";
+import { DEFAULT_PAGE_SIZE, checkPaging, paginate, type PageProgress } from "./internal/paginate.js";
+import { requestOptionsOf } from "./internal/request-options.js";
+import { rewordAPIError } from "./internal/reword.js";
 import { abortableSleep, type SleepFn } from "./internal/sleep.js";
 import { parseTinkerPath, splitCheckpointId, type CheckpointKind } from "./core/tinker-path.js";
-import { Transport, type CallOptions, type TransportConfig } from "./internal/transport.js";
+import { Transport, type CallOptions, type TransportAnswer, type TransportConfig } from "./internal/transport.js";
 import { InvalidTtlError, validateTtlSeconds } from "./core/ttl.js";
 
 /** A checkpoint, as listed by the service. */
@@ -51,37 +52,24 @@ export type SessionInfo = components["schemas"]["GetSessionResponse"];
 /** Whose resources a call sees: `owned` (default on the service) or everything `accessible` to the key. */
 export type AccessScope = components["schemas"]["AccessScope"];
 
-/** Settings every {@link RestClient} method accepts last: `signal`, `timeoutMs` (per attempt), `maxRetries`. */
-export type RestRequestOptions = RequestOptions;
-
 /** Adds `accessScope` to a call on runs or sessions. */
-export interface AccessScopeOptions extends RestRequestOptions {
+export interface AccessScopeOptions extends RequestOptions {
   /** `owned` (the service default) or `accessible` (also resources shared with this key). */
   accessScope?: AccessScope;
 }
 
 /** Offset paging of one list call. */
-export interface PageOptions extends RestRequestOptions {
+export interface PageOptions extends RequestOptions {
   /** Page size (1–1000; the service default applies when absent). */
   limit?: number;
   /** Items to skip (default 0). */
   offset?: number;
 }
 
-/** What an iterator reports after fetching each page. */
-export interface PageProgress {
-  /** Offset of the page just fetched. */
-  offset: number;
-  /** Items on that page. */
-  count: number;
-  /** Items fetched so far, this page included. */
-  fetched: number;
-  /** `cursor.total_count` of the page, or `null` when the service did not say. */
-  totalCount: number | null;
-}
+export { DEFAULT_PAGE_SIZE, type PageProgress };
 
 /** Options of the lazy iterators ({@link RestClient.iterTrainingRuns}, {@link RestClient.iterUserCheckpoints}). */
-export interface IterOptions extends RestRequestOptions {
+export interface IterOptions extends RequestOptions {
   /** Items per request (default 100, at most 1000). */
   pageSize?: number;
   /** Called after each page is fetched, before its items are yielded; e.g. to show progress. */
@@ -97,7 +85,7 @@ export interface CheckpointArchiveUrl {
 }
 
 /** Options of the archive-URL calls. */
-export interface ArchiveUrlOptions extends RestRequestOptions {
+export interface ArchiveUrlOptions extends RequestOptions {
   /**
    * Delay between polls while the service answers 503 "archive still being generated" (default: the
    * `Retry-After` header, else 30 000 ms).
@@ -126,10 +114,10 @@ export type RestClientEnvOptions = Partial<TransportConfig> & RestClientOptions;
 export const DEFAULT_ARCHIVE_MAX_ATTEMPTS = 6;
 /** Delay between archive polls when the service sends no `Retry-After`. */
 export const DEFAULT_ARCHIVE_RETRY_DELAY_MS = 30_000;
+/** The wait between archive polls without `Retry-After`: a constant {@link DEFAULT_ARCHIVE_RETRY_DELAY_MS}. */
+const ARCHIVE_WAIT = { initialMs: DEFAULT_ARCHIVE_RETRY_DELAY_MS, maxMs: DEFAULT_ARCHIVE_RETRY_DELAY_MS, jitter: 0 };
 /** How long a 302 signed URL without an `Expires` header is assumed valid. */
 export const DEFAULT_ARCHIVE_URL_LIFETIME_MS = 15 * 60_000;
-/** Page size of the iterators unless `pageSize` says otherwise. */
-export const DEFAULT_PAGE_SIZE = 100;
 
 const CHECKPOINT_ROUTE = "/api/v1/training_runs/{training_run_id}/checkpoints/{checkpoint_kind}/{checkpoint_name}" as const;
 
@@ -147,8 +135,6 @@ interface CheckpointRef {
   tinkerPath: string;
 }
 
-const toCallOptions = callOptionsOf;
-
 /** The wire query of a paged listing (limit/offset checked first), with `access_scope` when given. */
 function pageQuery(options: PageOptions & Partial<AccessScopeOptions>): { limit?: number; offset?: number; access_scope?: AccessScope } {
   checkPaging(options.limit, options.offset);
@@ -157,15 +143,6 @@ function pageQuery(options: PageOptions & Partial<AccessScopeOptions>): { limit?
   if (options.offset !== undefined) query.offset = options.offset;
   if (options.accessScope !== undefined) query.access_scope = options.accessScope;
   return query;
-}
-
-function checkPaging(limit: number | undefined, offset: number | undefined): void {
-  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 1000)) {
-    throw new InvalidArgumentError(`limit must be a whole number from 1 to 1000, got ${String(limit)}.`);
-  }
-  if (offset !== undefined && (!Number.isInteger(offset) || offset < 0)) {
-    throw new InvalidArgumentError(`offset must be a whole number ≥ 0, got ${String(offset)}.`);
-  }
 }
 
 function checkRunId(runId: string, what = "training run id"): void {
@@ -258,7 +235,7 @@ export class RestClient {
       "get_training_run",
       (init) => t.api.GET("/api/v1/training_runs/{training_run_id}", { params: { path: { training_run_id: runId }, query }, ...init }),
       TrainingRunSchema,
-      toCallOptions(options),
+      requestOptionsOf(options),
     );
   }
 
@@ -293,7 +270,7 @@ export class RestClient {
       "list_training_runs",
       (init) => t.api.GET("/api/v1/training_runs", { params: { query }, ...init }),
       TrainingRunsResponseSchema,
-      toCallOptions(options),
+      requestOptionsOf(options),
     );
   }
 
@@ -328,14 +305,14 @@ export class RestClient {
    * for (const c of checkpoints) console.log(c.checkpoint_id, c.size_bytes);
    * ```
    */
-  async listCheckpoints(runId: string, options: RestRequestOptions = {}): Promise<CheckpointsPage> {
+  async listCheckpoints(runId: string, options: RequestOptions = {}): Promise<CheckpointsPage> {
     checkRunId(runId);
     const t = this.transport;
     return t.call(
       "list_checkpoints",
       (init) => t.api.GET("/api/v1/training_runs/{training_run_id}/checkpoints", { params: { path: { training_run_id: runId } }, ...init }),
       CheckpointsListResponseSchema,
-      toCallOptions(options),
+      requestOptionsOf(options),
     );
   }
 
@@ -357,7 +334,7 @@ export class RestClient {
       "list_user_checkpoints",
       (init) => t.api.GET("/api/v1/checkpoints", { params: { query }, ...init }),
       CheckpointsListResponseSchema,
-      toCallOptions(options),
+      requestOptionsOf(options),
     );
   }
 
@@ -391,7 +368,7 @@ export class RestClient {
    * if (info.is_lora && info.lora_rank !== 16) throw new Error("rank mismatch");
    * ```
    */
-  async getWeightsInfoByTinkerPath(tinkerPath: string, options: RestRequestOptions = {}): Promise<WeightsInfo> {
+  async getWeightsInfoByTinkerPath(tinkerPath: string, options: RequestOptions = {}): Promise<WeightsInfo> {
     parseTinkerPath(tinkerPath);
     const t = this.transport;
     return withCheckpointNotFound(tinkerPath, () =>
@@ -399,7 +376,7 @@ export class RestClient {
         "weights_info",
         (init) => t.api.POST("/api/v1/weights_info", { body: { tinker_path: tinkerPath }, ...init }),
         WeightsInfoResponseSchema,
-        toCallOptions(options),
+        requestOptionsOf(options),
       ),
     );
   }
@@ -446,13 +423,13 @@ export class RestClient {
    * Deletes a checkpoint. Permanent.
    *
    * @param checkpointId - `"weights/<name>"` or `"sampler_weights/<name>"`.
-   * @throws {NotFoundError} when the checkpoint does not exist; the message names the path ("expired or deleted?").
+   * @throws {NotFoundError} when the checkpoint does not exist; the message names the path ("expired or deleted?"); after an attempt whose answer was lost, a 404 is that attempt's work: success.
    * @example
    * ```ts
    * await rest.deleteCheckpoint("sess-0:train:0", "weights/ckpt-1");
    * ```
    */
-  async deleteCheckpoint(runId: string, checkpointId: string, options: RestRequestOptions = {}): Promise<void> {
+  async deleteCheckpoint(runId: string, checkpointId: string, options: RequestOptions = {}): Promise<void> {
     await this.#checkpointAction("delete_checkpoint", "DELETE", "", checkpointRef(runId, checkpointId), options);
   }
 
@@ -460,13 +437,13 @@ export class RestClient {
    * Deletes the checkpoint at a tinker path. Permanent.
    *
    * @throws {InvalidTinkerPathError} when `tinkerPath` is malformed (nothing is sent).
-   * @throws {NotFoundError} when the checkpoint does not exist; the message names the path ("expired or deleted?").
+   * @throws {NotFoundError} when the checkpoint does not exist; the message names the path ("expired or deleted?"); after an attempt whose answer was lost, a 404 is that attempt's work: success.
    * @example
    * ```ts
    * await rest.deleteCheckpointFromTinkerPath("tinker://sess-0:train:0/weights/ckpt-1");
    * ```
    */
-  async deleteCheckpointFromTinkerPath(tinkerPath: string, options: RestRequestOptions = {}): Promise<void> {
+  async deleteCheckpointFromTinkerPath(tinkerPath: string, options: RequestOptions = {}): Promise<void> {
     await this.#checkpointAction("delete_checkpoint", "DELETE", "", refFromPath(tinkerPath), options);
   }
 
@@ -474,14 +451,14 @@ export class RestClient {
    * Makes a checkpoint public (readable by other users with its path).
    *
    * @throws {InvalidTinkerPathError} when `tinkerPath` is malformed (nothing is sent).
-   * @throws {ConflictError} when it is already public (never retried).
+   * @throws {ConflictError} when it is already public (never retried; after an attempt whose answer was lost it is that attempt's work: success).
    * @throws {NotFoundError} when the checkpoint does not exist or is not owned by this key.
    * @example
    * ```ts
    * await rest.publishCheckpointFromTinkerPath("tinker://sess-0:train:0/sampler_weights/final");
    * ```
    */
-  async publishCheckpointFromTinkerPath(tinkerPath: string, options: RestRequestOptions = {}): Promise<void> {
+  async publishCheckpointFromTinkerPath(tinkerPath: string, options: RequestOptions = {}): Promise<void> {
     await this.#checkpointAction("publish_checkpoint", "POST", "/publish", refFromPath(tinkerPath), options);
   }
 
@@ -489,14 +466,14 @@ export class RestClient {
    * Makes a public checkpoint private again.
    *
    * @throws {InvalidTinkerPathError} when `tinkerPath` is malformed (nothing is sent).
-   * @throws {ConflictError} when it is already private (never retried).
+   * @throws {ConflictError} when it is already private (never retried; after an attempt whose answer was lost it is that attempt's work: success).
    * @throws {NotFoundError} when the checkpoint does not exist or is not owned by this key.
    * @example
    * ```ts
    * await rest.unpublishCheckpointFromTinkerPath("tinker://sess-0:train:0/sampler_weights/final");
    * ```
    */
-  async unpublishCheckpointFromTinkerPath(tinkerPath: string, options: RestRequestOptions = {}): Promise<void> {
+  async unpublishCheckpointFromTinkerPath(tinkerPath: string, options: RequestOptions = {}): Promise<void> {
     await this.#checkpointAction("unpublish_checkpoint", "DELETE", "/publish", refFromPath(tinkerPath), options);
   }
 
@@ -513,7 +490,7 @@ export class RestClient {
    * await rest.setCheckpointTtlFromTinkerPath("tinker://sess-0:train:0/weights/final", null); // never expires
    * ```
    */
-  async setCheckpointTtlFromTinkerPath(tinkerPath: string, ttlSeconds: number | null, options: RestRequestOptions = {}): Promise<void> {
+  async setCheckpointTtlFromTinkerPath(tinkerPath: string, ttlSeconds: number | null, options: RequestOptions = {}): Promise<void> {
     const ref = refFromPath(tinkerPath);
     if (ttlSeconds === undefined) throw new InvalidTtlError(ttlSeconds, "pass a whole number of seconds, or null to remove the expiry");
     validateTtlSeconds(ttlSeconds);
@@ -540,7 +517,7 @@ export class RestClient {
       "get_session",
       (init) => t.api.GET("/api/v1/sessions/{session_id}", { params: { path: { session_id: sessionId }, query }, ...init }),
       GetSessionResponseSchema,
-      toCallOptions(options),
+      requestOptionsOf(options),
     );
   }
 
@@ -553,7 +530,7 @@ export class RestClient {
    * const { base_model, model_path } = await rest.getSampler(sampler.samplingSessionId);
    * ```
    */
-  getSampler(samplerId: string, options: RestRequestOptions = {}): Promise<GetSamplerResponse> {
+  getSampler(samplerId: string, options: RequestOptions = {}): Promise<GetSamplerResponse> {
     return fetchSampler(this.transport, samplerId, options);
   }
 
@@ -573,7 +550,7 @@ export class RestClient {
       "list_sessions",
       (init) => t.api.GET("/api/v1/sessions", { params: { query }, ...init }),
       ListSessionsResponseSchema,
-      toCallOptions(options),
+      requestOptionsOf(options),
     );
   }
 
@@ -584,7 +561,7 @@ export class RestClient {
     method: "DELETE" | "POST" | "PUT",
     suffix: "" | "/publish" | "/ttl",
     ref: CheckpointRef,
-    options: RestRequestOptions,
+    options: RequestOptions,
     body?: { ttl_seconds: number | null },
   ): Promise<void> {
     const t = this.transport;
@@ -601,10 +578,15 @@ export class RestClient {
           }
           return t.api.PUT(`${CHECKPOINT_ROUTE}/ttl`, { params, body: body ?? { ttl_seconds: null }, ...init });
         },
-        toCallOptions(options),
+        // An earlier attempt whose answer was lost may have done the work: the retry then meets its result.
+        { ...requestOptionsOf(options), okAfterLostAnswer: suffix === "" ? [404] : suffix === "/publish" ? [409] : [] },
       ),
     );
     await res.body?.cancel().catch(() => undefined);
+    if (res.status === 404 || res.status === 409) {
+      const state = res.status === 404 ? "already deleted (not found)" : method === "POST" ? "already public" : "already private";
+      t.debug(`tinker-ts: ${op} ${ref.tinkerPath}: ${state} on a retry after a lost answer; the earlier attempt did it, so this is success.`);
+    }
   }
 
   async #archiveUrl(ref: CheckpointRef, options: ArchiveUrlOptions): Promise<CheckpointArchiveUrl> {
@@ -617,40 +599,34 @@ export class RestClient {
     const params = { path: { training_run_id: ref.runId, checkpoint_kind: ref.kind, checkpoint_name: ref.name } };
     // Transient faults (connection errors, 429, 5xx) are retried by the transport as everywhere else; this loop
     // only adds the bounded wait for a 503 "archive still being generated", which can last minutes.
-    const call: CallOptions = { ...toCallOptions(options), headers: { Accept: "application/json" } };
+    const call: CallOptions = { ...requestOptionsOf(options), headers: { Accept: "application/json" } };
     let pending = 0;
     for (;;) {
-      let res: Response;
-      try {
-        res = await withCheckpointNotFound(ref.tinkerPath, () =>
-          t.callRaw("get_checkpoint_archive_url", (init) => t.api.GET(`${CHECKPOINT_ROUTE}/archive`, { params, ...init }), {
-            ...call,
-            okStatuses: [302],
-            redirect: "manual",
-          }),
-        );
-      } catch (err) {
-        // 503: the archive is still being generated; poll again (bounded), separately from transient faults.
-        if (err instanceof APIError && err.status === 503) {
-          pending++;
-          if (pending >= maxAttempts) {
-            throw new InternalServerError({
-              status: 503,
-              headers: err.headers,
-              body: err.body,
-              ...(err.method === undefined ? {} : { method: err.method }),
-              ...(err.url === undefined ? {} : { url: err.url }),
-              message: `The archive of ${ref.tinkerPath} is still being generated after ${pending} attempts. Try again later (large checkpoints can take several minutes).`,
-            });
-          }
-          options.onArchivePending?.(pending);
-          const delay = fixedDelay ?? serverRequestedDelayMs(err.headers) ?? DEFAULT_ARCHIVE_RETRY_DELAY_MS;
-          await this.#pause(delay, options.signal);
-          continue;
+      // Read once, whatever the status: 302 (signed URL), 200 (JSON), 503 (still being generated) or a failure.
+      const answer = await t.answer(
+        "get_checkpoint_archive_url",
+        (init) => t.api.GET(`${CHECKPOINT_ROUTE}/archive`, { params, ...init }),
+        // 503 "still being generated" is not retried by the transport: this loop waits for it, bounded.
+        { ...call, redirect: "manual", noRetryStatuses: [503] },
+      );
+      if (answer.status === 503) {
+        // The archive is still being generated; poll again (bounded), separately from transient faults.
+        pending++;
+        if (pending >= maxAttempts) {
+          throw rewordAPIError(
+            t.errorFor(answer),
+            `The archive of ${ref.tinkerPath} is still being generated after ${pending} attempts. Try again later (large checkpoints can take several minutes).`,
+          );
         }
-        throw err;
+        options.onArchivePending?.(pending);
+        const delay = fixedDelay ?? retryAfterMs(answer.headers) ?? backoffMs(pending - 1, ARCHIVE_WAIT);
+        await this.#pause(delay, options.signal);
+        continue;
       }
-      return this.#readArchiveAnswer(res, ref);
+      if (answer.status !== 302 && (answer.status < 200 || answer.status >= 300)) {
+        throw checkpointNotFound(ref.tinkerPath, t.errorFor(answer));
+      }
+      return readArchiveAnswer(answer, ref);
     }
   }
 
@@ -662,41 +638,38 @@ export class RestClient {
       throw err;
     }
   }
+}
 
-  async #readArchiveAnswer(res: Response, ref: CheckpointRef): Promise<CheckpointArchiveUrl> {
-    const where = { method: "GET", url: res.url, operation: "get_checkpoint_archive_url" };
-    if (res.status >= 300 && res.status < 400) {
-      await res.body?.cancel().catch(() => undefined);
-      const location = res.headers.get("location");
-      if (location === null || location.trim() === "") {
-        throw new ResponseValidationError({ ...where, body: undefined, reason: `a ${res.status} redirect without a Location header for ${ref.tinkerPath}` });
-      }
-      let url: string;
-      try {
-        url = new URL(location, res.url === "" ? undefined : res.url).toString();
-      } catch (cause) {
-        throw new ResponseValidationError({ ...where, body: undefined, reason: `the Location header is not a URL`, cause });
-      }
-      const expiresHeader = res.headers.get("expires");
-      const parsed = expiresHeader === null ? Number.NaN : Date.parse(expiresHeader);
-      const expires = Number.isFinite(parsed) ? new Date(parsed).toISOString() : new Date(Date.now() + DEFAULT_ARCHIVE_URL_LIFETIME_MS).toISOString();
-      return { url, expires };
+/** The signed URL from a 302 (`Location`, `Expires`) or a 200 (`{ url, expires }`) archive answer. */
+function readArchiveAnswer(answer: TransportAnswer, ref: CheckpointRef): CheckpointArchiveUrl {
+  const where = { method: "GET", url: answer.url ?? "", operation: "get_checkpoint_archive_url" };
+  if (answer.status >= 300 && answer.status < 400) {
+    const location = answer.headers.get("location");
+    if (location === null || location.trim() === "") {
+      throw new ResponseValidationError({ ...where, body: undefined, reason: `a ${answer.status} redirect without a Location header for ${ref.tinkerPath}` });
     }
-    const text = await res.text();
-    let json: unknown;
+    let url: string;
     try {
-      json = JSON.parse(text) as unknown;
+      url = new URL(location, answer.url === undefined || answer.url === "" ? undefined : answer.url).toString();
     } catch (cause) {
-      throw new ResponseValidationError({ ...where, body: text, reason: "the body is not JSON", cause });
+      throw new ResponseValidationError({ ...where, body: undefined, reason: `the Location header is not a URL`, cause });
     }
-    const parsed = ArchiveJsonSchema.safeParse(json);
-    if (!parsed.success) throw new ResponseValidationError({ ...where, body: json, zodError: parsed.error });
-    const expires = toIso(parsed.data.expires);
-    if (expires === undefined) {
-      throw new ResponseValidationError({ ...where, body: json, reason: `"expires" is not a date: ${JSON.stringify(parsed.data.expires)}` });
-    }
-    return { url: parsed.data.url, expires };
+    const expiresHeader = answer.headers.get("expires");
+    const parsed = expiresHeader === null ? Number.NaN : Date.parse(expiresHeader);
+    const expires = Number.isFinite(parsed) ? new Date(parsed).toISOString() : new Date(Date.now() + DEFAULT_ARCHIVE_URL_LIFETIME_MS).toISOString();
+    return { url, expires };
   }
+  if (answer.jsonError !== undefined || answer.body === undefined) {
+    throw new ResponseValidationError({ ...where, body: answer.body ?? "", reason: "the body is not JSON", cause: answer.jsonError });
+  }
+  const json = answer.body;
+  const parsed = ArchiveJsonSchema.safeParse(json);
+  if (!parsed.success) throw new ResponseValidationError({ ...where, body: json, zodError: parsed.error });
+  const expires = toIso(parsed.data.expires);
+  if (expires === undefined) {
+    throw new ResponseValidationError({ ...where, body: json, reason: `"expires" is not a date: ${JSON.stringify(parsed.data.expires)}` });
+  }
+  return { url: parsed.data.url, expires };
 }
 
 function refFromPath(tinkerPath: string): CheckpointRef {
@@ -710,45 +683,20 @@ function checkpointRef(runId: string, checkpointId: string): CheckpointRef {
   return { runId, kind, name, tinkerPath: `tinker://${runId}/${kind}/${name}` };
 }
 
-/** Re-throws a 404 as a {@link NotFoundError} whose message names the checkpoint and suggests expiry or deletion. */
+/** A 404 becomes a {@link NotFoundError} whose message names the checkpoint and suggests expiry or deletion; other errors are returned as they are. */
+function checkpointNotFound(tinkerPath: string, err: unknown): unknown {
+  if (!(err instanceof NotFoundError)) return err;
+  return rewordAPIError(
+    err,
+    `Checkpoint ${tinkerPath} was not found (expired or deleted?). Check the path with \`tinker-ts checkpoint list --run-id <run>\`; checkpoints are removed when their TTL runs out. (${err.message})`,
+  );
+}
+
+/** Runs `fn`, re-throwing a 404 as {@link checkpointNotFound} does. */
 async function withCheckpointNotFound<T>(tinkerPath: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof NotFoundError) {
-      throw new NotFoundError({
-        status: 404,
-        headers: err.headers,
-        body: err.body,
-        ...(err.method === undefined ? {} : { method: err.method }),
-        ...(err.url === undefined ? {} : { url: err.url }),
-        ...(err.requestId === undefined ? {} : { requestId: err.requestId }),
-        message: `Checkpoint ${tinkerPath} was not found (expired or deleted?). Check the path with \`tinker-ts checkpoint list --run-id <run>\`; checkpoints are removed when their TTL runs out. (${err.message})`,
-      });
-    }
-    throw err;
+    throw checkpointNotFound(tinkerPath, err);
   }
-}
-
-/** Lazy offset paging shared by the iterators. */
-function paginate<T>(
-  pageSize: number | undefined,
-  onPage: ((page: PageProgress) => void) | undefined,
-  fetchPage: (limit: number, offset: number) => Promise<{ items: T[]; totalCount: number | null }>,
-): AsyncIterable<T> {
-  const size = pageSize ?? DEFAULT_PAGE_SIZE;
-  checkPaging(size, 0);
-  return {
-    async *[Symbol.asyncIterator]() {
-      let offset = 0;
-      for (;;) {
-        const { items, totalCount } = await fetchPage(size, offset);
-        onPage?.({ offset, count: items.length, fetched: offset + items.length, totalCount });
-        for (const item of items) yield item;
-        offset += items.length;
-        if (items.length === 0 || items.length < size) return;
-        if (totalCount !== null && offset >= totalCount) return;
-      }
-    },
-  };
 }

@@ -5,13 +5,14 @@
  *
  * @module
  */
-import type { components } from "../generated/schema.js";
+import type { components } from "./core/wire.js";
 import { APIUserAbortError, ConflictError, InvalidArgumentError, NotFoundError } from "./core/errors.js";
 import { InvalidCheckpointNameError, validateCheckpointName } from "./core/tinker-path.js";
-import { callOptionsOf, type RequestOptions } from "./core/options.js";
+import type { RequestOptions } from "./core/options.js";
+import { requestOptionsOf } from "./internal/request-options.js";
 import { validateTtlSeconds } from "./core/ttl.js";
 import type { RestClient } from "./rest-client.js";
-import type { TrainingCallOptions, TrainingClient } from "./training-client.js";
+import type { TrainingClient } from "./training-client.js";
 
 /** A checkpoint as the service lists it (wire type). */
 export type Checkpoint = components["schemas"]["Checkpoint"];
@@ -108,7 +109,7 @@ function checkPlanOptions(options: PlanPruningOptions): void {
 export async function planCheckpointPruning(rest: RestClient, runId: string, options: PlanPruningOptions): Promise<PruningPlan> {
   checkPlanOptions(options);
   const { keepLast, type, olderThan } = options;
-  const { checkpoints } = await rest.listCheckpoints(runId, callOptionsOf(options));
+  const { checkpoints } = await rest.listCheckpoints(runId, requestOptionsOf(options));
   const considered = checkpoints.filter((c) => type === undefined || c.checkpoint_type === type);
   const newest = newestOfEachType(considered, keepLast);
   const cutoff = olderThan?.getTime();
@@ -166,7 +167,7 @@ export async function pruneCheckpoints(rest: RestClient, runId: string, options:
   const plan = await planCheckpointPruning(rest, runId, options);
   if (options.dryRun) return { plan, deleted: [], failed: [], bytes: 0 };
 
-  const call = callOptionsOf(options);
+  const call = requestOptionsOf(options);
   const outcome = new Map<Checkpoint, unknown>(); // undefined: deleted
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -282,18 +283,18 @@ export class RollingCheckpoint {
    * const { path, deletedPrevious, deleteFailures } = await rolling.save({ timeoutMs: 30_000 });
    * ```
    */
-  save(options: TrainingCallOptions = {}): Promise<RollingSaveResult> {
+  save(options: RequestOptions = {}): Promise<RollingSaveResult> {
     const run = this.#queue.then(() => this.#save(options));
     this.#queue = run.catch(() => undefined);
     return run;
   }
 
-  async #save(options: TrainingCallOptions): Promise<RollingSaveResult> {
+  async #save(options: RequestOptions): Promise<RollingSaveResult> {
     const name = `${this.prefix}-${this.#n++}`;
     let path: string;
     try {
       const saved = await this.#training.saveState(name, {
-        ...callOptionsOf(options),
+        ...requestOptionsOf(options),
         ...(this.#ttlSeconds === undefined ? {} : { ttlSeconds: this.#ttlSeconds }),
       });
       path = saved.path;
@@ -315,7 +316,7 @@ export class RollingCheckpoint {
     const deleteFailures: { path: string; error: unknown }[] = [];
     for (const p of toDelete) {
       try {
-        await this.#rest.deleteCheckpointFromTinkerPath(p, callOptionsOf(options));
+        await this.#rest.deleteCheckpointFromTinkerPath(p, requestOptionsOf(options));
         deleted.push(p);
         this.#uncertain.delete(p);
       } catch (err) {

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import type { components } from "../generated/schema.js";
+import type { components } from "./core/wire.js";
 import {
   APIConnectionError,
   APIError,
@@ -17,8 +17,10 @@ import {
   RateLimitError,
   ResponseValidationError,
 } from "./core/errors.js";
-import { APIFuture, pollUntilSettled, type PollerContext, type ProtobufResult } from "./core/futures.js";
-import { callOptionsOf, type RequestOptions } from "./core/options.js";
+import { APIFuture } from "./core/futures.js";
+import type { RequestOptions } from "./core/options.js";
+import { pollUntilSettled, type PollerContext, type ProtobufResult } from "./internal/poll.js";
+import { requestOptionsOf } from "./internal/request-options.js";
 import { decodeSampleResponse, type DecodedSampledSequence, type DecodedSampleResponse } from "./internal/proto/sample.js";
 import { GetSamplerResponseSchema, UntypedAPIFutureSchema } from "./internal/schemas.js";
 import type { SleepFn } from "./internal/sleep.js";
@@ -322,7 +324,7 @@ export class SamplingClient {
           try {
             const id = await this.#send(body, estimate, options);
             resolveId(id);
-            return map(await pollUntilSettled(this.#ctx.poller, id, "sample", sampleResultSchema, PROTOBUF));
+            return map(await pollUntilSettled(this.#ctx.poller, id, "sample", sampleResultSchema, { protobuf: PROTOBUF, retryBudgetMs: options.retryBudgetMs }));
           } catch (err) {
             if (!retryable(err) || attempt >= maxRetries || options.signal?.aborted === true || this.#ctx.poller.closed.aborted) throw err;
             const delay = Math.min(500 * 2 ** attempt, 10_000) * (1 - 0.25 * this.#ctx.random());
@@ -358,7 +360,7 @@ export class SamplingClient {
           "sample",
           (init) => ctx.transport.api.POST("/api/v1/asample", { body: body as never, ...init }),
           UntypedAPIFutureSchema,
-          { ...callOptionsOf(options), maxRetries: 0, idempotencyKey, headers: { "X-Tinker-Sampling-Backpressure": "1" } },
+          { ...requestOptionsOf(options), maxRetries: 0, idempotencyKey, headers: { "X-Tinker-Sampling-Backpressure": "1" } },
         );
         return accepted.request_id;
       } catch (err) {
@@ -399,6 +401,6 @@ export function fetchSampler(transport: Transport, samplerId: string, options: R
     "get_sampler",
     (init) => transport.api.GET("/api/v1/samplers/{sampler_id}", { params: { path: { sampler_id: samplerId } }, ...init }),
     GetSamplerResponseSchema,
-    callOptionsOf(options),
+    requestOptionsOf(options),
   );
 }

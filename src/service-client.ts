@@ -5,10 +5,11 @@
  * @module
  */
 import { randomUUID } from "node:crypto";
-import type { components } from "../generated/schema.js";
-import { InvalidArgumentError, TinkerError, APIError, APIUserAbortError, ResponseValidationError } from "./core/errors.js";
+import type { components } from "./core/wire.js";
+import { InvalidArgumentError, TinkerError } from "./core/errors.js";
 import { resolveConnection } from "./internal/config.js";
-import { type PollAnswer, type PollerContext, type PollHeaders, type QueueStateChange } from "./core/futures.js";
+import type { QueueStateChange } from "./core/futures.js";
+import type { PollAnswer, PollerContext, PollHeaders } from "./internal/poll.js";
 import { submitFuture } from "./internal/submit.js";
 import {
   CreateModelResponseSchema,
@@ -20,18 +21,25 @@ import {
 } from "./internal/schemas.js";
 import { abortableSleep, type SleepFn } from "./internal/sleep.js";
 import { parseTinkerPath } from "./core/tinker-path.js";
-import { SDK_VERSION, Transport, type CallOptions } from "./internal/transport.js";
-import { callOptionsOf } from "./core/options.js";
+import { SDK_VERSION, Transport } from "./internal/transport.js";
+import type { RequestOptions } from "./core/options.js";
+import { requestOptionsOf } from "./internal/request-options.js";
+import { redact } from "./internal/redact.js";
+import type { RetryEvent } from "./internal/retry.js";
+import { ByteBudget, ClientConfigSchema, type ClientConfig } from "./internal/client-config.js";
+import { LoadWeightsResponseSchema } from "./internal/schemas.js";
 import { RestClient } from "./rest-client.js";
-import { TrainingClient, type TrainingCallOptions } from "./training-client.js";
+import { TrainingClient } from "./training-client.js";
 import { checkConcurrency, SamplingClient, type CreateSamplingClientOptions, type SamplingContext } from "./sampling-client.js";
 
 /** Result of {@link ServiceClient.getServerCapabilities}. */
 export type GetServerCapabilitiesResponse = components["schemas"]["GetServerCapabilitiesResponse"];
 
-/** Where warnings go. Defaults to `console.warn`. */
+/** Where warnings (and, if given, debug lines) go. Defaults to `console.warn`. Messages never hold the API key. */
 export interface Logger {
   warn(message: string): void;
+  /** Optional detail, e.g. "already public: the earlier attempt whose answer was lost made it so". */
+  debug?(message: string): void;
 }
 
 /** Options of {@link ServiceClient}. */
@@ -40,7 +48,12 @@ export interface ServiceClientOptions {
   baseUrl?: string;
   /** API key (`tml-...` or a JWT), sent as `X-API-Key`. Default: `TINKER_API_KEY`. Never printed. */
   apiKey?: string;
-  /** Retries after connection errors, 408, 429 and ≥500 (default 2). 409 and other 4xx are never retried. */
+  /**
+   * How long connection errors, 408, 429 and ≥500 are retried, in ms (default 300 000, as the service expects).
+   * 409 and other 4xx are never retried; a 402 pauses instead. Also settable per call.
+   */
+  retryBudgetMs?: number;
+  /** Caps the retries inside the budget (default: no cap). `0` fails fast. */
   maxRetries?: number;
   /** Per-attempt HTTP time limit in ms (default 60 000). */
   timeoutMs?: number;
@@ -58,12 +71,16 @@ export interface ServiceClientOptions {
   onQueueStateChange?: (change: QueueStateChange) => void;
   /** Where warnings (paused queues, failing heartbeats) go. Default `console.warn`. */
   logger?: Logger;
+  /** Called before each wait for a retry (e.g. to print "retrying…"). */
+  onRetry?: (event: RetryEvent) => void;
   /** @internal Injected sleep for tests. */
   sleep?: SleepFn;
+  /** @internal Injected clock (ms) of the retry budget, for tests (with `sleep`). */
+  now?: () => number;
 }
 
 /** Options of {@link ServiceClient.createLoraTrainingClient}. */
-export interface CreateLoraTrainingClientOptions extends TrainingCallOptions {
+export interface CreateLoraTrainingClientOptions extends RequestOptions {
   /** Base model, e.g. `"Qwen/Qwen3-8B"` (see {@link ServiceClient.getServerCapabilities}). */
   baseModel: string;
   /** LoRA rank (default 32). */
@@ -81,7 +98,7 @@ export interface CreateLoraTrainingClientOptions extends TrainingCallOptions {
 }
 
 /** Options of the `createTrainingClientFromState*` helpers. */
-export interface CreateFromStateOptions extends TrainingCallOptions {
+export interface CreateFromStateOptions extends RequestOptions {
   /** Override the checkpoint's base model (must be compatible). */
   baseModel?: string;
   /** Metadata stored with the new training run. */
@@ -119,6 +136,8 @@ export class ServiceClient {
   readonly #logger: Logger;
   readonly #poller: PollerContext;
   #session: Promise<string> | undefined;
+  #config: Promise<ClientConfig> | undefined;
+  #budget: ByteBudget | undefined;
   #modelSeq = 0;
   /** The session's sampling counter: create_sampling_session and unnamed sampler saves each take one (§10.4). */
   #samplingSeq = 0;
@@ -132,11 +151,20 @@ export class ServiceClient {
   constructor(options: ServiceClientOptions = {}) {
     const { baseUrl, apiKey } = resolveConnection(options);
     this.#options = options;
-    this.#logger = options.logger ?? { warn: (m) => console.warn(m) };
+    const logger = options.logger ?? { warn: (m: string) => console.warn(m) };
+    // Every line logged goes through the one redaction.
+    this.#logger = {
+      warn: (m) => logger.warn(redact(m, [apiKey])),
+      ...(logger.debug === undefined ? {} : { debug: (m: string) => logger.debug?.(redact(m, [apiKey])) }),
+    };
     this.#transport = new Transport({
       baseUrl,
       apiKey,
+      logger: this.#logger,
       ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
+      ...(options.retryBudgetMs === undefined ? {} : { retryBudgetMs: options.retryBudgetMs }),
+      ...(options.onRetry === undefined ? {} : { onRetry: options.onRetry }),
+      ...(options.now === undefined ? {} : { now: options.now }),
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
       ...(options.sleep === undefined ? {} : { sleep: options.sleep }),
@@ -151,6 +179,8 @@ export class ServiceClient {
       logPaused: (change) => this.#logPaused(change),
       secrets,
       closed: this.#closed.signal,
+      ...(options.retryBudgetMs === undefined ? {} : { retryBudgetMs: options.retryBudgetMs }),
+      ...(options.now === undefined ? {} : { now: options.now }),
     };
     this.#sampling = {
       transport: this.#transport,
@@ -169,7 +199,7 @@ export class ServiceClient {
    * const { supported_models } = await service.getServerCapabilities();
    * ```
    */
-  getServerCapabilities(options: CallOptions = {}): Promise<GetServerCapabilitiesResponse> {
+  getServerCapabilities(options: RequestOptions = {}): Promise<GetServerCapabilitiesResponse> {
     return this.#transport.call(
       "get_server_capabilities",
       (init) => this.#transport.api.GET("/api/v1/get_server_capabilities", { ...init }),
@@ -219,13 +249,10 @@ export class ServiceClient {
     if (!trainMlp && !trainAttn && !trainUnembed) {
       throw new InvalidArgumentError("At least one of trainMlp, trainAttn and trainUnembed must be true.");
     }
+    const config = await this.#clientConfig(options);
     const modelSeqId = this.#modelSeq++;
     const sessionId = await this.#ensureSession(options);
-    const ctx = {
-      transport: this.#transport,
-      poller: this.#poller,
-      sampling: { context: this.#sampling, nextSeq: () => this.#samplingSeq++ },
-    };
+    const ctx = this.#trainingContext(config);
     const created = await submitFuture(ctx, {
       operation: "create_model",
       seqId: 0,
@@ -295,7 +322,7 @@ export class ServiceClient {
           ...init,
         }),
       CreateSamplingSessionResponseSchema,
-      { ...callOptionsOf(options), idempotencyKey: randomUUID() },
+      { ...requestOptionsOf(options), idempotencyKey: randomUUID() },
     );
     return new SamplingClient(this.#sampling, {
       samplingSessionId: res.sampling_session_id,
@@ -365,7 +392,9 @@ export class ServiceClient {
         `${method} needs a training checkpoint (tinker://<run>/weights/<name>), but ${path} is a sampler checkpoint: sampler weights hold no optimizer state and cannot seed training. Pass the path that saveState returned.`,
       );
     }
-    const call = callOptionsOf(options);
+    const call = requestOptionsOf(options);
+    const config = await this.#clientConfig(options);
+    if (config.create_model_via_load_weights) return this.#createViaLoad(path, optimizer, options, config);
     const info = await this.#transport.call(
       "weights_info",
       (init) => this.#transport.api.POST("/api/v1/weights_info", { body: { tinker_path: path }, ...init }),
@@ -397,7 +426,67 @@ export class ServiceClient {
     }
   }
 
-  #ensureSession(options: TrainingCallOptions): Promise<string> {
+  /**
+   * `create_model_via_load_weights`: one session-addressed `load_weights` creates the model from the checkpoint
+   * (its seq 0; the server derives the LoRA config), model id `<session_id>:train:<model_seq_id>`.
+   */
+  async #createViaLoad(path: string, optimizer: boolean, options: CreateFromStateOptions, config: ClientConfig): Promise<TrainingClient> {
+    const modelSeqId = this.#modelSeq++;
+    const sessionId = await this.#ensureSession(options);
+    const ctx = this.#trainingContext(config);
+    const { baseModel, userMetadata, weightsAccessToken } = options;
+    await submitFuture(ctx, {
+      operation: "load_weights",
+      seqId: 0,
+      send: (init) =>
+        this.#transport.api.POST("/api/v1/load_weights", {
+          body: {
+            session_id: sessionId,
+            model_seq_id: modelSeqId,
+            ...(baseModel === undefined ? {} : { base_model: baseModel }),
+            ...(userMetadata === undefined ? {} : { user_metadata: userMetadata }),
+            path,
+            optimizer,
+            ...(weightsAccessToken === undefined ? {} : { weights_access_token: weightsAccessToken }),
+            type: "load_weights",
+          },
+          ...init,
+        }),
+      schema: LoadWeightsResponseSchema,
+      options,
+    });
+    const modelId = `${sessionId}:train:${modelSeqId}`;
+    const training = new TrainingClient(ctx, { modelId, baseModel: baseModel ?? "" });
+    if (baseModel !== undefined) return training;
+    // The base model comes from the checkpoint; ask the model itself.
+    const info = await training.getInfo(requestOptionsOf(options));
+    return new TrainingClient(ctx, { modelId, baseModel: info.model_data.model_name ?? info.model_name ?? "" });
+  }
+
+  /** The client config, read once per ServiceClient (a failed read is retried by the next caller). */
+  #clientConfig(options: RequestOptions): Promise<ClientConfig> {
+    if (this.#config === undefined) {
+      const config = this.#transport.call(
+        "client_config",
+        (init) => this.#transport.api.POST("/api/v1/client/config", { body: { sdk_version: SDK_VERSION }, ...init }),
+        ClientConfigSchema,
+        requestOptionsOf(options),
+      );
+      config.catch(() => {
+        if (this.#config === config) this.#config = undefined;
+      });
+      this.#config = config;
+    }
+    return this.#config;
+  }
+
+  #trainingContext(config: ClientConfig) {
+    this.#budget ??= new ByteBudget(config.fwdbwd_dispatch_bytes_semaphore_size);
+    const sampling = { context: this.#sampling, nextSeq: () => this.#samplingSeq++ };
+    return { transport: this.#transport, poller: this.#poller, config, budget: this.#budget, sampling };
+  }
+
+  #ensureSession(options: RequestOptions): Promise<string> {
     if (this.#session === undefined) {
       const env = process.env;
       const tags = this.#options.tags ?? [...new Set((nonEmpty(env["TINKER_TAGS"]) ?? "").split(",").map((t) => t.trim()).filter((t) => t !== ""))];
@@ -417,7 +506,7 @@ export class ServiceClient {
               ...init,
             }),
           CreateSessionResponseSchema,
-          { ...callOptionsOf(options), idempotencyKey: randomUUID() },
+          { ...requestOptionsOf(options), idempotencyKey: randomUUID() },
         )
         .then((res) => {
           if (res.warning_message) this.#logger.warn(`tinker-ts: ${res.warning_message}`);
@@ -466,31 +555,16 @@ export class ServiceClient {
     this.#heartbeat.unref();
   }
 
-  async #pollOnce(body: { request_id: string; allow_metadata_only: boolean }, signal: AbortSignal, extra: PollHeaders = {}): Promise<PollAnswer> {
+  /** One poll, read once whatever the status: the poller decides on status, headers and body. */
+  #pollOnce(body: { request_id: string; allow_metadata_only: boolean }, signal: AbortSignal, extra: PollHeaders = {}): Promise<PollAnswer> {
     const headers: Record<string, string> = {};
     if (extra.accept !== undefined) headers["Accept"] = extra.accept;
     if (extra.requestType !== undefined) headers["X-Tinker-Request-Type"] = extra.requestType;
-    try {
-      const res = await this.#transport.callRaw(
-        "retrieve_future",
-        (init) => this.#transport.api.POST("/api/v1/retrieve_future", { body, ...init }),
-        { signal, maxRetries: 0, timeoutMs: POLL_TIMEOUT_MS, headers },
-      );
-      // Like the Python SDK: a 2xx answer is protobuf iff its content-type says so (checked before any JSON parse).
-      if ((res.headers.get("content-type") ?? "").includes("application/x-protobuf")) {
-        return { status: res.status, headers: res.headers, body: undefined, protobuf: new Uint8Array(await res.arrayBuffer()) };
-      }
-      const text = await res.text();
-      if (text.trim() === "") return { status: res.status, headers: res.headers, body: undefined };
-      try {
-        return { status: res.status, headers: res.headers, body: JSON.parse(text) as unknown };
-      } catch (err) {
-        throw new ResponseValidationError({ body: text, reason: "the retrieve_future body is not JSON", operation: "retrieve_future", cause: err });
-      }
-    } catch (err) {
-      if (err instanceof APIError) return { status: err.status, headers: err.headers, body: err.body };
-      throw err;
-    }
+    return this.#transport.answer(
+      "retrieve_future",
+      (init) => this.#transport.api.POST("/api/v1/retrieve_future", { body, ...init }),
+      { signal, maxRetries: 0, timeoutMs: POLL_TIMEOUT_MS, headers },
+    );
   }
 
   #logPaused(change: QueueStateChange): void {

@@ -4,11 +4,18 @@
  * @module
  */
 import type { z } from "zod";
-import type { components } from "../generated/schema.js";
-import type { APIFuture, ProtobufResult } from "./core/futures.js";
-import { decodeForwardBackwardOutput, encodeForwardBackwardRequest } from "./internal/proto/forward-backward.js";
+import type { components } from "./core/wire.js";
+import { APIFuture } from "./core/futures.js";
+import type { ProtobufResult } from "./internal/poll.js";
 import { submitFuture, type SubmitContext } from "./internal/submit.js";
-import { ConflictError, InvalidArgumentError, ResponseValidationError } from "./core/errors.js";
+import { APIUserAbortError, ConflictError, InvalidArgumentError, ResponseValidationError } from "./core/errors.js";
+import { TrainingClientStoppedError } from "./core/training-errors.js";
+import { splitIntoChunks } from "./internal/chunking.js";
+import type { ByteBudget, ClientConfig } from "./internal/client-config.js";
+import { dispatchChunks, type Dispatched, type SendChunk } from "./internal/fwdbwd.js";
+import { customLossDatums, validateData, type CustomLossFn } from "./datums.js";
+import { decodeForwardBackwardOutput, encodeForwardBackwardRequest } from "./internal/proto/forward-backward.js";
+import { compressFwdbwdBody } from "./internal/zstd.js";
 import {
   ForwardBackwardOutputSchema,
   GetInfoResponseSchema,
@@ -24,14 +31,19 @@ import { checkConcurrency, SamplingClient, type SamplingContext } from "./sampli
 import { validateTtlSeconds } from "./core/ttl.js";
 import { formatTinkerPath, parseTinkerPath, validateCheckpointName } from "./core/tinker-path.js";
 import type { RequestInitExtras } from "./internal/transport.js";
-import { callOptionsOf, type RequestOptions } from "./core/options.js";
+import type { RequestOptions } from "./core/options.js";
+import { requestOptionsOf } from "./internal/request-options.js";
+import { rewordAPIError } from "./internal/reword.js";
 
 type Schemas = components["schemas"];
 /** One training example: model input tokens and the loss function's inputs (wire type). */
 export type Datum = Schemas["Datum"];
 /** A tensor on the wire: flat `data`, `dtype` and optional `shape`. */
 export type TensorData = Schemas["TensorData"];
-/** Loss functions the service knows. The local server implements `cross_entropy`. */
+/**
+ * Loss functions the service knows (PROTOCOL §11): `cross_entropy`, `importance_sampling`, `ppo`, `cispo`,
+ * `dro`. Build their datums with {@link crossEntropyDatum} and {@link rlDatum}.
+ */
 export type LossFnType = Schemas["LossFnType"];
 /** Adam hyper-parameters of an optimizer step (wire type; only `learning_rate` is required). */
 export type AdamParams = Schemas["AdamParams"];
@@ -50,22 +62,20 @@ export type GetInfoResponse = Schemas["GetInfoResponse"];
 /** Result of `unload`. */
 export type UnloadModelResponse = Schemas["UnloadModelResponse"];
 
-/** Options every training operation takes. */
-export interface TrainingCallOptions extends RequestOptions {
-  /** Aborts the submit (if not sent yet) and waiting on the future via `await`. */
-  signal?: AbortSignal;
-  /** Per-attempt HTTP time limit of the submit, in ms. Use `future.result({ timeoutMs })` to bound the wait. */
-  timeoutMs?: number;
-}
-
-/** Options of {@link TrainingClient.forwardBackward}. */
-export interface ForwardBackwardOptions extends TrainingCallOptions {
-  /** Extra loss parameters, sent as `loss_fn_config`. */
+/** Options of {@link TrainingClient.forwardBackward} and {@link TrainingClient.forward}. */
+export interface ForwardBackwardOptions extends RequestOptions {
+  /**
+   * Loss parameters, sent as `loss_fn_config`: `clip_low_threshold` / `clip_high_threshold` for `ppo` (default
+   * 0.8 / 1.2) and `cispo` (0 / 4), `beta` for `dro`. Finite numbers only.
+   */
   lossFnConfig?: Record<string, number>;
 }
 
+/** Options of {@link TrainingClient.forwardBackwardCustom}. */
+export type ForwardBackwardCustomOptions = RequestOptions;
+
 /** Options of {@link TrainingClient.saveState}. */
-export interface SaveStateOptions extends TrainingCallOptions {
+export interface SaveStateOptions extends RequestOptions {
   /** Seconds until the checkpoint expires (integer ≥ 3600). Omit to keep it until deleted. */
   ttlSeconds?: number;
   /** Replace an existing checkpoint of the same name (default false: a {@link ConflictError}). */
@@ -73,25 +83,29 @@ export interface SaveStateOptions extends TrainingCallOptions {
 }
 
 /** Options of {@link TrainingClient.saveWeightsForSampler}. */
-export interface SaveWeightsForSamplerOptions extends TrainingCallOptions {
+export interface SaveWeightsForSamplerOptions extends RequestOptions {
   /** Seconds until the checkpoint expires (integer ≥ 3600). */
   ttlSeconds?: number;
 }
 
 /** Options of {@link TrainingClient.loadState} and {@link TrainingClient.loadStateWithOptimizer}. */
-export interface LoadStateOptions extends TrainingCallOptions {
+export interface LoadStateOptions extends RequestOptions {
   /** Token granting access to another user's checkpoint, when needed. */
   weightsAccessToken?: string;
 }
 
 /** @internal What a training client shares with its service client. */
-export type TrainingClientContext = SubmitContext & {
+export interface TrainingClientContext extends SubmitContext {
+  /** The ServiceClient's client config (read once). */
+  config: ClientConfig;
+  /** The ServiceClient's submit byte budget of forward / forward_backward chunks. */
+  budget: ByteBudget;
   /** The sampling side of the service client: its shared context and the session's sampling counter (§10.4). */
   sampling?: { context: SamplingContext; nextSeq: () => number };
-};
+}
 
 /** Options of {@link TrainingClient.saveWeightsAndGetSamplingClient}. */
-export interface SaveAndGetSamplingClientOptions extends TrainingCallOptions {
+export interface SaveAndGetSamplingClientOptions extends RequestOptions {
   /** Sample requests in flight at once on the new client (default 400). */
   maxConcurrentRequests?: number;
 }
@@ -103,6 +117,10 @@ export interface SaveAndGetSamplingClientOptions extends TrainingCallOptions {
  * Every training operation takes its `seq_id` synchronously when called, so calling several before awaiting
  * any is safe: the service runs them in call order. A checkpoint captures exactly the operations with a lower
  * `seqId` on this client.
+ *
+ * The client is fail-stop: once an operation failed for good (its submit ended without a request id, or a chunk
+ * of a split call failed), every operation queued after it rejects, and every new call throws, with a
+ * {@link TrainingClientStoppedError} naming it; none of them is sent. Resume from the last checkpoint.
  *
  * @example
  * ```ts
@@ -135,68 +153,206 @@ export class TrainingClient {
   /**
    * Computes the loss on a batch and accumulates gradients (applied by the next {@link optimStep}).
    *
-   * @throws {InvalidArgumentError} before sending, when `data` is empty or malformed.
+   * The batch is split into chunks as the server's client config says (`fwdbwd_max_chunk_len`,
+   * `fwdbwd_max_chunk_bytes_count`); each chunk takes its own seq_id, all of them now. The result combines the
+   * chunks' results as the official SDK does (outputs in order, metrics by their `:reduction` suffix).
+   *
+   * @throws {InvalidArgumentError} / {@link InvalidDatumError} before sending, when `data` is empty or malformed.
+   * @throws {TrainingClientStoppedError} when an earlier operation failed for good.
    * @example
    * ```ts
    * const out = await training.forwardBackward([crossEntropyDatum([1, 2, 3, 4])], "cross_entropy");
-   * console.log(out.metrics["loss:sum"]);
+   * console.log(out.metrics["loss:sum"], out.loss_fn_outputs[0]?.["logprobs"]?.data);
    * ```
    */
   forwardBackward(data: Datum[], lossFn: LossFnType, options: ForwardBackwardOptions = {}): APIFuture<ForwardBackwardOutput> {
-    return this.#forwardBackwardChunk("forwardBackward", data, lossFn, options, false);
+    return this.#fwdbwd("forward_backward", data, lossFn, options);
   }
 
   /**
-   * Computes the loss and per-datum outputs (e.g. `logprobs`) on a batch **without** accumulating gradients
-   * (`forward_only`): the model and the next {@link optimStep} are unaffected. It is ordered like every
-   * training operation (it takes a seq_id).
+   * Computes the loss and per-token logprobs of a batch **without** accumulating gradients (`forward_only`).
+   * Split into chunks like {@link forwardBackward}.
    *
-   * @throws {InvalidArgumentError} before sending, when `data` is empty or malformed.
+   * @throws {InvalidArgumentError} / {@link InvalidDatumError} before sending, when `data` is empty or malformed.
+   * @throws {TrainingClientStoppedError} when an earlier operation failed for good.
    * @example
    * ```ts
    * const out = await training.forward([crossEntropyDatum([1, 2, 3, 4])], "cross_entropy");
-   * console.log(out.loss_fn_outputs[0]?.["logprobs"]?.data);
+   * console.log(out.loss_fn_outputs[0]?.["logprobs"]?.data); // the model is unchanged
    * ```
    */
   forward(data: Datum[], lossFn: LossFnType, options: ForwardBackwardOptions = {}): APIFuture<ForwardBackwardOutput> {
-    return this.#forwardBackwardChunk("forward", data, lossFn, options, true);
+    return this.#fwdbwd("forward", data, lossFn, options);
   }
 
   /**
-   * One forward / forward_backward request (one chunk: one encode, one seq_id, one submit, one poll), sent as
-   * protobuf (PROTOCOL §10.1) and polled with `Accept: application/x-protobuf`. The body is encoded before the
-   * seq_id is taken, so a datum that cannot be encoded throws at once and uses no seq_id.
+   * Trains on a loss you compute in TypeScript from the model's per-token logprobs (PROTOCOL §11.8). It is two
+   * plain calls: a {@link forward} with `cross_entropy` (datums without `weights` get zeros), then your `lossFn`
+   * gets each datum's logprobs and returns the loss and its gradient with respect to them, then a
+   * {@link forwardBackward} with `cross_entropy` and `weights = −grad`, which accumulates exactly your loss's
+   * gradient. The result is the second call's, with your `metrics` merged in (its `loss:sum` is the surrogate
+   * `Σ grad·logprob`, not your loss).
+   *
+   * Both calls take their seq_ids now (the forward first, then the forward_backward), so later calls queue
+   * after both; the forward_backward is sent once the forward's result and your gradient are in. If the forward
+   * or `lossFn` fails (it throws, or returns a malformed gradient), the reserved forward_backward can never be
+   * sent: the future rejects with that error and the client stops (fail-stop).
+   *
+   * Each datum may hold only `target_tokens` and `weights`.
+   *
+   * @throws {InvalidArgumentError} / {@link InvalidDatumError} before sending, for malformed data.
+   * @throws {TrainingClientStoppedError} when an earlier operation failed for good.
+   * @example
+   * ```ts
+   * // −Σ w·logprob: trains exactly like cross_entropy
+   * const out = await training.forwardBackwardCustom([crossEntropyDatum([1, 2, 3, 4])], (logprobs) => {
+   *   let loss = 0;
+   *   const grad = logprobs.map((lp) => lp.map(() => -1));
+   *   for (const lp of logprobs) for (const v of lp) loss -= v;
+   *   return { loss, grad, metrics: { "custom_loss:sum": loss } };
+   * });
+   * console.log(out.metrics["custom_loss:sum"]);
+   * ```
    */
-  #forwardBackwardChunk(
-    method: "forward" | "forwardBackward",
+  forwardBackwardCustom(data: Datum[], lossFn: CustomLossFn, options: ForwardBackwardCustomOptions = {}): APIFuture<ForwardBackwardOutput> {
+    if (typeof lossFn !== "function") throw new InvalidArgumentError("forwardBackwardCustom needs lossFn: (logprobs: Float32Array[]) => { loss, grad, metrics? }.");
+    const custom = customLossDatums(data);
+    this.#assertCallable("forward_backward_custom", options);
+    const chunks = this.#split(custom.forwardData);
+    const forward = this.#fwdbwdChunks("forward", custom.forwardData, "cross_entropy", {}, options, chunks);
+    const k = chunks.length;
+    const first = this.#seq.next(k);
+    let requestId!: Promise<string>;
+    const settled = new Promise<ForwardBackwardOutput>((resolveSettled, rejectSettled) => {
+      requestId = this.#seq.inTurn(
+        first,
+        k,
+        async () => {
+          let metrics: Record<string, number> = {};
+          let dispatched: Dispatched;
+          try {
+            const out = await forward;
+            const step = custom.backwardData(out, lossFn);
+            metrics = step.metrics;
+            const chunks2 = this.#split(step.data);
+            dispatched = await dispatchChunks(this.#dispatchContext(), {
+              operation: "forward_backward",
+              firstSeqId: first,
+              chunks: chunks2,
+              ...this.#wire(false, chunks2, first, "cross_entropy", undefined),
+              options,
+              onFatal: () => undefined,
+            });
+          } catch (err) {
+            this.#seq.stop({ operation: "forward_backward", seqId: first, cause: err });
+            throw err;
+          }
+          dispatched.result.then((r) => resolveSettled({ ...r, metrics: { ...r.metrics, ...metrics } }), rejectSettled);
+          return dispatched.requestId;
+        },
+        () => this.#stoppedError("forward_backward", first),
+      );
+      requestId.catch(rejectSettled);
+    });
+    return new APIFuture({
+      seqId: forward.seqId,
+      operation: "forward_backward_custom",
+      requestId,
+      settled,
+      wait: options.signal === undefined ? {} : { signal: options.signal },
+    });
+  }
+
+  #fwdbwd(operation: "forward" | "forward_backward", data: Datum[], lossFn: LossFnType, options: ForwardBackwardOptions): APIFuture<ForwardBackwardOutput> {
+    validateData(data, lossFn, operation === "forward" ? "forward" : "forwardBackward");
+    const lossFnConfig = validateLossFnConfig(options.lossFnConfig);
+    this.#assertCallable(operation, options);
+    return this.#fwdbwdChunks(operation, data, lossFn, lossFnConfig, options, this.#split(data));
+  }
+
+  #split(data: Datum[]): ReturnType<typeof splitIntoChunks> {
+    const { fwdbwd_max_chunk_len, fwdbwd_max_chunk_bytes_count } = this.#ctx.config;
+    return splitIntoChunks(data, { maxChunkLen: fwdbwd_max_chunk_len, maxChunkBytes: fwdbwd_max_chunk_bytes_count });
+  }
+
+  /** Takes the chunks' seq_ids now and dispatches them in their turn. */
+  #fwdbwdChunks(
+    operation: "forward" | "forward_backward",
     data: Datum[],
     lossFn: LossFnType,
+    lossFnConfig: Record<string, number> | undefined,
     options: ForwardBackwardOptions,
-    forwardOnly: boolean,
+    chunks: ReturnType<typeof splitIntoChunks>,
   ): APIFuture<ForwardBackwardOutput> {
-    validateData(data, method);
-    const seqId = this.#seq.peek;
-    const body = encodeForwardBackwardRequest({ modelId: this.modelId, seqId, data, lossFn, lossFnConfig: options.lossFnConfig, forwardOnly });
-    const protobuf = {
-      headers: { accept: PROTOBUF_MEDIA_TYPE, requestType: forwardOnly ? "Forward" : "ForwardBackward" },
-      decode: decodeForwardBackwardOutput,
-    };
-    return this.#submitOrdered(
-      forwardOnly ? "forward" : "forward_backward",
-      ForwardBackwardOutputSchema,
-      options,
-      (seq, init) => {
-        if (seq !== seqId) throw new Error(`internal error: ${method} encoded seq_id ${seqId} but took ${seq}`);
-        return this.#ctx.transport.api.POST("/api/v1/forward_backward", {
-          ...init,
-          body: body as never,
-          bodySerializer: (b: unknown) => b as never,
-          headers: { ...init.headers, "Content-Type": PROTOBUF_MEDIA_TYPE },
-        });
-      },
-      undefined,
-      protobuf,
+    const k = chunks.length;
+    // Encoded before the seq ids are taken (they are known: the next k), so a datum that cannot be encoded
+    // throws at once and uses none.
+    const wire = this.#wire(operation === "forward", chunks, this.#seq.peek, lossFn, lossFnConfig);
+    const first = this.#seq.next(k);
+    const turn = this.#seq.inTurn(
+      first,
+      k,
+      () =>
+        dispatchChunks(this.#dispatchContext(), {
+          operation,
+          firstSeqId: first,
+          chunks,
+          ...wire,
+          options,
+          onFatal: (cause) => {
+            if (k > 1 || !isAnswer(operation, cause)) this.#seq.stop({ operation, seqId: first, cause });
+          },
+        }),
+      () => this.#stoppedError(operation, first),
     );
+    return new APIFuture({
+      seqId: first,
+      operation,
+      requestId: turn.then((d) => d.requestId),
+      settled: turn.then((d) => d.result),
+      wait: options.signal === undefined ? {} : { signal: options.signal },
+    });
+  }
+
+  #dispatchContext(): Parameters<typeof dispatchChunks>[0] {
+    return { transport: this.#ctx.transport, poller: this.#ctx.poller, budget: this.#ctx.budget, parallel: this.#ctx.config.parallel_fwdbwd_chunks };
+  }
+
+  /**
+   * The chunks on the wire (PROTOCOL §10.1): one protobuf `ForwardBackwardRequest` per chunk, chunk i with seq_id
+   * `first + i`, zstd-compressed when the client config asks and the runtime can; results polled as protobuf.
+   */
+  #wire(
+    forwardOnly: boolean,
+    chunks: ReturnType<typeof splitIntoChunks>,
+    first: number,
+    lossFn: LossFnType,
+    lossFnConfig: Record<string, number> | undefined,
+  ): { sendChunk: SendChunk; protobuf: ProtobufResult<ForwardBackwardOutput> } {
+    const compress = this.#ctx.config.proto_compress_fwdbwd;
+    const bodies = chunks.map((chunk, i) =>
+      compressFwdbwdBody(
+        encodeForwardBackwardRequest({ modelId: this.modelId, seqId: first + i, data: chunk.data, lossFn, lossFnConfig, forwardOnly }),
+        compress,
+      ),
+    );
+    return {
+      sendChunk: (i) => (init) =>
+        this.#ctx.transport.api.POST("/api/v1/forward_backward", {
+          ...init,
+          body: bodies[i]!.body as never,
+          bodySerializer: (b: unknown) => b as never,
+          headers: {
+            ...init.headers,
+            "Content-Type": PROTOBUF_MEDIA_TYPE,
+            ...(bodies[i]!.encoding === undefined ? {} : { "Content-Encoding": bodies[i]!.encoding }),
+          },
+        }),
+      protobuf: {
+        headers: { accept: PROTOBUF_MEDIA_TYPE, requestType: forwardOnly ? "Forward" : "ForwardBackward" },
+        decode: decodeForwardBackwardOutput,
+      },
+    };
   }
 
   /**
@@ -208,7 +364,7 @@ export class TrainingClient {
    * await training.optimStep({ learning_rate: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-12 });
    * ```
    */
-  optimStep(adamParams: AdamParams, options: TrainingCallOptions = {}): APIFuture<OptimStepResponse> {
+  optimStep(adamParams: AdamParams, options: RequestOptions = {}): APIFuture<OptimStepResponse> {
     if (typeof adamParams !== "object" || adamParams === null) {
       throw new InvalidArgumentError("optimStep needs adamParams, e.g. { learning_rate: 1e-4 }.");
     }
@@ -265,14 +421,7 @@ export class TrainingClient {
         }),
       (err) =>
         err instanceof ConflictError
-          ? new ConflictError({
-              status: err.status,
-              headers: err.headers,
-              body: err.body,
-              method: err.method,
-              url: err.url,
-              message: `Checkpoint ${path} already exists. Pass { overwrite: true } to saveState to replace it, or choose another name.`,
-            })
+          ? rewordAPIError(err, `Checkpoint ${path} already exists. Pass { overwrite: true } to saveState to replace it, or choose another name.`)
           : err,
     );
   }
@@ -381,12 +530,12 @@ export class TrainingClient {
    * console.log(info.model_data.model_name, info.lora_rank);
    * ```
    */
-  getInfo(options: TrainingCallOptions = {}): Promise<GetInfoResponse> {
+  getInfo(options: RequestOptions = {}): Promise<GetInfoResponse> {
     return this.#ctx.transport.call(
       "get_info",
       (init) => this.#ctx.transport.api.POST("/api/v1/get_info", { body: { model_id: this.modelId, type: "get_info" }, ...init }),
       GetInfoResponseSchema,
-      callOptionsOf(options),
+      requestOptionsOf(options),
     );
   }
 
@@ -398,7 +547,7 @@ export class TrainingClient {
    * await training.unload();
    * ```
    */
-  unload(options: TrainingCallOptions = {}): APIFuture<UnloadModelResponse> {
+  unload(options: RequestOptions = {}): APIFuture<UnloadModelResponse> {
     return submitFuture(this.#ctx, {
       operation: "unload_model",
       seqId: 0,
@@ -433,17 +582,20 @@ export class TrainingClient {
   }
 
   /**
+   * Throws at once (taking no seq_id) when the signal is already aborted.
    * Takes the next seq_id now, submits in seq order (one idempotency key for all attempts of this request, the
-   * body — with its seq_id — identical on every retry), then polls the future concurrently.
+   * body — with its seq_id — identical on every retry), then polls the future concurrently. A submit that fails
+   * for good stops the client (except a 409 on a save, which is an answer: nothing ran).
    */
   #submitOrdered<T>(
     operation: string,
     schema: z.ZodType<T>,
-    options: TrainingCallOptions,
+    options: RequestOptions,
     send: (seq: number, init: RequestInitExtras) => ReturnType<RequestFn>,
     mapSubmitError: (err: unknown) => unknown = (err) => err,
     protobuf?: ProtobufResult<T>,
   ): APIFuture<T> {
+    this.#assertCallable(operation, options);
     const seq = this.#seq.next();
     return submitFuture(this.#ctx, {
       operation,
@@ -451,11 +603,60 @@ export class TrainingClient {
       send: (init) => send(seq, init),
       schema,
       options,
-      gate: (submit) => this.#seq.inTurn(seq, submit),
+      gate: (submit) =>
+        this.#seq.inTurn(
+          seq,
+          1,
+          async () => {
+            try {
+              return await submit();
+            } catch (err) {
+              if (!isAnswer(operation, err)) this.#seq.stop({ operation, seqId: seq, cause: err });
+              throw err;
+            }
+          },
+          () => this.#stoppedError(operation, seq),
+        ),
       mapSubmitError,
       ...(protobuf === undefined ? {} : { protobuf }),
     });
   }
+
+  /** Before taking a seq_id: a stopped client refuses, and an already-aborted signal takes none. */
+  #assertCallable(operation: string, options: RequestOptions): void {
+    const failed = this.#seq.stopped;
+    if (failed !== undefined) throw new TrainingClientStoppedError({ modelId: this.modelId, failed, operation });
+    if (options.signal?.aborted === true) {
+      throw new APIUserAbortError({
+        cause: options.signal.reason,
+        message: `${operation} was aborted by the caller before it was sent; it took no seq_id.`,
+      });
+    }
+  }
+
+  #stoppedError(operation: string, seqId: number): TrainingClientStoppedError {
+    return new TrainingClientStoppedError({ modelId: this.modelId, failed: this.#seq.stopped!, operation, seqId });
+  }
+}
+
+/** A submit error that is the server's answer, not a failure of the order: a 409 on a save (nothing ran). */
+function isAnswer(operation: string, err: unknown): boolean {
+  if (err instanceof TrainingClientStoppedError) return true;
+  return err instanceof ConflictError && (operation === "save_weights" || operation === "save_weights_for_sampler");
+}
+
+/** Checks `lossFnConfig`: a record of finite numbers (sent as `loss_fn_config`). */
+function validateLossFnConfig(config: Record<string, number> | undefined): Record<string, number> | undefined {
+  if (config === undefined) return undefined;
+  if (typeof config !== "object" || config === null || Array.isArray(config)) {
+    throw new InvalidArgumentError("lossFnConfig must be an object of numbers, e.g. { clip_low_threshold: 0.8, clip_high_threshold: 1.2 }.");
+  }
+  for (const [key, value] of Object.entries(config)) {
+    if (typeof value !== "number" || !Number.isFinite(value)) {
+      throw new InvalidArgumentError(`lossFnConfig.${key} must be a finite number, got ${String(value)}.`);
+    }
+  }
+  return config;
 }
 
 type RequestFn = (init: RequestInitExtras) => Promise<{ data?: unknown; error?: unknown; response: Response }>;
@@ -463,51 +664,4 @@ type RequestFn = (init: RequestInitExtras) => Promise<{ data?: unknown; error?: 
 /** The media type of protobuf bodies and results. */
 const PROTOBUF_MEDIA_TYPE = "application/x-protobuf";
 
-
-function validateData(data: Datum[], method: string): void {
-  if (!Array.isArray(data) || data.length === 0) {
-    throw new InvalidArgumentError(`${method} needs a non-empty array of Datum (see crossEntropyDatum).`);
-  }
-  data.forEach((datum, i) => {
-    const chunks = (datum as Partial<Datum> | undefined)?.model_input?.chunks;
-    if (!Array.isArray(chunks) || chunks.length === 0) {
-      throw new InvalidArgumentError(`data[${i}].model_input.chunks must be a non-empty array of chunks, e.g. { type: "encoded_text", tokens }.`);
-    }
-    if ((datum.loss_fn_inputs ?? {})["target_tokens"] === undefined) {
-      throw new InvalidArgumentError(`data[${i}].loss_fn_inputs.target_tokens is required (every loss function reads it).`);
-    }
-  });
-}
-
-/**
- * Builds a next-token-prediction {@link Datum} from a token sequence: the model reads `tokens[0..n-2]` and
- * predicts `tokens[1..n-1]`, each position weighted by `weights` (default 1).
- *
- * @throws {InvalidArgumentError} when there are fewer than 2 tokens, a token is not a non-negative integer,
- *   or `weights` has the wrong length.
- * @example
- * ```ts
- * const datum = crossEntropyDatum([10, 20, 30, 40]);
- * // model_input tokens [10, 20, 30], target_tokens [20, 30, 40]
- * ```
- */
-export function crossEntropyDatum(tokens: readonly number[], options: { weights?: readonly number[] } = {}): Datum {
-  if (!Array.isArray(tokens) || tokens.length < 2) {
-    throw new InvalidArgumentError("crossEntropyDatum needs at least 2 tokens.");
-  }
-  tokens.forEach((t, i) => {
-    if (!Number.isInteger(t) || t < 0) throw new InvalidArgumentError(`tokens[${i}] must be a non-negative integer, got ${String(t)}.`);
-  });
-  const n = tokens.length - 1;
-  const weights = options.weights ?? new Array<number>(n).fill(1);
-  if (weights.length !== n) {
-    throw new InvalidArgumentError(`weights must have ${n} entries (one per predicted token), got ${weights.length}.`);
-  }
-  return {
-    model_input: { chunks: [{ type: "encoded_text", tokens: tokens.slice(0, n) }] },
-    loss_fn_inputs: {
-      target_tokens: { data: tokens.slice(1), dtype: "int64", shape: [n] },
-      weights: { data: [...weights], dtype: "float32", shape: [n] },
-    },
-  };
-}
+export { crossEntropyDatum, rlDatum, type CustomLossFn, type CustomLossResult, type RlDatumOptions } from "./datums.js";

@@ -112,6 +112,19 @@ describe("tinker-ts CLI", { concurrency: true }, () => {
     assert.doesNotMatch(unconfigured.stderr, /\{ ?baseUrl|apiKey ?\}/, "no SDK option names");
   });
 
+  test("retries with a 30 s budget and prints a retrying… line per retry on stderr", async () => {
+    const flaky = await startLocalServer({ apiKey: server.apiKey, faults: [{ path: "/api/v1/training_runs", method: "GET", times: 2, status: 503, retryAfter: 0 }] });
+    try {
+      const r = await cli(["run", "list"], { env: { TINKER_BASE_URL: flaky.baseUrl } });
+      assert.equal(r.code, 0, r.stderr);
+      const lines = r.stderr.split("\n").filter((l) => l.startsWith("retrying "));
+      assert.equal(lines.length, 2, r.stderr);
+      assert.match(lines[0]!, /^retrying GET \/api\/v1\/training_runs in 0\.0 s \(503 Service Unavailable; retry 1, \d+ s of the 30 s budget left\)…$/);
+    } finally {
+      await flaky.close();
+    }
+  });
+
   test("checkpoint list: table and JSON, per run and across runs", async () => {
     const json = await cli(["checkpoint", "list", "--run-id", run.runId, "--format", "json"]);
     assert.equal(json.code, 0, json.stderr);
@@ -260,7 +273,7 @@ describe("tinker-ts CLI", { concurrency: true }, () => {
       let stderr = "";
       const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no "still being generated" line: ${stderr}`)), 20_000);
+        const timer = setTimeout(() => reject(new Error(`no "still being generated" line: ${stderr}`)), 90_000); // the child starts tsx: slow on a loaded machine
         child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
           stderr += chunk;
           if (/still being generated/.test(stderr)) {

@@ -10,6 +10,10 @@ import {
   resumeOrStart,
   saveAndRecord,
   startLocalServer,
+  rlDatum,
+  TrainingClientStoppedError,
+  type Datum,
+  type TrainingClient,
 } from "../src/index.js";
 
 export async function quickStart(): Promise<void> {
@@ -86,4 +90,44 @@ export async function sampling(service: ServiceClient): Promise<void> {
   const scored: (number | null)[] = await sampler.computeLogprobs([151644, 872, 198]);
   const info = await service.createRestClient().getSampler(sampler.samplingSessionId);
   void [named, base, lp, topk, scored, info.base_model, info.model_path];
+}
+
+export async function lossesAndFailStop(
+  service: ServiceClient,
+  start: TrainingClient,
+  batch: Datum[],
+  promptTokens: number[],
+  completionTokens: number[],
+  samplerLogprobs: number[],
+  advantage: number,
+  lastCheckpointPath: string,
+): Promise<void> {
+  let training = start;
+  const datum = rlDatum([...promptTokens, ...completionTokens], {
+    logprobs: [...promptTokens.map(() => 0), ...samplerLogprobs],
+    advantages: [...promptTokens.map(() => 0), ...completionTokens.map(() => advantage)],
+  });
+  const out = await training.forwardBackward([datum], "ppo", { lossFnConfig: { clip_low_threshold: 0.8, clip_high_threshold: 1.2 } });
+  const before = await training.forward([datum], "ppo");
+  void out;
+  void before;
+  const custom = await training.forwardBackwardCustom(batch, (logprobs) => {
+    let loss = 0;
+    const grad = logprobs.map((lp, i) => {
+      const w = batch[i]!.loss_fn_inputs["weights"]!.data;
+      lp.forEach((v, j) => (loss -= w[j]! * v));
+      return Float32Array.from(w, (x) => -x);
+    });
+    return { loss, grad, metrics: { my_loss: loss } };
+  });
+  void custom;
+  try {
+    await training.optimStep({ learning_rate: 1e-4 });
+  } catch (err) {
+    if (!(err instanceof TrainingClientStoppedError)) throw err;
+    console.error(`stopped by ${err.failedOperation} (seq_id ${err.failedSeqId}); resuming`);
+    training = await service.createTrainingClientFromStateWithOptimizer(lastCheckpointPath);
+  }
+  const server = await startLocalServer({ clientConfig: { fwdbwd_max_chunk_len: 8 } });
+  await server.close();
 }

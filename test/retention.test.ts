@@ -178,7 +178,7 @@ describe("retention against the local server", () => {
     const base = `tinker://${training.modelId}/weights`;
     await rolling.save();
     server.setFaults([{ path: "/api/v1/training_runs/", method: "DELETE", times: 1, status: 403 }]);
-    let r2;
+    let r2: Awaited<ReturnType<typeof rolling.save>>;
     try {
       r2 = await rolling.save();
     } finally {

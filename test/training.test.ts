@@ -208,7 +208,7 @@ describe("training persistence against the local server", () => {
     const training = await service.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });
     await trainSteps(training, 0, 1);
     server.setFaults([{ path: "/api/v1/optim_step", method: "POST", times: 1, status: 503 }]);
-    let result;
+    let result: Awaited<ReturnType<typeof training.optimStep>>;
     try {
       result = await training.optimStep(ADAM);
     } finally {
@@ -219,7 +219,7 @@ describe("training persistence against the local server", () => {
     );
     const last2 = attempts.slice(-2);
     assert.equal(last2.length, 2);
-    assert.equal((last2[0]?.body as { seq_id: number }).seq_id, (last2[1]?.body as { seq_id: number }).seq_id);
+    assert.equal((last2[0]?.body as { seq_id: number } | undefined)?.seq_id, (last2[1]?.body as { seq_id: number } | undefined)?.seq_id);
     assert.equal(last2[0]?.headers["x-idempotency-key"], last2[1]?.headers["x-idempotency-key"]);
     assert.equal(result?.metrics?.["step"], 2, "the optimizer stepped once, not twice");
   });

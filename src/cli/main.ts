@@ -12,6 +12,7 @@ import { pathToFileURL } from "node:url";
 import { APIConnectionError, APITimeoutError, ConfigurationError } from "../core/errors.js";
 import { DestinationExistsError } from "../download/errors.js";
 import { redact } from "../internal/redact.js";
+import type { RetryEvent } from "../internal/retry.js";
 import { SDK_VERSION } from "../internal/transport.js";
 import { RestClient } from "../rest-client.js";
 import { runCheckpointCommand } from "./checkpoint.js";
@@ -52,14 +53,35 @@ export function processIO(): CliIO {
   return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
 }
 
+/** How long the CLI retries a request (ms): a command should answer within a minute, not wait out an outage. */
+export const CLI_RETRY_BUDGET_MS = 30_000;
+
 /**
- * Builds the REST client from `TINKER_BASE_URL`/`TINKER_API_KEY`.
+ * Builds the REST client from `TINKER_BASE_URL`/`TINKER_API_KEY`, with the CLI's short retry budget
+ * ({@link CLI_RETRY_BUDGET_MS}); each retry prints a "retrying…" line on `stderr` when given.
  *
  * @throws {ConfigurationError} when nothing is configured (the message says how to start the local server) or the key
  *   is missing or malformed.
+ * @example
+ * ```ts
+ * const rest = restFromEnv(process.env, process.stderr);
+ * ```
  */
-export function restFromEnv(env: NodeJS.ProcessEnv): RestClient {
-  return RestClient.fromEnv({}, env);
+export function restFromEnv(env: NodeJS.ProcessEnv, stderr?: { write(text: string): unknown }): RestClient {
+  const secrets = [env["TINKER_API_KEY"]?.trim()];
+  return RestClient.fromEnv(
+    {
+      retryBudgetMs: CLI_RETRY_BUDGET_MS,
+      ...(stderr === undefined ? {} : { onRetry: (e: RetryEvent) => stderr.write(redact(`${retryLine(e)}\n`, secrets)) }),
+    },
+    env,
+  );
+}
+
+/** `retrying GET /api/v1/training_runs in 1.0 s (503 Service Unavailable; retry 1, 29 s of the 30 s budget left)…` */
+function retryLine(e: RetryEvent): string {
+  const left = Math.max(0, Math.round((e.budgetMs - e.elapsedMs) / 1000));
+  return `retrying ${e.method} ${e.path} in ${(e.delayMs / 1000).toFixed(1)} s (${e.reason}; retry ${e.attempt}, ${left} s of the ${Math.round(e.budgetMs / 1000)} s budget left)…`;
 }
 
 /**
@@ -72,7 +94,7 @@ export function restFromEnv(env: NodeJS.ProcessEnv): RestClient {
  */
 export async function main(argv: string[] = process.argv.slice(2), io: CliIO = processIO()): Promise<number> {
   const [command, ...args] = argv;
-  const restFactory = (): RestClient => restFromEnv(io.env);
+  const restFactory = (): RestClient => restFromEnv(io.env, io.stderr);
   try {
     switch (command) {
       case undefined:

@@ -86,6 +86,10 @@ export interface APIErrorInit {
   attempts?: number;
   /** Overrides the request id found in the `x-request-id` header or a `request_id` body field. */
   requestId?: string;
+  /** Replaces the status's generic next step at the end of the message (e.g. after retries ran out). */
+  nextStep?: string;
+  /** How long the attempts took (ms), when the request was retried; shown with `attempts`. */
+  elapsedMs?: number;
 }
 
 /**
@@ -137,7 +141,8 @@ export class APIError extends TinkerError {
     const target = describeTarget(init.method, init.url, secrets);
     const statusText = STATUS_CODES[init.status] ?? "";
     const status = `${init.status}${statusText === "" ? "" : ` ${statusText}`}`;
-    const attempts = init.attempts !== undefined && init.attempts > 1 ? ` after ${init.attempts} attempts` : "";
+    const over = init.elapsedMs === undefined ? "" : ` over ${Math.round(init.elapsedMs / 1000)} s`;
+    const attempts = init.attempts !== undefined && init.attempts > 1 ? ` after ${init.attempts} attempts${over}` : "";
     const rid = requestId === undefined ? "" : ` (request id ${requestId})`;
     if (init.status >= 300 && init.status < 400) {
       const location = headers.get("location");
@@ -155,7 +160,7 @@ export class APIError extends TinkerError {
     }
     const detail = extractDetail(body);
     const detailText = detail === undefined ? " (empty body)" : `: ${detail}`;
-    return `${target} failed with ${status}${attempts}${detailText}${rid}. ${nextStepFor(init.status)}`;
+    return `${target} failed with ${status}${attempts}${detailText}${rid}. ${init.nextStep ?? nextStepFor(init.status)}`;
   }
 
   /**

@@ -1,25 +1,53 @@
 /**
- * The options object every public method ends with, and how it maps onto transport call options.
+ * The options object every public method that talks to the server ends with. Methods extend
+ * {@link RequestOptions} with what they add (`ForwardBackwardOptions`, `PageOptions`, ...).
  *
  * @module
  */
-import type { CallOptions } from "../internal/transport.js";
 
-/** Options every method that talks to the server accepts. */
+/**
+ * Options every method that talks to the server accepts. For a training operation, `signal` aborts the
+ * submit (if not sent yet) and waiting on the future via `await`, and `timeoutMs` limits each HTTP attempt of
+ * the submit (use `future.result({ timeoutMs })` to bound the wait).
+ *
+ * @example
+ * ```ts
+ * const options: RequestOptions = { signal: AbortSignal.timeout(30_000), timeoutMs: 10_000, retryBudgetMs: 60_000 };
+ * await rest.listTrainingRuns(options);
+ * ```
+ */
 export interface RequestOptions {
   /** Aborts the request (→ `APIUserAbortError`), also while waiting to retry. */
   signal?: AbortSignal;
   /** Per-attempt HTTP time limit in ms. */
   timeoutMs?: number;
-  /** Retries after connection errors, 408, 429 and ≥500 (default: the client's). */
+  /**
+   * How long connection errors, 408, 429 and ≥500 are retried, in ms (default: the client's, 300 000). For a
+   * training operation it also bounds a run of failed polls of its result.
+   */
+  retryBudgetMs?: number;
+  /** Caps the retries inside the budget (default: the client's; no cap). */
   maxRetries?: number;
 }
 
-/** Picks the transport options out of a method's options object (dropping the method's own fields). */
-export function callOptionsOf(options: RequestOptions | undefined): CallOptions {
-  const out: CallOptions = {};
-  if (options?.signal !== undefined) out.signal = options.signal;
-  if (options?.timeoutMs !== undefined) out.timeoutMs = options.timeoutMs;
-  if (options?.maxRetries !== undefined) out.maxRetries = options.maxRetries;
-  return out;
-}
+/**
+ * The options of a training operation: {@link RequestOptions} (the same type, under the name earlier releases used).
+ *
+ * @example
+ * ```ts
+ * const options: TrainingCallOptions = { signal: AbortSignal.timeout(60_000) };
+ * await training.optimStep({ learning_rate: 1e-4 }, options);
+ * ```
+ */
+export type TrainingCallOptions = RequestOptions;
+
+/**
+ * The options of a {@link RestClient} method: {@link RequestOptions} (the same type, under the name earlier releases used).
+ *
+ * @example
+ * ```ts
+ * const options: RestRequestOptions = { timeoutMs: 5_000 };
+ * await rest.listTrainingRuns(options);
+ * ```
+ */
+export type RestRequestOptions = RequestOptions;

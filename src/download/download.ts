@@ -24,8 +24,9 @@ import {
   NotFoundError,
   TinkerError,
 } from "../core/errors.js";
-import { DestinationExistsError, UnsafeArchiveError, IncompleteCheckpointError } from "./errors.js";
+import { ArchiveChangedError, DestinationExistsError, UnsafeArchiveError, IncompleteCheckpointError } from "./errors.js";
 import { leanGet, type LeanResponse } from "../internal/net/lean-http.js";
+import { backoffMs } from "../internal/backoff.js";
 import { abortableSleep } from "../internal/sleep.js";
 import { parseTinkerPath } from "../core/tinker-path.js";
 import { StreamingUntar } from "./untar.js";
@@ -50,6 +51,8 @@ export const DEFAULT_DOWNLOAD_MAX_ATTEMPTS = 5;
 /** Inactivity limit of the archive transfer and time limit of each REST call, unless `timeoutMs` says otherwise. */
 export const DEFAULT_DOWNLOAD_TIMEOUT_MS = 60_000;
 
+/** Largest delay between transfer attempts that made no progress (they start at `retryDelayMs` and double). */
+const MAX_RECONNECT_DELAY_MS = 8_000;
 /** Hard cap on attempts that did make progress: `maxAttempts` times this. */
 const MAX_ATTEMPTS_FACTOR = 20;
 /** Progress is reported at most once per this many milliseconds (plus phase changes and the final call). */
@@ -131,6 +134,7 @@ export interface DownloadCheckpointResult {
  */
 export function checkpointDirName(tinkerPath: string): string {
   const p = parseTinkerPath(tinkerPath);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this replaces
   const safe = (s: string): string => s.replace(/[/\\:*?"<>|\u0000-\u001f\u007f]/g, "_");
   return `${safe(p.trainingRunId)}_${p.checkpointKind}_${safe(p.checkpointName)}`;
 }
@@ -142,7 +146,10 @@ export function checkpointDirName(tinkerPath: string): string {
  * Order of work: the path is validated (nothing is sent for an invalid one); an existing destination without
  * `force` fails before anything is downloaded; the signed URL is fetched from `rest`; the archive streams
  * into `.<dir-name>.tmp-<random>/` next to the destination; an interrupted transfer resumes with
- * `Range: bytes=<have>-` (a `200` answer restarts from 0; a `401`/`403`/`410` from the download host gets a
+ * `Range: bytes=<have>-` and `If-Range: <the first response's ETag, else Last-Modified>`; every response's
+ * validator is checked, and an archive that changed meanwhile (the checkpoint was saved again) is downloaded again
+ * from byte 0, once (a second change is an {@link ArchiveChangedError}), so two versions are never mixed
+ * (a `200` answer restarts from 0; a `401`/`403`/`410` from the download host gets a
  * fresh signed URL); the byte count is checked against `Content-Length`/`Content-Range`; entries are extracted
  * under strict checks (no absolute paths, no `..`, no links of any kind, no devices or FIFOs; special
  * permission bits dropped); the `checkpoint_complete` marker must exist; then the directory is renamed into
@@ -157,6 +164,7 @@ export function checkpointDirName(tinkerPath: string): string {
  * @throws {IncompleteCheckpointError} when the archive lacks the `checkpoint_complete` marker.
  * @throws {ArchiveExtractionError} when the archive is corrupt or cannot be written to disk.
  * @throws {APIConnectionError} when the transfer still fails after `maxAttempts` attempts.
+ * @throws {ArchiveChangedError} when the archive changed during the download, again after one fresh start.
  * @throws {APIUserAbortError} when `signal` aborts.
  * @example
  * ```ts
@@ -297,7 +305,32 @@ interface TransferContext {
 /** What one attempt ended with. */
 type AttemptOutcome =
   | { kind: "done" }
-  | { kind: "retry"; reason: unknown; restart?: boolean; refreshUrl?: boolean; noDelay?: boolean };
+  | { kind: "retry"; reason: unknown; restart?: boolean; refreshUrl?: boolean; noDelay?: boolean; changed?: boolean };
+
+/** What identifies one version of the archive: its strong ETag, else its Last-Modified date. */
+interface Validator {
+  etag: string | undefined;
+  lastModified: string | undefined;
+}
+
+function validatorOf(headers: Readonly<Record<string, string>>): Validator {
+  const etag = headers["etag"]?.trim();
+  // A weak ETag (W/"...") may not be used with If-Range (RFC 9110 §13.1.5): fall back to Last-Modified.
+  return { etag: etag === undefined || etag === "" || etag.startsWith("W/") ? undefined : etag, lastModified: headers["last-modified"]?.trim() || undefined };
+}
+
+/** Whether `seen` names another version than `first` (compared on the validator `first` offers). */
+function versionChanged(first: Validator, seen: Validator): boolean {
+  if (first.etag !== undefined) return seen.etag !== first.etag;
+  if (first.lastModified !== undefined) return seen.lastModified !== first.lastModified;
+  return false;
+}
+
+/** Per-download state shared by the attempts: the first response's validator and how often the archive changed. */
+interface VersionState {
+  validator: Validator | undefined;
+  changes: number;
+}
 
 /**
  * Streams the signed URL into the extractor, resuming with Range after interruptions (the extractor has
@@ -314,6 +347,7 @@ async function transferArchive(rest: ArchiveUrlProvider, tinkerPath: string, sin
   let total: number | null = null;
   let failures = 0;
   let lastReason: unknown;
+  const version: VersionState = { validator: undefined, changes: 0 };
 
   for (let attempt = 1; ; attempt++) {
     if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
@@ -322,7 +356,7 @@ async function transferArchive(rest: ArchiveUrlProvider, tinkerPath: string, sin
       link = await rest.getCheckpointArchiveUrlFromTinkerPath(tinkerPath, restOptions);
     }
     const before = sink.bytes;
-    const outcome = await attemptTransfer(link.url, sink, total, tinkerPath, ctx, (t) => {
+    const outcome = await attemptTransfer(link.url, sink, total, tinkerPath, ctx, version, (t) => {
       total = t;
     });
     if (outcome.kind === "done") {
@@ -331,7 +365,15 @@ async function transferArchive(rest: ArchiveUrlProvider, tinkerPath: string, sin
     }
     lastReason = outcome.reason;
     const progressed = sink.bytes > before;
-    if (outcome.restart === true) await sink.restart();
+    if (outcome.changed === true) {
+      // The checkpoint was saved again meanwhile: start over once on the new version; a second change is an error.
+      version.changes++;
+      if (version.changes > 1) throw new ArchiveChangedError(tinkerPath);
+    }
+    if (outcome.restart === true) {
+      await sink.restart();
+      version.validator = undefined; // the fresh start records the validator of the version it gets
+    }
     // An attempt that received new bytes resets the count: only attempts that make no progress are bounded.
     failures = progressed ? 1 : failures + 1;
     if (failures >= ctx.maxAttempts || attempt >= ctx.maxAttempts * MAX_ATTEMPTS_FACTOR) {
@@ -347,7 +389,7 @@ async function transferArchive(rest: ArchiveUrlProvider, tinkerPath: string, sin
       link = await rest.getCheckpointArchiveUrlFromTinkerPath(tinkerPath, restOptions);
     }
     if (!progressed && outcome.noDelay !== true) {
-      const delay = Math.min(ctx.retryDelayMs * 2 ** (failures - 1), 8_000);
+      const delay = backoffMs(failures - 1, { initialMs: ctx.retryDelayMs, maxMs: MAX_RECONNECT_DELAY_MS, jitter: 0 });
       try {
         await abortableSleep(delay, signal);
       } catch {
@@ -366,16 +408,20 @@ function describe(reason: unknown): string {
 }
 
 const CONTENT_RANGE = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i;
-const MAX_REDIRECTS = 5;
 
 /**
- * GETs `url`, following up to {@link MAX_REDIRECTS} redirects. No credentials are ever sent: the only headers
+ * GETs `url`, following redirects as {@link leanGet} does (up to 5). No credentials are ever sent: the only headers
  * are `Range` (when resuming) and `accept-encoding: identity`, so byte counts match.
  */
-function getNoCredentials(url: string, range: number, signal: AbortSignal): Promise<LeanResponse> {
+function getNoCredentials(url: string, range: number, validator: Validator | undefined, signal: AbortSignal): Promise<LeanResponse> {
   const headers: Record<string, string> = { "accept-encoding": "identity" };
-  if (range > 0) headers["range"] = `bytes=${range}-`;
-  return leanGet(url, { headers, signal, maxRedirects: MAX_REDIRECTS });
+  if (range > 0) {
+    headers["range"] = `bytes=${range}-`;
+    // If-Range: the rest of the same version, or else the whole archive (a 200) — never a mix of two versions.
+    const ifRange = validator?.etag ?? validator?.lastModified;
+    if (ifRange !== undefined) headers["if-range"] = ifRange;
+  }
+  return leanGet(url, { headers, signal });
 }
 
 /** One GET of the signed URL, feeding the extractor from `sink.bytes`. Reports the total via `update`. */
@@ -385,6 +431,7 @@ async function attemptTransfer(
   total: number | null,
   tinkerPath: string,
   ctx: TransferContext,
+  version: VersionState,
   update: (total: number | null) => void,
 ): Promise<AttemptOutcome> {
   const { signal, subject } = ctx;
@@ -409,7 +456,7 @@ async function attemptTransfer(
   let res: LeanResponse | undefined;
   try {
     try {
-      res = await getNoCredentials(url, have, attemptSignal);
+      res = await getNoCredentials(url, have, version.validator, attemptSignal);
     } catch (err) {
       if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
       if (err instanceof TinkerError && !idle.signal.aborted) throw err;
@@ -417,6 +464,15 @@ async function attemptTransfer(
     }
 
     const status = res.status;
+    if (status === 200 || status === 206) {
+      // Every response must be the version the first one was; otherwise start over on the new one.
+      const seen = validatorOf(res.headers);
+      if (have > 0 && version.validator !== undefined && versionChanged(version.validator, seen)) {
+        res.close();
+        return { kind: "retry", reason: new TinkerError("the archive changed on the server during the download"), restart: true, noDelay: true, changed: true };
+      }
+      if (have === 0) version.validator = seen;
+    }
     let expected: number | null;
     if (status === 200) {
       expected = contentLength(res.headers);

@@ -116,3 +116,31 @@ export class ArchiveExtractionError extends TinkerError {
     this.tinkerPath = tinkerPath;
   }
 }
+
+/**
+ * The checkpoint's archive changed on the server while it was being downloaded (it was saved again), and kept
+ * changing after one fresh start. Nothing was installed: the bytes of two versions are never mixed.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await downloadCheckpoint(rest, tinkerPath);
+ * } catch (err) {
+ *   if (err instanceof ArchiveChangedError) console.error("still being written; try again later:", err.message);
+ *   else throw err;
+ * }
+ * ```
+ */
+export class ArchiveChangedError extends TinkerError {
+  override name: string = "ArchiveChangedError";
+  /** The checkpoint's tinker path. */
+  readonly tinkerPath: string;
+
+  /** Builds the error; the message names the checkpoint and what to do. */
+  constructor(tinkerPath: string) {
+    super(
+      `The archive of ${tinkerPath} changed while it was being downloaded (the checkpoint was overwritten), again after a fresh start. Nothing was installed. Download it again once nothing is saving to that name.`,
+    );
+    this.tinkerPath = tinkerPath;
+  }
+}

@@ -130,7 +130,7 @@ export function nextStepFor(status: number): string {
     case 422:
       return "The server could not process the request; check field types and values.";
     case 429:
-      return "Rate limited: wait before trying again, lower the request rate, or raise maxRetries.";
+      return "Rate limited: wait before trying again, lower the request rate, or give the call a larger retryBudgetMs.";
     default:
       return status >= 500
         ? "The server failed; try again later, and report the request id if it keeps happening."

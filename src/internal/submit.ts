@@ -7,8 +7,10 @@
  */
 import { randomUUID } from "node:crypto";
 import type { z } from "zod";
-import { APIFuture, pollUntilSettled, type PollerContext, type ProtobufResult } from "../core/futures.js";
-import { callOptionsOf, type RequestOptions } from "../core/options.js";
+import { APIFuture } from "../core/futures.js";
+import { pollUntilSettled, type PollerContext, type ProtobufResult } from "./poll.js";
+import type { RequestOptions } from "../core/options.js";
+import { requestOptionsOf } from "./request-options.js";
 import { UntypedAPIFutureSchema } from "./schemas.js";
 import type { Transport, TransportCallback } from "./transport.js";
 
@@ -61,14 +63,14 @@ export function submitFuture<T>(ctx: SubmitContext, spec: SubmitSpec<T>): APIFut
   const idempotencyKey = randomUUID();
   const submit = async (): Promise<string> => {
     try {
-      const accepted = await ctx.transport.call(operation, spec.send, UntypedAPIFutureSchema, { ...callOptionsOf(options), idempotencyKey });
+      const accepted = await ctx.transport.call(operation, spec.send, UntypedAPIFutureSchema, { ...requestOptionsOf(options), idempotencyKey });
       return accepted.request_id;
     } catch (err) {
       throw spec.mapSubmitError === undefined ? err : spec.mapSubmitError(err);
     }
   };
   const requestId = spec.gate === undefined ? submit() : spec.gate(submit);
-  const settled = requestId.then((id) => pollUntilSettled(ctx.poller, id, operation, spec.schema, spec.protobuf));
+  const settled = requestId.then((id) => pollUntilSettled(ctx.poller, id, operation, spec.schema, { retryBudgetMs: options.retryBudgetMs, protobuf: spec.protobuf }));
   return new APIFuture({
     seqId: spec.seqId,
     operation,

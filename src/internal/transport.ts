@@ -19,7 +19,16 @@ import {
   TinkerError,
 } from "../core/errors.js";
 import { redact, sanitizeUrl } from "./redact.js";
-import { DEFAULT_TIMEOUT_MS, attemptsOf, createRetryingFetch, type RetryingFetch } from "./retry.js";
+import {
+  DEFAULT_TIMEOUT_MS,
+  createRetryingFetch,
+  exhaustionNote,
+  retryInfoOf,
+  type RetryEvent,
+  type RetryInfo,
+  type RetryRequestOptions,
+  type RetryingFetch,
+} from "./retry.js";
 import type { SleepFn } from "./sleep.js";
 
 function readPackageVersion(): string {
@@ -48,16 +57,26 @@ export interface TransportConfig {
   baseUrl: string;
   /** API key, sent as `X-API-Key` and never included in errors. */
   apiKey: string;
-  /** Retries after the first attempt (default 2). */
+  /** Caps the retries after the first attempt (default: no cap; `retryBudgetMs` ends them). */
   maxRetries?: number;
+  /** How long a request is retried from its first attempt, in ms (default 300 000). */
+  retryBudgetMs?: number;
   /** Per-attempt time limit in ms (default 60 000). */
   timeoutMs?: number;
+  /** How long 402 (billing) answers are waited out per incident, in ms (default 3 600 000). */
+  billingMaxPauseMs?: number;
+  /** Called before each wait for a retry; the CLI prints a "retrying…" line from it. */
+  onRetry?: (event: RetryEvent) => void;
+  /** Where debug lines go (e.g. "already public: an earlier attempt was applied"); messages are redacted. */
+  logger?: { debug?(message: string): void };
   /** The fetch each attempt goes through (default: node:http with keep-alive; pass `globalThis.fetch` to use undici). */
   fetch?: typeof globalThis.fetch;
   /** Extra headers on every request (cannot override `X-API-Key`). */
   defaultHeaders?: Record<string, string>;
   /** Sleep between retries; inject in tests. */
   sleep?: SleepFn;
+  /** Clock of the retry budget (ms, default `Date.now`); inject with `sleep` in tests. */
+  now?: () => number;
   /** Random source in [0, 1) for backoff jitter; inject in tests. */
   random?: () => number;
 }
@@ -65,16 +84,8 @@ export interface TransportConfig {
 /** A fetch redirect mode. */
 export type RedirectMode = "follow" | "manual" | "error";
 
-/** Per-call settings; every public SDK method accepts these. */
-export interface CallOptions {
-  /** Aborts the call (→ `APIUserAbortError`), also while waiting to retry. */
-  signal?: AbortSignal;
-  /** Per-attempt time limit in ms for this call. */
-  timeoutMs?: number;
-  /** Retries after the first attempt for this call. */
-  maxRetries?: number;
-  /** Idempotency key for this logical request (non-GET); generated when absent. */
-  idempotencyKey?: string;
+/** Per-call settings of the transport: a method's {@link RequestOptions}, the idempotency key, and extra headers. */
+export interface CallOptions extends RetryRequestOptions {
   /** Extra headers for this call. */
   headers?: Record<string, string>;
 }
@@ -85,6 +96,11 @@ export interface RawCallOptions extends CallOptions {
   okStatuses?: readonly number[];
   /** Redirect mode; `"manual"` returns every 3xx as is (default: follow same-origin redirects only). */
   redirect?: RedirectMode;
+  /**
+   * Statuses returned (not thrown) when an earlier attempt's answer was lost, so the earlier attempt may have
+   * done the work: e.g. 409 "already public" on publish, 404 on delete. The caller treats them as success.
+   */
+  okAfterLostAnswer?: readonly number[];
 }
 
 /**
@@ -99,7 +115,7 @@ export interface RequestInitExtras {
   /** Per-call headers. */
   headers: Record<string, string>;
   /** How openapi-fetch reads a 2xx body: `"text"` for {@link Transport.call}, `"stream"` (untouched) for {@link Transport.callRaw}. */
-  parseAs: "text" | "stream";
+  parseAs: "text" | "stream" | "arrayBuffer";
   /** Redirect mode, when the caller set one. */
   redirect?: RedirectMode;
 }
@@ -109,6 +125,28 @@ export interface FetchResult {
   data?: unknown;
   error?: unknown;
   response: Response;
+}
+
+/** An answer read once by {@link Transport.answer}, whatever its status. */
+export interface TransportAnswer {
+  /** HTTP status (after retries). */
+  status: number;
+  /** Response headers. */
+  headers: Headers;
+  /** Parsed JSON; the text when it is not JSON; `undefined` when empty. */
+  body: unknown;
+  /** Set when a 2xx body is not JSON: the parse error (`body` then holds the text). */
+  jsonError?: unknown;
+  /** The body of a 2xx `application/x-protobuf` answer (then `body` is undefined). */
+  protobuf?: Uint8Array;
+  /** HTTP method of the request. */
+  method: string | undefined;
+  /** URL of the (last) request. */
+  url: string | undefined;
+  /** How many attempts produced the answer. */
+  attempts: number | undefined;
+  /** How the retries went (whether they ran out, whether an earlier attempt may have been applied). */
+  retry?: RetryInfo | undefined;
 }
 
 /** A callback that performs one openapi-fetch call with the given extras. */
@@ -225,6 +263,7 @@ export class Transport {
   readonly #apiKey: string;
   readonly #retrying: RetryingFetch;
   readonly #timeoutMs: number | undefined;
+  readonly #logger: { debug?(message: string): void } | undefined;
 
   /**
    * Creates a transport. Sends nothing.
@@ -241,10 +280,15 @@ export class Transport {
       throw err instanceof ConfigurationError ? new ConfigurationError(redact(err.message, [this.#apiKey])) : err;
     }
     this.#timeoutMs = config.timeoutMs;
+    this.#logger = config.logger;
     const baseFetch = config.fetch;
     this.#retrying = createRetryingFetch({
       ...(config.maxRetries === undefined ? {} : { maxRetries: config.maxRetries }),
+      ...(config.retryBudgetMs === undefined ? {} : { retryBudgetMs: config.retryBudgetMs }),
       ...(config.timeoutMs === undefined ? {} : { timeoutMs: config.timeoutMs }),
+      ...(config.billingMaxPauseMs === undefined ? {} : { billingMaxPauseMs: config.billingMaxPauseMs }),
+      ...(config.onRetry === undefined ? {} : { onRetry: config.onRetry }),
+      ...(config.now === undefined ? {} : { now: config.now }),
       ...(baseFetch === undefined ? {} : { fetch: (req: Request) => baseFetch(req) }),
       ...(config.sleep === undefined ? {} : { sleep: config.sleep }),
       ...(config.random === undefined ? {} : { random: config.random }),
@@ -344,13 +388,96 @@ export class Transport {
     const { result, method, url } = await this.#invoke(fn, options, "stream");
     const { response } = result;
     if (response.ok || options.okStatuses?.includes(response.status) === true) return response;
+    if (options.okAfterLostAnswer?.includes(response.status) === true && retryInfoOf(response)?.outcomeUnknown === true) return response;
     throw this.#statusError(result, method, url);
+  }
+
+  /**
+   * Runs one openapi-fetch call (with retries, timeout and abort) and reads its answer once, whatever the status:
+   * for callers that decide on the status themselves (polling `retrieve_future`, the archive's 503). Never throws
+   * an {@link APIError}; build the standard one with {@link Transport.errorFor} when the status is a failure.
+   *
+   * @throws {APIConnectionError} / {@link APITimeoutError} when no response arrived after the retries.
+   * @throws {APIUserAbortError} when `options.signal` aborts.
+   * @example
+   * ```ts
+   * const answer = await transport.answer(
+   *   "retrieve_future",
+   *   (init) => transport.api.POST("/api/v1/retrieve_future", { body: { request_id: "req-1" }, ...init }),
+   *   { maxRetries: 0 },
+   * );
+   * if (answer.status === 410) throw transport.errorFor(answer);
+   * ```
+   */
+  async answer(op: string, fn: TransportCallback, options: RawCallOptions = {}): Promise<TransportAnswer> {
+    void op;
+    const { result, method, url } = await this.#invoke(fn, options, "arrayBuffer");
+    const { response } = result;
+    const retry = retryInfoOf(response);
+    const answer: TransportAnswer = { status: response.status, headers: response.headers, body: undefined, method, url: url ?? response.url, attempts: retry?.attempts, retry };
+    if (!response.ok) {
+      answer.body = result.error === "" ? undefined : result.error;
+      return answer;
+    }
+    const bytes = result.data instanceof ArrayBuffer ? new Uint8Array(result.data) : new Uint8Array(0);
+    // Like the Python SDK: a 2xx answer is protobuf iff its content-type says so (checked before any JSON parse).
+    if ((response.headers.get("content-type") ?? "").includes("application/x-protobuf")) {
+      answer.protobuf = bytes;
+      return answer;
+    }
+    const text = new TextDecoder().decode(bytes);
+    if (text.trim() === "") return answer;
+    try {
+      answer.body = JSON.parse(text) as unknown;
+    } catch (err) {
+      answer.body = text;
+      answer.jsonError = err;
+    }
+    return answer;
+  }
+
+  /**
+   * The {@link APIError} subclass for a failed {@link TransportAnswer} (the error {@link Transport.call} would throw).
+   *
+   * @example
+   * ```ts
+   * const answer = await transport.answer("get_info", (init) => transport.api.POST("/api/v1/get_info", { body: { model_id: "m" }, ...init }));
+   * if (answer.status >= 400) throw transport.errorFor(answer);
+   * ```
+   */
+  errorFor(answer: TransportAnswer): APIError {
+    const init = {
+      status: answer.status,
+      headers: answer.headers,
+      body: answer.body,
+      ...(answer.method === undefined ? {} : { method: answer.method }),
+      ...(answer.url === undefined ? {} : { url: answer.url }),
+      ...(answer.attempts === undefined ? {} : { attempts: answer.attempts }),
+      secrets: [this.#apiKey],
+    };
+    const retry = answer.retry;
+    if (retry?.exhausted !== true) return APIError.fromResponse(init);
+    // Retries ran out: say whether the request may have been applied and what to do instead of resubmitting.
+    const mayHave = retry.outcomeUnknown || answer.status >= 500;
+    return APIError.fromResponse({ ...init, elapsedMs: retry.elapsedMs, nextStep: exhaustionNote(mayHave) });
+  }
+
+  /**
+   * Writes a debug line to the configured logger, with the API key removed. Does nothing without one.
+   *
+   * @example
+   * ```ts
+   * transport.debug("publish_checkpoint: already public; an earlier attempt whose answer was lost made it so");
+   * ```
+   */
+  debug(message: string): void {
+    this.#logger?.debug?.(redact(message, [this.#apiKey]));
   }
 
   async #invoke(
     fn: TransportCallback,
     options: RawCallOptions,
-    parseAs: "text" | "stream",
+    parseAs: "text" | "stream" | "arrayBuffer",
   ): Promise<{ result: FetchResult; method: string | undefined; url: string | undefined }> {
     let sent: Request | undefined;
     const retrying = this.#retrying;
@@ -360,6 +487,8 @@ export class Transport {
         return retrying(req, {
           ...(options.signal === undefined ? {} : { signal: options.signal }),
           ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
+          ...(options.retryBudgetMs === undefined ? {} : { retryBudgetMs: options.retryBudgetMs }),
+          ...(options.noRetryStatuses === undefined ? {} : { noRetryStatuses: options.noRetryStatuses }),
           ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
           ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
         });
@@ -393,16 +522,15 @@ export class Transport {
 
   #statusError(result: FetchResult, method: string | undefined, url: string | undefined): APIError {
     const { response } = result;
-    const body = result.error === "" ? undefined : result.error;
-    const attempts = attemptsOf(response);
-    return APIError.fromResponse({
+    return this.errorFor({
       status: response.status,
       headers: response.headers,
-      body,
-      ...(method === undefined ? {} : { method }),
+      body: result.error === "" ? undefined : result.error,
+      method,
       url: url ?? response.url,
-      ...(attempts === undefined ? {} : { attempts }),
-      secrets: [this.#apiKey],
+      attempts: retryInfoOf(response)?.attempts,
+      retry: retryInfoOf(response),
     });
   }
+
 }

@@ -26,9 +26,11 @@
  * | `drop`          | destroy the connection without answering                                      |
  * | `cutAfterBytes` | let the request through, but send only K bytes of the response body, then     |
  * |                 | destroy the connection (for testing resumable downloads)                      |
+ * | `loseResponse`  | let the request through and do its work, then destroy the connection instead |
+ * |                 | of answering (the answer is lost after the work was done)                    |
  *
  * Without `times` a rule fires on every match (subject to `probability`). A rule with none of `status`,
- * `drop`, `cutAfterBytes` has no effect.
+ * `drop`, `cutAfterBytes`, `loseResponse` has no effect.
  *
  * @module
  */
@@ -56,6 +58,8 @@ export type FaultRule = {
   drop?: true;
   /** Send only this many bytes of the response body, then destroy the connection. */
   cutAfterBytes?: number;
+  /** Do the work, then destroy the connection instead of answering. */
+  loseResponse?: true;
 };
 
 /** Zod schema of {@link FaultRule} (used by the admin endpoint). */
@@ -69,13 +73,15 @@ export const faultRuleSchema = z.object({
   retryAfter: z.number().min(0).optional(),
   drop: z.literal(true).optional(),
   cutAfterBytes: z.number().int().min(0).optional(),
+  loseResponse: z.literal(true).optional(),
 });
 
 /** What to do with a request. */
 export type FaultAction =
   | { kind: "status"; status: number; retryAfter: number | undefined }
   | { kind: "drop" }
-  | { kind: "cut"; bytes: number };
+  | { kind: "cut"; bytes: number }
+  | { kind: "lose" };
 
 type ActiveRule = { rule: FaultRule; remaining: number | undefined; random: () => number };
 
@@ -83,6 +89,12 @@ type ActiveRule = { rule: FaultRule; remaining: number | undefined; random: () =
 /** The active fault rules of one server. */
 export class FaultInjector {
   #rules: ActiveRule[] = [];
+  #fired = 0;
+
+  /** How many faults fired since the server started. */
+  get fired(): number {
+    return this.#fired;
+  }
 
   /** Replaces the active rules. */
   set(rules: readonly FaultRule[]): void {
@@ -110,11 +122,13 @@ export class FaultInjector {
       if (active.remaining !== undefined && active.remaining <= 0) continue;
       if (rule.method !== undefined && rule.method.toUpperCase() !== method.toUpperCase()) continue;
       if (rule.path !== undefined && !path.startsWith(rule.path)) continue;
-      if (rule.status === undefined && rule.drop !== true && rule.cutAfterBytes === undefined) continue;
+      if (rule.status === undefined && rule.drop !== true && rule.cutAfterBytes === undefined && rule.loseResponse !== true) continue;
       if (rule.probability !== undefined && !(active.random() < rule.probability)) continue;
       if (active.remaining !== undefined) active.remaining--;
+      this.#fired++;
       if (rule.drop === true) return { kind: "drop" };
       if (rule.status !== undefined) return { kind: "status", status: rule.status, retryAfter: rule.retryAfter };
+      if (rule.loseResponse === true) return { kind: "lose" };
       return { kind: "cut", bytes: rule.cutAfterBytes! };
     }
     return undefined;

@@ -278,6 +278,13 @@ export class HttpApp {
         return;
       }
       if (fault?.kind === "cut") cut = fault.bytes;
+      // The work is done, then the answer is lost: the connection is destroyed before the head goes out.
+      if (fault?.kind === "lose") {
+        res.writeHead = (() => {
+          req.socket.destroy();
+          return res;
+        }) as unknown as typeof res.writeHead;
+      }
     }
 
     const idem = segments ? await this.#idempotency(req, res, method, path, raw, cut) : undefined;

@@ -165,6 +165,8 @@ export type LocalServer = {
   setFaults(rules: FaultRule[]): void;
   /** Removes every fault-injection rule. */
   clearFaults(): void;
+  /** How many injected faults fired so far. */
+  readonly faultsInjected: number;
   /** Changes the `queue_state` pending futures report. */
   setQueueState(state: QueueState): void;
   /** The most recent requests received (oldest first, at most 1000). */
@@ -359,6 +361,9 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     [Symbol.asyncDispose]: close,
     setFaults: (rules) => faults.set(rules),
     clearFaults: () => faults.clear(),
+    get faultsInjected() {
+      return faults.fired;
+    },
     setQueueState: (state) => {
       queueState = state;
     },

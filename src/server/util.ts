@@ -128,7 +128,7 @@ export function isRecord(v: unknown): v is Record<string, unknown> {
 
 /** fsyncs a file or directory; directories that cannot be opened for sync (some platforms) are skipped. */
 export async function fsyncPath(path: string): Promise<void> {
-  let fh;
+  let fh: Awaited<ReturnType<typeof open>>;
   try {
     fh = await open(path, "r");
   } catch (err) {

@@ -195,7 +195,7 @@ export class SchemaValidator {
       const props = (s.properties ?? {}) as Record<string, JsonSchema>;
       for (const [key, v] of Object.entries(obj)) {
         const child = join(path, key);
-        const propSchema = Object.prototype.hasOwnProperty.call(props, key) ? props[key] : undefined;
+        const propSchema = Object.hasOwn(props, key) ? props[key] : undefined;
         if (propSchema !== undefined) {
           const issue = this.validate(propSchema, v, child);
           if (issue) return issue;

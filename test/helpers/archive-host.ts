@@ -12,6 +12,7 @@
  * const rest = new RestClient(new Transport({ baseUrl: host.apiUrl, apiKey: "tml-test" }));
  * ```
  */
+import { createHash } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -38,6 +39,12 @@ export interface DownloadPlan {
   slowChunkBytes: number | undefined;
   /** Send the headers and this many bytes, then nothing more (the connection stays open). */
   stallAfterBytes: number | undefined;
+  /** Validators sent with the archive: a strong `ETag`, `Last-Modified`, both (default) or none. */
+  validators: "both" | "etag" | "last-modified" | "none";
+  /** Serve a Range request even when its `If-Range` no longer matches (a host without If-Range support). */
+  ignoreIfRange: boolean;
+  /** After each cut, the archive is overwritten with the next of these (a checkpoint saved again meanwhile). */
+  replaceAfterCut: Buffer[];
 }
 
 /** The running pair of servers. */
@@ -76,6 +83,12 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 /** Starts the API server and the download host. */
 export async function startArchiveHost(): Promise<ArchiveHost> {
   const archives = new Map<string, Buffer>();
+  const versions = new Map<string, number>(); // a version number per archive, for Last-Modified
+  let versionSeq = 0;
+  const setArchive = (key: string, tar: Buffer): void => {
+    archives.set(key, tar);
+    versions.set(key, ++versionSeq);
+  };
   const tokens = new Map<string, { key: string; expired: boolean }>();
   const apiRequests: SeenRequest[] = [];
   const downloadRequests: SeenRequest[] = [];
@@ -87,6 +100,9 @@ export async function startArchiveHost(): Promise<ArchiveHost> {
     archiveStatuses: [],
     slowChunkBytes: undefined,
     stallAfterBytes: undefined,
+    validators: "both",
+    ignoreIfRange: false,
+    replaceAfterCut: [],
   };
   let tokenSeq = 0;
   let downloadUrl = "";
@@ -128,8 +144,15 @@ export async function startArchiveHost(): Promise<ArchiveHost> {
     let start = 0;
     const range = /^bytes=(\d+)-$/.exec(String(req.headers.range ?? ""));
     const headers: Record<string, string> = { "content-type": "application/x-tar", "accept-ranges": "bytes" };
+    const etag = `"${createHash("sha256").update(data).digest("hex").slice(0, 20)}"`;
+    const lastModified = new Date(Date.UTC(2026, 0, 1) + (versions.get(entry.key) ?? 0) * 60_000).toUTCString();
+    if (plan.validators === "both" || plan.validators === "etag") headers["etag"] = etag;
+    if (plan.validators === "both" || plan.validators === "last-modified") headers["last-modified"] = lastModified;
+    const ifRange = req.headers["if-range"];
+    // RFC 9110 If-Range: serve the range only if the validator still matches; otherwise the whole, new archive.
+    const rangeStillValid = ifRange === undefined || plan.ignoreIfRange || ifRange === headers["etag"] || ifRange === headers["last-modified"];
     let status = 200;
-    if (range !== null && !plan.ignoreRange) {
+    if (range !== null && !plan.ignoreRange && rangeStillValid) {
       start = Number(range[1]);
       if (start >= data.length) {
         res.writeHead(416, { "content-range": `bytes */${data.length}` });
@@ -153,6 +176,8 @@ export async function startArchiveHost(): Promise<ArchiveHost> {
       const trickle = (): void => {
         if (res.destroyed) return;
         if (off >= cut) {
+          const next = plan.replaceAfterCut.shift();
+          if (next !== undefined) setArchive(entry.key, next);
           setTimeout(() => res.socket?.end(), 50);
           return;
         }
@@ -191,7 +216,7 @@ export async function startArchiveHost(): Promise<ArchiveHost> {
     apiRequests,
     downloadRequests,
     plan,
-    setArchive: (tinkerPath, tar) => archives.set(tinkerPath, tar),
+    setArchive,
     expireIssuedUrls: () => {
       for (const t of tokens.values()) t.expired = true;
     },

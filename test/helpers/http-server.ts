@@ -53,6 +53,8 @@ export interface ScriptedReply {
   destroy?: boolean;
   /** Never answer (until `close()`); for timeout and abort tests. */
   hang?: boolean;
+  /** Send the headers and `body`, then reset the connection (with a larger `content-length`: a cut body). */
+  destroyAfterBody?: boolean;
 }
 
 /** Produces the reply for the request at `index` (0-based). */
@@ -131,6 +133,10 @@ export async function startScriptedServer(script: ScriptHandler | ScriptedReply[
           }
         }
         res.writeHead(reply.status ?? 200, headers);
+        if (reply.destroyAfterBody === true) {
+          res.write(payload, () => setTimeout(() => req.socket.destroy(), 10));
+          return;
+        }
         res.end(payload);
       })();
     });

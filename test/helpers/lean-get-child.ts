@@ -1,5 +1,5 @@
 /**
- * Child process for test/lean-http.test.ts: GETs argv[2] with leanGet and prints one JSON line
+ * Child process for test/internal/lean-http.test.ts: GETs argv[2] with leanGet and prints one JSON line
  * `{ status, bytes, sha256 }` (or `{ error }`). Run with NODE_EXTRA_CA_CERTS to trust a test certificate.
  *
  * @example

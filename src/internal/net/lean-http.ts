@@ -18,6 +18,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import { TinkerError } from "../../core/errors.js";
+import { followRedirects } from "./redirect.js";
 
 /** Bytes of the fixed read buffer of each connection. */
 const READ_BUFFER_BYTES = 64 * 1024;
@@ -71,18 +72,16 @@ export interface LeanGetOptions {
  */
 export async function leanGet(url: string | URL, options: LeanGetOptions = {}): Promise<LeanResponse> {
   const maxRedirects = options.maxRedirects ?? 5;
-  let target = new URL(url);
-  for (let hop = 0; ; hop++) {
-    const res = await getOnce(target, options);
-    const location = res.headers["location"];
-    if (res.status >= 300 && res.status < 400 && res.status !== 304 && location !== undefined) {
-      res.close();
-      if (hop >= maxRedirects) throw new TinkerError(`the download URL redirected more than ${maxRedirects} times`);
-      target = new URL(location, target);
-      continue;
-    }
-    return res;
-  }
+  return followRedirects(
+    { url: new URL(url).toString(), method: "GET", headers: options.headers ?? {}, body: null },
+    (hop) => getOnce(new URL(hop.url), { ...options, headers: hop.headers }),
+    (res) => ({ status: res.status, location: res.headers["location"], discard: () => res.close() }),
+    {
+      maxRedirects,
+      stripOnCrossOrigin: [], // downloads carry no credentials: the same headers go to every hop
+      tooMany: (max) => new TinkerError(`the download URL redirected more than ${max} times`),
+    },
+  );
 }
 
 function getOnce(target: URL, options: LeanGetOptions): Promise<LeanResponse> {

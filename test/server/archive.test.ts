@@ -9,11 +9,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { extract } from "tar";
-import { startLocalServer, type LocalServer, type LocalServerOptions } from "../src/server/index.js";
-import { parseSafetensors } from "../src/server/model/index.js";
-import { syntheticChunks } from "../src/server/synthetic.js";
+import { startLocalServer, type LocalServer, type LocalServerOptions } from "../../src/server/index.js";
+import { parseSafetensors } from "../../src/server/model/index.js";
+import { syntheticChunks } from "../../src/server/synthetic.js";
 
-type AnyJson = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: untyped JSON from the wire, checked field by field
+type AnyJson = any;
 
 function api(server: LocalServer, key: string = server.apiKey) {
   return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {

@@ -9,11 +9,12 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { list as tarList } from "tar";
-import { startLocalServer, type LocalServer } from "../src/server/index.js";
+import { startLocalServer, type LocalServer } from "../../src/server/index.js";
 
-type AnyJson = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: untyped JSON from the wire, checked field by field
+type AnyJson = any;
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 function api(baseUrl: string, key: string) {
   return async (method: string, path: string, body?: unknown): Promise<{ status: number; body: AnyJson; headers: Headers }> => {

@@ -18,25 +18,31 @@ import {
   ResponseValidationError,
   TinkerError,
   UnprocessableEntityError,
-} from "../src/core/errors.js";
-import { retryDelayMs } from "../src/internal/retry.js";
-import { CheckpointSchema, UntypedAPIFutureSchema } from "../src/internal/schemas.js";
-import { Transport, normalizeBaseUrl, type CallOptions, type TransportConfig } from "../src/internal/transport.js";
-import { startScriptedServer, type ScriptHandler, type ScriptedReply, type ScriptedServer } from "./helpers/http-server.js";
+} from "../../src/core/errors.js";
+import { retryDelayMs } from "../../src/internal/retry.js";
+import { CheckpointSchema, UntypedAPIFutureSchema } from "../../src/internal/schemas.js";
+import { Transport, normalizeBaseUrl, type CallOptions, type TransportConfig } from "../../src/internal/transport.js";
+import { startScriptedServer, type ScriptHandler, type ScriptedReply, type ScriptedServer } from "../helpers/http-server.js";
 import { z } from "zod";
 
 const API_KEY = "tml-test-secret-key-0123456789";
-const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 const SAVE_BODY = { model_id: "sess-0:train:0", path: "ckpt-1", seq_id: 7, overwrite: false, type: "save_weights" as const };
 const FUTURE = { request_id: "req-1", model_id: "sess-0:train:0" };
 
-/** A sleep that records the requested delays and returns at once (honouring an already-aborted signal). */
-function recordingSleep(): { delays: number[]; sleep: (ms: number, signal?: AbortSignal) => Promise<void> } {
+/**
+ * A sleep that records the requested delays and returns at once (honouring an already-aborted signal), moving
+ * a fake clock forward by each delay so retry budgets run on fake time.
+ */
+function recordingSleep(): { delays: number[]; sleep: (ms: number, signal?: AbortSignal) => Promise<void>; now: () => number } {
   const delays: number[] = [];
+  let clock = 0;
   return {
     delays,
+    now: () => clock,
     sleep: async (ms, signal) => {
       delays.push(ms);
+      clock += ms;
       if (signal?.aborted === true) throw signal.reason;
     },
   };
@@ -49,8 +55,8 @@ async function serve(t: TestContext, script: ScriptHandler | ScriptedReply[]): P
 }
 
 function transportFor(server: ScriptedServer, config: Partial<TransportConfig> = {}): { transport: Transport; delays: number[] } {
-  const { delays, sleep } = recordingSleep();
-  const transport = new Transport({ baseUrl: server.url, apiKey: API_KEY, sleep, random: () => 0, ...config });
+  const { delays, sleep, now } = recordingSleep();
+  const transport = new Transport({ baseUrl: server.url, apiKey: API_KEY, sleep, now, random: () => 0, ...config });
   return { transport, delays };
 }
 
@@ -192,14 +198,14 @@ describe("retries", () => {
     });
   }
 
-  it("gives up after maxRetries (default 2) with the status's error class", async (t) => {
+  it("gives up after maxRetries with the status's error class, saying the request may have been applied", async (t) => {
     const server = await serve(t, () => ({ status: 503, body: { detail: "overloaded" } }));
-    const { transport, delays } = transportFor(server);
+    const { transport, delays } = transportFor(server, { maxRetries: 2 });
     const err = await rejectsWith(saveWeights(transport), InternalServerError);
     assert.equal(server.requests.length, 3);
     assert.equal(err.status, 503);
     assert.deepEqual(err.body, { detail: "overloaded" });
-    assert.match(err.message, /^POST \/api\/v1\/save_weights failed with 503 Service Unavailable after 3 attempts: overloaded\./);
+    assert.match(err.message, /^POST \/api\/v1\/save_weights failed with 503 Service Unavailable after 3 attempts over 2 s: overloaded\. The request may have been applied/);
     assert.deepEqual(delays, [500, 1000]);
     assert.deepEqual(
       server.requests.map((r) => r.headers["x-tinker-retry-count"]),
@@ -257,7 +263,7 @@ describe("retries", () => {
 
   it("throws APIConnectionError (with the cause) when every attempt is reset", async (t) => {
     const server = await serve(t, () => ({ destroy: true }));
-    const { transport } = transportFor(server);
+    const { transport } = transportFor(server, { maxRetries: 2 });
     const err = await rejectsWith(saveWeights(transport), APIConnectionError);
     assert.ok(!(err instanceof APITimeoutError));
     assert.equal(server.requests.length, 3);
@@ -302,10 +308,10 @@ describe("retries", () => {
     assert.equal(delays[1], 1000, "an out-of-range Retry-After falls back to the exponential delay");
   });
 
-  it("backs off exponentially from 0.5 s, capped at 8 s, with up to 25% jitter", () => {
+  it("backs off exponentially from 0.5 s, capped at 30 s, with up to 25% jitter", () => {
     assert.deepEqual(
-      [0, 1, 2, 3, 4, 5, 6].map((i) => retryDelayMs(i, undefined, () => 0)),
-      [500, 1000, 2000, 4000, 8000, 8000, 8000],
+      [0, 1, 2, 3, 4, 5, 6, 7].map((i) => retryDelayMs(i, undefined, () => 0)),
+      [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000],
     );
     assert.equal(retryDelayMs(0, undefined, () => 1), 375);
     assert.equal(retryDelayMs(4, undefined, () => 0.5), 7000);

@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startLocalServer } from "../src/index.js";
+import { startLocalServer } from "../../src/index.js";
 
 type Json = Record<string, unknown>;
 

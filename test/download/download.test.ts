@@ -8,16 +8,16 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { APIConnectionError, APIUserAbortError, NotFoundError } from "../src/core/errors.js";
-import { DestinationExistsError, UnsafeArchiveError, ArchiveExtractionError, IncompleteCheckpointError } from "../src/download/errors.js";
-import { InvalidTinkerPathError } from "../src/core/tinker-path.js";
-import { Transport } from "../src/internal/transport.js";
-import { checkpointDirName, downloadCheckpoint, type DownloadProgress } from "../src/download/download.js";
-import { RestClient } from "../src/rest-client.js";
-import { startLocalServer } from "../src/server/index.js";
-import { startArchiveHost, type ArchiveHost } from "./helpers/archive-host.js";
-import { craftTar, validCheckpointTar, type CraftedEntry } from "./helpers/crafted-tar.js";
-import { seedRun, seedSynthetic } from "./helpers/seed-checkpoints.js";
+import { APIConnectionError, APIUserAbortError, NotFoundError } from "../../src/core/errors.js";
+import { DestinationExistsError, UnsafeArchiveError, ArchiveExtractionError, IncompleteCheckpointError } from "../../src/download/errors.js";
+import { InvalidTinkerPathError } from "../../src/core/tinker-path.js";
+import { Transport } from "../../src/internal/transport.js";
+import { checkpointDirName, downloadCheckpoint, type DownloadProgress } from "../../src/download/download.js";
+import { RestClient } from "../../src/rest-client.js";
+import { startLocalServer } from "../../src/server/index.js";
+import { startArchiveHost, type ArchiveHost } from "../helpers/archive-host.js";
+import { craftTar, validCheckpointTar, type CraftedEntry } from "../helpers/crafted-tar.js";
+import { seedRun, seedSynthetic } from "../helpers/seed-checkpoints.js";
 
 const API_KEY = "tml-download-test-secret-key";
 const CKPT = "tinker://sess-1:train:0/weights/ckpt-1";

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from "node:net";
 import { after, describe, test } from "node:test";
 import zlib from "node:zlib";
-import { nodeHttpFetch } from "../src/internal/net/node-fetch.js";
+import { nodeHttpFetch } from "../../src/internal/net/node-fetch.js";
 
 async function serve(handler: (req: IncomingMessage, res: ServerResponse, body: string) => void): Promise<{ url: string; server: Server; connections: () => number }> {
   let connections = 0;

@@ -4,9 +4,10 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { startLocalServer, type LocalServer, type LocalServerOptions } from "../src/server/index.js";
+import { startLocalServer, type LocalServer, type LocalServerOptions } from "../../src/server/index.js";
 
-type AnyJson = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: untyped JSON from the wire, checked field by field
+type AnyJson = any;
 
 async function post(server: LocalServer, path: string, body: unknown): Promise<{ status: number; body: AnyJson }> {
   const r = await fetch(`${server.baseUrl}${path}`, {

@@ -12,8 +12,8 @@ import { createServer, type AddressInfo, type Server, type Socket } from "node:n
 import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { TinkerError } from "../src/core/errors.js";
-import { leanGet } from "../src/internal/net/lean-http.js";
+import { TinkerError } from "../../src/core/errors.js";
+import { leanGet } from "../../src/internal/net/lean-http.js";
 
 /** A TCP server that reads each request head, records it and hands the socket to `answer`. */
 async function rawServer(answer: (socket: Socket, head: string) => void): Promise<{ url: string; heads: string[]; close: () => Promise<void> }> {
@@ -225,7 +225,7 @@ describe("leanGet", () => {
   });
 
   test("HTTPS: reads through TLS into the fixed buffer, pausing and resuming (child process trusting a test CA)", async () => {
-    const fixtures = new URL("./fixtures/tls/", import.meta.url);
+    const fixtures = new URL("../fixtures/tls/", import.meta.url);
     const server = createHttpsServer(
       { key: readFileSync(new URL("key.pem", fixtures)), cert: readFileSync(new URL("cert.pem", fixtures)) },
       (_req, res) => {
@@ -236,7 +236,7 @@ describe("leanGet", () => {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     servers.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
     const { port } = server.address() as AddressInfo;
-    const child = fileURLToPath(new URL("./helpers/lean-get-child.ts", import.meta.url));
+    const child = fileURLToPath(new URL("../helpers/lean-get-child.ts", import.meta.url));
     const run = async (url: string, trust: boolean): Promise<{ status?: number; bytes?: number; sha256?: string; error?: string }> => {
       const env = { ...process.env };
       if (trust) env["NODE_EXTRA_CA_CERTS"] = fileURLToPath(new URL("cert.pem", fixtures));

@@ -11,9 +11,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { create as tarCreate } from "tar";
-import { UnsafeArchiveError, ArchiveExtractionError } from "../src/download/errors.js";
-import { StreamingUntar } from "../src/download/untar.js";
-import { craftTar, tarHeader, type CraftedEntry } from "./helpers/crafted-tar.js";
+import { UnsafeArchiveError, ArchiveExtractionError } from "../../src/download/errors.js";
+import { StreamingUntar } from "../../src/download/untar.js";
+import { craftTar, tarHeader, type CraftedEntry } from "../helpers/crafted-tar.js";
 
 let work: string;
 before(async () => {
@@ -202,6 +202,9 @@ describe("StreamingUntar", () => {
     ["a pax path with ..", paxEntry("../escape.txt"), "../escape.txt"],
     ["a Windows drive path", [{ name: "C:/x", body: "x" }], "C:/x"],
     ["a backslash .. path", [{ name: "a\\..\\..\\x", body: "x" }], "a\\..\\..\\x"],
+    // Only the extractor's own segment check catches this one: normalised, it would stay inside the root.
+    ["a forward-slash .. path that would stay inside the root", [{ name: "weights/../x", body: "x" }], "weights/../x"],
+    ["a forward-slash .. path that escapes", [{ name: "weights/../../x", body: "x" }], "weights/../../x"],
     ["a GNU sparse file", typed("sparse", "S"), "sparse"],
   ];
   for (const [title, entries, entry] of unsafe) {
