@@ -523,16 +523,13 @@ export class RestClient {
 
   /**
    * Describes a sampler (a sampling session): its base model and the checkpoint it samples from.
-   *
    * @throws {NotFoundError} when the sampler does not exist.
    * @example
    * ```ts
    * const { base_model, model_path } = await rest.getSampler(sampler.samplingSessionId);
    * ```
    */
-  getSampler(samplerId: string, options: RequestOptions = {}): Promise<GetSamplerResponse> {
-    return fetchSampler(this.transport, samplerId, options);
-  }
+  getSampler(samplerId: string, options: RequestOptions = {}): Promise<GetSamplerResponse> { return fetchSampler(this.transport, samplerId, options); }
 
   /**
    * Lists one page of the user's session ids.

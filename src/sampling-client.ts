@@ -18,8 +18,8 @@ import {
   ResponseValidationError,
 } from "./core/errors.js";
 import { APIFuture } from "./core/futures.js";
-import { pollUntilSettled, type PollerContext, type ProtobufResult } from "./internal/poll.js";
 import type { RequestOptions } from "./core/options.js";
+import { pollUntilSettled, type PollerContext, type ProtobufResult } from "./internal/poll.js";
 import { requestOptionsOf } from "./internal/request-options.js";
 import { decodeSampleResponse, type DecodedSampledSequence, type DecodedSampleResponse } from "./internal/proto/sample.js";
 import { GetSamplerResponseSchema, UntypedAPIFutureSchema } from "./internal/schemas.js";
@@ -324,7 +324,7 @@ export class SamplingClient {
           try {
             const id = await this.#send(body, estimate, options);
             resolveId(id);
-            return map(await pollUntilSettled(this.#ctx.poller, id, "sample", sampleResultSchema, { protobuf: PROTOBUF }));
+            return map(await pollUntilSettled(this.#ctx.poller, id, "sample", sampleResultSchema, { protobuf: PROTOBUF, retryBudgetMs: options.retryBudgetMs }));
           } catch (err) {
             if (!retryable(err) || attempt >= maxRetries || options.signal?.aborted === true || this.#ctx.poller.closed.aborted) throw err;
             const delay = Math.min(500 * 2 ** attempt, 10_000) * (1 - 0.25 * this.#ctx.random());

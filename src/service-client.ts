@@ -482,13 +482,8 @@ export class ServiceClient {
 
   #trainingContext(config: ClientConfig) {
     this.#budget ??= new ByteBudget(config.fwdbwd_dispatch_bytes_semaphore_size);
-    return {
-      transport: this.#transport,
-      poller: this.#poller,
-      config,
-      budget: this.#budget,
-      sampling: { context: this.#sampling, nextSeq: () => this.#samplingSeq++ },
-    };
+    const sampling = { context: this.#sampling, nextSeq: () => this.#samplingSeq++ };
+    return { transport: this.#transport, poller: this.#poller, config, budget: this.#budget, sampling };
   }
 
   #ensureSession(options: RequestOptions): Promise<string> {

@@ -123,6 +123,10 @@ describe("sampling against the local server", () => {
       assert.equal(row!.length, 3);
       assert.ok(row![0]![1] >= row![1]![1] && row![1]![1] >= row![2]![1]);
     }
+    // a training checkpoint is accepted as well (as the service does), and a ModelInput works like an array
+    const fromTraining = await service.createSamplingClient({ modelPath: (await training.saveState("for-sampling")).path });
+    const viaInput = await fromTraining.sample({ chunks: [{ type: "encoded_text", tokens: PROMPT }] }, 1, { max_tokens: 2, seed: 11 });
+    assert.deepEqual(viaInput.sequences[0]!.tokens, (await fromTraining.sample(PROMPT, 1, { max_tokens: 2, seed: 11 })).sequences[0]!.tokens);
     const plain = await sampler.sample(PROMPT, 1, { max_tokens: 1, seed: 11 });
     assert.equal(plain.prompt_logprobs, null);
     assert.equal(plain.topk_prompt_logprobs, null);

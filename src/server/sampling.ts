@@ -455,10 +455,12 @@ export function encodeSampleResponse(value: Record<string, unknown>): Uint8Array
     const k = Math.max(1, ...rows.map((row) => row?.length ?? 0));
     const ids = new Array<number>(rows.length * k).fill(0);
     const lps = new Array<number>(rows.length * k).fill(TOPK_EMPTY_LOGPROB);
-    rows.forEach((row, i) => row?.forEach(([id, lp], j) => {
-      ids[i * k + j] = id;
-      lps[i * k + j] = lp;
-    }));
+    rows.forEach((row, i) => {
+      row?.forEach(([id, lp], j) => {
+        ids[i * k + j] = id;
+        lps[i * k + j] = lp;
+      });
+    });
     msg.topkPromptLogprobs = create(TopkPromptLogprobsSchema, { tokenIds: int32Bytes(ids), logprobs: float32Bytes(lps), k, promptLength: rows.length });
   }
   return toBinary(SampleResponseSchema, msg);
