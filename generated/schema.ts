@@ -652,6 +652,72 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/create_sampling_session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a sampling session on a sampler checkpoint or a base model.
+         * @description Needs `model_path` (a `tinker://` training or sampler checkpoint) or `base_model` (or both, which must
+         *     agree). `sampling_session_seq_id` comes from the session's sampling counter (shared with unnamed
+         *     `save_weights_for_sampler`); the sampler id is derived from it, so a retry of the same request answers
+         *     the same id. 404 when the session or the checkpoint does not exist.
+         */
+        post: operations["createSamplingSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/asample": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sample continuations of a prompt.
+         * @description Sent with `X-Tinker-Sampling-Backpressure: 1`; a 429 asks the client to back off and resend. Returns a
+         *     future whose result is a `SampleResponse`, as protobuf (`tinker_public.SampleResponse`) when the poll
+         *     sends `Accept: application/x-protobuf` (the Python SDK accepts only that form). `seq_id` numbers the
+         *     requests of one sampling client (deterministic request ids), it does not order them.
+         */
+        post: operations["asample"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/samplers/{sampler_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Describe a sampler (sampling session).
+         * @description Its base model and, when it samples from a checkpoint, the checkpoint's `tinker://` path. 404 for an unknown sampler or one of another user.
+         */
+        get: operations["getSampler"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -680,6 +746,7 @@ export interface components {
             error?: string | null;
         };
         AuditLogEntry: {
+            /** Format: date-time */
             timestamp: string;
             event: string;
             model_id?: string | null;
@@ -690,7 +757,9 @@ export interface components {
             entries: components["schemas"]["AuditLogEntry"][];
         };
         BillingUsageEvent: {
+            /** Format: date-time */
             bucket_start: string;
+            /** Format: date-time */
             bucket_end: string;
             base_model?: string | null;
             user_id?: string | null;
@@ -1131,6 +1200,68 @@ export interface components {
         GetSessionResponse: {
             training_run_ids: string[];
             sampler_ids: string[];
+        };
+        CreateSamplingSessionRequest: {
+            session_id: string;
+            sampling_session_seq_id: number;
+            base_model?: string | null;
+            /** @description `tinker://<run>/sampler_weights/<name>` or `tinker://<run>/weights/<name>` */
+            model_path?: string | null;
+            /** @constant */
+            type?: "create_sampling_session";
+        };
+        CreateSamplingSessionResponse: {
+            sampling_session_id: string;
+            /** @constant */
+            type?: "create_sampling_session";
+        };
+        /** @description Omitted `max_tokens`, `seed` and `stop` are not sent. Without `seed` each request draws a fresh one; without `stop` the base model's end-of-sequence tokens end a sample. */
+        SamplingParams: {
+            max_tokens?: number | null;
+            seed?: number | null;
+            stop?: string | string[] | number[] | null;
+            /** @default 1 */
+            temperature?: number;
+            /** @default -1 */
+            top_k?: number;
+            /** @default 1 */
+            top_p?: number;
+        };
+        SampleRequest: {
+            /** @default 1 */
+            num_samples?: number;
+            prompt: components["schemas"]["ModelInput"];
+            sampling_params: components["schemas"]["SamplingParams"];
+            base_model?: string | null;
+            model_path?: string | null;
+            sampling_session_id?: string | null;
+            seq_id?: number | null;
+            prompt_logprobs?: boolean | null;
+            /** @default 0 */
+            topk_prompt_logprobs?: number;
+            /** @constant */
+            type?: "sample";
+        };
+        /** @enum {string} */
+        StopReason: "stop" | "length";
+        SampledSequence: {
+            stop_reason: components["schemas"]["StopReason"];
+            tokens: number[];
+            logprobs?: number[] | null;
+        };
+        /** @description The JSON form of the result (the protobuf form is `tinker_public.SampleResponse`). `null` stands where the protobuf form has NaN (prompt position 0). */
+        SampleResponse: {
+            sequences: components["schemas"]["SampledSequence"][];
+            prompt_logprobs?: (number | null)[] | null;
+            topk_prompt_logprobs?: (number[][] | null)[] | null;
+            prompt_cache_hit_tokens?: number;
+            /** @constant */
+            type?: "sample";
+        };
+        GetSamplerResponse: {
+            sampler_id: string;
+            base_model: string;
+            model_path?: string | null;
         };
     };
     responses: {
@@ -1999,6 +2130,72 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BillingUsageResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    createSamplingSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateSamplingSessionRequest"];
+            };
+        };
+        responses: {
+            /** @description The new sampling session (sampler) id. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreateSamplingSessionResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    asample: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SampleRequest"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Future"];
+            default: components["responses"]["Error"];
+        };
+    };
+    getSampler: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The sampling session id; may contain `:`. */
+                sampler_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sampler. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetSamplerResponse"];
                 };
             };
             default: components["responses"]["Error"];

@@ -129,6 +129,19 @@ async function main(): Promise<number> {
     await rest.deleteCheckpointFromTinkerPath(path);
     console.log(`  unpublished and deleted ${path}`);
 
+    console.log("\n6. Save the trained weights for sampling and sample from that checkpoint");
+    const sampler = await service.createSamplingClient({ modelPath: (await training.saveWeightsForSampler("demo-sampler")).path });
+    console.log(`  sampler ${sampler.samplingSessionId} on ${sampler.modelPath}`);
+    const prompt = [151644, 872, 198];
+    const sampled = await sampler.sample(prompt, 2, { max_tokens: 6, temperature: 0.7, seed: 42 });
+    sampled.sequences.forEach((seq, i) => {
+      const pairs = seq.tokens.map((t, j) => `${t} (${seq.logprobs?.[j]?.toFixed(2)})`).join("  ");
+      console.log(`  sample ${i} after [${prompt.join(", ")}], ${seq.stop_reason}: ${pairs}`);
+    });
+    const scored = await sampler.computeLogprobs([...prompt, ...sampled.sequences[0]!.tokens]);
+    const same = sampled.sequences[0]!.logprobs!.every((lp, j) => lp === scored[prompt.length + j]);
+    console.log(`  computeLogprobs of sample 0 ${same ? "gives the same logprobs" : "DIFFERS"}`);
+
     await Promise.all([training.unload(), resumed.unload(), warm.unload()]);
     console.log(identical && diverged ? "\nDemo finished: resume with optimizer state is exact." : "\nDemo FAILED: see above.");
     return identical && diverged ? 0 : 1;

@@ -50,6 +50,24 @@ export type {
   LoadStateOptions,
 } from "./training-client.js";
 
+export {
+  SamplingClient,
+  DEFAULT_MAX_CONCURRENT_SAMPLES,
+  DEFAULT_SAMPLE_RETRIES,
+  LARGE_PROMPT_BYTES,
+  SAMPLE_BACKPRESSURE_BUDGET_MS,
+} from "./sampling-client.js";
+export type {
+  CreateSamplingClientOptions,
+  GetSamplerResponse,
+  ModelInput,
+  SampledSequence,
+  SampleOptions,
+  SampleResponse,
+  SamplingParams,
+} from "./sampling-client.js";
+export type { SaveAndGetSamplingClientOptions } from "./training-client.js";
+
 export { APIFuture } from "./core/futures.js";
 export type { FutureResultOptions, QueueState, QueueStateChange } from "./core/futures.js";
 export type { RequestOptions, RestRequestOptions, TrainingCallOptions } from "./core/options.js";

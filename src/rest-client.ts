@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { fetchSampler, type GetSamplerResponse } from "./sampling-client.js";
 import { z } from "zod";
 import type { components } from "./core/wire.js";
 import {
@@ -520,6 +521,16 @@ export class RestClient extends RestAccountClient {
       requestOptionsOf(options),
     );
   }
+
+  /**
+   * Describes a sampler (a sampling session): its base model and the checkpoint it samples from.
+   * @throws {NotFoundError} when the sampler does not exist.
+   * @example
+   * ```ts
+   * const { base_model, model_path } = await rest.getSampler(sampler.samplingSessionId);
+   * ```
+   */
+  getSampler(samplerId: string, options: RequestOptions = {}): Promise<GetSamplerResponse> { return fetchSampler(this.transport, samplerId, options); }
 
   /**
    * Lists one page of the user's session ids.

@@ -16,6 +16,7 @@ import type { PollAnswer, PollerContext, PollHeaders } from "./internal/poll.js"
 import { submitFuture } from "./internal/submit.js";
 import {
   CreateModelResponseSchema,
+  CreateSamplingSessionResponseSchema,
   CreateSessionResponseSchema,
   GetServerCapabilitiesResponseSchema,
   SessionHeartbeatResponseSchema,
@@ -32,6 +33,7 @@ import { ByteBudget, ClientConfigSchema, DEFAULT_CLIENT_CONFIG, type ClientConfi
 import { LoadWeightsResponseSchema } from "./internal/schemas.js";
 import { RestClient } from "./rest-client.js";
 import { TrainingClient } from "./training-client.js";
+import { checkConcurrency, SamplingClient, type CreateSamplingClientOptions, type SamplingContext } from "./sampling-client.js";
 
 /** Result of {@link ServiceClient.getServerCapabilities}. */
 export type GetServerCapabilitiesResponse = components["schemas"]["GetServerCapabilitiesResponse"];
@@ -148,6 +150,9 @@ export class ServiceClient {
   #config: Promise<ClientConfig> | undefined;
   #budget: ByteBudget | undefined;
   #modelSeq = 0;
+  /** The session's sampling counter: create_sampling_session and unnamed sampler saves each take one (§10.4). */
+  #samplingSeq = 0;
+  readonly #sampling: SamplingContext;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #lastHeartbeatOk = Date.now();
   #heartbeatWarned = false;
@@ -196,6 +201,13 @@ export class ServiceClient {
       closed: this.#closed.signal,
       ...(options.retryBudgetMs === undefined ? {} : { retryBudgetMs: options.retryBudgetMs }),
       ...(options.now === undefined ? {} : { now: options.now }),
+    };
+    this.#sampling = {
+      transport: this.#transport,
+      poller: this.#poller,
+      sleep: this.#poller.sleep,
+      random: Math.random,
+      backoff: { until: 0 },
     };
   }
 
@@ -286,6 +298,58 @@ export class ServiceClient {
       options,
     });
     return new TrainingClient(ctx, { modelId: created.model_id, baseModel });
+  }
+
+  /**
+   * Creates a sampling client on a checkpoint (`modelPath`: a sampler or a training checkpoint) or a base model
+   * (`baseModel`). Starts the session on first use and takes the next value of its sampling counter.
+   *
+   * @throws {InvalidArgumentError} / {@link InvalidTinkerPathError} before sending: neither `modelPath` nor `baseModel`,
+   *   or a malformed `tinker://` path.
+   * @throws {NotFoundError} when the checkpoint does not exist (or was deleted); the message names the path.
+   * @example
+   * ```ts
+   * const sampler = await service.createSamplingClient({ modelPath: "tinker://run-1/sampler_weights/final" });
+   * const base = await service.createSamplingClient({ baseModel: "Qwen/Qwen3-8B" });
+   * ```
+   */
+  async createSamplingClient(options: CreateSamplingClientOptions): Promise<SamplingClient> {
+    this.#assertOpen();
+    const { modelPath, baseModel, maxConcurrentRequests } = options ?? {};
+    if ((modelPath === undefined || modelPath === "") && (baseModel === undefined || baseModel.trim() === "")) {
+      throw new InvalidArgumentError(
+        'createSamplingClient needs { modelPath: "tinker://<run>/sampler_weights/<name>" } or { baseModel: "Qwen/Qwen3-8B" }.',
+      );
+    }
+    if (modelPath !== undefined && modelPath !== "") parseTinkerPath(modelPath);
+    if (baseModel !== undefined && (typeof baseModel !== "string" || baseModel.trim() === "")) {
+      throw new InvalidArgumentError(`baseModel must be a model name such as "Qwen/Qwen3-8B", got ${JSON.stringify(baseModel)}.`);
+    }
+    checkConcurrency(maxConcurrentRequests);
+    const sessionId = await this.#ensureSession(options);
+    const seq = this.#samplingSeq++;
+    const res = await this.#transport.call(
+      "create_sampling_session",
+      (init) =>
+        this.#transport.api.POST("/api/v1/create_sampling_session", {
+          body: {
+            session_id: sessionId,
+            sampling_session_seq_id: seq,
+            ...(baseModel === undefined ? {} : { base_model: baseModel }),
+            ...(modelPath === undefined || modelPath === "" ? {} : { model_path: modelPath }),
+            type: "create_sampling_session",
+          },
+          ...init,
+        }),
+      CreateSamplingSessionResponseSchema,
+      { ...requestOptionsOf(options), idempotencyKey: randomUUID() },
+    );
+    return new SamplingClient(this.#sampling, {
+      samplingSessionId: res.sampling_session_id,
+      modelPath: modelPath || null,
+      baseModel: baseModel ?? null,
+      maxConcurrentRequests,
+    });
   }
 
   /**
@@ -457,7 +521,8 @@ export class ServiceClient {
 
   #trainingContext(config: ClientConfig) {
     this.#budget ??= new ByteBudget(config.fwdbwd_dispatch_bytes_semaphore_size);
-    return { transport: this.#transport, poller: this.#poller, config, budget: this.#budget };
+    const sampling = { context: this.#sampling, nextSeq: () => this.#samplingSeq++ };
+    return { transport: this.#transport, poller: this.#poller, config, budget: this.#budget, sampling };
   }
 
   #ensureSession(options: RequestOptions): Promise<string> {

@@ -8,7 +8,7 @@ import type { components } from "./core/wire.js";
 import { APIFuture } from "./core/futures.js";
 import type { ProtobufResult } from "./internal/poll.js";
 import { submitFuture, type SubmitContext } from "./internal/submit.js";
-import { APIUserAbortError, ConflictError, InvalidArgumentError } from "./core/errors.js";
+import { APIUserAbortError, ConflictError, InvalidArgumentError, ResponseValidationError } from "./core/errors.js";
 import { TrainingClientStoppedError } from "./core/training-errors.js";
 import { splitIntoChunks } from "./internal/chunking.js";
 import type { ByteBudget, ClientConfig } from "./internal/client-config.js";
@@ -20,11 +20,13 @@ import {
   GetInfoResponseSchema,
   LoadWeightsResponseSchema,
   OptimStepResponseSchema,
+  SaveWeightsForSamplerResponseInternalSchema,
   SaveWeightsForSamplerResponseSchema,
   SaveWeightsResponseSchema,
   UnloadModelResponseSchema,
 } from "./internal/schemas.js";
 import { SeqGate } from "./internal/seq.js";
+import { checkConcurrency, SamplingClient, type SamplingContext } from "./sampling-client.js";
 import { validateTtlSeconds } from "./core/ttl.js";
 import { formatTinkerPath, parseTinkerPath, validateCheckpointName } from "./core/tinker-path.js";
 import type { RequestInitExtras } from "./internal/transport.js";
@@ -100,6 +102,14 @@ export interface TrainingClientContext extends SubmitContext {
   config: ClientConfig;
   /** The ServiceClient's submit byte budget of forward / forward_backward chunks. */
   budget: ByteBudget;
+  /** The sampling side of the service client: its shared context and the session's sampling counter (§10.4). */
+  sampling?: { context: SamplingContext; nextSeq: () => number };
+}
+
+/** Options of {@link TrainingClient.saveWeightsAndGetSamplingClient}. */
+export interface SaveAndGetSamplingClientOptions extends RequestOptions {
+  /** Sample requests in flight at once on the new client (default 400). */
+  maxConcurrentRequests?: number;
 }
 
 /**
@@ -472,6 +482,44 @@ export class TrainingClient {
         ...init,
       }),
     );
+  }
+
+  /**
+   * Saves the current weights for sampling without a name (an unnamed `save_weights_for_sampler` that takes the
+   * session's next sampling counter value) and returns a {@link SamplingClient} on them. Like every training
+   * operation it takes a seq_id: the sampler sees exactly the operations called before it.
+   *
+   * @throws {ResponseValidationError} when the server's answer has no `sampling_session_id`.
+   * @example
+   * ```ts
+   * const sampler = await training.saveWeightsAndGetSamplingClient();
+   * const res = await sampler.sample([1, 2, 3], 1, { max_tokens: 8, seed: 7 });
+   * ```
+   */
+  async saveWeightsAndGetSamplingClient(options: SaveAndGetSamplingClientOptions = {}): Promise<SamplingClient> {
+    const sampling = this.#ctx.sampling;
+    if (sampling === undefined) throw new InvalidArgumentError("saveWeightsAndGetSamplingClient needs a training client created by a ServiceClient.");
+    checkConcurrency(options.maxConcurrentRequests);
+    const samplingSeq = sampling.nextSeq();
+    const saved = await this.#submitOrdered("save_weights_for_sampler", SaveWeightsForSamplerResponseInternalSchema, options, (seq, init) =>
+      this.#ctx.transport.api.POST("/api/v1/save_weights_for_sampler", {
+        body: { model_id: this.modelId, sampling_session_seq_id: samplingSeq, seq_id: seq, type: "save_weights_for_sampler" },
+        ...init,
+      }),
+    );
+    if (typeof saved.sampling_session_id !== "string" || saved.sampling_session_id === "") {
+      throw new ResponseValidationError({
+        body: saved,
+        operation: "save_weights_for_sampler",
+        reason: "an unnamed sampler save must answer a sampling_session_id",
+      });
+    }
+    return new SamplingClient(sampling.context, {
+      samplingSessionId: saved.sampling_session_id,
+      modelPath: saved.path ?? null,
+      baseModel: this.baseModel,
+      maxConcurrentRequests: options.maxConcurrentRequests,
+    });
   }
 
   /**

@@ -40,6 +40,8 @@ type Checks = {
     Wire["SaveWeightsForSamplerResponseInternal"]
   >;
   SaveWeightsForSamplerResponse: MutuallyAssignable<z.infer<typeof S.SaveWeightsForSamplerResponseSchema>, Wire["SaveWeightsForSamplerResponse"]>;
+  CreateSamplingSessionResponse: MutuallyAssignable<z.infer<typeof S.CreateSamplingSessionResponseSchema>, Wire["CreateSamplingSessionResponse"]>;
+  GetSamplerResponse: MutuallyAssignable<z.infer<typeof S.GetSamplerResponseSchema>, Wire["GetSamplerResponse"]>;
   QueueState: MutuallyAssignable<z.infer<typeof S.QueueStateSchema>, Wire["QueueState"]>;
   TryAgainResponse: MutuallyAssignable<z.infer<typeof S.TryAgainResponseSchema>, Wire["TryAgainResponse"]>;
   RequestFailedResponse: MutuallyAssignable<z.infer<typeof S.RequestFailedResponseSchema>, Wire["RequestFailedResponse"]>;

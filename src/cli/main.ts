@@ -17,6 +17,7 @@ import { SDK_VERSION } from "../internal/transport.js";
 import { RestClient } from "../rest-client.js";
 import { runCheckpointCommand } from "./checkpoint.js";
 import { runRunCommand } from "./run.js";
+import { runSampleCommand } from "./sample.js";
 import { paint, wantsColor } from "./term.js";
 import { runAuditCommand, runSessionCommand, runWhoamiCommand } from "./account.js";
 import { UsageError, type CliIO } from "./util.js";
@@ -38,6 +39,7 @@ Commands:
   session list | info SESSION_ID                   List sessions / show a session's runs and samplers
   whoami                                           Show who the credential belongs to (JWT mode)
   audit [--day YYYY-MM-DD] [--checkpoints]         Show the audit log of a day
+  sample PATH --prompt-tokens 1,2,3 [...]          Sample token ids (with logprobs) from a checkpoint
   serve [--port N] [--data-dir DIR]                Start the local Tinker-compatible server
 
 Listing and info commands take --format table|json and --absolute (timestamps instead of "3 hours ago");
@@ -125,6 +127,8 @@ export async function main(argv: string[] = process.argv.slice(2), io: CliIO = p
         return await runWhoamiCommand(args, io, restFactory);
       case "audit":
         return await runAuditCommand(args, io, restFactory);
+      case "sample":
+        return await runSampleCommand(args, io);
       case "serve":
         return await serve(args);
       default:

@@ -167,6 +167,19 @@ export const SaveWeightsForSamplerResponseSchema = z.object({
   type: z.literal("save_weights_for_sampler").optional(),
 });
 
+/** Answer of `POST /api/v1/create_sampling_session`. */
+export const CreateSamplingSessionResponseSchema = z.object({
+  sampling_session_id: z.string(),
+  type: z.literal("create_sampling_session").optional(),
+});
+
+/** Answer of `GET /api/v1/samplers/{sampler_id}`. */
+export const GetSamplerResponseSchema = z.object({
+  sampler_id: z.string(),
+  base_model: z.string(),
+  model_path: z.string().nullish(),
+});
+
 /** Server queue state reported in `try_again`. */
 export const QueueStateSchema = z.enum(["active", "paused_capacity", "paused_rate_limit"]);
 

@@ -20,6 +20,7 @@ import type { FutureRegistry } from "./futures.js";
 import type { CheckpointRecord, RunRecord, Store } from "./store.js";
 import type { SupportedModel, TrainingHost } from "./training.js";
 import { encodeForwardBackwardResult, PROTOBUF_MEDIA_TYPE } from "./proto.js";
+import { encodeSampleResponse, type SamplingHost } from "./sampling.js";
 import { HttpError, iso, parseTinkerPath, randomHex, tinkerPath, type CheckpointKind } from "./util.js";
 
 type Schemas = components["schemas"];
@@ -56,6 +57,7 @@ export type ApiDeps = {
   store: Store;
   futures: FutureRegistry;
   training: TrainingHost;
+  sampling: SamplingHost;
   archive: ArchiveService;
   clock: () => number;
   longPollMs: number;
@@ -90,7 +92,11 @@ export const DEFAULT_CLIENT_CONFIG = {
 } as const satisfies Schemas["ClientConfigResponse"];
 
 /** Result types a poll may ask for as protobuf (`Accept: application/x-protobuf`). */
-const PROTOBUF_RESULTS = new Set(["ForwardBackward", "Forward"]);
+const PROTOBUF_RESULTS: Record<string, (value: Record<string, unknown>) => Uint8Array> = {
+  ForwardBackward: encodeForwardBackwardResult,
+  Forward: encodeForwardBackwardResult,
+  Sample: encodeSampleResponse,
+};
 
 const QUEUE_REASONS: Record<QueueState, string | undefined> = {
   active: undefined,
@@ -126,7 +132,7 @@ function page<T>(items: T[], query: Record<string, unknown>, defaultLimit: numbe
 
 /** Builds the handler of every spec operation. */
 export function createOperationHandlers(d: ApiDeps): Record<string, OperationHandler> {
-  const { store, futures, training, archive } = d;
+  const { store, futures, training, sampling, archive } = d;
 
   /** Checkpoints of `run` that `owner` may see. */
   const visibleCheckpoints = (run: RunRecord, owner: string): CheckpointRecord[] =>
@@ -254,6 +260,15 @@ export function createOperationHandlers(d: ApiDeps): Record<string, OperationHan
       body: training.submitSaveForSampler(ctx.owner, ctx.body as Schemas["SaveWeightsForSamplerRequest"]),
     }),
 
+    createSamplingSession: async (ctx) => ({
+      status: 200,
+      body: await sampling.createSession(ctx.owner, ctx.body as Schemas["CreateSamplingSessionRequest"]),
+    }),
+
+    asample: (ctx) => ({ status: 200, body: sampling.submitSample(ctx.owner, ctx.body as Schemas["SampleRequest"]) }),
+
+    getSampler: (ctx) => ({ status: 200, body: sampling.getSampler(ctx.owner, ctx.params.sampler_id!) }),
+
     retrieveFuture: async (ctx) => {
       const { request_id: requestId } = ctx.body as Schemas["FutureRetrieveRequest"];
       const found = futures.lookup(requestId, ctx.owner);
@@ -271,8 +286,9 @@ export function createOperationHandlers(d: ApiDeps): Record<string, OperationHan
       }
       if (outcome.ok) {
         const accept = String(ctx.req.headers.accept ?? "");
-        if (PROTOBUF_RESULTS.has(future.type) && accept.includes(PROTOBUF_MEDIA_TYPE)) {
-          return { status: 200, bytes: encodeForwardBackwardResult(outcome.value), headers: { "content-type": PROTOBUF_MEDIA_TYPE } };
+        const encode = PROTOBUF_RESULTS[future.type];
+        if (encode !== undefined && accept.includes(PROTOBUF_MEDIA_TYPE)) {
+          return { status: 200, bytes: encode(outcome.value), headers: { "content-type": PROTOBUF_MEDIA_TYPE } };
         }
         return { status: 200, body: outcome.value };
       }

@@ -140,6 +140,11 @@ export class FutureRegistry {
     });
   }
 
+  /** Whether a poll is being held open for `requestId` right now. */
+  isAwaited(requestId: string): boolean {
+    return (this.#waiters.get(requestId)?.size ?? 0) > 0;
+  }
+
   /** Number of polls currently held open. */
   get waitingPolls(): number {
     let n = 0;

@@ -52,6 +52,7 @@ import { FaultInjector, type FaultRule } from "./faults.js";
 import { FutureRegistry } from "./futures.js";
 import { SEQUENCED_OPERATIONS } from "./guards.js";
 import { HttpApp, type RecordedRequest } from "./http.js";
+import { SamplingHost } from "./sampling.js";
 import { IdempotencyCache } from "./idempotency.js";
 import { Store } from "./store.js";
 import { TrainingHost, type OperationEvent, type SupportedModel } from "./training.js";
@@ -252,6 +253,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
   });
   const minTtlSeconds = options.minTtlSeconds ?? 3600;
   const supportedModels = options.supportedModels ?? DEFAULT_SUPPORTED_MODELS;
+  const sampling = await SamplingHost.open({ store, futures, dataDir, clock, log, supportedModels, onOperation: options.onOperation });
   const training = new TrainingHost({
     store,
     futures,
@@ -263,6 +265,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     supportedModels,
     onOperation: options.onOperation,
     tokenOwner: (token) => auth.tokenOwner(token),
+    onSamplerSaved: (info) => sampling.registerSaved(info),
   });
   let queueState: QueueState = options.queueState ?? "active";
   const longPollMs = options.longPollMs ?? 25_000;
@@ -270,6 +273,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
     store,
     futures,
     training,
+    sampling,
     archive,
     clock,
     longPollMs,
@@ -351,6 +355,7 @@ export async function startLocalServer(options: LocalServerOptions = {}): Promis
       futures.close();
       server.closeIdleConnections();
       await training.close();
+      await sampling.close();
       await store.close();
       // Give answers in flight (e.g. the long polls just woken) a moment, then cut the rest.
       const deadline = Date.now() + 500;

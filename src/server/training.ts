@@ -72,6 +72,8 @@ export type TrainingHostOptions = {
   onOperation?: ((event: OperationEvent) => void) | undefined;
   /** The owner a `weights_access_token` stands for (an API key or a JWT of this server), if valid. */
   tokenOwner?: ((token: string) => string | undefined) | undefined;
+  /** Records the sampler an unnamed `save_weights_for_sampler` created (and lists it under its session). */
+  onSamplerSaved: (info: { owner: string; samplerId: string; sessionId: string | null; baseModel: string; modelPath: string }) => Promise<void>;
 };
 
 /** One finished training operation, as reported to `onOperation`. */
@@ -594,10 +596,10 @@ export class TrainingHost {
           }
           throw err;
         }
-        if (samplingSessionId !== null && live.sessionId !== null) {
-          await this.#o.store.addSamplerToSession(live.sessionId, samplingSessionId);
-        }
-        const result: Record<string, unknown> = { path: tinkerPath(rec.training_run_id, "sampler_weights", rec.name), type: "save_weights_for_sampler" };
+        const path = tinkerPath(rec.training_run_id, "sampler_weights", rec.name);
+        const { owner, sessionId, baseModel } = live;
+        if (samplingSessionId !== null) await this.#o.onSamplerSaved({ owner, samplerId: samplingSessionId, sessionId, baseModel, modelPath: path });
+        const result: Record<string, unknown> = { path, type: "save_weights_for_sampler" };
         if (samplingSessionId !== null) result.sampling_session_id = samplingSessionId;
         return result;
       };

@@ -9,7 +9,7 @@
  * await rest.getWeightsInfoByTinkerPath(tinkerPath);
  * ```
  */
-import type { APIFuture, CheckpointLedger, Datum, RestClient, ServiceClient, TrainingClient } from "../../src/index.js";
+import type { APIFuture, CheckpointLedger, Datum, RestClient, SamplingClient, ServiceClient, TrainingClient } from "../../src/index.js";
 import type { Transport } from "../../src/internal/transport.js";
 import type { CliIO } from "../../src/cli/util.js";
 
@@ -30,3 +30,4 @@ export declare const response: Response;
 export declare const baseUrl: string;
 export declare const source: AsyncIterable<Buffer>;
 export declare const signal: AbortSignal;
+export declare const sampler: SamplingClient;
