@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import type { components } from "../generated/schema.js";
+import type { components } from "./core/wire.js";
 import { APIUserAbortError, InvalidArgumentError, RequestFailedError, TinkerError } from "./core/errors.js";
 import type { RequestOptions } from "./core/options.js";
 import { requestOptionsOf } from "./internal/request-options.js";

@@ -34,7 +34,7 @@ import { requestOptionsOf } from "./internal/request-options.js";
 import { rewordAPIError } from "./internal/reword.js";
 import { abortableSleep, type SleepFn } from "./internal/sleep.js";
 import { parseTinkerPath, splitCheckpointId, type CheckpointKind } from "./core/tinker-path.js";
-import { Transport, type CallOptions, type TransportAnswer, type TransportConfig } from "./internal/transport.js";
+import type { Transport, CallOptions, TransportAnswer, TransportConfig } from "./internal/transport.js";
 import { InvalidTtlError, validateTtlSeconds } from "./core/ttl.js";
 
 /** A checkpoint, as listed by the service. */

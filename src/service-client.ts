@@ -24,7 +24,7 @@ import {
 } from "./internal/schemas.js";
 import { abortableSleep, type SleepFn } from "./internal/sleep.js";
 import { parseTinkerPath } from "./core/tinker-path.js";
-import { SDK_VERSION, Transport } from "./internal/transport.js";
+import { SDK_VERSION, type Transport } from "./internal/transport.js";
 import type { RequestOptions } from "./core/options.js";
 import { requestOptionsOf } from "./internal/request-options.js";
 import { redact } from "./internal/redact.js";

@@ -205,7 +205,7 @@ export class ClientAuth {
     const mode = await this.mode();
     if (mode.jwt) return this.jwt();
     const key = this.#o.apiKey;
-    return key !== undefined && key.startsWith("eyJ") ? key : undefined;
+    return key?.startsWith("eyJ") === true ? key : undefined;
   }
 
   /** The JWT held now (no request), if any. */
@@ -280,7 +280,7 @@ export class ClientAuth {
   /** The credential exchanged for a JWT (PROTOCOL §10.5). */
   async #exchangeCredential(): Promise<string> {
     const key = this.#o.apiKey;
-    if (key !== undefined && key.startsWith("eyJ")) return key;
+    if (key?.startsWith("eyJ") === true) return key;
     const mode = await this.mode();
     if (mode.credentialSource === "credential_cmd") {
       if (this.#o.credentialCmd === undefined) {
