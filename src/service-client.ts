@@ -414,11 +414,14 @@ export class ServiceClient {
       );
     }
     const call = requestOptionsOf(options);
+    const token = options.weightsAccessToken;
+    if (token !== undefined && (typeof token !== "string" || !(token.startsWith("tml-") || token.startsWith("eyJ")))) {
+      throw new InvalidArgumentError("weightsAccessToken must be the checkpoint owner's API key (tml-…) or a JWT (eyJ…).");
+    }
     const config = await this.#clientConfig(options);
     if (config.create_model_via_load_weights) return this.#createViaLoad(path, optimizer, options, config);
     // With a weights access token, the checkpoint's info is read as its owner (as the Python SDK does), and the
     // credential that token resolves to (a JWT in JWT mode) goes with load_weights.
-    const token = options.weightsAccessToken;
     const reader = token === undefined ? undefined : this.#tokenTransport(token);
     let info: z.output<typeof WeightsInfoResponseSchema>;
     let loadToken: string | undefined;

@@ -53,6 +53,10 @@ test("a checkpoint whose weights info has no LoRA rank is a clear error, before 
   try {
     await using service = new ServiceClient({ baseUrl: server.url, apiKey: "tml-test" });
     await assert.rejects(
+      service.createTrainingClientFromState("tinker://run-1/weights/full", { weightsAccessToken: "not-a-key-123" }),
+      (err: unknown) => err instanceof InvalidArgumentError && !err.message.includes("not-a-key-123"),
+    );
+    await assert.rejects(
       service.createTrainingClientFromState("tinker://run-1/weights/full"),
       (err: unknown) => err instanceof InvalidArgumentError && /no LoRA rank/.test(err.message) && err.message.includes("tinker://run-1/weights/full"),
     );

@@ -26,6 +26,8 @@ async function scripted(pollReplies: ScriptedReply[], extra: { retryBudgetMs?: n
   const server = await startScriptedServer((req: RecordedRequest): ScriptedReply => {
     const body = req.body === "" ? {} : (req.json() as Record<string, unknown>);
     switch (req.path) {
+      case "/api/v1/client/config":
+        return { body: {} };
       case "/api/v1/create_session":
         return { body: { session_id: "sess-1", type: "create_session", ...extra.session } };
       case "/api/v1/create_model":
