@@ -38,7 +38,14 @@ process.once("message", (req) => {
       });
       const end = now();
       const peakRssMB = round(mb(process.resourceUsage().maxRSS * 1024), 1);
-      const reply = { kind: "result", wallS: (end - start) / 1000, bytes: result.bytes, destination: result.destination, peakRssMB, warmMaxRssMB };
+      const reply = {
+        kind: "result",
+        wallS: (end - start) / 1000,
+        bytes: result.bytes,
+        destination: result.destination,
+        peakRssMB,
+        warmMaxRssMB,
+      };
       if (req.phases && marks.extract !== undefined && marks.done !== undefined) {
         reply.phases = {
           until_extract_report_s: round((marks.extract - start) / 1000, 3),

@@ -54,12 +54,16 @@ const round = (x: number, digits = 2): number => +x.toFixed(digits);
 
 type RunRequest = { kind: "run"; baseUrl: string; apiKey: string; tinkerPath: string; outputDir: string; phases: boolean };
 /** Diagnostic split of one run at the first `extract` progress report and at the `done` report. */
-type PhaseInfo = { until_extract_report_s: number; extract_report_to_done_s: number; done_to_return_s: number; peak_rss_at_extract_report_mb: number };
+type PhaseInfo = {
+  until_extract_report_s: number;
+  extract_report_to_done_s: number;
+  done_to_return_s: number;
+  peak_rss_at_extract_report_mb: number;
+};
 type ChildReply =
   | { kind: "ready"; baselineRssMB: number; baselineMaxRssMB: number }
   | { kind: "result"; wallS: number; bytes: number; destination: string; peakRssMB: number; warmMaxRssMB: number; phases?: PhaseInfo }
   | { kind: "error"; message: string };
-
 
 // ---------------------------------------------------------------------------------------------------------------
 // Parent helpers.
@@ -208,7 +212,14 @@ function timeSdk(server: Server, tinkerPath: string, outputDir: string, phases: 
         const req: RunRequest = { kind: "run", baseUrl: server.baseUrl, apiKey: server.apiKey, tinkerPath, outputDir, phases };
         proc.send(req);
       } else if (m.kind === "result") {
-        const run: SdkRun = { wallS: m.wallS, bytes: m.bytes, destination: m.destination, peakRssMB: m.peakRssMB, warmMaxRssMB: m.warmMaxRssMB, ...baseline! };
+        const run: SdkRun = {
+          wallS: m.wallS,
+          bytes: m.bytes,
+          destination: m.destination,
+          peakRssMB: m.peakRssMB,
+          warmMaxRssMB: m.warmMaxRssMB,
+          ...baseline!,
+        };
         if (m.phases !== undefined) run.phases = m.phases;
         done(() => resolve(run));
       } else {
@@ -223,7 +234,9 @@ async function verifyExtracted(dir: string, weightsBytes: number, who: string): 
   const weights = await stat(join(dir, "adapter_model.safetensors")).catch(() => undefined);
   const marker = await stat(join(dir, "checkpoint_complete")).catch(() => undefined);
   if (weights?.size !== weightsBytes || marker === undefined) {
-    throw new Error(`${who}: extracted checkpoint in ${dir} is incomplete (weights ${weights?.size ?? "missing"} bytes, expected ${weightsBytes})`);
+    throw new Error(
+      `${who}: extracted checkpoint in ${dir} is incomplete (weights ${weights?.size ?? "missing"} bytes, expected ${weightsBytes})`,
+    );
   }
 }
 
@@ -242,7 +255,14 @@ type SizeResult = {
   curl: { runs_s: number[]; best_s: number; mb_per_s: number } | null;
   sdk: {
     /** order: 1 = measured before curl in its repeat, 2 = after. */
-    runs: Array<{ order: number; wall_s: number; peak_rss_mb: number; baseline_rss_mb: number; baseline_max_rss_mb: number; warm_max_rss_mb: number }>;
+    runs: Array<{
+      order: number;
+      wall_s: number;
+      peak_rss_mb: number;
+      baseline_rss_mb: number;
+      baseline_max_rss_mb: number;
+      warm_max_rss_mb: number;
+    }>;
     best_s: number;
     mb_per_s: number;
     peak_rss_mb: number;
@@ -277,7 +297,10 @@ async function main(): Promise<void> {
   // The SDK source is identified in the results (and a change during the run is flagged: each SDK child
   // imports the sources afresh).
   const sdkSourceHash = async (): Promise<string> =>
-    createHash("sha256").update(await readFile(join(repoRoot, "src", "download", "download.ts"))).digest("hex").slice(0, 16);
+    createHash("sha256")
+      .update(await readFile(join(repoRoot, "src", "download", "download.ts")))
+      .digest("hex")
+      .slice(0, 16);
   const sourceAtStart = await sdkSourceHash();
   const curlAvailable = hasCurl();
   if (!curlAvailable) notes.push("curl (or tar) not found: the curl | tar comparison is skipped; the SDK is measured alone.");
@@ -287,7 +310,9 @@ async function main(): Promise<void> {
   const sizes = SIZES.filter((s) => {
     const need = DISK_FACTOR * s.bytes;
     if (freeBytes >= need) return true;
-    notes.push(`${s.label} case skipped: ${round(freeBytes / MiB / 1024)} GiB free in ${tmpdir()}, need ~${round(need / MiB / 1024)} GiB (${DISK_FACTOR}× the size).`);
+    notes.push(
+      `${s.label} case skipped: ${round(freeBytes / MiB / 1024)} GiB free in ${tmpdir()}, need ~${round(need / MiB / 1024)} GiB (${DISK_FACTOR}× the size).`,
+    );
     return false;
   });
   for (const n of notes) console.log(`note: ${n}`);
@@ -380,7 +405,8 @@ async function main(): Promise<void> {
               peak_minus_warm_mb: round(Math.max(...sdkRuns.map((r) => r.peakRssMB - r.warmMaxRssMB)), 1),
             },
             ratio_sdk_over_curl: curlBest === null ? null : round(curlBest / sdkBest, 3),
-            diagnostic_phases: diag.phases === undefined ? null : { ...diag.phases, wall_s: round(diag.wallS, 3), peak_rss_mb: diag.peakRssMB },
+            diagnostic_phases:
+              diag.phases === undefined ? null : { ...diag.phases, wall_s: round(diag.wallS, 3), peak_rss_mb: diag.peakRssMB },
           });
           // Free the server's copy and cached tar before the next size.
           await rest.deleteCheckpointFromTinkerPath(tinkerPath).catch(() => undefined);
@@ -403,7 +429,10 @@ async function main(): Promise<void> {
   const ratios = results.filter((r) => r.ratio_sdk_over_curl !== null);
   const ratioPass = ratios.length === 0 ? null : ratios.every((r) => (r.ratio_sdk_over_curl as number) >= TARGET_RATIO);
   const peakPass = results.length === 0 ? null : results.every((r) => r.sdk.peak_rss_mb <= TARGET_PEAK_RSS_MB);
-  const spread = results.length >= 2 ? round(Math.abs((results.at(-1) as SizeResult).sdk.peak_rss_mb - (results[0] as SizeResult).sdk.peak_rss_mb), 1) : null;
+  const spread =
+    results.length >= 2
+      ? round(Math.abs((results.at(-1) as SizeResult).sdk.peak_rss_mb - (results[0] as SizeResult).sdk.peak_rss_mb), 1)
+      : null;
   if (results.length < 2) notes.push("Only one size was measured: the RSS difference between sizes is not available.");
   const spreadPass = spread === null ? null : spread <= TARGET_RSS_SPREAD_MB;
 
@@ -418,9 +447,10 @@ async function main(): Promise<void> {
     method: {
       repeats: REPEATS,
       order: "repeat 1: curl then SDK; repeat 2: SDK then curl; best wall time counts",
-      curl: "bash -c 'set -o pipefail; curl -sSf \"$1\" | tar -x -C \"$2\"' (wall time incl. process start)",
+      curl: 'bash -c \'set -o pipefail; curl -sSf "$1" | tar -x -C "$2"\' (wall time incl. process start)',
       sdk: "downloadCheckpoint(rest, path, { outputDir }) in a fresh child process per run (wall time excl. process start, incl. the signed-URL REST call)",
-      peak_rss: "process.resourceUsage().maxRSS of the SDK child, largest over the timed runs of a size; baseline = RSS right after importing the compiled SDK (dist/, plain node)",
+      peak_rss:
+        "process.resourceUsage().maxRSS of the SDK child, largest over the timed runs of a size; baseline = RSS right after importing the compiled SDK (dist/, plain node)",
       warm_up: "one full fetch of the signed URL to /dev/null before timing (the server builds its tar on first request)",
       units: "MB = 10^6 bytes; MB/s = archive bytes / 10^6 / s",
     },
@@ -429,10 +459,14 @@ async function main(): Promise<void> {
     targets: {
       ratio_min: TARGET_RATIO,
       ratio_pass: ratioPass,
-      ratio_by_size: Object.fromEntries(ratios.map((r) => [r.label, { ratio: r.ratio_sdk_over_curl, pass: (r.ratio_sdk_over_curl as number) >= TARGET_RATIO }])),
+      ratio_by_size: Object.fromEntries(
+        ratios.map((r) => [r.label, { ratio: r.ratio_sdk_over_curl, pass: (r.ratio_sdk_over_curl as number) >= TARGET_RATIO }]),
+      ),
       peak_rss_max_mb: TARGET_PEAK_RSS_MB,
       peak_rss_pass: peakPass,
-      peak_rss_by_size: Object.fromEntries(results.map((r) => [r.label, { peak_rss_mb: r.sdk.peak_rss_mb, pass: r.sdk.peak_rss_mb <= TARGET_PEAK_RSS_MB }])),
+      peak_rss_by_size: Object.fromEntries(
+        results.map((r) => [r.label, { peak_rss_mb: r.sdk.peak_rss_mb, pass: r.sdk.peak_rss_mb <= TARGET_PEAK_RSS_MB }]),
+      ),
       peak_rss_difference_max_mb: TARGET_RSS_SPREAD_MB,
       peak_rss_difference_pass: spreadPass,
     },
@@ -454,7 +488,8 @@ async function main(): Promise<void> {
     ]);
   }
   const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((row) => (row[i] as string).length)));
-  const line = (row: string[]): string => row.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join("  ");
+  const line = (row: string[]): string =>
+    row.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join("  ");
   const flag = (p: boolean | null): string => (p === null ? "n/a" : p ? "PASS" : "FAIL");
   const title = `downloadCheckpoint vs curl | tar (best of ${REPEATS}; ${process.version}, ${cpus().length} CPUs, ${output.date})`;
   const table = [line(rows[0] as string[]), widths.map((w) => "-".repeat(w)).join("  "), ...rows.slice(1).map(line)];

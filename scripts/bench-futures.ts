@@ -60,7 +60,13 @@ async function child(): Promise<void> {
   });
 }
 
-type ChildServer = { proc: ChildProcess; baseUrl: string; apiKey: string; ops: Map<string, OpEvent>; busy: (m: { activeMs: number; idleMs: number }) => void };
+type ChildServer = {
+  proc: ChildProcess;
+  baseUrl: string;
+  apiKey: string;
+  ops: Map<string, OpEvent>;
+  busy: (m: { activeMs: number; idleMs: number }) => void;
+};
 
 async function measureBusy(server: ChildServer): Promise<{ activeMs: number; idleMs: number }> {
   return new Promise((resolve) => {
@@ -161,7 +167,10 @@ async function main(): Promise<void> {
       await settleEvents(server.ops, ids);
       const events = ids.map((id) => server.ops.get(id)).filter((e): e is OpEvent => e !== undefined);
       const serverBusy = events.reduce((sum, e) => sum + (e.completedAt - e.startedAt), 0);
-      const gaps = events.slice(1).map((e, i) => e.startedAt - (events[i] as OpEvent).completedAt).sort((x, y) => x - y);
+      const gaps = events
+        .slice(1)
+        .map((e, i) => e.startedAt - (events[i] as OpEvent).completedAt)
+        .sort((x, y) => x - y);
       await service.close();
       server.proc.disconnect();
       results["pipelined_200_ops"] = {
@@ -173,7 +182,11 @@ async function main(): Promise<void> {
         meets_target: wall / busy.activeMs <= 1.1,
         server_execution_ms: +serverBusy.toFixed(1),
         ratio_to_execution_only: +(wall / serverBusy).toFixed(3),
-        server_idle_between_ops_ms: { median: +quantile(gaps, 0.5).toFixed(3), p99: +quantile(gaps, 0.99).toFixed(3), total: +gaps.reduce((a, b) => a + b, 0).toFixed(1) },
+        server_idle_between_ops_ms: {
+          median: +quantile(gaps, 0.5).toFixed(3),
+          p99: +quantile(gaps, 0.99).toFixed(3),
+          total: +gaps.reduce((a, b) => a + b, 0).toFixed(1),
+        },
         batch: "forward_backward on 16 x 128 tokens (rank 32) alternating with optim_step",
       };
     }

@@ -37,7 +37,10 @@ async function child(): Promise<void> {
 }
 
 async function startChild(dataDir: string): Promise<{ proc: ChildProcess; baseUrl: string; apiKey: string }> {
-  const proc = fork(fileURLToPath(import.meta.url), ["--child", dataDir], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const proc = fork(fileURLToPath(import.meta.url), ["--child", dataDir], {
+    execArgv: ["--import", "tsx"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
   return new Promise((resolve, reject) => {
     proc.on("error", reject);
     proc.on("exit", (code) => reject(new Error(`server child exited with ${code}`)));
@@ -80,7 +83,13 @@ function cpuMs(fn: () => unknown, runs = 25, warmup = 5): number {
   return best;
 }
 
-async function poll(baseUrl: string, apiKey: string, requestId: string, accept: string, type: string): Promise<{ contentType: string; bytes: Uint8Array }> {
+async function poll(
+  baseUrl: string,
+  apiKey: string,
+  requestId: string,
+  accept: string,
+  type: string,
+): Promise<{ contentType: string; bytes: Uint8Array }> {
   for (let failures = 0; ; ) {
     let res: Response;
     try {
@@ -113,7 +122,12 @@ async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), "tinker-bench-fwdbwd-"));
   const server = await startChild(join(work, "data"));
   const service = new ServiceClient({ baseUrl: server.baseUrl, apiKey: server.apiKey });
-  const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, machine: `${cpus().length} cores`, tokens_per_datum: TOKENS_PER_DATUM };
+  const results: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    node: process.version,
+    machine: `${cpus().length} cores`,
+    tokens_per_datum: TOKENS_PER_DATUM,
+  };
   const runs: Array<Record<string, unknown>> = [];
   try {
     const training = await service.createLoraTrainingClient({ baseModel: "Qwen/Qwen3-8B", rank: 8 });
@@ -124,7 +138,10 @@ async function main(): Promise<void> {
     let idsSent = `real (up to ${MAX_ID})`;
     let sendMaxId = MAX_ID;
     try {
-      await training.forward(makeBatch(1, MAX_ID).map((d) => ({ ...d })), "cross_entropy");
+      await training.forward(
+        makeBatch(1, MAX_ID).map((d) => ({ ...d })),
+        "cross_entropy",
+      );
     } catch (err) {
       idsSent = `ids mod 256: the server refused real ids (${(err as Error).message.split("\n")[0]!.slice(0, 160)})`;
       sendMaxId = 255;
@@ -153,7 +170,8 @@ async function main(): Promise<void> {
       const id = await fut.requestId;
       const protoRes = await poll(server.baseUrl, server.apiKey, id, "application/x-protobuf", "ForwardBackward");
       const jsonRes = await poll(server.baseUrl, server.apiKey, id, "application/json", "ForwardBackward");
-      if (!protoRes.contentType.includes("protobuf") || !jsonRes.contentType.includes("json")) throw new Error("unexpected result content types");
+      if (!protoRes.contentType.includes("protobuf") || !jsonRes.contentType.includes("json"))
+        throw new Error("unexpected result content types");
       // The old JSON body, one round trip (raw HTTP: the SDK no longer sends it).
       const t1 = performance.now();
       const jsonSubmit = await fetch(`${server.baseUrl}/api/v1/forward_backward`, {
@@ -162,14 +180,17 @@ async function main(): Promise<void> {
         body: JSON.stringify({ ...jsonBody(sendBatch, jsonSeq++), model_id: jsonModel.modelId }),
       });
       const submitted = (await jsonSubmit.json()) as { request_id: string };
-      if (jsonSubmit.status !== 200) throw new Error(`the JSON submit failed: ${jsonSubmit.status} ${JSON.stringify(submitted).slice(0, 300)}`);
+      if (jsonSubmit.status !== 200)
+        throw new Error(`the JSON submit failed: ${jsonSubmit.status} ${JSON.stringify(submitted).slice(0, 300)}`);
       const jsonResult = await poll(server.baseUrl, server.apiKey, submitted.request_id, "application/json", "ForwardBackward");
       JSON.parse(Buffer.from(jsonResult.bytes).toString("utf8"));
       const jsonWallMs = performance.now() - t1;
       // Result fields, for the per-field view.
       const fields = Object.keys(out.loss_fn_outputs[0] ?? {});
       // Client CPU.
-      const encodeMs = cpuMs(() => encodeForwardBackwardRequest({ modelId: training.modelId, seqId: 1, data: batch, lossFn: "cross_entropy" }));
+      const encodeMs = cpuMs(() =>
+        encodeForwardBackwardRequest({ modelId: training.modelId, seqId: 1, data: batch, lossFn: "cross_entropy" }),
+      );
       const decodeMs = cpuMs(() => decodeForwardBackwardOutput(protoRes.bytes));
       const jsonEncodeMs = cpuMs(() => JSON.stringify(jsonBody(batch, 1)), 5, 1);
       const jsonText = Buffer.from(jsonRes.bytes).toString("utf8");

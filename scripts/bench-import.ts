@@ -60,7 +60,10 @@ const round = (x: number, digits = 1): number => Number(x.toFixed(digits));
 
 async function main(): Promise<void> {
   if (!process.argv.includes("--no-build")) await run("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: root });
-  const results: Record<string, { import_ms: number; cpu_ms: number; rss_mb: number; rss_added_mb: number; heap_mb: number } | { error: string }> = {};
+  const results: Record<
+    string,
+    { import_ms: number; cpu_ms: number; rss_mb: number; rss_added_mb: number; heap_mb: number } | { error: string }
+  > = {};
   let emptyRss = 0;
   for (const [name, specifiers] of Object.entries(SCENARIOS)) {
     try {

@@ -30,7 +30,7 @@ const now = (): number => performance.timeOrigin + performance.now();
 
 async function child(): Promise<void> {
   const { startLocalServer } = await import("../src/server/index.js");
-    const server = await startLocalServer({
+  const server = await startLocalServer({
     port: 0,
     dataDir: process.argv[3] as string,
     onOperation: (e) =>
@@ -60,7 +60,13 @@ async function child(): Promise<void> {
   });
 }
 
-type ChildServer = { proc: ChildProcess; baseUrl: string; apiKey: string; ops: Map<string, OpEvent>; busy: (m: { activeMs: number; idleMs: number }) => void };
+type ChildServer = {
+  proc: ChildProcess;
+  baseUrl: string;
+  apiKey: string;
+  ops: Map<string, OpEvent>;
+  busy: (m: { activeMs: number; idleMs: number }) => void;
+};
 
 async function measureBusy(server: ChildServer): Promise<{ activeMs: number; idleMs: number }> {
   return new Promise((resolve) => {
@@ -71,7 +77,11 @@ async function measureBusy(server: ChildServer): Promise<{ activeMs: number; idl
 
 async function startChild(dataDir: string): Promise<ChildServer> {
   const proc = fork(fileURLToPath(import.meta.url), ["--child", dataDir], {
-    execArgv: ["--import", "tsx", ...(process.env["BENCH_CPU_PROF"] ? ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_CPU_PROF"]}`] : [])],
+    execArgv: [
+      "--import",
+      "tsx",
+      ...(process.env["BENCH_CPU_PROF"] ? ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_CPU_PROF"]}`] : []),
+    ],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const ops = new Map<string, OpEvent>();
@@ -116,11 +126,14 @@ async function main(): Promise<void> {
     const prompt = [151644, 872, 198, 9707];
     const params = (seed: number) => ({ max_tokens: NEW_TOKENS, temperature: 0.8, seed, stop: [] as number[] });
     // Warm up the server's and the client's JIT before measuring.
-    for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: 50 }, (_, j) => sampler.sample(prompt, 1, params(10_000 + i * 50 + j))));
+    for (let i = 0; i < 3; i++)
+      await Promise.all(Array.from({ length: 50 }, (_, j) => sampler.sample(prompt, 1, params(10_000 + i * 50 + j))));
     server.proc.send({ kind: "mark" });
     const start = now();
     const futures = Array.from({ length: REQUESTS }, (_, i) => sampler.sample(prompt, 1, params(i)));
-    const resolved = await Promise.all(futures.map((f) => Promise.resolve(f).then((r) => ({ at: now(), tokens: r.sequences[0]!.tokens.length }))));
+    const resolved = await Promise.all(
+      futures.map((f) => Promise.resolve(f).then((r) => ({ at: now(), tokens: r.sequences[0]!.tokens.length }))),
+    );
     const wall = now() - start;
     const busy = await measureBusy(server);
     const ids = await Promise.all(futures.map((f) => f.requestId));

@@ -29,13 +29,22 @@ async function testFiles(dir: string): Promise<string[]> {
 async function testGlobs(): Promise<string[]> {
   const pkg = JSON.parse(await readFile(path.join(root, "package.json"), "utf8")) as { scripts?: Record<string, string> };
   const command = pkg.scripts?.["test"] ?? "";
-  const run = command.split("&&").map((s) => s.trim()).find((s) => s.includes("--test ")) ?? "";
+  const run =
+    command
+      .split("&&")
+      .map((s) => s.trim())
+      .find((s) => s.includes("--test ")) ?? "";
   return run.split(/\s+/).filter((w) => w.startsWith("test/") && w.endsWith(".test.ts"));
 }
 
 /** What the shell makes of a glob of one `*` per path segment (no `**`, as Node 20's --test needs). */
 function matches(glob: string, file: string): boolean {
-  const re = new RegExp(`^${glob.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\/]/g, "\\$&")).join("[^/]*")}$`);
+  const re = new RegExp(
+    `^${glob
+      .split("*")
+      .map((part) => part.replace(/[.+?^${}()|[\]\\/]/g, "\\$&"))
+      .join("[^/]*")}$`,
+  );
   return re.test(file);
 }
 

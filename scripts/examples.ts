@@ -84,7 +84,12 @@ function importLine(names: string[], types: string[], from: string): string {
 
 async function main(): Promise<void> {
   const files = await sourceFiles(path.join(root, "src"));
-  const program = ts.createProgram(files, { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, strict: true });
+  const program = ts.createProgram(files, {
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2022,
+    strict: true,
+  });
   const indexFile = path.join(root, "src", "index.ts");
   const publicExports = exportsOf(program, indexFile);
   const publicNames = new Set([...publicExports.values, ...publicExports.types]);
@@ -113,7 +118,8 @@ async function main(): Promise<void> {
         const imp = /^import\s+(.*)\s+from\s+["']([^"']+)["'];?\s*$/.exec(line.trim());
         if (imp !== null) {
           const [, clause = "", spec = ""] = imp;
-          if (!spec.startsWith(".") && spec !== "tinker-ts") hoisted.add(line.trim()); // node: modules, dependencies
+          if (!spec.startsWith(".") && spec !== "tinker-ts")
+            hoisted.add(line.trim()); // node: modules, dependencies
           else if (spec.startsWith(".")) {
             // Relative to the documented module: kept (re-pointed), minus what is imported already.
             const target = path.resolve(path.dirname(file), spec).replace(/\.js$/, ".ts");
@@ -125,7 +131,10 @@ async function main(): Promise<void> {
                 ...publicExports.types.filter((n) => !targetValues.has(n)),
                 ...(target === file ? [...own.values, ...own.types] : []),
               ]);
-              const names = (named[2] ?? "").split(",").map((n) => n.trim()).filter((n) => n !== "" && !taken.has(n.replace(/^type\s+/, "")));
+              const names = (named[2] ?? "")
+                .split(",")
+                .map((n) => n.trim())
+                .filter((n) => n !== "" && !taken.has(n.replace(/^type\s+/, "")));
               if (names.length > 0) hoisted.add(`import ${named[1] ?? ""}{ ${names.join(", ")} } from "${fromTest(target)}";`);
             }
           }
@@ -134,7 +143,9 @@ async function main(): Promise<void> {
         kept.push(line);
       }
       while (kept.length > 0 && (kept[0] as string).trim() === "") kept.shift();
-      bodies.push(`// ${rel}, example ${i + 1}\nexport async function example${i + 1}() {\n${kept.map((l) => (l === "" ? "" : `  ${l}`)).join("\n")}\n}\n`);
+      bodies.push(
+        `// ${rel}, example ${i + 1}\nexport async function example${i + 1}() {\n${kept.map((l) => (l === "" ? "" : `  ${l}`)).join("\n")}\n}\n`,
+      );
       total++;
     });
     const header =
@@ -143,8 +154,15 @@ async function main(): Promise<void> {
     const hoistedNames = new Set([...hoisted].flatMap((l) => (/\{([^}]*)\}/.exec(l)?.[1] ?? "").split(",").map((n) => n.trim())));
     const publicTypes = publicTypesExcept(hoistedNames);
     const imports =
-      [...hoisted].sort().map((l) => `${l.replace(/;?$/, ";")}\n`).join("") +
-      importLine(publicExports.values.filter((n) => !preludeSet.has(n)), publicTypes, fromTest(indexFile)) +
+      [...hoisted]
+        .sort()
+        .map((l) => `${l.replace(/;?$/, ";")}\n`)
+        .join("") +
+      importLine(
+        publicExports.values.filter((n) => !preludeSet.has(n)),
+        publicTypes,
+        fromTest(indexFile),
+      ) +
       (file === indexFile ? "" : importLine(ownValues, ownTypes, fromTest(file))) +
       importLine(preludeNames, [], fromTest(preludeFile));
     const name = `${rel.replace(/\.ts$/, "").split(path.sep).join("-")}.typetest.ts`;

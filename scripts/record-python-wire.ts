@@ -38,7 +38,13 @@ async function record(mode: (typeof MODES)[number]): Promise<void> {
     const pyOut = fileURLToPath(new URL("python.json", dir));
     await new Promise<void>((resolve, reject) => {
       const child = spawn("python3", [fileURLToPath(new URL("scripts/python-wire/record.py", root)), pyOut], {
-        env: { ...process.env, PYTHONPATH: pythonPath, TINKER_BASE_URL: server.baseUrl, TINKER_API_KEY: server.apiKey, TINKER_TELEMETRY: "0" },
+        env: {
+          ...process.env,
+          PYTHONPATH: pythonPath,
+          TINKER_BASE_URL: server.baseUrl,
+          TINKER_API_KEY: server.apiKey,
+          TINKER_TELEMETRY: "0",
+        },
         stdio: ["ignore", "inherit", "inherit"],
       });
       child.on("error", reject);

@@ -109,7 +109,10 @@ async function run(seed: number | undefined): Promise<RunResult> {
     const state: Record<string, string> = {};
     const present = new Set(await readdir(destination));
     for (const name of STATE_FILES) {
-      if (present.has(name)) state[name] = createHash("sha256").update(await readFile(path.join(destination, name))).digest("hex");
+      if (present.has(name))
+        state[name] = createHash("sha256")
+          .update(await readFile(path.join(destination, name)))
+          .digest("hex");
     }
     const sessions = await rest.listSessions({ limit: 1000 });
     operations.set("Session", sessions.sessions.length);

@@ -124,7 +124,9 @@ export function rlDatum(tokens: Numbers, options: RlDatumOptions): Datum {
     if (values === undefined) return undefined;
     const list = typeof values === "number" ? new Array<number>(tokens.length).fill(values) : toList(values);
     if (list.length !== tokens.length) {
-      throw new InvalidArgumentError(`${name} must have ${tokens.length} entries (one per token of the full sequence), got ${list.length}.`);
+      throw new InvalidArgumentError(
+        `${name} must have ${tokens.length} entries (one per token of the full sequence), got ${list.length}.`,
+      );
     }
     list.forEach((v, i) => {
       if (!Number.isFinite(v)) throw new InvalidArgumentError(`${name}[${i}] must be a finite number, got ${String(v)}.`);
@@ -196,14 +198,19 @@ function checkTensor(raw: unknown, where: string, expectedDtype: "int64" | "floa
   if (typeof raw !== "object" || raw === null) throw new InvalidDatumError(where, "must be a TensorData { data, dtype, shape? }.");
   const td = raw as Record<string, unknown>;
   const dtype = td["dtype"];
-  if (dtype !== "int64" && dtype !== "float32") throw new InvalidDatumError(`${where}.dtype`, `must be "int64" or "float32", got ${JSON.stringify(dtype)}.`);
-  if (expectedDtype !== undefined && dtype !== expectedDtype) throw new InvalidDatumError(`${where}.dtype`, `must be "${expectedDtype}", got "${dtype}".`);
+  if (dtype !== "int64" && dtype !== "float32")
+    throw new InvalidDatumError(`${where}.dtype`, `must be "int64" or "float32", got ${JSON.stringify(dtype)}.`);
+  if (expectedDtype !== undefined && dtype !== expectedDtype)
+    throw new InvalidDatumError(`${where}.dtype`, `must be "${expectedDtype}", got "${dtype}".`);
   const data = td["data"];
   if (!isNumbers(data)) throw new InvalidDatumError(`${where}.data`, "must be an array of numbers.");
   for (let i = 0; i < data.length; i++) {
     const v = data[i]!;
     if (dtype === "int64" ? !Number.isSafeInteger(v) : !Number.isFinite(v)) {
-      throw new InvalidDatumError(`${where}.data[${i}]`, `must be ${dtype === "int64" ? "an integer" : "a finite number"}, got ${String(v)}.`);
+      throw new InvalidDatumError(
+        `${where}.data[${i}]`,
+        `must be ${dtype === "int64" ? "an integer" : "a finite number"}, got ${String(v)}.`,
+      );
     }
   }
   const shapeRaw = td["shape"];
@@ -220,26 +227,39 @@ function checkTensor(raw: unknown, where: string, expectedDtype: "int64" | "floa
   if (!sparse) {
     if (shape === undefined) return [data.length];
     const size = shape.reduce((a, b) => a * b, 1);
-    if (size !== data.length) throw new InvalidDatumError(`${where}.shape`, `[${shape.join(", ")}] holds ${size} elements but data has ${data.length}.`);
+    if (size !== data.length)
+      throw new InvalidDatumError(`${where}.shape`, `[${shape.join(", ")}] holds ${size} elements but data has ${data.length}.`);
     return shape;
   }
-  if (!isNumbers(crow) || !isNumbers(col)) throw new InvalidDatumError(where, "is sparse: it needs both sparse_crow_indices and sparse_col_indices.");
-  if (shape === undefined || shape.length !== 2) throw new InvalidDatumError(`${where}.shape`, "of a sparse (CSR) tensor must be its dense 2-D shape [rows, cols].");
+  if (!isNumbers(crow) || !isNumbers(col))
+    throw new InvalidDatumError(where, "is sparse: it needs both sparse_crow_indices and sparse_col_indices.");
+  if (shape === undefined || shape.length !== 2)
+    throw new InvalidDatumError(`${where}.shape`, "of a sparse (CSR) tensor must be its dense 2-D shape [rows, cols].");
   const [rows, cols] = shape as [number, number];
-  if (crow.length !== rows + 1) throw new InvalidDatumError(`${where}.sparse_crow_indices`, `must have rows + 1 = ${rows + 1} entries, got ${crow.length}.`);
+  if (crow.length !== rows + 1)
+    throw new InvalidDatumError(`${where}.sparse_crow_indices`, `must have rows + 1 = ${rows + 1} entries, got ${crow.length}.`);
   if (crow[0] !== 0) throw new InvalidDatumError(`${where}.sparse_crow_indices`, `must start at 0, got ${String(crow[0])}.`);
   for (let r = 0; r < rows; r++) {
     if (!Number.isInteger(crow[r + 1]) || crow[r + 1]! < crow[r]!) {
-      throw new InvalidDatumError(`${where}.sparse_crow_indices`, `must be non-decreasing integers (entry ${r + 1} is ${String(crow[r + 1])}).`);
+      throw new InvalidDatumError(
+        `${where}.sparse_crow_indices`,
+        `must be non-decreasing integers (entry ${r + 1} is ${String(crow[r + 1])}).`,
+      );
     }
   }
   const nnz = crow[rows]!;
   if (col.length !== nnz || data.length !== nnz) {
-    throw new InvalidDatumError(where, `is sparse with ${nnz} stored values (the last crow index), but data has ${data.length} and sparse_col_indices ${col.length}.`);
+    throw new InvalidDatumError(
+      where,
+      `is sparse with ${nnz} stored values (the last crow index), but data has ${data.length} and sparse_col_indices ${col.length}.`,
+    );
   }
   for (let i = 0; i < col.length; i++) {
     if (!Number.isInteger(col[i]) || col[i]! < 0 || col[i]! >= cols) {
-      throw new InvalidDatumError(`${where}.sparse_col_indices[${i}]`, `must be a column index from 0 to ${cols - 1}, got ${String(col[i])}.`);
+      throw new InvalidDatumError(
+        `${where}.sparse_col_indices[${i}]`,
+        `must be a column index from 0 to ${cols - 1}, got ${String(col[i])}.`,
+      );
     }
   }
   return shape;
@@ -272,11 +292,15 @@ export function validateData(data: readonly Datum[], lossFn: LossFnType, method:
     const at = `data[${i}]`;
     const chunks = (datum as Partial<Datum> | undefined)?.model_input?.chunks;
     if (!Array.isArray(chunks) || chunks.length === 0) {
-      throw new InvalidDatumError(`${at}.model_input.chunks`, 'must be a non-empty array of chunks, e.g. [{ type: "encoded_text", tokens }].');
+      throw new InvalidDatumError(
+        `${at}.model_input.chunks`,
+        'must be a non-empty array of chunks, e.g. [{ type: "encoded_text", tokens }].',
+      );
     }
     const inputLength = modelInputLength(chunks, at);
     const inputs = datum.loss_fn_inputs;
-    if (typeof inputs !== "object" || inputs === null) throw new InvalidDatumError(`${at}.loss_fn_inputs`, "must be an object of TensorData.");
+    if (typeof inputs !== "object" || inputs === null)
+      throw new InvalidDatumError(`${at}.loss_fn_inputs`, "must be an object of TensorData.");
     for (const key of requiredInputs(lossFn)) {
       if (inputs[key] === undefined) throw new InvalidDatumError(`${at}.loss_fn_inputs.${key}`, `is required by ${lossFn}.`);
     }
@@ -285,12 +309,18 @@ export function validateData(data: readonly Datum[], lossFn: LossFnType, method:
     const target = shapes.get("target_tokens");
     if (target === undefined) return;
     if (inputLength !== undefined && target[0] !== inputLength) {
-      throw new InvalidDatumError(`${at}.loss_fn_inputs.target_tokens`, `has ${target[0]} positions but model_input has ${inputLength} tokens (one target per input token).`);
+      throw new InvalidDatumError(
+        `${at}.loss_fn_inputs.target_tokens`,
+        `has ${target[0]} positions but model_input has ${inputLength} tokens (one target per input token).`,
+      );
     }
     for (const [key, shape] of shapes) {
       if (key === "target_tokens" || INPUT_DTYPES[key] === undefined) continue;
       if (shape.length !== target.length || shape.some((d, j) => d !== target[j])) {
-        throw new InvalidDatumError(`${at}.loss_fn_inputs.${key}`, `has shape [${shape.join(", ")}] but target_tokens has [${target.join(", ")}].`);
+        throw new InvalidDatumError(
+          `${at}.loss_fn_inputs.${key}`,
+          `has shape [${shape.join(", ")}] but target_tokens has [${target.join(", ")}].`,
+        );
       }
     }
   });
@@ -335,21 +365,32 @@ export function customLossDatums(data: readonly Datum[]): {
   }
   const forwardData = data.map((d, i): Datum => {
     const inputs = (d as Partial<Datum> | undefined)?.loss_fn_inputs;
-    if (typeof inputs !== "object" || inputs === null) throw new InvalidDatumError(`data[${i}].loss_fn_inputs`, "must be an object of TensorData.");
+    if (typeof inputs !== "object" || inputs === null)
+      throw new InvalidDatumError(`data[${i}].loss_fn_inputs`, "must be an object of TensorData.");
     for (const key of Object.keys(inputs)) {
       if (key !== "target_tokens" && key !== "weights") {
-        throw new InvalidDatumError(`data[${i}].loss_fn_inputs.${key}`, "is not allowed: a custom loss's datums hold only target_tokens and weights.");
+        throw new InvalidDatumError(
+          `data[${i}].loss_fn_inputs.${key}`,
+          "is not allowed: a custom loss's datums hold only target_tokens and weights.",
+        );
       }
     }
     const target = inputs["target_tokens"];
-    if (target === undefined) throw new InvalidDatumError(`data[${i}].loss_fn_inputs.target_tokens`, "is required by forwardBackwardCustom.");
-    const weights = inputs["weights"] ?? { data: new Array<number>(target.data?.length ?? 0).fill(0), dtype: "float32" as const, shape: target.shape ?? null };
+    if (target === undefined)
+      throw new InvalidDatumError(`data[${i}].loss_fn_inputs.target_tokens`, "is required by forwardBackwardCustom.");
+    const weights = inputs["weights"] ?? {
+      data: new Array<number>(target.data?.length ?? 0).fill(0),
+      dtype: "float32" as const,
+      shape: target.shape ?? null,
+    };
     return { ...d, loss_fn_inputs: { target_tokens: target, weights } };
   });
   validateData(forwardData, "cross_entropy", "forwardBackwardCustom");
   const backwardData = (out: ForwardBackwardOutput, lossFn: CustomLossFn): { data: Datum[]; metrics: Record<string, number> } => {
     if (out.loss_fn_outputs.length !== forwardData.length) {
-      throw new InvalidArgumentError(`forwardBackwardCustom: the forward returned ${out.loss_fn_outputs.length} outputs for ${forwardData.length} datums.`);
+      throw new InvalidArgumentError(
+        `forwardBackwardCustom: the forward returned ${out.loss_fn_outputs.length} outputs for ${forwardData.length} datums.`,
+      );
     }
     const logprobs = out.loss_fn_outputs.map((o, i) => {
       const lp = o["logprobs"];
@@ -358,24 +399,33 @@ export function customLossDatums(data: readonly Datum[]): {
     });
     const result = lossFn(logprobs);
     if (typeof result !== "object" || result === null || !Array.isArray(result.grad) || result.grad.length !== logprobs.length) {
-      throw new InvalidArgumentError(`forwardBackwardCustom: lossFn must return { loss, grad, metrics? } with one gradient per datum (${logprobs.length}).`);
+      throw new InvalidArgumentError(
+        `forwardBackwardCustom: lossFn must return { loss, grad, metrics? } with one gradient per datum (${logprobs.length}).`,
+      );
     }
     const metrics: Record<string, number> = {};
     for (const [key, value] of Object.entries(result.metrics ?? {})) {
-      if (typeof value !== "number") throw new InvalidArgumentError(`forwardBackwardCustom: metric ${key} must be a number, got ${String(value)}.`);
+      if (typeof value !== "number")
+        throw new InvalidArgumentError(`forwardBackwardCustom: metric ${key} must be a number, got ${String(value)}.`);
       metrics[key] = value;
     }
     const next = forwardData.map((d, i): Datum => {
       const g = result.grad[i]!;
       if (g.length !== logprobs[i]!.length) {
-        throw new InvalidArgumentError(`forwardBackwardCustom: grad[${i}] has ${g.length} entries but datum ${i} has ${logprobs[i]!.length} logprobs.`);
+        throw new InvalidArgumentError(
+          `forwardBackwardCustom: grad[${i}] has ${g.length} entries but datum ${i} has ${logprobs[i]!.length} logprobs.`,
+        );
       }
       const weights = Array.from(g, (v, j) => {
-        if (!Number.isFinite(v)) throw new InvalidArgumentError(`forwardBackwardCustom: grad[${i}][${j}] must be a finite number, got ${String(v)}.`);
+        if (!Number.isFinite(v))
+          throw new InvalidArgumentError(`forwardBackwardCustom: grad[${i}][${j}] must be a finite number, got ${String(v)}.`);
         return v === 0 ? 0 : Math.fround(-v);
       });
       const target = d.loss_fn_inputs["target_tokens"]!;
-      return { model_input: d.model_input, loss_fn_inputs: { target_tokens: target, weights: { data: weights, dtype: "float32", shape: target.shape ?? [weights.length] } } };
+      return {
+        model_input: d.model_input,
+        loss_fn_inputs: { target_tokens: target, weights: { data: weights, dtype: "float32", shape: target.shape ?? [weights.length] } },
+      };
     });
     return { data: next, metrics };
   };

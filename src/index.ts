@@ -122,7 +122,13 @@ export type {
   RollingSaveResult,
 } from "./retention.js";
 
-export { parseTinkerPath, formatTinkerPath, validateCheckpointName, InvalidTinkerPathError, InvalidCheckpointNameError } from "./core/tinker-path.js";
+export {
+  parseTinkerPath,
+  formatTinkerPath,
+  validateCheckpointName,
+  InvalidTinkerPathError,
+  InvalidCheckpointNameError,
+} from "./core/tinker-path.js";
 export type { ParsedTinkerPath, CheckpointKind, CheckpointType } from "./core/tinker-path.js";
 
 export {
@@ -145,7 +151,13 @@ export {
   RequestFailedError,
   ResponseValidationError,
 } from "./core/errors.js";
-export { DestinationExistsError, UnsafeArchiveError, IncompleteCheckpointError, ArchiveExtractionError, ArchiveChangedError } from "./download/errors.js";
+export {
+  DestinationExistsError,
+  UnsafeArchiveError,
+  IncompleteCheckpointError,
+  ArchiveExtractionError,
+  ArchiveChangedError,
+} from "./download/errors.js";
 export type { RequestFailureCategory } from "./core/errors.js";
 export { InvalidTtlError, validateTtlSeconds, MIN_CHECKPOINT_TTL_SECONDS } from "./core/ttl.js";
 

@@ -117,9 +117,9 @@ export class CheckpointLedger {
    * @example
    * ```ts
    * import { join } from "node:path";
- *
- * const logDir = "runs/exp-1";
- * const ledger = CheckpointLedger.open(join(logDir, "checkpoints.jsonl"));
+   *
+   * const logDir = "runs/exp-1";
+   * const ledger = CheckpointLedger.open(join(logDir, "checkpoints.jsonl"));
    * ```
    */
   static open(path: string): CheckpointLedger {
@@ -144,13 +144,13 @@ export class CheckpointLedger {
    * @example
    * ```ts
    * await ledger.append({
- *   name: "000200",
- *   epoch: 1,
- *   batch: 200,
- *   state_path: "tinker://run-1/weights/000200",
- *   sampler_path: "tinker://run-1/sampler_weights/000200",
- *   lr: 1e-4, // extra keys are kept
- * });
+   *   name: "000200",
+   *   epoch: 1,
+   *   batch: 200,
+   *   state_path: "tinker://run-1/weights/000200",
+   *   sampler_path: "tinker://run-1/sampler_weights/000200",
+   *   lr: 1e-4, // extra keys are kept
+   * });
    * ```
    */
   append(record: LedgerRecord, options: LedgerFileOptions = {}): Promise<LedgerRecord> {
@@ -279,9 +279,12 @@ function serialize(record: LedgerRecord): string {
   try {
     json = JSON.stringify(record);
   } catch (err) {
-    throw new InvalidArgumentError(`The ledger record for ${JSON.stringify(record.name)} cannot be written as JSON: ${(err as Error).message}.`, {
-      cause: err,
-    });
+    throw new InvalidArgumentError(
+      `The ledger record for ${JSON.stringify(record.name)} cannot be written as JSON: ${(err as Error).message}.`,
+      {
+        cause: err,
+      },
+    );
   }
   if (json === undefined || !json.startsWith("{")) {
     throw new InvalidArgumentError(`A ledger record must serialise to a JSON object, got ${String(json)}.`);
@@ -299,7 +302,10 @@ function parseLine(text: string): LineResult {
     return { ok: false, reason: `not valid JSON (${(err as Error).message})` };
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return { ok: false, reason: `expected a JSON object, got ${Array.isArray(value) ? "an array" : value === null ? "null" : typeof value}` };
+    return {
+      ok: false,
+      reason: `expected a JSON object, got ${Array.isArray(value) ? "an array" : value === null ? "null" : typeof value}`,
+    };
   }
   const record = value as Record<string, unknown>;
   // Writers that emit `null` for a missing value (e.g. Python's None) mean "absent".
@@ -434,7 +440,12 @@ export interface ResumeOrStartResult {
  * ```
  */
 export async function resumeOrStart(service: ServiceClient, options: ResumeOrStartOptions): Promise<ResumeOrStartResult> {
-  const { ledger: ledgerArg, baseModel, warmStartPath, logger = { warn: (m: string) => console.warn(m) } } = options ?? ({} as ResumeOrStartOptions);
+  const {
+    ledger: ledgerArg,
+    baseModel,
+    warmStartPath,
+    logger = { warn: (m: string) => console.warn(m) },
+  } = options ?? ({} as ResumeOrStartOptions);
   if (typeof baseModel !== "string" || baseModel.trim() === "") {
     throw new InvalidArgumentError('resumeOrStart needs a baseModel, e.g. { baseModel: "Qwen/Qwen3-8B" }.');
   }
@@ -538,7 +549,9 @@ export async function saveAndRecord(
   const call = requestOptionsOf(options);
   const ttl = ttlSeconds === undefined ? {} : { ttlSeconds };
   // Submitted back to back: both capture the same operations (consecutive seq_ids, nothing in between).
-  const saves: PromiseLike<{ path: string }>[] = [training.saveState(name, { ...call, ...ttl, ...(overwrite === undefined ? {} : { overwrite }) })];
+  const saves: PromiseLike<{ path: string }>[] = [
+    training.saveState(name, { ...call, ...ttl, ...(overwrite === undefined ? {} : { overwrite }) }),
+  ];
   if (sampler) saves.push(training.saveWeightsForSampler(name, { ...call, ...ttl }));
   const settled = await Promise.allSettled(saves);
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");

@@ -82,7 +82,8 @@ function dayOf(day: string | Date): string {
 
 function hourOf(value: string | Date, name: string): string {
   const ms = value instanceof Date ? value.getTime() : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new InvalidArgumentError(`${name} must be an RFC 3339 date-time or a Date, got ${JSON.stringify(value)}.`);
+  if (!Number.isFinite(ms))
+    throw new InvalidArgumentError(`${name} must be an RFC 3339 date-time or a Date, got ${JSON.stringify(value)}.`);
   if (ms % 3_600_000 !== 0) throw new InvalidArgumentError(`${name} must be aligned to a UTC hour (e.g. 2026-01-15T10:00:00Z).`);
   return new Date(ms).toISOString();
 }
@@ -163,7 +164,12 @@ export class RestAccountClient {
     const t = this.transport;
     const res = await t.callRaw(
       "assign_session_project",
-      (init) => t.api.PUT("/api/v1/sessions/{session_id}/project", { params: { path: { session_id: sessionId } }, body: { project_id: projectId }, ...init }),
+      (init) =>
+        t.api.PUT("/api/v1/sessions/{session_id}/project", {
+          params: { path: { session_id: sessionId } },
+          body: { project_id: projectId },
+          ...init,
+        }),
       requestOptionsOf(options),
     );
     await res.body?.cancel().catch(() => undefined);
@@ -195,11 +201,17 @@ export class RestAccountClient {
         requestOptionsOf(options),
       );
       if (res.status === "ready") {
-        if (typeof res.url !== "string" || res.url === "") throw new TinkerError(`The trace export of session ${sessionId} is ready but has no URL.`);
+        if (typeof res.url !== "string" || res.url === "")
+          throw new TinkerError(`The trace export of session ${sessionId} is ready but has no URL.`);
         return res.url;
       }
       if (res.status === "failed") {
-        throw new RequestFailedError({ requestId: sessionId, operation: "export_session_trace", category: "server", error: res.error ?? "trace export failed" });
+        throw new RequestFailedError({
+          requestId: sessionId,
+          operation: "export_session_trace",
+          category: "server",
+          error: res.error ?? "trace export failed",
+        });
       }
       if (first) options.onPending?.();
       first = false;
@@ -223,10 +235,16 @@ export class RestAccountClient {
    */
   async getAuditLog(options: AuditLogOptions = {}): Promise<AuditLogResponse> {
     const eventType = options.eventType ?? "all";
-    if (eventType !== "all" && eventType !== "checkpoints") throw new InvalidArgumentError(`eventType must be "all" or "checkpoints", got ${JSON.stringify(eventType)}.`);
+    if (eventType !== "all" && eventType !== "checkpoints")
+      throw new InvalidArgumentError(`eventType must be "all" or "checkpoints", got ${JSON.stringify(eventType)}.`);
     const query = { event_type: eventType, ...(options.day === undefined ? {} : { day: dayOf(options.day) }) };
     const t = this.transport;
-    return t.call("get_audit_log", (init) => t.api.GET("/api/v1/audit", { params: { query }, ...init }), AuditLogSchema, requestOptionsOf(options));
+    return t.call(
+      "get_audit_log",
+      (init) => t.api.GET("/api/v1/audit", { params: { query }, ...init }),
+      AuditLogSchema,
+      requestOptionsOf(options),
+    );
   }
 
   /**
@@ -242,6 +260,11 @@ export class RestAccountClient {
   async getBillingUsage(options: BillingUsageOptions): Promise<BillingUsageResponse> {
     const query = { starting_on: hourOf(options.startingOn, "startingOn"), ending_before: hourOf(options.endingBefore, "endingBefore") };
     const t = this.transport;
-    return t.call("get_billing_usage", (init) => t.api.GET("/api/v1/billing/usage/events", { params: { query }, ...init }), BillingUsageSchema, requestOptionsOf(options));
+    return t.call(
+      "get_billing_usage",
+      (init) => t.api.GET("/api/v1/billing/usage/events", { params: { query }, ...init }),
+      BillingUsageSchema,
+      requestOptionsOf(options),
+    );
   }
 }

@@ -9,13 +9,7 @@
 import { fetchSampler, type GetSamplerResponse } from "./sampling-client.js";
 import { z } from "zod";
 import type { components } from "./core/wire.js";
-import {
-  type APIConnectionError,
-  APIUserAbortError,
-  InvalidArgumentError,
-  NotFoundError,
-  ResponseValidationError,
-} from "./core/errors.js";
+import { type APIConnectionError, APIUserAbortError, InvalidArgumentError, NotFoundError, ResponseValidationError } from "./core/errors.js";
 import {
   CheckpointsListResponseSchema,
   GetSessionResponseSchema,
@@ -530,7 +524,9 @@ export class RestClient extends RestAccountClient {
    * const { base_model, model_path } = await rest.getSampler(sampler.samplingSessionId);
    * ```
    */
-  getSampler(samplerId: string, options: RequestOptions = {}): Promise<GetSamplerResponse> { return fetchSampler(this.transport, samplerId, options); }
+  getSampler(samplerId: string, options: RequestOptions = {}): Promise<GetSamplerResponse> {
+    return fetchSampler(this.transport, samplerId, options);
+  }
 
   /**
    * Lists one page of the user's session ids.
@@ -583,7 +579,9 @@ export class RestClient extends RestAccountClient {
     await res.body?.cancel().catch(() => undefined);
     if (res.status === 404 || res.status === 409) {
       const state = res.status === 404 ? "already deleted (not found)" : method === "POST" ? "already public" : "already private";
-      t.debug(`tinker-ts: ${op} ${ref.tinkerPath}: ${state} on a retry after a lost answer; the earlier attempt did it, so this is success.`);
+      t.debug(
+        `tinker-ts: ${op} ${ref.tinkerPath}: ${state} on a retry after a lost answer; the earlier attempt did it, so this is success.`,
+      );
     }
   }
 
@@ -644,7 +642,11 @@ function readArchiveAnswer(answer: TransportAnswer, ref: CheckpointRef): Checkpo
   if (answer.status >= 300 && answer.status < 400) {
     const location = answer.headers.get("location");
     if (location === null || location.trim() === "") {
-      throw new ResponseValidationError({ ...where, body: undefined, reason: `a ${answer.status} redirect without a Location header for ${ref.tinkerPath}` });
+      throw new ResponseValidationError({
+        ...where,
+        body: undefined,
+        reason: `a ${answer.status} redirect without a Location header for ${ref.tinkerPath}`,
+      });
     }
     let url: string;
     try {
@@ -654,7 +656,9 @@ function readArchiveAnswer(answer: TransportAnswer, ref: CheckpointRef): Checkpo
     }
     const expiresHeader = answer.headers.get("expires");
     const parsed = expiresHeader === null ? Number.NaN : Date.parse(expiresHeader);
-    const expires = Number.isFinite(parsed) ? new Date(parsed).toISOString() : new Date(Date.now() + DEFAULT_ARCHIVE_URL_LIFETIME_MS).toISOString();
+    const expires = Number.isFinite(parsed)
+      ? new Date(parsed).toISOString()
+      : new Date(Date.now() + DEFAULT_ARCHIVE_URL_LIFETIME_MS).toISOString();
     return { url, expires };
   }
   if (answer.jsonError !== undefined || answer.body === undefined) {

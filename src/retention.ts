@@ -135,7 +135,10 @@ function newestFirst(a: Checkpoint, b: Checkpoint): number {
  * const keep = newestOfEachType((await rest.listCheckpoints(runId)).checkpoints, 2);
  * ```
  */
-export function newestOfEachType<C extends Pick<Checkpoint, "checkpoint_type" | "time">>(checkpoints: readonly C[], keepLast: number): Set<C> {
+export function newestOfEachType<C extends Pick<Checkpoint, "checkpoint_type" | "time">>(
+  checkpoints: readonly C[],
+  keepLast: number,
+): Set<C> {
   const kept = new Set<C>();
   for (const t of TYPES) {
     const ofType = checkpoints.filter((c) => c.checkpoint_type === t).sort((a, b) => timeOf(b) - timeOf(a));
@@ -174,7 +177,13 @@ export async function pruneCheckpoints(rest: RestClient, runId: string, options:
     while (next < plan.delete.length) {
       const c = plan.delete[next++]!;
       if (options.signal?.aborted) {
-        outcome.set(c, new APIUserAbortError({ cause: options.signal.reason, message: `Did not delete ${c.tinker_path}: pruning was aborted by the caller.` }));
+        outcome.set(
+          c,
+          new APIUserAbortError({
+            cause: options.signal.reason,
+            message: `Did not delete ${c.tinker_path}: pruning was aborted by the caller.`,
+          }),
+        );
         continue;
       }
       try {
@@ -254,7 +263,8 @@ export class RollingCheckpoint {
   constructor(training: TrainingClient, rest: RestClient, options: RollingCheckpointOptions = {}) {
     const prefix = options.prefix ?? "rolling";
     const start = options.start ?? 1;
-    if (!Number.isSafeInteger(start) || start < 0) throw new InvalidArgumentError(`start must be a whole number ≥ 0, got ${String(start)}.`);
+    if (!Number.isSafeInteger(start) || start < 0)
+      throw new InvalidArgumentError(`start must be a whole number ≥ 0, got ${String(start)}.`);
     if (typeof prefix !== "string" || prefix === "") throw new InvalidCheckpointNameError(String(prefix), "the prefix is empty");
     validateCheckpointName(`${prefix}-${start}`);
     validateTtlSeconds(options.ttlSeconds);

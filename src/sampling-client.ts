@@ -121,7 +121,9 @@ function normalizePrompt(prompt: ModelInput | readonly number[], method: string)
     ? { chunks: [{ tokens: [...(prompt as readonly number[])], type: "encoded_text" }] }
     : (prompt as ModelInput);
   if (typeof input !== "object" || input === null || !Array.isArray(input.chunks)) {
-    throw new InvalidArgumentError(`${method} needs a prompt: an array of token ids or a ModelInput { chunks: [{ type: "encoded_text", tokens }] }.`);
+    throw new InvalidArgumentError(
+      `${method} needs a prompt: an array of token ids or a ModelInput { chunks: [{ type: "encoded_text", tokens }] }.`,
+    );
   }
   let tokens = 0;
   let estimate = 0;
@@ -172,8 +174,12 @@ function normalizeParams(params: SamplingParams): SamplingParams {
   if (stop !== undefined && stop !== null) {
     const ok =
       typeof stop === "string" ||
-      (Array.isArray(stop) && (stop.every((s) => typeof s === "string") || stop.every((s) => Number.isSafeInteger(s) && (s as number) >= 0)));
-    if (!ok) throw new InvalidArgumentError("samplingParams.stop must be a string, an array of strings, or an array of token ids (non-negative integers).");
+      (Array.isArray(stop) &&
+        (stop.every((s) => typeof s === "string") || stop.every((s) => Number.isSafeInteger(s) && (s as number) >= 0)));
+    if (!ok)
+      throw new InvalidArgumentError(
+        "samplingParams.stop must be a string, an array of strings, or an array of token ids (non-negative integers).",
+      );
   }
   return {
     ...(maxTokens === undefined || maxTokens === null ? {} : { max_tokens: maxTokens }),
@@ -251,7 +257,12 @@ export class SamplingClient {
    * console.log(res.sequences.map((s) => s.tokens), res.prompt_logprobs); // prompt_logprobs[0] === null
    * ```
    */
-  sample(prompt: ModelInput | readonly number[], numSamples: number, samplingParams: SamplingParams, options: SampleOptions = {}): APIFuture<SampleResponse> {
+  sample(
+    prompt: ModelInput | readonly number[],
+    numSamples: number,
+    samplingParams: SamplingParams,
+    options: SampleOptions = {},
+  ): APIFuture<SampleResponse> {
     const { input, estimate } = normalizePrompt(prompt, "sample");
     if (!Number.isSafeInteger(numSamples) || numSamples < 1) {
       throw new InvalidArgumentError(`numSamples must be an integer ≥ 1, got ${String(numSamples)}.`);
@@ -282,7 +293,11 @@ export class SamplingClient {
     const { input, estimate } = normalizePrompt(prompt, "computeLogprobs");
     return this.#submit(input, estimate, 1, { max_tokens: 1, temperature: 1, top_k: -1, top_p: 1 }, true, 0, options, (r) => {
       if (r.prompt_logprobs === null) {
-        throw new ResponseValidationError({ body: r, operation: "compute_logprobs", reason: "the server sent no prompt_logprobs although they were requested" });
+        throw new ResponseValidationError({
+          body: r,
+          operation: "compute_logprobs",
+          reason: "the server sent no prompt_logprobs although they were requested",
+        });
       }
       return r.prompt_logprobs;
     });
@@ -324,7 +339,12 @@ export class SamplingClient {
           try {
             const id = await this.#send(body, estimate, options);
             resolveId(id);
-            return map(await pollUntilSettled(this.#ctx.poller, id, "sample", sampleResultSchema, { protobuf: PROTOBUF, retryBudgetMs: options.retryBudgetMs }));
+            return map(
+              await pollUntilSettled(this.#ctx.poller, id, "sample", sampleResultSchema, {
+                protobuf: PROTOBUF,
+                retryBudgetMs: options.retryBudgetMs,
+              }),
+            );
           } catch (err) {
             if (!retryable(err) || attempt >= maxRetries || options.signal?.aborted === true || this.#ctx.poller.closed.aborted) throw err;
             const delay = Math.min(500 * 2 ** attempt, 10_000) * (1 - 0.25 * this.#ctx.random());

@@ -258,7 +258,9 @@ export class ServiceClient {
     this.#assertOpen();
     const { baseModel, rank = 32, seed, trainMlp = true, trainAttn = true, trainUnembed = true, userMetadata } = options ?? {};
     if (typeof baseModel !== "string" || baseModel.trim() === "") {
-      throw new InvalidArgumentError('createLoraTrainingClient needs a baseModel, e.g. { baseModel: "Qwen/Qwen3-8B" } (see getServerCapabilities()).');
+      throw new InvalidArgumentError(
+        'createLoraTrainingClient needs a baseModel, e.g. { baseModel: "Qwen/Qwen3-8B" } (see getServerCapabilities()).',
+      );
     }
     if (!Number.isInteger(rank) || rank < 1) {
       throw new InvalidArgumentError(`rank must be a positive integer, got ${String(rank)}.`);
@@ -427,7 +429,12 @@ export class ServiceClient {
     let loadToken: string | undefined;
     try {
       const t = reader?.transport ?? this.#transport;
-      info = await t.call("weights_info", (init) => t.api.POST("/api/v1/weights_info", { body: { tinker_path: path }, ...init }), WeightsInfoResponseSchema, call);
+      info = await t.call(
+        "weights_info",
+        (init) => t.api.POST("/api/v1/weights_info", { body: { tinker_path: path }, ...init }),
+        WeightsInfoResponseSchema,
+        call,
+      );
       loadToken = reader === undefined ? undefined : await reader.auth.credentialFor("/api/v1/weights_info");
     } finally {
       reader?.auth.close();
@@ -531,7 +538,14 @@ export class ServiceClient {
   #ensureSession(options: RequestOptions): Promise<string> {
     if (this.#session === undefined) {
       const env = process.env;
-      const tags = this.#options.tags ?? [...new Set((nonEmpty(env["TINKER_TAGS"]) ?? "").split(",").map((t) => t.trim()).filter((t) => t !== ""))];
+      const tags = this.#options.tags ?? [
+        ...new Set(
+          (nonEmpty(env["TINKER_TAGS"]) ?? "")
+            .split(",")
+            .map((t) => t.trim())
+            .filter((t) => t !== ""),
+        ),
+      ];
       const projectId = this.#options.projectId ?? nonEmpty(env["TINKER_PROJECT_ID"]);
       const session = this.#transport
         .call(
@@ -573,7 +587,8 @@ export class ServiceClient {
       this.#transport
         .call(
           "session_heartbeat",
-          (init) => this.#transport.api.POST("/api/v1/session_heartbeat", { body: { session_id: sessionId, type: "session_heartbeat" }, ...init }),
+          (init) =>
+            this.#transport.api.POST("/api/v1/session_heartbeat", { body: { session_id: sessionId, type: "session_heartbeat" }, ...init }),
           SessionHeartbeatResponseSchema,
           { maxRetries: 0, timeoutMs: 10_000, signal: this.#closed.signal },
         )
@@ -603,11 +618,12 @@ export class ServiceClient {
     if (extra.accept !== undefined) headers["Accept"] = extra.accept;
     if (extra.requestType !== undefined) headers["X-Tinker-Request-Type"] = extra.requestType;
     if (extra.iteration !== undefined) headers["X-Tinker-Request-Iteration"] = String(extra.iteration);
-    return this.#transport.answer(
-      "retrieve_future",
-      (init) => this.#transport.api.POST("/api/v1/retrieve_future", { body, ...init }),
-      { signal, maxRetries: 0, timeoutMs: POLL_TIMEOUT_MS, headers },
-    );
+    return this.#transport.answer("retrieve_future", (init) => this.#transport.api.POST("/api/v1/retrieve_future", { body, ...init }), {
+      signal,
+      maxRetries: 0,
+      timeoutMs: POLL_TIMEOUT_MS,
+      headers,
+    });
   }
 
   #logPaused(change: QueueStateChange): void {
@@ -617,7 +633,9 @@ export class ServiceClient {
     if (last !== undefined && now - last < PAUSED_LOG_INTERVAL_MS) return;
     this.#lastPausedLog.set(key, now);
     const state = change.queueState.replace(/^paused_/, "").replace(/_/g, " ");
-    this.#logger.warn(`tinker-ts: ${change.operation} ${change.requestId} is paused: ${state}${change.reason ? ` (${change.reason})` : ""}.`);
+    this.#logger.warn(
+      `tinker-ts: ${change.operation} ${change.requestId} is paused: ${state}${change.reason ? ` (${change.reason})` : ""}.`,
+    );
   }
 
   #assertOpen(): void {
@@ -628,4 +646,3 @@ export class ServiceClient {
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === "" ? undefined : value.trim();
 }
-

@@ -217,7 +217,8 @@ export class TrainingClient {
    * ```
    */
   forwardBackwardCustom(data: Datum[], lossFn: CustomLossFn, options: ForwardBackwardCustomOptions = {}): APIFuture<ForwardBackwardOutput> {
-    if (typeof lossFn !== "function") throw new InvalidArgumentError("forwardBackwardCustom needs lossFn: (logprobs: Float32Array[]) => { loss, grad, metrics? }.");
+    if (typeof lossFn !== "function")
+      throw new InvalidArgumentError("forwardBackwardCustom needs lossFn: (logprobs: Float32Array[]) => { loss, grad, metrics? }.");
     const custom = customLossDatums(data);
     this.#assertCallable("forward_backward_custom", options);
     const chunks = this.#split(custom.forwardData);
@@ -265,7 +266,12 @@ export class TrainingClient {
     });
   }
 
-  #fwdbwd(operation: "forward" | "forward_backward", data: Datum[], lossFn: LossFnType, options: ForwardBackwardOptions): APIFuture<ForwardBackwardOutput> {
+  #fwdbwd(
+    operation: "forward" | "forward_backward",
+    data: Datum[],
+    lossFn: LossFnType,
+    options: ForwardBackwardOptions,
+  ): APIFuture<ForwardBackwardOutput> {
     validateData(data, lossFn, operation === "forward" ? "forward" : "forwardBackward");
     const lossFnConfig = validateLossFnConfig(options.lossFnConfig);
     this.#assertCallable(operation, options);
@@ -316,7 +322,12 @@ export class TrainingClient {
   }
 
   #dispatchContext(): Parameters<typeof dispatchChunks>[0] {
-    return { transport: this.#ctx.transport, poller: this.#ctx.poller, budget: this.#ctx.budget, parallel: this.#ctx.config.parallel_fwdbwd_chunks };
+    return {
+      transport: this.#ctx.transport,
+      poller: this.#ctx.poller,
+      budget: this.#ctx.budget,
+      parallel: this.#ctx.config.parallel_fwdbwd_chunks,
+    };
   }
 
   /**
@@ -422,7 +433,10 @@ export class TrainingClient {
         }),
       (err) =>
         err instanceof ConflictError
-          ? rewordAPIError(err, `Checkpoint ${path} already exists. Pass { overwrite: true } to saveState to replace it, or choose another name.`)
+          ? rewordAPIError(
+              err,
+              `Checkpoint ${path} already exists. Pass { overwrite: true } to saveState to replace it, or choose another name.`,
+            )
           : err,
     );
   }
@@ -498,7 +512,8 @@ export class TrainingClient {
    */
   async saveWeightsAndGetSamplingClient(options: SaveAndGetSamplingClientOptions = {}): Promise<SamplingClient> {
     const sampling = this.#ctx.sampling;
-    if (sampling === undefined) throw new InvalidArgumentError("saveWeightsAndGetSamplingClient needs a training client created by a ServiceClient.");
+    if (sampling === undefined)
+      throw new InvalidArgumentError("saveWeightsAndGetSamplingClient needs a training client created by a ServiceClient.");
     checkConcurrency(options.maxConcurrentRequests);
     const samplingSeq = sampling.nextSeq();
     const saved = await this.#submitOrdered("save_weights_for_sampler", SaveWeightsForSamplerResponseInternalSchema, options, (seq, init) =>
@@ -552,7 +567,8 @@ export class TrainingClient {
     return submitFuture(this.#ctx, {
       operation: "unload_model",
       seqId: 0,
-      send: (init) => this.#ctx.transport.api.POST("/api/v1/unload_model", { body: { model_id: this.modelId, type: "unload_model" }, ...init }),
+      send: (init) =>
+        this.#ctx.transport.api.POST("/api/v1/unload_model", { body: { model_id: this.modelId, type: "unload_model" }, ...init }),
       schema: UnloadModelResponseSchema,
       options,
     });
@@ -650,7 +666,9 @@ function isAnswer(operation: string, err: unknown): boolean {
 function validateLossFnConfig(config: Record<string, number> | undefined): Record<string, number> | undefined {
   if (config === undefined) return undefined;
   if (typeof config !== "object" || config === null || Array.isArray(config)) {
-    throw new InvalidArgumentError("lossFnConfig must be an object of numbers, e.g. { clip_low_threshold: 0.8, clip_high_threshold: 1.2 }.");
+    throw new InvalidArgumentError(
+      "lossFnConfig must be an object of numbers, e.g. { clip_low_threshold: 0.8, clip_high_threshold: 1.2 }.",
+    );
   }
   for (const [key, value] of Object.entries(config)) {
     if (typeof value !== "number" || !Number.isFinite(value)) {

@@ -33,13 +33,19 @@ test("credential_default_source: credential_cmd exchanges what the command print
   assert.equal(server.requests.find((r) => r.path === "/api/v1/client/config")?.headers["x-api-key"], server.apiKey);
   await using other = await startLocalServer({ clientConfig: { pjwt_auth_enabled: true, credential_default_source: "credential_cmd" } });
   const needsCmd = RestClient.fromEnv({ baseUrl: other.baseUrl, apiKey: other.apiKey }, {});
-  await assert.rejects(needsCmd.listSessions(), (err: unknown) => err instanceof ConfigurationError && /TINKER_CREDENTIAL_CMD/.test(err.message));
+  await assert.rejects(
+    needsCmd.listSessions(),
+    (err: unknown) => err instanceof ConfigurationError && /TINKER_CREDENTIAL_CMD/.test(err.message),
+  );
 });
 
 test("a command that prints nothing is a ConfigurationError; a non-zero exit with output is used, with a warning naming only the code", async () => {
   await using server = await startLocalServer({ clientConfig: { pjwt_auth_enabled: true }, extraApiKeys: [CMD_USER_KEY] });
   const empty = RestClient.fromEnv({ baseUrl: server.baseUrl }, { TINKER_CREDENTIAL_CMD: "true" });
-  await assert.rejects(empty.listSessions(), (err: unknown) => err instanceof ConfigurationError && /printed no credential/.test(err.message));
+  await assert.rejects(
+    empty.listSessions(),
+    (err: unknown) => err instanceof ConfigurationError && /printed no credential/.test(err.message),
+  );
 
   const saved = process.env["TINKER_CREDENTIAL_CMD"];
   const savedKey = process.env["TINKER_API_KEY"];
@@ -55,14 +61,23 @@ test("a command that prints nothing is a ConfigurationError; a non-zero exit wit
     else process.env["TINKER_CREDENTIAL_CMD"] = saved;
     if (savedKey !== undefined) process.env["TINKER_API_KEY"] = savedKey;
   }
-  assert.ok(warnings.some((w) => /exited with code 3/.test(w)), warnings.join("\n"));
-  assert.ok(warnings.every((w) => !w.includes(CMD_USER_KEY)), "the output is never logged");
+  assert.ok(
+    warnings.some((w) => /exited with code 3/.test(w)),
+    warnings.join("\n"),
+  );
+  assert.ok(
+    warnings.every((w) => !w.includes(CMD_USER_KEY)),
+    "the output is never logged",
+  );
 });
 
 test("without JWT mode a command alone is not enough, and keys must start with tml- or eyJ", async () => {
   await using server = await startLocalServer();
   const rest = RestClient.fromEnv({ baseUrl: server.baseUrl }, { TINKER_CREDENTIAL_CMD: `echo ${server.apiKey}` });
   await assert.rejects(rest.listSessions(), (err: unknown) => err instanceof ConfigurationError && /TINKER_API_KEY/.test(err.message));
-  assert.throws(() => RestClient.fromEnv({ baseUrl: server.baseUrl, apiKey: "sk-abc123" }, {}), (err: unknown) => err instanceof ConfigurationError && /tml-/.test(err.message) && !err.message.includes("sk-abc123"));
+  assert.throws(
+    () => RestClient.fromEnv({ baseUrl: server.baseUrl, apiKey: "sk-abc123" }, {}),
+    (err: unknown) => err instanceof ConfigurationError && /tml-/.test(err.message) && !err.message.includes("sk-abc123"),
+  );
   assert.throws(() => new ServiceClient({ baseUrl: server.baseUrl, apiKey: "sk-abc123" }), ConfigurationError);
 });

@@ -33,7 +33,10 @@ test("CF-Access and defaultHeaders reach the service, never the download host on
     assert.ok(host.downloadRequests.length >= 1);
     for (const r of host.downloadRequests) {
       const names = Object.keys(r.headers).map((n) => n.toLowerCase());
-      assert.ok(!names.some((n) => n.startsWith("cf-access") || n === "x-api-key" || n === "x-team"), `download host saw ${names.join(", ")}`);
+      assert.ok(
+        !names.some((n) => n.startsWith("cf-access") || n === "x-api-key" || n === "x-team"),
+        `download host saw ${names.join(", ")}`,
+      );
       assert.ok(!JSON.stringify(r.headers).includes(CF_ENV.CLOUDFLARE_ACCESS_CLIENT_SECRET));
     }
   } finally {

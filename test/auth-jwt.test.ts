@@ -47,7 +47,11 @@ test("JWT mode: the client trains across several token expiries, sending only fr
 test("JWT mode server: the key works only for the config and the exchange; expired and forged JWTs get 401", async () => {
   await using server = await startLocalServer({ clientConfig: { pjwt_auth_enabled: true }, jwtLifetimeSeconds: 0.5 });
   const post = (path: string, key: string, body: unknown = {}) =>
-    fetch(`${server.baseUrl}${path}`, { method: "POST", headers: { "content-type": "application/json", "x-api-key": key }, body: JSON.stringify(body) });
+    fetch(`${server.baseUrl}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": key },
+      body: JSON.stringify(body),
+    });
   const get = (path: string, key: string) => fetch(`${server.baseUrl}${path}`, { headers: { "x-api-key": key } });
 
   assert.equal((await post("/api/v1/client/config", server.apiKey, { sdk_version: "0" })).status, 200);
@@ -95,7 +99,10 @@ test("whoami decodes sub and email of the JWT in use, and says why when there is
 
   await using plainServer = await startLocalServer();
   const plain = RestClient.fromEnv({ baseUrl: plainServer.baseUrl, apiKey: plainServer.apiKey }, {});
-  await assert.rejects(plain.whoami(), (err: unknown) => err instanceof TinkerError && /JWT/.test(err.message) && !err.message.includes(plainServer.apiKey));
+  await assert.rejects(
+    plain.whoami(),
+    (err: unknown) => err instanceof TinkerError && /JWT/.test(err.message) && !err.message.includes(plainServer.apiKey),
+  );
 });
 
 test("ClientAuth: refreshes on demand near exp, in the background before exp, and keeps the stale token when a refresh fails", async () => {

@@ -42,7 +42,8 @@ async function sharedCheckpoint(options: LocalServerOptions): Promise<void> {
 
 test("a private checkpoint of another account loads with its weights access token", () => sharedCheckpoint({}));
 
-test("the same in JWT mode: the token is exchanged for the owner's JWT", () => sharedCheckpoint({ clientConfig: { pjwt_auth_enabled: true } }));
+test("the same in JWT mode: the token is exchanged for the owner's JWT", () =>
+  sharedCheckpoint({ clientConfig: { pjwt_auth_enabled: true } }));
 
 test("a checkpoint whose weights info has no LoRA rank is a clear error, before any model is created", async () => {
   const server = await startScriptedServer((req) => {
@@ -58,7 +59,8 @@ test("a checkpoint whose weights info has no LoRA rank is a clear error, before 
     );
     await assert.rejects(
       service.createTrainingClientFromState("tinker://run-1/weights/full"),
-      (err: unknown) => err instanceof InvalidArgumentError && /no LoRA rank/.test(err.message) && err.message.includes("tinker://run-1/weights/full"),
+      (err: unknown) =>
+        err instanceof InvalidArgumentError && /no LoRA rank/.test(err.message) && err.message.includes("tinker://run-1/weights/full"),
     );
     assert.deepEqual(
       server.requests.map((r) => r.path),

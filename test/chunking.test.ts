@@ -26,7 +26,11 @@ const vectors = JSON.parse(readFileSync(new URL("./fixtures/chunk-combine-vector
 };
 
 function out(metrics: Record<string, number>, outputs = 1, type = "ArrayRecord"): ForwardBackwardOutput {
-  return { loss_fn_output_type: type, loss_fn_outputs: Array.from({ length: outputs }, (_, i) => ({ logprobs: { data: [i], dtype: "float32" } })), metrics };
+  return {
+    loss_fn_output_type: type,
+    loss_fn_outputs: Array.from({ length: outputs }, (_, i) => ({ logprobs: { data: [i], dtype: "float32" } })),
+    metrics,
+  };
 }
 
 describe("estimate and split", () => {
@@ -51,13 +55,18 @@ describe("estimate and split", () => {
   test("chunks close at fwdbwd_max_chunk_len datums or before exceeding the byte limit; an oversized datum goes alone", () => {
     const d = (n: number): Datum => crossEntropyDatum(Array.from({ length: n + 1 }, (_, i) => i)); // 16n bytes
     const sizes = (data: Datum[], maxChunkLen: number, maxChunkBytes: number): number[][] =>
-      splitIntoChunks(data, { maxChunkLen, maxChunkBytes }).map((c) => c.data.map((x) => (x.model_input.chunks[0] as { tokens: number[] }).tokens.length));
+      splitIntoChunks(data, { maxChunkLen, maxChunkBytes }).map((c) =>
+        c.data.map((x) => (x.model_input.chunks[0] as { tokens: number[] }).tokens.length),
+      );
     assert.deepEqual(sizes([d(1), d(1), d(1), d(1), d(1)], 2, 1e9), [[1, 1], [1, 1], [1]]);
     assert.deepEqual(sizes([d(5), d(5), d(1), d(20), d(1)], 100, 160), [[5, 5], [1], [20], [1]]);
     assert.deepEqual(sizes([d(5), d(5)], 100, 160), [[5, 5]], "exactly at the limit stays in one chunk");
     assert.deepEqual(sizes([d(50)], 1, 1), [[50]]);
     assert.deepEqual(splitIntoChunks([], { maxChunkLen: 2, maxChunkBytes: 10 }), []);
-    assert.deepEqual(splitIntoChunks([d(3), d(2)], { maxChunkLen: 5, maxChunkBytes: 1e6 }).map((c) => c.bytes), [80]);
+    assert.deepEqual(
+      splitIntoChunks([d(3), d(2)], { maxChunkLen: 5, maxChunkBytes: 1e6 }).map((c) => c.bytes),
+      [80],
+    );
   });
 });
 
@@ -77,12 +86,37 @@ describe("combining chunk results as the SDK does", () => {
   });
 
   test("every reduction, key rules, outputs in order, chunk 1's type", () => {
-    const a = out({ "loss:sum": 1.5, "lo:min": 3, "hi:max": 3, "acc:mean": 1, "gap:slack": 1, "h:hash_unordered": 7.9, "id:unique": 10, "new:median": 1, "only1:sum": 1 }, 3, "A");
-    const b = out({ "loss:sum": 2.25, "lo:min": -1, "hi:max": 9, "acc:mean": 0, "gap:slack": 5, "h:hash_unordered": -2.5, "id:unique": 11 }, 1, "B");
-    const c = out({ "loss:sum": 0.25, "lo:min": 0, "hi:max": 4, "acc:mean": 0.5, "gap:slack": 2, "h:hash_unordered": 3, "id:unique": 12 }, 2, "C");
+    const a = out(
+      {
+        "loss:sum": 1.5,
+        "lo:min": 3,
+        "hi:max": 3,
+        "acc:mean": 1,
+        "gap:slack": 1,
+        "h:hash_unordered": 7.9,
+        "id:unique": 10,
+        "new:median": 1,
+        "only1:sum": 1,
+      },
+      3,
+      "A",
+    );
+    const b = out(
+      { "loss:sum": 2.25, "lo:min": -1, "hi:max": 9, "acc:mean": 0, "gap:slack": 5, "h:hash_unordered": -2.5, "id:unique": 11 },
+      1,
+      "B",
+    );
+    const c = out(
+      { "loss:sum": 0.25, "lo:min": 0, "hi:max": 4, "acc:mean": 0.5, "gap:slack": 2, "h:hash_unordered": 3, "id:unique": 12 },
+      2,
+      "C",
+    );
     const combined = combineOutputs([a, b, c]);
     assert.equal(combined.loss_fn_output_type, "A");
-    assert.deepEqual(combined.loss_fn_outputs.map((o) => o["logprobs"]?.data[0]), [0, 1, 2, 0, 0, 1]);
+    assert.deepEqual(
+      combined.loss_fn_outputs.map((o) => o["logprobs"]?.data[0]),
+      [0, 1, 2, 0, 0, 1],
+    );
     assert.deepEqual(combined.metrics, {
       "loss:sum": 4,
       "lo:min": -1,

@@ -43,7 +43,10 @@ test("whoami, session list/info and audit", async () => {
 
   const audit = await run(["audit", "--checkpoints", "--format", "json"], env);
   assert.equal(audit.code, 0, audit.err);
-  assert.deepEqual((JSON.parse(audit.out) as { tinker_path: string }[]).map((e) => e.tinker_path), [path]);
+  assert.deepEqual(
+    (JSON.parse(audit.out) as { tinker_path: string }[]).map((e) => e.tinker_path),
+    [path],
+  );
   const table = await run(["audit"], env);
   assert.ok(table.out.includes("checkpoint_saved") && table.out.includes(path));
   const empty = await run(["audit", "--day", "2001-01-01"], env);

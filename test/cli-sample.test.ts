@@ -38,10 +38,28 @@ describe("tinker-ts sample", () => {
   after(() => server.close());
 
   test("prints the sampled token ids and logprobs as JSON, the same for the same seed", async () => {
-    const args = ["sample", path, "--prompt-tokens", "151644,872,198", "--max-tokens", "4", "--num-samples", "2", "--seed", "9", "--temperature", "0.8", "--format", "json"];
+    const args = [
+      "sample",
+      path,
+      "--prompt-tokens",
+      "151644,872,198",
+      "--max-tokens",
+      "4",
+      "--num-samples",
+      "2",
+      "--seed",
+      "9",
+      "--temperature",
+      "0.8",
+      "--format",
+      "json",
+    ];
     const a = capture(env);
     assert.equal(await main(args, a.io), 0, a.err());
-    const res = JSON.parse(a.out()) as { model_path: string; sequences: Array<{ tokens: number[]; logprobs: number[]; stop_reason: string }> };
+    const res = JSON.parse(a.out()) as {
+      model_path: string;
+      sequences: Array<{ tokens: number[]; logprobs: number[]; stop_reason: string }>;
+    };
     assert.equal(res.model_path, path);
     assert.equal(res.sequences.length, 2);
     for (const s of res.sequences) {
@@ -56,7 +74,26 @@ describe("tinker-ts sample", () => {
     assert.deepEqual(sent.sampling_params, { max_tokens: 4, seed: 9, temperature: 0.8, top_k: -1, top_p: 1 });
 
     const t = capture(env);
-    assert.equal(await main(["sample", path, "--prompt-tokens", "151644,872,198", "--max-tokens", "4", "--num-samples", "2", "--seed", "9", "--temperature", "0.8"], t.io), 0);
+    assert.equal(
+      await main(
+        [
+          "sample",
+          path,
+          "--prompt-tokens",
+          "151644,872,198",
+          "--max-tokens",
+          "4",
+          "--num-samples",
+          "2",
+          "--seed",
+          "9",
+          "--temperature",
+          "0.8",
+        ],
+        t.io,
+      ),
+      0,
+    );
     assert.match(t.out(), /sample 0: 4 tokens, stop reason length, total logprob -\d+\.\d{4}/);
     assert.match(t.out(), /POS\s+TOKEN\s+LOGPROB/);
     for (const [j, tok] of res.sequences[1]!.tokens.entries()) {
@@ -66,10 +103,37 @@ describe("tinker-ts sample", () => {
 
   test("a stop token ends a sample; a base model can be sampled; errors name the problem", async () => {
     const greedy = capture(env);
-    assert.equal(await main(["sample", "--base-model", BASE_MODEL, "--prompt-tokens", "1,2", "--max-tokens", "3", "--top-k", "1", "--format", "json"], greedy.io), 0, greedy.err());
+    assert.equal(
+      await main(
+        ["sample", "--base-model", BASE_MODEL, "--prompt-tokens", "1,2", "--max-tokens", "3", "--top-k", "1", "--format", "json"],
+        greedy.io,
+      ),
+      0,
+      greedy.err(),
+    );
     const tokens = (JSON.parse(greedy.out()) as { sequences: Array<{ tokens: number[] }> }).sequences[0]!.tokens;
     const stopped = capture(env);
-    assert.equal(await main(["sample", "--base-model", BASE_MODEL, "--prompt-tokens", "1,2", "--max-tokens", "3", "--top-k", "1", "--stop-tokens", String(tokens[1]), "--format", "json"], stopped.io), 0);
+    assert.equal(
+      await main(
+        [
+          "sample",
+          "--base-model",
+          BASE_MODEL,
+          "--prompt-tokens",
+          "1,2",
+          "--max-tokens",
+          "3",
+          "--top-k",
+          "1",
+          "--stop-tokens",
+          String(tokens[1]),
+          "--format",
+          "json",
+        ],
+        stopped.io,
+      ),
+      0,
+    );
     const s = (JSON.parse(stopped.out()) as { sequences: Array<{ tokens: number[]; stop_reason: string }> }).sequences[0]!;
     assert.deepEqual(s, { ...s, tokens: tokens.slice(0, 2), stop_reason: "stop" });
 

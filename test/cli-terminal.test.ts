@@ -49,13 +49,15 @@ function inTerminal(args: string[], options: { cols?: number; env?: Record<strin
 
 /** What the terminal shows: each line after its last carriage return, without escape sequences. */
 function screen(raw: string): string[] {
-  return raw
-    .split("\n")
-    .map((line) => line.replace(/\r$/, ""))
-    .map((line) => line.slice(line.lastIndexOf("\r") + 1))
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping ANSI escape sequences, which start with ESC (0x1b)
-    .map((line) => line.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ""))
-    .filter((line, i, all) => line !== "" || i < all.length - 1);
+  return (
+    raw
+      .split("\n")
+      .map((line) => line.replace(/\r$/, ""))
+      .map((line) => line.slice(line.lastIndexOf("\r") + 1))
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping ANSI escape sequences, which start with ESC (0x1b)
+      .map((line) => line.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ""))
+      .filter((line, i, all) => line !== "" || i < all.length - 1)
+  );
 }
 
 before(async () => {

@@ -37,12 +37,17 @@ function cli(args: string[], options: { env?: Record<string, string | undefined>
   };
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [BIN, ...args], { env: env as NodeJS.ProcessEnv, cwd: work, timeout: 120_000 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === "number" ? err.code : 1;
-      // The API key must never be printed, whatever the command.
-      assert.ok(!stdout.includes(server.apiKey) && !stderr.includes(server.apiKey), `API key printed by ${args.join(" ")}`);
-      resolve({ code, stdout, stderr });
-    });
+    const child = execFile(
+      process.execPath,
+      [BIN, ...args],
+      { env: env as NodeJS.ProcessEnv, cwd: work, timeout: 120_000 },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === "number" ? err.code : 1;
+        // The API key must never be printed, whatever the command.
+        assert.ok(!stdout.includes(server.apiKey) && !stderr.includes(server.apiKey), `API key printed by ${args.join(" ")}`);
+        resolve({ code, stdout, stderr });
+      },
+    );
     child.stdin?.end(options.input ?? "");
   });
 }
@@ -113,13 +118,19 @@ describe("tinker-ts CLI", { concurrency: true }, () => {
   });
 
   test("retries with a 30 s budget and prints a retrying… line per retry on stderr", async () => {
-    const flaky = await startLocalServer({ apiKey: server.apiKey, faults: [{ path: "/api/v1/training_runs", method: "GET", times: 2, status: 503, retryAfter: 0 }] });
+    const flaky = await startLocalServer({
+      apiKey: server.apiKey,
+      faults: [{ path: "/api/v1/training_runs", method: "GET", times: 2, status: 503, retryAfter: 0 }],
+    });
     try {
       const r = await cli(["run", "list"], { env: { TINKER_BASE_URL: flaky.baseUrl } });
       assert.equal(r.code, 0, r.stderr);
       const lines = r.stderr.split("\n").filter((l) => l.startsWith("retrying "));
       assert.equal(lines.length, 2, r.stderr);
-      assert.match(lines[0]!, /^retrying GET \/api\/v1\/training_runs in 0\.0 s \(503 Service Unavailable; retry 1, \d+ s of the 30 s budget left\)…$/);
+      assert.match(
+        lines[0]!,
+        /^retrying GET \/api\/v1\/training_runs in 0\.0 s \(503 Service Unavailable; retry 1, \d+ s of the 30 s budget left\)…$/,
+      );
     } finally {
       await flaky.close();
     }
@@ -129,7 +140,11 @@ describe("tinker-ts CLI", { concurrency: true }, () => {
     const json = await cli(["checkpoint", "list", "--run-id", run.runId, "--format", "json"]);
     assert.equal(json.code, 0, json.stderr);
     const items = JSON.parse(json.stdout) as { tinker_path: string; checkpoint_type: string; size_bytes: number }[];
-    assert.deepEqual(items.map((c) => c.tinker_path), [...run.paths].reverse(), "newest first, like every listing");
+    assert.deepEqual(
+      items.map((c) => c.tinker_path),
+      [...run.paths].reverse(),
+      "newest first, like every listing",
+    );
     assert.ok(items.every((c) => typeof c.size_bytes === "number"));
 
     const table = await cli(["checkpoint", "list"]);
@@ -144,7 +159,13 @@ describe("tinker-ts CLI", { concurrency: true }, () => {
     assert.match(cut.stdout, /^1 of 4 checkpoints, .* \(3 more, use --limit 4 to see them\)$/m);
     assert.ok(cut.stdout.includes(run.paths[3]!), "the newest is the one shown");
     const quiet = await cli(["checkpoint", "list", "--run-id", run.runId, "-q"]);
-    assert.equal(quiet.stdout, [...run.paths].reverse().map((p) => `${p}\n`).join(""));
+    assert.equal(
+      quiet.stdout,
+      [...run.paths]
+        .reverse()
+        .map((p) => `${p}\n`)
+        .join(""),
+    );
     // Piped output: no colour, nothing cut, relative times unless --absolute.
     assert.ok(!table.stdout.includes("\x1b["), "no escape codes when stdout is not a terminal");
     assert.match(table.stdout, / (just now|\d+ minutes? ago) +never$/m);
@@ -249,7 +270,15 @@ describe("tinker-ts CLI", { concurrency: true }, () => {
     assert.match(yes.stdout, /Deleted 2 of 2 checkpoints/);
     assert.equal(await count(), 1);
 
-    const mixed = await cli(["checkpoint", "delete", victim.paths[2]!, `tinker://${victim.runId}/weights/gone`, "--yes", "--format", "json"]);
+    const mixed = await cli([
+      "checkpoint",
+      "delete",
+      victim.paths[2]!,
+      `tinker://${victim.runId}/weights/gone`,
+      "--yes",
+      "--format",
+      "json",
+    ]);
     assert.equal(mixed.code, 1);
     const summary = JSON.parse(mixed.stdout) as { deleted: string[]; failed: { tinker_path: string; error: string }[] };
     assert.deepEqual(summary.deleted, [victim.paths[2]]);
@@ -295,12 +324,21 @@ describe("tinker-ts CLI", { concurrency: true }, () => {
 
   test("checkpoint delete --keep-last N keeps the newest N of each type, also with other filters", async () => {
     const run = await seedRun(server.baseUrl, server.apiKey, {
-      saves: [{ name: "a1" }, { name: "a2" }, { name: "a3" }, { name: "a4" }, { name: "s1", kind: "sampler_weights" }, { name: "s2", kind: "sampler_weights" }],
+      saves: [
+        { name: "a1" },
+        { name: "a2" },
+        { name: "a3" },
+        { name: "a4" },
+        { name: "s1", kind: "sampler_weights" },
+        { name: "s2", kind: "sampler_weights" },
+      ],
     });
     const plan = async (...args: string[]): Promise<string[]> => {
       const r = await cli(["checkpoint", "delete", "--run-id", run.runId, ...args, "--dry-run", "--format", "json"]);
       assert.equal(r.code, 0, r.stderr);
-      return (JSON.parse(r.stdout) as { checkpoints: { tinker_path: string }[] }).checkpoints.map((c) => c.tinker_path.split("/").pop() as string).sort();
+      return (JSON.parse(r.stdout) as { checkpoints: { tinker_path: string }[] }).checkpoints
+        .map((c) => c.tinker_path.split("/").pop() as string)
+        .sort();
     };
     assert.deepEqual(await plan("--keep-last", "2"), ["a1", "a2"]);
     assert.deepEqual(await plan("--keep-last", "1", "--type", "training"), ["a1", "a2", "a3"]);

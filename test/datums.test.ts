@@ -27,7 +27,12 @@ describe("datum helpers", () => {
   });
 
   test("rlDatum: the per-token arrays of the full sequence drop their first entry; clip thresholds per token", () => {
-    const d = rlDatum([1, 2, 3, 4, 5], { logprobs: [0, 0, 0, -0.7, -1.2], advantages: [0, 0, 0, 0.5, 0.5], clipLowThreshold: 0.9, clipHighThreshold: [1, 1, 1, 1.1, 1.3] });
+    const d = rlDatum([1, 2, 3, 4, 5], {
+      logprobs: [0, 0, 0, -0.7, -1.2],
+      advantages: [0, 0, 0, 0.5, 0.5],
+      clipLowThreshold: 0.9,
+      clipHighThreshold: [1, 1, 1, 1.1, 1.3],
+    });
     assert.deepEqual(d.model_input.chunks, [{ type: "encoded_text", tokens: [1, 2, 3, 4] }]);
     assert.deepEqual(d.loss_fn_inputs, {
       target_tokens: { data: [2, 3, 4, 5], dtype: "int64", shape: [4] },
@@ -64,7 +69,12 @@ describe("datum helpers", () => {
     validateData([multimodal], "cross_entropy", "forwardBackward");
     const refused = (d: unknown, path: string, loss: "cross_entropy" | "ppo" = "cross_entropy"): void => {
       assert.throws(
-        () => validateData([loss === "ppo" ? rlDatum([1, 2], { logprobs: [0, 0], advantages: [0, 1] }) : crossEntropyDatum([1, 2, 3]), d as Datum], loss, "forwardBackward"),
+        () =>
+          validateData(
+            [loss === "ppo" ? rlDatum([1, 2], { logprobs: [0, 0], advantages: [0, 1] }) : crossEntropyDatum([1, 2, 3]), d as Datum],
+            loss,
+            "forwardBackward",
+          ),
         (e: unknown) => e instanceof InvalidDatumError && e.path === path,
         path,
       );
@@ -76,17 +86,50 @@ describe("datum helpers", () => {
       f(d);
       return d;
     };
-    refused(edit((d) => (d.loss_fn_inputs.target_tokens.sparse_crow_indices = [0, 2, 4])), "data[1].loss_fn_inputs.target_tokens");
-    refused(edit((d) => (d.loss_fn_inputs.target_tokens.sparse_col_indices = [0, 3, 1])), "data[1].loss_fn_inputs.target_tokens.sparse_col_indices[1]");
-    refused(edit((d) => delete d.loss_fn_inputs.target_tokens.sparse_col_indices), "data[1].loss_fn_inputs.target_tokens");
-    refused(edit((d) => (d.loss_fn_inputs.weights.shape = [3, 2])), "data[1].loss_fn_inputs.weights");
-    refused(edit((d) => (d.loss_fn_inputs.weights.shape = [2, 2])), "data[1].loss_fn_inputs.weights.shape");
-    refused(edit((d) => (d.loss_fn_inputs.target_tokens.dtype = "float32")), "data[1].loss_fn_inputs.target_tokens.dtype");
-    refused(edit((d) => delete d.loss_fn_inputs.weights), "data[1].loss_fn_inputs.weights");
-    refused(edit((d) => (d.loss_fn_inputs.weights.data[2] = Infinity)), "data[1].loss_fn_inputs.weights.data[2]");
-    refused(edit((d) => (d.model_input.chunks = [{ type: "image_asset_pointer", location: "s3://x" }])), "data[1].model_input.chunks[0].type");
-    refused(edit((d) => (d.model_input.chunks = [{ type: "image", data: new Uint8Array(1) }])), "data[1].model_input.chunks[0].format");
-    refused(edit((d) => (d.model_input.chunks = [{ type: "encoded_text", tokens: [1, 2, 3] }])), "data[1].loss_fn_inputs.target_tokens");
+    refused(
+      edit((d) => (d.loss_fn_inputs.target_tokens.sparse_crow_indices = [0, 2, 4])),
+      "data[1].loss_fn_inputs.target_tokens",
+    );
+    refused(
+      edit((d) => (d.loss_fn_inputs.target_tokens.sparse_col_indices = [0, 3, 1])),
+      "data[1].loss_fn_inputs.target_tokens.sparse_col_indices[1]",
+    );
+    refused(
+      edit((d) => delete d.loss_fn_inputs.target_tokens.sparse_col_indices),
+      "data[1].loss_fn_inputs.target_tokens",
+    );
+    refused(
+      edit((d) => (d.loss_fn_inputs.weights.shape = [3, 2])),
+      "data[1].loss_fn_inputs.weights",
+    );
+    refused(
+      edit((d) => (d.loss_fn_inputs.weights.shape = [2, 2])),
+      "data[1].loss_fn_inputs.weights.shape",
+    );
+    refused(
+      edit((d) => (d.loss_fn_inputs.target_tokens.dtype = "float32")),
+      "data[1].loss_fn_inputs.target_tokens.dtype",
+    );
+    refused(
+      edit((d) => delete d.loss_fn_inputs.weights),
+      "data[1].loss_fn_inputs.weights",
+    );
+    refused(
+      edit((d) => (d.loss_fn_inputs.weights.data[2] = Infinity)),
+      "data[1].loss_fn_inputs.weights.data[2]",
+    );
+    refused(
+      edit((d) => (d.model_input.chunks = [{ type: "image_asset_pointer", location: "s3://x" }])),
+      "data[1].model_input.chunks[0].type",
+    );
+    refused(
+      edit((d) => (d.model_input.chunks = [{ type: "image", data: new Uint8Array(1) }])),
+      "data[1].model_input.chunks[0].format",
+    );
+    refused(
+      edit((d) => (d.model_input.chunks = [{ type: "encoded_text", tokens: [1, 2, 3] }])),
+      "data[1].loss_fn_inputs.target_tokens",
+    );
     refused(crossEntropyDatum([1, 2, 3]), "data[1].loss_fn_inputs.logprobs", "ppo");
   });
 });
@@ -108,12 +151,24 @@ describe("validation before sending", () => {
   test("a malformed batch, an unknown loss or a bad lossFnConfig throws at the call; nothing is sent and no seq id is taken", () => {
     const rl = rlDatum([1, 2, 3], { logprobs: [0, -1, -1], advantages: [0, 1, 1] });
     delete rl.loss_fn_inputs["advantages"];
-    assert.throws(() => training.forwardBackward([rl], "importance_sampling"), (e: unknown) => e instanceof InvalidDatumError && e.path === "data[0].loss_fn_inputs.advantages" && /required by importance_sampling/.test(e.message));
+    assert.throws(
+      () => training.forwardBackward([rl], "importance_sampling"),
+      (e: unknown) =>
+        e instanceof InvalidDatumError &&
+        e.path === "data[0].loss_fn_inputs.advantages" &&
+        /required by importance_sampling/.test(e.message),
+    );
     assert.throws(() => training.forward([crossEntropyDatum([1, 2])], "hinge" as "ppo"), /lossFn must be one of/);
     const ok = rlDatum([1, 2], { logprobs: [0, 0], advantages: [0, 1] });
-    assert.throws(() => training.forwardBackward([ok], "ppo", { lossFnConfig: { clip_low_threshold: NaN } }), /lossFnConfig.clip_low_threshold/);
+    assert.throws(
+      () => training.forwardBackward([ok], "ppo", { lossFnConfig: { clip_low_threshold: NaN } }),
+      /lossFnConfig.clip_low_threshold/,
+    );
     assert.throws(() => training.forwardBackward([], "cross_entropy"), InvalidArgumentError);
-    assert.throws(() => training.forwardBackwardCustom([rlDatum([1, 2], { logprobs: [0, 0], advantages: [0, 0] })], () => ({ loss: 0, grad: [] })), /only target_tokens and weights/);
+    assert.throws(
+      () => training.forwardBackwardCustom([rlDatum([1, 2], { logprobs: [0, 0], advantages: [0, 0] })], () => ({ loss: 0, grad: [] })),
+      /only target_tokens and weights/,
+    );
     assert.equal(training.nextSeqId, 1);
     assert.equal(server.requests.filter((r) => r.path === "/api/v1/forward_backward").length, 0);
   });

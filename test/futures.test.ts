@@ -61,7 +61,8 @@ async function scripted(pollReplies: ScriptedReply[], extra: { retryBudgetMs?: n
     logger: { warn: (m) => warnings.push(m) },
   });
   const training = await service.createLoraTrainingClient({ baseModel: "Qwen/Qwen3-8B", rank: 4 });
-  const opPolls = () => server.requests.filter((r) => r.path === "/api/v1/retrieve_future" && (r.json() as { request_id: string }).request_id === "req-op");
+  const opPolls = () =>
+    server.requests.filter((r) => r.path === "/api/v1/retrieve_future" && (r.json() as { request_id: string }).request_id === "req-op");
   return {
     server,
     service,
@@ -98,7 +99,10 @@ test("try_again and 408 re-poll at once, without sleeping, and report queue-stat
       s.changes.map((c) => c.queueState),
       ["active", "paused_capacity", "paused_rate_limit", "active"],
     );
-    assert.ok(s.warnings.some((w) => /paused: capacity \(Tinker backend is running short on capacity/.test(w)), s.warnings.join("\n"));
+    assert.ok(
+      s.warnings.some((w) => /paused: capacity \(Tinker backend is running short on capacity/.test(w)),
+      s.warnings.join("\n"),
+    );
     assert.ok(s.warnings.some((w) => /paused: rate limit/.test(w)));
     // Every poll asks about the same request.
     assert.ok(s.opPolls().every((r) => (r.json() as { request_id: string }).request_id === "req-op"));
@@ -168,7 +172,10 @@ test("a 404 on poll is fatal; a result that does not match the schema is a valid
   }
   const t = await scripted([{ body: { metrics: { step: "one" } } }]);
   try {
-    await assert.rejects(t.training.optimStep({ learning_rate: 1e-3 }).result(), (e: unknown) => e instanceof Error && e.name === "ResponseValidationError");
+    await assert.rejects(
+      t.training.optimStep({ learning_rate: 1e-3 }).result(),
+      (e: unknown) => e instanceof Error && e.name === "ResponseValidationError",
+    );
   } finally {
     await t.close();
   }
@@ -177,7 +184,10 @@ test("a 404 on poll is fatal; a result that does not match the schema is a valid
 test("a named sampler save that completes without a path is a validation error, not a result", async () => {
   const s = await scripted([{ body: { sampling_session_id: "sess-1:sample:0", type: "save_weights_for_sampler" } }]);
   try {
-    await assert.rejects(s.training.saveWeightsForSampler("final").result(), (e: unknown) => e instanceof Error && e.name === "ResponseValidationError" && /path/.test(e.message));
+    await assert.rejects(
+      s.training.saveWeightsForSampler("final").result(),
+      (e: unknown) => e instanceof Error && e.name === "ResponseValidationError" && /path/.test(e.message),
+    );
   } finally {
     await s.close();
   }
@@ -217,7 +227,10 @@ test("a 402 on a poll pauses 5 s and polls again", async () => {
 });
 
 test("the poller gives up after connection failures lasting the retry budget, with a clear error", async () => {
-  const s = await scripted(Array.from({ length: 200 }, () => ({ destroy: true })), { retryBudgetMs: 60_000 });
+  const s = await scripted(
+    Array.from({ length: 200 }, () => ({ destroy: true })),
+    { retryBudgetMs: 60_000 },
+  );
   try {
     const err = await s.training.optimStep({ learning_rate: 1e-3 }).then(
       () => assert.fail("expected failure"),
@@ -281,7 +294,10 @@ test("a 404 poll answer ends the future with NotFoundError naming retrieve_futur
 
 test("the API key never reaches a log line or error: queue_state_reason, RequestFailedError, create_session messages", async () => {
   const s = await scripted(
-    [tryAgain("paused_capacity", `quota of ${KEY} exhausted`), { body: { error: `bad request from key ${KEY} (${encodeURIComponent(KEY)})`, category: "user" } }],
+    [
+      tryAgain("paused_capacity", `quota of ${KEY} exhausted`),
+      { body: { error: `bad request from key ${KEY} (${encodeURIComponent(KEY)})`, category: "user" } },
+    ],
     { session: { warning_message: `key ${KEY} expires soon`, error_message: `key ${KEY} is deprecated` } },
   );
   try {
@@ -295,9 +311,15 @@ test("the API key never reaches a log line or error: queue_state_reason, Request
     for (const text of [err.message, err.detail, String(err.stack), ...s.warnings, ...s.changes.map((c) => c.reason ?? "")]) {
       assert.ok(!text.includes(KEY), `the key leaked into: ${text}`);
     }
-    assert.ok(s.warnings.some((w) => /key \[REDACTED\] expires soon/.test(w)), s.warnings.join("\n"));
+    assert.ok(
+      s.warnings.some((w) => /key \[REDACTED\] expires soon/.test(w)),
+      s.warnings.join("\n"),
+    );
     assert.ok(s.warnings.some((w) => /key \[REDACTED\] is deprecated/.test(w)));
-    assert.ok(s.warnings.some((w) => /paused: capacity \(quota of \[REDACTED\] exhausted\)/.test(w)), s.warnings.join("\n"));
+    assert.ok(
+      s.warnings.some((w) => /paused: capacity \(quota of \[REDACTED\] exhausted\)/.test(w)),
+      s.warnings.join("\n"),
+    );
   } finally {
     await s.close();
   }

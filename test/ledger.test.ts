@@ -51,16 +51,37 @@ describe("CheckpointLedger (files only)", () => {
   test("append/read round trip: one snake_case JSON object per line, unknown keys kept, parent dirs created", async () => {
     const path = join(dir, "round", "trip", "checkpoints.jsonl");
     const ledger = CheckpointLedger.open(path);
-    const a: LedgerRecord = { name: "000010", epoch: 0, batch: 10, state_path: "tinker://run-1:train:0/weights/000010", lr: 1e-4, metrics: { loss: 1.5 } };
-    const b: LedgerRecord = { name: "000020", epoch: 0, batch: 20, sampler_path: "tinker://run-1:train:0/sampler_weights/000020", time: "2026-01-02T03:04:05.000Z" };
-    const c: LedgerRecord = { name: "final", state_path: "tinker://run-1:train:0/weights/final", sampler_path: "tinker://run-1:train:0/sampler_weights/final", tags: ["x"] };
+    const a: LedgerRecord = {
+      name: "000010",
+      epoch: 0,
+      batch: 10,
+      state_path: "tinker://run-1:train:0/weights/000010",
+      lr: 1e-4,
+      metrics: { loss: 1.5 },
+    };
+    const b: LedgerRecord = {
+      name: "000020",
+      epoch: 0,
+      batch: 20,
+      sampler_path: "tinker://run-1:train:0/sampler_weights/000020",
+      time: "2026-01-02T03:04:05.000Z",
+    };
+    const c: LedgerRecord = {
+      name: "final",
+      state_path: "tinker://run-1:train:0/weights/final",
+      sampler_path: "tinker://run-1:train:0/sampler_weights/final",
+      tags: ["x"],
+    };
     await ledger.append(a);
     await Promise.all([ledger.append(b), ledger.append(c)]); // serialised, in call order
     const text = await readFile(path, "utf8");
     const lines = text.split("\n");
     assert.equal(lines.length, 4);
     assert.equal(lines[3], "");
-    assert.deepEqual(lines.slice(0, 3).map((l) => JSON.parse(l) as unknown), [a, b, c]);
+    assert.deepEqual(
+      lines.slice(0, 3).map((l) => JSON.parse(l) as unknown),
+      [a, b, c],
+    );
     assert.deepEqual(await ledger.records(), [a, b, c]);
     assert.deepEqual(await ledger.latest(), c);
     assert.deepEqual(await ledger.latest({ withState: true }), c);
@@ -160,7 +181,11 @@ describe("CheckpointLedger (files only)", () => {
       "name",
     ];
     for (const record of bad) {
-      await assert.rejects(ledger.append(record as LedgerRecord), InvalidArgumentError, JSON.stringify(record, (_k, v: unknown) => (typeof v === "bigint" ? "10n" : v)));
+      await assert.rejects(
+        ledger.append(record as LedgerRecord),
+        InvalidArgumentError,
+        JSON.stringify(record, (_k, v: unknown) => (typeof v === "bigint" ? "10n" : v)),
+      );
       await assert.rejects(fresh.append(record as LedgerRecord), InvalidArgumentError);
     }
     assert.deepEqual(await readFile(path), before);

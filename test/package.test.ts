@@ -53,7 +53,12 @@ test("the packed package installs, imports from its root, trains, downloads and 
     `;
     await writeFile(join(consumer, "esm.mjs"), script);
     const { stdout } = await run(process.execPath, ["esm.mjs"], { cwd: consumer });
-    const out = JSON.parse(stdout.trim().split("\n").at(-1) as string) as { models: number; id: string; notFound: boolean; files: string[] };
+    const out = JSON.parse(stdout.trim().split("\n").at(-1) as string) as {
+      models: number;
+      id: string;
+      notFound: boolean;
+      files: string[];
+    };
     assert.deepEqual(out.files, ["adapter_config.json", "adapter_model.safetensors", "checkpoint_complete", "optimizer.safetensors"]);
     assert.ok(out.models >= 2, `supported models: ${out.models}`);
     assert.equal(out.id, "weights/packed");
@@ -112,7 +117,19 @@ test("the packed package installs, imports from its root, trains, downloads and 
       ["--module", "commonjs", "--moduleResolution", "node10"],
       ["--module", "nodenext", "--moduleResolution", "nodenext"],
     ]) {
-      const common = ["--noEmit", "--strict", "--target", "es2022", "--lib", "es2023,esnext.disposable", "--types", "node", "--typeRoots", join(root, "node_modules", "@types"), "--skipLibCheck"];
+      const common = [
+        "--noEmit",
+        "--strict",
+        "--target",
+        "es2022",
+        "--lib",
+        "es2023,esnext.disposable",
+        "--types",
+        "node",
+        "--typeRoots",
+        join(root, "node_modules", "@types"),
+        "--skipLibCheck",
+      ];
       const r = await run(process.execPath, [tsc, ...common, ...flags, "check.ts"], { cwd: consumer }).catch((e: { stdout: string }) => e);
       assert.equal(r.stdout.trim(), "", `tsc ${flags.join(" ")}: ${r.stdout}`);
     }

@@ -102,7 +102,10 @@ test("encodeForwardBackwardRequest: the reference decoder reads every field back
   assert.deepEqual([...new BigInt64Array(csr.colIndices.slice().buffer)].map(Number), [1, 0]);
   assert.deepEqual(sparse.shape, [2n, 3n]);
   assert.deepEqual(d1!.lossFnInputs["empty"]!.encoding, { case: "dense", value: new Uint8Array(0) });
-  assert.deepEqual([...new BigInt64Array((d1!.lossFnInputs["neg"]!.encoding.value as Uint8Array).slice().buffer)].map(Number), [-1, -(2 ** 40)]);
+  assert.deepEqual([...new BigInt64Array((d1!.lossFnInputs["neg"]!.encoding.value as Uint8Array).slice().buffer)].map(Number), [
+    -1,
+    -(2 ** 40),
+  ]);
   // The reference encoder writes the same message to the same bytes.
   assert.deepEqual(Buffer.from(toBinary(ForwardBackwardRequestSchema, msg)), Buffer.from(bytes));
 });
@@ -116,17 +119,34 @@ test("encodeForwardBackwardRequest: forward_only and loss_fn_config are omitted 
 });
 
 test("encodeForwardBackwardRequest: bad input is an InvalidArgumentError naming the field", () => {
-  const enc = (data: unknown[], extra: Record<string, unknown> = {}) => () =>
-    encodeForwardBackwardRequest({ modelId: "m", seqId: 1, data: data as Datum[], lossFn: "cross_entropy", ...extra });
+  const enc =
+    (data: unknown[], extra: Record<string, unknown> = {}) =>
+    () =>
+      encodeForwardBackwardRequest({ modelId: "m", seqId: 1, data: data as Datum[], lossFn: "cross_entropy", ...extra });
   const d = (over: Record<string, unknown>): unknown => ({ ...datums[0], loss_fn_inputs: { ...datums[0]!.loss_fn_inputs, ...over } });
-  assert.throws(enc([d({ weights: { data: [1, "x", 1, 1], dtype: "float32" } })]), (e: unknown) => e instanceof InvalidArgumentError && /data\[0\]\.loss_fn_inputs\.weights\.data\[1\]/.test(e.message));
+  assert.throws(
+    enc([d({ weights: { data: [1, "x", 1, 1], dtype: "float32" } })]),
+    (e: unknown) => e instanceof InvalidArgumentError && /data\[0\]\.loss_fn_inputs\.weights\.data\[1\]/.test(e.message),
+  );
   assert.throws(enc([d({ target_tokens: { data: [1, 2.5, 1, 1], dtype: "int64" } })]), /target_tokens\.data\[1\] must be a safe integer/);
   assert.throws(enc([d({ target_tokens: { data: [1, 2], dtype: "int32" } })]), /dtype must be "int64" or "float32"/);
   assert.throws(enc([d({ target_tokens: { data: [1, 2], dtype: "int64", shape: [3] } })]), /shape \[3\] holds 3 values, but data has 2/);
-  assert.throws(enc([{ model_input: { chunks: [{ type: "encoded_text", tokens: [2 ** 31] }] }, loss_fn_inputs: {} }]), /chunks\[0\]\.tokens\[0\] must be an integer in the int32 range/);
-  assert.throws(enc([{ model_input: { chunks: [{ type: "image_asset_pointer", location: "s3://x" }] }, loss_fn_inputs: {} }]), /chunks\[0\]\.type "image_asset_pointer" cannot be sent/);
-  assert.throws(enc([{ model_input: { chunks: [{ type: "image", data: "!!", format: "png" }] }, loss_fn_inputs: {} }]), /data is not valid base64/);
-  assert.throws(enc([d({ t: { data: [1], dtype: "int64", shape: [1, 2], sparse_crow_indices: [0, 1] } })]), /needs both sparse_crow_indices and sparse_col_indices/);
+  assert.throws(
+    enc([{ model_input: { chunks: [{ type: "encoded_text", tokens: [2 ** 31] }] }, loss_fn_inputs: {} }]),
+    /chunks\[0\]\.tokens\[0\] must be an integer in the int32 range/,
+  );
+  assert.throws(
+    enc([{ model_input: { chunks: [{ type: "image_asset_pointer", location: "s3://x" }] }, loss_fn_inputs: {} }]),
+    /chunks\[0\]\.type "image_asset_pointer" cannot be sent/,
+  );
+  assert.throws(
+    enc([{ model_input: { chunks: [{ type: "image", data: "!!", format: "png" }] }, loss_fn_inputs: {} }]),
+    /data is not valid base64/,
+  );
+  assert.throws(
+    enc([d({ t: { data: [1], dtype: "int64", shape: [1, 2], sparse_crow_indices: [0, 1] } })]),
+    /needs both sparse_crow_indices and sparse_col_indices/,
+  );
   assert.throws(enc([datums[0]], { seqId: 0 }), /seq_id must be an int32 ≥ 1/);
 });
 
@@ -134,7 +154,10 @@ test("decodeForwardBackwardOutput: records, byte offsets, every dtype, trailing 
   const bf16 = (xs: number[]): Uint8Array => {
     const f = new Float32Array(xs);
     const u = new Uint32Array(f.buffer);
-    return le(Uint16Array as never, [...u].map((x) => x >>> 16));
+    return le(
+      Uint16Array as never,
+      [...u].map((x) => x >>> 16),
+    );
   };
   const msg = create(ForwardBackwardOutputSchema, {
     lossFnOutputType: "tinker.losses:CrossEntropyOutput",
@@ -144,14 +167,27 @@ test("decodeForwardBackwardOutput: records, byte offsets, every dtype, trailing 
         typeTag: "x",
         numDatums: 2n,
         fields: {
-          logprobs: create(BatchedTensorSchema, { data: le(Float32Array as never, [-1, -2, -3]), offsets: i64([0, 8, 12]), dtype: DType.DTYPE_FLOAT32 }),
-          ids: create(BatchedTensorSchema, { data: le(Int32Array as never, [4, -5, 6]), offsets: i64([0, 4, 12]), dtype: DType.DTYPE_INT32 }),
+          logprobs: create(BatchedTensorSchema, {
+            data: le(Float32Array as never, [-1, -2, -3]),
+            offsets: i64([0, 8, 12]),
+            dtype: DType.DTYPE_FLOAT32,
+          }),
+          ids: create(BatchedTensorSchema, {
+            data: le(Int32Array as never, [4, -5, 6]),
+            offsets: i64([0, 4, 12]),
+            dtype: DType.DTYPE_INT32,
+          }),
         },
       }),
       create(ArrayRecordSchema, {
         numDatums: 1n,
         fields: {
-          logprobs: create(BatchedTensorSchema, { data: bf16([1.5, -0.25, 2, 3]), offsets: i64([0, 8]), dtype: DType.DTYPE_BFLOAT16, trailingShape: [2n] }),
+          logprobs: create(BatchedTensorSchema, {
+            data: bf16([1.5, -0.25, 2, 3]),
+            offsets: i64([0, 8]),
+            dtype: DType.DTYPE_BFLOAT16,
+            trailingShape: [2n],
+          }),
           ids: create(BatchedTensorSchema, { data: i64([2 ** 40, -7]), offsets: i64([0, 16]), dtype: DType.DTYPE_INT64 }),
         },
       }),
@@ -168,14 +204,20 @@ test("decodeForwardBackwardOutput: records, byte offsets, every dtype, trailing 
 });
 
 test("decodeForwardBackwardOutput: no records keeps the type whole ('' → ArrayRecord); num_datums 0 falls back to the first field", () => {
-  const empty = decodeForwardBackwardOutput(toBinary(ForwardBackwardOutputSchema, create(ForwardBackwardOutputSchema, { metrics: { "loss:sum": 0 } })));
+  const empty = decodeForwardBackwardOutput(
+    toBinary(ForwardBackwardOutputSchema, create(ForwardBackwardOutputSchema, { metrics: { "loss:sum": 0 } })),
+  );
   assert.deepEqual(empty, { loss_fn_output_type: "ArrayRecord", loss_fn_outputs: [], metrics: { "loss:sum": 0 } });
-  const named = decodeForwardBackwardOutput(toBinary(ForwardBackwardOutputSchema, create(ForwardBackwardOutputSchema, { lossFnOutputType: "a:b" })));
+  const named = decodeForwardBackwardOutput(
+    toBinary(ForwardBackwardOutputSchema, create(ForwardBackwardOutputSchema, { lossFnOutputType: "a:b" })),
+  );
   assert.equal(named.loss_fn_output_type, "a:b");
   const noCount = create(ForwardBackwardOutputSchema, {
     lossFnOutputs: [
       create(ArrayRecordSchema, {
-        fields: { lp: create(BatchedTensorSchema, { data: le(Float32Array as never, [1, 2]), offsets: i64([0, 4, 8]), dtype: DType.DTYPE_FLOAT32 }) },
+        fields: {
+          lp: create(BatchedTensorSchema, { data: le(Float32Array as never, [1, 2]), offsets: i64([0, 4, 8]), dtype: DType.DTYPE_FLOAT32 }),
+        },
       }),
     ],
   });
@@ -187,19 +229,43 @@ test("decodeForwardBackwardOutput: no records keeps the type whole ('' → Array
 
 test("decodeForwardBackwardOutput: malformed bytes fail with a ProtoWireError naming the problem", () => {
   const withTensor = (bt: Parameters<typeof create<typeof BatchedTensorSchema>>[1]) =>
-    toBinary(ForwardBackwardOutputSchema, create(ForwardBackwardOutputSchema, { lossFnOutputs: [create(ArrayRecordSchema, { numDatums: 1n, fields: { lp: create(BatchedTensorSchema, bt) } })] }));
-  assert.throws(() => decodeForwardBackwardOutput(withTensor({ data: new Uint8Array(4), offsets: i64([0, 4]) })), /dtype 0 is not supported/);
-  assert.throws(() => decodeForwardBackwardOutput(withTensor({ data: new Uint8Array(4), offsets: i64([0, 8]), dtype: DType.DTYPE_FLOAT32 })), /offsets\[1\] = 8 is outside the 4 data bytes/);
-  assert.throws(() => decodeForwardBackwardOutput(withTensor({ data: new Uint8Array(8), offsets: i64([0, 2]), dtype: DType.DTYPE_FLOAT32 })), /not a multiple of the 4-byte dtype/);
-  assert.throws(() => decodeForwardBackwardOutput(withTensor({ data: new Uint8Array(8), offsets: new Uint8Array(5), dtype: DType.DTYPE_FLOAT32 })), /offsets hold 5 bytes/);
-  assert.throws(() => decodeForwardBackwardOutput(Uint8Array.from([0x12, 0x05, 0x01])), (e: unknown) => e instanceof ProtoWireError && /runs past the end/.test(e.message));
+    toBinary(
+      ForwardBackwardOutputSchema,
+      create(ForwardBackwardOutputSchema, {
+        lossFnOutputs: [create(ArrayRecordSchema, { numDatums: 1n, fields: { lp: create(BatchedTensorSchema, bt) } })],
+      }),
+    );
+  assert.throws(
+    () => decodeForwardBackwardOutput(withTensor({ data: new Uint8Array(4), offsets: i64([0, 4]) })),
+    /dtype 0 is not supported/,
+  );
+  assert.throws(
+    () => decodeForwardBackwardOutput(withTensor({ data: new Uint8Array(4), offsets: i64([0, 8]), dtype: DType.DTYPE_FLOAT32 })),
+    /offsets\[1\] = 8 is outside the 4 data bytes/,
+  );
+  assert.throws(
+    () => decodeForwardBackwardOutput(withTensor({ data: new Uint8Array(8), offsets: i64([0, 2]), dtype: DType.DTYPE_FLOAT32 })),
+    /not a multiple of the 4-byte dtype/,
+  );
+  assert.throws(
+    () => decodeForwardBackwardOutput(withTensor({ data: new Uint8Array(8), offsets: new Uint8Array(5), dtype: DType.DTYPE_FLOAT32 })),
+    /offsets hold 5 bytes/,
+  );
+  assert.throws(
+    () => decodeForwardBackwardOutput(Uint8Array.from([0x12, 0x05, 0x01])),
+    (e: unknown) => e instanceof ProtoWireError && /runs past the end/.test(e.message),
+  );
   assert.throws(() => decodeForwardBackwardOutput(Uint8Array.from([0x08, 0x80])), /truncated varint/);
 });
 
 test("decodeSampleResponse: stop reasons, int32 tokens, logprobs, prompt logprobs NaN → null, top-k rows", () => {
   const msg = create(SampleResponseSchema, {
     sequences: [
-      create(SampledSequenceSchema, { stopReason: StopReason.STOP, tokens: le(Int32Array as never, [5, 151645]), logprobs: le(Float32Array as never, [-0.5, -1]) }),
+      create(SampledSequenceSchema, {
+        stopReason: StopReason.STOP,
+        tokens: le(Int32Array as never, [5, 151645]),
+        logprobs: le(Float32Array as never, [-0.5, -1]),
+      }),
       create(SampledSequenceSchema, { stopReason: StopReason.LENGTH, tokens: le(Int32Array as never, [9]) }),
       create(SampledSequenceSchema, { stopReason: StopReason.STOP, tokens: new Uint8Array(0), logprobs: new Uint8Array(0) }),
     ],
@@ -220,13 +286,34 @@ test("decodeSampleResponse: stop reasons, int32 tokens, logprobs, prompt logprob
       { stop_reason: "stop", tokens: [], logprobs: null },
     ],
     prompt_logprobs: [null, -2.5, -0.125],
-    topk_prompt_logprobs: [null, [[7, -0.5]], [[8, -0.25], [0, -99999], [9, -3]]],
+    topk_prompt_logprobs: [
+      null,
+      [[7, -0.5]],
+      [
+        [8, -0.25],
+        [0, -99999],
+        [9, -3],
+      ],
+    ],
     prompt_cache_hit_tokens: 4,
   });
-  const bare = decodeSampleResponse(toBinary(SampleResponseSchema, create(SampleResponseSchema, { topkPromptLogprobs: create(TopkPromptLogprobsSchema, { k: 0, promptLength: 2 }) })));
+  const bare = decodeSampleResponse(
+    toBinary(
+      SampleResponseSchema,
+      create(SampleResponseSchema, { topkPromptLogprobs: create(TopkPromptLogprobsSchema, { k: 0, promptLength: 2 }) }),
+    ),
+  );
   assert.deepEqual(bare, { sequences: [], prompt_logprobs: null, topk_prompt_logprobs: null, prompt_cache_hit_tokens: 0 });
-  const badStop = toBinary(SampleResponseSchema, create(SampleResponseSchema, { sequences: [create(SampledSequenceSchema, { stopReason: 2 as StopReason })] }));
+  const badStop = toBinary(
+    SampleResponseSchema,
+    create(SampleResponseSchema, { sequences: [create(SampledSequenceSchema, { stopReason: 2 as StopReason })] }),
+  );
   assert.throws(() => decodeSampleResponse(badStop), /stop_reason 2 is unknown/);
-  const badTopk = toBinary(SampleResponseSchema, create(SampleResponseSchema, { topkPromptLogprobs: create(TopkPromptLogprobsSchema, { k: 2, promptLength: 2, tokenIds: new Uint8Array(8) }) }));
+  const badTopk = toBinary(
+    SampleResponseSchema,
+    create(SampleResponseSchema, {
+      topkPromptLogprobs: create(TopkPromptLogprobsSchema, { k: 2, promptLength: 2, tokenIds: new Uint8Array(8) }),
+    }),
+  );
   assert.throws(() => decodeSampleResponse(badTopk), /needs 16 bytes each/);
 });

@@ -40,7 +40,14 @@ describe("forward / forward_backward over protobuf", () => {
     // Cross-entropy datums that also carry the RL inputs, so one batch serves both losses.
     const data = batch(3, 3, 9).map((d) => {
       const n = (d.loss_fn_inputs["target_tokens"] as { data: number[] }).data.length;
-      return { ...d, loss_fn_inputs: { ...d.loss_fn_inputs, logprobs: { data: Array(n).fill(-1), dtype: "float32" as const }, advantages: { data: Array(n).fill(0.5), dtype: "float32" as const } } };
+      return {
+        ...d,
+        loss_fn_inputs: {
+          ...d.loss_fn_inputs,
+          logprobs: { data: Array(n).fill(-1), dtype: "float32" as const },
+          advantages: { data: Array(n).fill(0.5), dtype: "float32" as const },
+        },
+      };
     });
     const fb = training.forwardBackward(data, "ppo", { lossFnConfig: { clip_low_threshold: 0.5 } });
     const fwd = training.forward(data, "cross_entropy");
@@ -58,7 +65,10 @@ describe("forward / forward_backward over protobuf", () => {
       assert.deepEqual(msg.lossFnConfig, i === 0 ? { clip_low_threshold: 0.5 } : {});
       assert.equal(msg.data.length, 3);
       const tokens = msg.data[0]!.modelInput[0]!.chunk.value as { tokens: Uint8Array };
-      assert.deepEqual([...new Int32Array(new Uint8Array(tokens.tokens).buffer)], (data[0]!.model_input.chunks[0] as { tokens: number[] }).tokens);
+      assert.deepEqual(
+        [...new Int32Array(new Uint8Array(tokens.tokens).buffer)],
+        (data[0]!.model_input.chunks[0] as { tokens: number[] }).tokens,
+      );
       assert.ok(!("type" in (r.body as object)), "no stray type field");
     }
     for (const [future, type] of [
@@ -66,7 +76,9 @@ describe("forward / forward_backward over protobuf", () => {
       [fwd, "Forward"],
     ] as const) {
       const id = await future.requestId;
-      const polls = server.requests.filter((r) => r.path === "/api/v1/retrieve_future" && (r.body as { request_id?: string }).request_id === id);
+      const polls = server.requests.filter(
+        (r) => r.path === "/api/v1/retrieve_future" && (r.body as { request_id?: string }).request_id === id,
+      );
       assert.ok(polls.length > 0);
       for (const p of polls) {
         assert.equal(p.headers["accept"], PROTO);
@@ -173,34 +185,73 @@ describe("forward / forward_backward over protobuf", () => {
           lossFn: "cross_entropy",
           data: [
             create(DatumSchema, {
-              modelInput: [create(ChunkSchema, { chunk: { case: "encodedText", value: create(EncodedTextChunkSchema, { tokens: new Uint8Array(new Int32Array([1, 2]).buffer) }) } })],
+              modelInput: [
+                create(ChunkSchema, {
+                  chunk: {
+                    case: "encodedText",
+                    value: create(EncodedTextChunkSchema, { tokens: new Uint8Array(new Int32Array([1, 2]).buffer) }),
+                  },
+                }),
+              ],
               lossFnInputs: {
-                target_tokens: create(TensorSchema, { dtype: DType.DTYPE_INT64, encoding: { case: "dense", value: new Uint8Array(new BigInt64Array([2n, 3n]).buffer) } }),
-                weights: create(TensorSchema, { dtype: DType.DTYPE_FLOAT32, encoding: { case: "dense", value: new Uint8Array(new Float32Array([1, 1]).buffer) } }),
+                target_tokens: create(TensorSchema, {
+                  dtype: DType.DTYPE_INT64,
+                  encoding: { case: "dense", value: new Uint8Array(new BigInt64Array([2n, 3n]).buffer) },
+                }),
+                weights: create(TensorSchema, {
+                  dtype: DType.DTYPE_FLOAT32,
+                  encoding: { case: "dense", value: new Uint8Array(new Float32Array([1, 1]).buffer) },
+                }),
               },
             }),
           ],
           ...(over as object),
         }),
       );
-    const send = (body: Uint8Array, headers: Record<string, string> = {}) => post(server.baseUrl, server.apiKey, "/api/v1/forward_backward", body, headers);
+    const send = (body: Uint8Array, headers: Record<string, string> = {}) =>
+      post(server.baseUrl, server.apiKey, "/api/v1/forward_backward", body, headers);
     const cases: Array<[string, Promise<Awaited<ReturnType<typeof send>>>, number, RegExp]> = [
       ["garbage", send(Uint8Array.from([0xff, 0xff, 0xff, 0xff])), 400, /invalid protobuf ForwardBackwardRequest: the bytes do not decode/],
       ["seq_id 0", send(good({ seqId: 0 })), 400, /seq_id is missing or 0/],
       ["no model_id", send(good({ modelId: "" })), 400, /model_id is missing/],
       [
         "dtype 0",
-        send(good({ data: [create(DatumSchema, { lossFnInputs: { weights: create(TensorSchema, { encoding: { case: "dense", value: new Uint8Array(4) } }) } })] })),
+        send(
+          good({
+            data: [
+              create(DatumSchema, {
+                lossFnInputs: { weights: create(TensorSchema, { encoding: { case: "dense", value: new Uint8Array(4) } }) },
+              }),
+            ],
+          }),
+        ),
         400,
         /data\[0\]\.loss_fn_inputs\.weights\.dtype is 0/,
       ],
       [
         "tokens of 6 bytes",
-        send(good({ data: [create(DatumSchema, { modelInput: [create(ChunkSchema, { chunk: { case: "encodedText", value: create(EncodedTextChunkSchema, { tokens: new Uint8Array(6) }) } })] })] })),
+        send(
+          good({
+            data: [
+              create(DatumSchema, {
+                modelInput: [
+                  create(ChunkSchema, {
+                    chunk: { case: "encodedText", value: create(EncodedTextChunkSchema, { tokens: new Uint8Array(6) }) },
+                  }),
+                ],
+              }),
+            ],
+          }),
+        ),
         400,
         /data\[0\]\.model_input\[0\]\.encoded_text\.tokens holds 6 bytes, not a multiple of 4/,
       ],
-      ["empty chunk", send(good({ data: [create(DatumSchema, { modelInput: [create(ChunkSchema, {})] })] })), 400, /data\[0\]\.model_input\[0\] is empty/],
+      [
+        "empty chunk",
+        send(good({ data: [create(DatumSchema, { modelInput: [create(ChunkSchema, {})] })] })),
+        400,
+        /data\[0\]\.model_input\[0\] is empty/,
+      ],
       [
         "tensor without values",
         send(good({ data: [create(DatumSchema, { lossFnInputs: { x: create(TensorSchema, { dtype: DType.DTYPE_FLOAT32 }) } })] })),
@@ -234,7 +285,10 @@ type ServiceClientTraining = Awaited<ReturnType<ServiceClient["createLoraTrainin
 
 describe("client config", () => {
   test("startLocalServer({ clientConfig }) overrides what /api/v1/client/config answers; use_pyqwest_transport stays false", async () => {
-    const server = await startLocalServer({ port: 0, clientConfig: { proto_compress_fwdbwd: true, fwdbwd_max_chunk_len: 8, parallel_fwdbwd_chunks: false } });
+    const server = await startLocalServer({
+      port: 0,
+      clientConfig: { proto_compress_fwdbwd: true, fwdbwd_max_chunk_len: 8, parallel_fwdbwd_chunks: false },
+    });
     try {
       const res = await post(server.baseUrl, server.apiKey, "/api/v1/client/config", { sdk_version: "0.25.0" });
       assert.equal(res.status, 200);
@@ -262,10 +316,21 @@ describe("client config", () => {
     const { join } = await import("node:path");
     const dir = await mkdtemp(join(tmpdir(), "tinker-serve-config-"));
     try {
-      const server = await runServe(["--port", "0", "--data-dir", dir, "--quiet", "--client-config", '{"create_model_via_load_weights": true, "fwdbwd_max_chunk_bytes_count": 1000}'], {
-        handleSignals: false,
-        stdout: () => undefined,
-      });
+      const server = await runServe(
+        [
+          "--port",
+          "0",
+          "--data-dir",
+          dir,
+          "--quiet",
+          "--client-config",
+          '{"create_model_via_load_weights": true, "fwdbwd_max_chunk_bytes_count": 1000}',
+        ],
+        {
+          handleSignals: false,
+          stdout: () => undefined,
+        },
+      );
       try {
         const res = await post(server!.baseUrl, server!.apiKey, "/api/v1/client/config", { sdk_version: "0.25.0" });
         assert.equal(res.json!["create_model_via_load_weights"], true);
@@ -273,8 +338,14 @@ describe("client config", () => {
       } finally {
         await server!.close();
       }
-      await assert.rejects(runServe(["--client-config", '{"chunk_len": 3}'], { handleSignals: false }), (e: unknown) => e instanceof ServeUsageError && /unknown field "chunk_len"/.test(e.message));
-      await assert.rejects(runServe(["--client-config", '{"fwdbwd_max_chunk_len": "8"}'], { handleSignals: false }), /fwdbwd_max_chunk_len must be an integer/);
+      await assert.rejects(
+        runServe(["--client-config", '{"chunk_len": 3}'], { handleSignals: false }),
+        (e: unknown) => e instanceof ServeUsageError && /unknown field "chunk_len"/.test(e.message),
+      );
+      await assert.rejects(
+        runServe(["--client-config", '{"fwdbwd_max_chunk_len": "8"}'], { handleSignals: false }),
+        /fwdbwd_max_chunk_len must be an integer/,
+      );
       await assert.rejects(runServe(["--client-config", "[1]"], { handleSignals: false }), /must be a JSON object/);
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -28,7 +28,13 @@ import {
 
 type PyTensor = { data: number[]; dtype: "int64" | "float32"; shape: number[] | null };
 type PyDatum = { tokens: number[]; loss_fn_inputs: Record<string, PyTensor> };
-type PyCall = { kind: "forward_backward" | "forward"; batch: string; loss_fn: LossFnType; loss_fn_config: Record<string, number> | null; result: unknown };
+type PyCall = {
+  kind: "forward_backward" | "forward";
+  batch: string;
+  loss_fn: LossFnType;
+  loss_fn_config: Record<string, number> | null;
+  result: unknown;
+};
 type Python = { sdk_version: string; model_id: string; batches: Record<string, PyDatum[]>; calls: PyCall[] };
 type Manifest = {
   calls: Array<{
@@ -52,7 +58,12 @@ const load = async (mode: string) => {
 
 const toDatum = (d: PyDatum): Datum => ({
   model_input: { chunks: [{ type: "encoded_text", tokens: d.tokens }] },
-  loss_fn_inputs: Object.fromEntries(Object.entries(d.loss_fn_inputs).map(([k, t]) => [k, { data: t.data, dtype: t.dtype, ...(t.shape === null ? {} : { shape: t.shape }) }])),
+  loss_fn_inputs: Object.fromEntries(
+    Object.entries(d.loss_fn_inputs).map(([k, t]) => [
+      k,
+      { data: t.data, dtype: t.dtype, ...(t.shape === null ? {} : { shape: t.shape }) },
+    ]),
+  ),
 });
 
 /** Operations the Python script ran between its forward/forward_backward calls (seq ids not in the manifest). */
@@ -96,7 +107,10 @@ for (const mode of ["plain", "zstd"] as const) {
       for (const [i, call] of manifest.calls.entries()) {
         const py = python.calls[i]!;
         assert.deepEqual(decodeForwardBackwardOutput(await file(call.result)), py.result, `call ${i + 1}`);
-        assert.deepEqual(call.poll_headers, { accept: "application/x-protobuf", "x-tinker-request-type": call.forward_only ? "Forward" : "ForwardBackward" });
+        assert.deepEqual(call.poll_headers, {
+          accept: "application/x-protobuf",
+          "x-tinker-request-type": call.forward_only ? "Forward" : "ForwardBackward",
+        });
       }
     });
 
@@ -109,7 +123,12 @@ for (const mode of ["plain", "zstd"] as const) {
         for (const call of manifest.calls) {
           // The Python script ran an optim_step at every seq_id the manifest skips.
           for (; seq < call.seq_id; seq++) {
-            const step = await post(server.baseUrl, server.apiKey, "/api/v1/optim_step", { adam_params: ADAM, model_id: modelId, seq_id: seq, type: "optim_step" });
+            const step = await post(server.baseUrl, server.apiKey, "/api/v1/optim_step", {
+              adam_params: ADAM,
+              model_id: modelId,
+              seq_id: seq,
+              type: "optim_step",
+            });
             assert.equal(step.status, 200);
             assert.ok("metrics" in (await pollResult(server.baseUrl, server.apiKey, step.json!["request_id"] as string)).json!);
           }
@@ -122,7 +141,12 @@ for (const mode of ["plain", "zstd"] as const) {
           if (call.submit_headers["content-encoding"] !== undefined) headers["content-encoding"] = call.submit_headers["content-encoding"];
           const sub = await post(server.baseUrl, server.apiKey, "/api/v1/forward_backward", body, headers);
           assert.equal(sub.status, 200, JSON.stringify(sub.json));
-          const res = await pollResult(server.baseUrl, server.apiKey, sub.json!["request_id"] as string, call.poll_headers as Record<string, string>);
+          const res = await pollResult(
+            server.baseUrl,
+            server.apiKey,
+            sub.json!["request_id"] as string,
+            call.poll_headers as Record<string, string>,
+          );
           assert.equal(res.contentType, "application/x-protobuf");
           const replayed = fromBinary(ForwardBackwardOutputSchema, res.bytes);
           const original = fromBinary(ForwardBackwardOutputSchema, await file(call.result));
@@ -131,7 +155,9 @@ for (const mode of ["plain", "zstd"] as const) {
             metrics: Object.keys(m.metrics).sort(),
             records: m.lossFnOutputs.map((r) => ({
               n: r.numDatums,
-              fields: Object.fromEntries(Object.entries(r.fields).map(([k, bt]) => [k, { dtype: bt.dtype, bytes: bt.data.length, offsets: [...bt.offsets] }])),
+              fields: Object.fromEntries(
+                Object.entries(r.fields).map(([k, bt]) => [k, { dtype: bt.dtype, bytes: bt.data.length, offsets: [...bt.offsets] }]),
+              ),
             })),
           });
           assert.deepEqual(layout(replayed), layout(original));

@@ -82,9 +82,17 @@ export async function management(service: ServiceClient, path: string, runId: st
 export async function sampling(service: ServiceClient): Promise<void> {
   const training = await service.createLoraTrainingClient({ baseModel: "Qwen/Qwen3-8B", rank: 16 });
   const sampler = await training.saveWeightsAndGetSamplingClient({ maxConcurrentRequests: 50 });
-  const named = await service.createSamplingClient({ modelPath: (await training.saveWeightsForSampler("final")).path, maxConcurrentRequests: 50 });
+  const named = await service.createSamplingClient({
+    modelPath: (await training.saveWeightsForSampler("final")).path,
+    maxConcurrentRequests: 50,
+  });
   const base = await service.createSamplingClient({ baseModel: "Qwen/Qwen3-8B" });
-  const res = await sampler.sample([151644, 872, 198], 4, { max_tokens: 32, temperature: 0.7, top_p: 0.95, seed: 1 }, { includePromptLogprobs: true, topkPromptLogprobs: 5 });
+  const res = await sampler.sample(
+    [151644, 872, 198],
+    4,
+    { max_tokens: 32, temperature: 0.7, top_p: 0.95, seed: 1 },
+    { includePromptLogprobs: true, topkPromptLogprobs: 5 },
+  );
   for (const s of res.sequences) console.log(s.stop_reason, s.tokens, s.logprobs);
   const lp: (number | null)[] | null = res.prompt_logprobs;
   const topk: ([number, number][] | null)[] | null = res.topk_prompt_logprobs;

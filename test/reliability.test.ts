@@ -80,11 +80,17 @@ describe("reliability against the local server", () => {
     const scripted = await startScriptedServer((req) => {
       const first = scripted.requests.filter((r) => r.method === req.method && r.path === req.path).length === 1;
       if (first) return { destroy: true };
-      return req.method === "DELETE" && !req.path.endsWith("/publish") ? { status: 404, body: { detail: "not found" } } : { status: 409, body: { detail: "already" } };
+      return req.method === "DELETE" && !req.path.endsWith("/publish")
+        ? { status: 404, body: { detail: "not found" } }
+        : { status: 409, body: { detail: "already" } };
     });
     t.after(() => scripted.close());
     const lines: string[] = [];
-    const client = new ServiceClient({ baseUrl: scripted.url, apiKey: "tml-scripted-key-0123", logger: { warn: () => undefined, debug: (m) => lines.push(m) } });
+    const client = new ServiceClient({
+      baseUrl: scripted.url,
+      apiKey: "tml-scripted-key-0123",
+      logger: { warn: () => undefined, debug: (m) => lines.push(m) },
+    });
     const rest = client.createRestClient();
     const path = "tinker://run-1:train:0/weights/a";
     await rest.publishCheckpointFromTinkerPath(path);
@@ -110,7 +116,8 @@ describe("reliability against the local server", () => {
   test("every mutating request carries an X-Idempotency-Key", async () => {
     const mutating = server.requests.filter((r) => r.method !== "GET" && r.path.startsWith("/api/v1/"));
     assert.ok(mutating.length > 5);
-    for (const r of mutating) assert.ok(typeof r.headers["x-idempotency-key"] === "string" && r.headers["x-idempotency-key"] !== "", `${r.method} ${r.path}`);
+    for (const r of mutating)
+      assert.ok(typeof r.headers["x-idempotency-key"] === "string" && r.headers["x-idempotency-key"] !== "", `${r.method} ${r.path}`);
   });
 
   test("a call with an already-aborted signal throws before taking a seq_id; the next op runs at once", async () => {
@@ -139,24 +146,21 @@ describe("reliability against the local server", () => {
     assert.deepEqual(submits, [`forward_backward:${fb.seqId}:503`, `forward_backward:${fb.seqId}:200`, `optim_step:${step.seqId}:200`]);
   });
 
-  test(
-    "create_session whose answer is lost makes one session (the retry carries the same X-Idempotency-Key)",
-    async () => {
-      const local = await startLocalServer({ faults: [{ path: "/api/v1/create_session", method: "POST", times: 1, loseResponse: true }] });
-      const client = new ServiceClient({ baseUrl: local.baseUrl, apiKey: local.apiKey, logger: { warn: () => undefined } });
-      try {
-        await client.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });
-        const creates = local.requests.filter((r) => r.path === "/api/v1/create_session");
-        assert.equal(creates.length, 2, "the lost answer was retried");
-        assert.equal(creates[0]?.headers["x-idempotency-key"], creates[1]?.headers["x-idempotency-key"]);
-        const { sessions } = await client.createRestClient().listSessions();
-        assert.equal(sessions.length, 1, `sessions: ${JSON.stringify(sessions)}`);
-      } finally {
-        await client.close();
-        await local.close();
-      }
-    },
-  );
+  test("create_session whose answer is lost makes one session (the retry carries the same X-Idempotency-Key)", async () => {
+    const local = await startLocalServer({ faults: [{ path: "/api/v1/create_session", method: "POST", times: 1, loseResponse: true }] });
+    const client = new ServiceClient({ baseUrl: local.baseUrl, apiKey: local.apiKey, logger: { warn: () => undefined } });
+    try {
+      await client.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });
+      const creates = local.requests.filter((r) => r.path === "/api/v1/create_session");
+      assert.equal(creates.length, 2, "the lost answer was retried");
+      assert.equal(creates[0]?.headers["x-idempotency-key"], creates[1]?.headers["x-idempotency-key"]);
+      const { sessions } = await client.createRestClient().listSessions();
+      assert.equal(sessions.length, 1, `sessions: ${JSON.stringify(sessions)}`);
+    } finally {
+      await client.close();
+      await local.close();
+    }
+  });
 
   test("a TTL of 3599 s on saveState is refused before sending; 3600 s is accepted", async () => {
     const count = server.requests.length;

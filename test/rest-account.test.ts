@@ -23,7 +23,10 @@ test("project, trace, audit and billing from what the server saw", async () => {
 
   // Project: the run is listed under its session's new project only.
   await rest.assignSessionProject(sessionId, "proj-research");
-  assert.deepEqual((await rest.listTrainingRuns({ projectId: "proj-research" })).training_runs.map((r) => r.training_run_id), [training.modelId]);
+  assert.deepEqual(
+    (await rest.listTrainingRuns({ projectId: "proj-research" })).training_runs.map((r) => r.training_run_id),
+    [training.modelId],
+  );
   assert.equal((await rest.listTrainingRuns({ projectId: "proj-other" })).training_runs.length, 0);
   await assert.rejects(rest.assignSessionProject("sess-missing", "proj-x"), NotFoundError);
   await assert.rejects(rest.assignSessionProject(sessionId, " "), InvalidArgumentError);
@@ -42,12 +45,18 @@ test("project, trace, audit and billing from what the server saw", async () => {
   const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
   const usage = await rest.getBillingUsage({ startingOn: new Date(hour), endingBefore: new Date(hour + 3_600_000) });
   const trainedEvents = usage.data.filter((e) => e.event_info.type === "training");
-  assert.equal(trainedEvents.reduce((n, e) => n + (e.event_info.token_count ?? 0), 0), 2 * 4 * 11);
+  assert.equal(
+    trainedEvents.reduce((n, e) => n + (e.event_info.token_count ?? 0), 0),
+    2 * 4 * 11,
+  );
   assert.equal(trainedEvents[0]?.session_id, sessionId);
   assert.equal(trainedEvents[0]?.project_id, "proj-research");
   assert.equal(trainedEvents[0]?.base_model, BASE_MODEL);
   assert.ok(usage.data.some((e) => e.event_info.type === "checkpoint" && e.event_info.count === 1));
-  await assert.rejects(rest.getBillingUsage({ startingOn: "2026-01-15T10:30:00Z", endingBefore: "2026-01-15T12:00:00Z" }), InvalidArgumentError);
+  await assert.rejects(
+    rest.getBillingUsage({ startingOn: "2026-01-15T10:30:00Z", endingBefore: "2026-01-15T12:00:00Z" }),
+    InvalidArgumentError,
+  );
 
   // Trace export: pending first, then a URL whose trace names the run.
   let pending = 0;
@@ -65,6 +74,9 @@ test("exportSessionTrace stops waiting when aborted", async () => {
   const rest = service.createRestClient();
   const [sessionId] = (await rest.listSessions()).sessions;
   const started = Date.now();
-  await assert.rejects(rest.exportSessionTrace(sessionId!, { pollIntervalMs: 60_000, signal: AbortSignal.timeout(100) }), APIUserAbortError);
+  await assert.rejects(
+    rest.exportSessionTrace(sessionId!, { pollIntervalMs: 60_000, signal: AbortSignal.timeout(100) }),
+    APIUserAbortError,
+  );
   assert.ok(Date.now() - started < 10_000);
 });

@@ -219,7 +219,10 @@ describe("checkpoints", () => {
       const r = await client.getCheckpointArchiveUrlFromTinkerPath(seeded.paths[0]!, { onArchivePending: (n) => pending.push(n) });
       assert.ok(r.url.includes("/local/archives/"));
       assert.ok(pending.length >= 1);
-      assert.deepEqual(pending, pending.map((_, i) => i + 1));
+      assert.deepEqual(
+        pending,
+        pending.map((_, i) => i + 1),
+      );
       const archiveCalls = slow.requests.filter((q) => q.path.endsWith("/archive"));
       assert.equal(archiveCalls.length, pending.length + 1);
       assert.ok(archiveCalls.slice(0, -1).every((q) => q.status === 503));
@@ -328,10 +331,13 @@ describe("construction", () => {
   test("fromEnv reads TINKER_BASE_URL/TINKER_API_KEY and explains how to start a server when missing", async () => {
     const fromEnv = RestClient.fromEnv({}, { TINKER_BASE_URL: server.baseUrl, TINKER_API_KEY: server.apiKey });
     assert.equal((await fromEnv.getTrainingRun(run.runId)).training_run_id, run.runId);
-    assert.throws(() => RestClient.fromEnv({}, {}), (err) => {
-      assert.ok(err instanceof ConfigurationError);
-      assert.match(err.message, /tinker-ts serve/);
-      return true;
-    });
+    assert.throws(
+      () => RestClient.fromEnv({}, {}),
+      (err) => {
+        assert.ok(err instanceof ConfigurationError);
+        assert.match(err.message, /tinker-ts serve/);
+        return true;
+      },
+    );
   });
 });

@@ -92,9 +92,21 @@ describe("retention against the local server", () => {
 
   test("invalid options are rejected before any request", async () => {
     const last = server.requests.at(-1);
-    const bad: unknown[] = [{ keepLast: -1 }, { keepLast: 1.5 }, { keepLast: Number.NaN }, { keepLast: "2" }, {}, { keepLast: 1, type: "weights" }, { keepLast: 1, olderThan: new Date("nope") }];
+    const bad: unknown[] = [
+      { keepLast: -1 },
+      { keepLast: 1.5 },
+      { keepLast: Number.NaN },
+      { keepLast: "2" },
+      {},
+      { keepLast: 1, type: "weights" },
+      { keepLast: 1, olderThan: new Date("nope") },
+    ];
     for (const options of bad) {
-      await assert.rejects(planCheckpointPruning(rest, "run-x", options as { keepLast: number }), InvalidArgumentError, JSON.stringify(options));
+      await assert.rejects(
+        planCheckpointPruning(rest, "run-x", options as { keepLast: number }),
+        InvalidArgumentError,
+        JSON.stringify(options),
+      );
       await assert.rejects(pruneCheckpoints(rest, "run-x", options as { keepLast: number }), InvalidArgumentError);
     }
     await assert.rejects(pruneCheckpoints(rest, "run-x", { keepLast: 1, concurrency: 0 }), InvalidArgumentError);
@@ -151,7 +163,12 @@ describe("retention against the local server", () => {
     const r1 = await rolling.save();
     assert.deepEqual(r1, { path: `${base}/rolling-1`, deleted: [], deleteFailures: [] });
     const r2 = await rolling.save();
-    assert.deepEqual(r2, { path: `${base}/rolling-2`, deletedPrevious: `${base}/rolling-1`, deleted: [`${base}/rolling-1`], deleteFailures: [] });
+    assert.deepEqual(r2, {
+      path: `${base}/rolling-2`,
+      deletedPrevious: `${base}/rolling-1`,
+      deleted: [`${base}/rolling-1`],
+      deleteFailures: [],
+    });
     const r3 = await rolling.save();
     assert.equal(r3.deletedPrevious, `${base}/rolling-2`);
     assert.equal(rolling.current, `${base}/rolling-3`);

@@ -11,7 +11,12 @@ import { ADAM, BASE_MODEL } from "./helpers/training.js";
 const SEQUENCE = [151644, 872, 198, 9707, 11, 1246, 525, 498, 30, 151645];
 const EOS = 151645;
 
-async function train(training: TrainingClient, data: ReturnType<typeof crossEntropyDatum>[], steps: number, lr = ADAM.learning_rate): Promise<void> {
+async function train(
+  training: TrainingClient,
+  data: ReturnType<typeof crossEntropyDatum>[],
+  steps: number,
+  lr = ADAM.learning_rate,
+): Promise<void> {
   for (let i = 0; i < steps; i++) {
     const fb = training.forwardBackward(data, "cross_entropy");
     const step = training.optimStep({ ...ADAM, learning_rate: lr });
@@ -84,7 +89,10 @@ describe("sampling numbers", () => {
     const sampler = await training.saveWeightsAndGetSamplingClient();
     const p = await Promise.all(targets.map(async (t) => Math.exp((await sampler.computeLogprobs([...prompt, t]))[2]!)));
     const pOther = 1 - p.reduce((a, b) => a + b, 0);
-    assert.ok(p.every((x) => x > 0.05), `probabilities ${p}`);
+    assert.ok(
+      p.every((x) => x > 0.05),
+      `probabilities ${p}`,
+    );
     const N = 4000;
     const counts = [0, 0, 0, 0];
     const results = await Promise.all([0, 1, 2, 3].map((i) => sampler.sample(prompt, N / 4, { max_tokens: 1, seed: 7000 + i })));

@@ -87,18 +87,32 @@ describe("sampling against the local server", () => {
         "type",
       ]);
     }
-    const first = sent.find((r) => (r.body as { seq_id: number; sampling_session_id: string }).seq_id === 1)!.body as Record<string, unknown>;
+    const first = sent.find((r) => (r.body as { seq_id: number; sampling_session_id: string }).seq_id === 1)!.body as Record<
+      string,
+      unknown
+    >;
     assert.deepEqual(first.prompt, { chunks: [{ tokens: PROMPT, type: "encoded_text" }] });
     assert.deepEqual(first.sampling_params, { max_tokens: 2, seed: 3, stop: [5, 6], temperature: 1, top_k: -1, top_p: 1 });
     assert.equal(first.prompt_logprobs, true);
     assert.equal(first.topk_prompt_logprobs, 2);
-    assert.deepEqual(Object.keys((sent[2]!.body as { sampling_params: object }).sampling_params), ["max_tokens", "temperature", "top_k", "top_p"]);
-    const polls = server.requests.slice(before).filter((r) => r.path === "/api/v1/retrieve_future" && r.headers["x-tinker-request-type"] === "Sample");
+    assert.deepEqual(Object.keys((sent[2]!.body as { sampling_params: object }).sampling_params), [
+      "max_tokens",
+      "temperature",
+      "top_k",
+      "top_p",
+    ]);
+    const polls = server.requests
+      .slice(before)
+      .filter((r) => r.path === "/api/v1/retrieve_future" && r.headers["x-tinker-request-type"] === "Sample");
     assert.ok(polls.length >= 3);
     for (const p of polls) assert.match(String(p.headers.accept), /application\/x-protobuf/);
 
     const rest = service.createRestClient();
-    assert.deepEqual(await rest.getSampler(b.samplingSessionId), { sampler_id: b.samplingSessionId, base_model: BASE_MODEL, model_path: samplerPath });
+    assert.deepEqual(await rest.getSampler(b.samplingSessionId), {
+      sampler_id: b.samplingSessionId,
+      base_model: BASE_MODEL,
+      model_path: samplerPath,
+    });
     const session = await rest.getSession(b.samplingSessionId.split(":sample:")[0]!);
     assert.ok(session.sampler_ids.includes(a.samplingSessionId) && session.sampler_ids.includes(b.samplingSessionId));
   });
@@ -126,7 +140,10 @@ describe("sampling against the local server", () => {
     // a training checkpoint is accepted as well (as the service does), and a ModelInput works like an array
     const fromTraining = await service.createSamplingClient({ modelPath: (await training.saveState("for-sampling")).path });
     const viaInput = await fromTraining.sample({ chunks: [{ type: "encoded_text", tokens: PROMPT }] }, 1, { max_tokens: 2, seed: 11 });
-    assert.deepEqual(viaInput.sequences[0]!.tokens, (await fromTraining.sample(PROMPT, 1, { max_tokens: 2, seed: 11 })).sequences[0]!.tokens);
+    assert.deepEqual(
+      viaInput.sequences[0]!.tokens,
+      (await fromTraining.sample(PROMPT, 1, { max_tokens: 2, seed: 11 })).sequences[0]!.tokens,
+    );
     const plain = await sampler.sample(PROMPT, 1, { max_tokens: 1, seed: 11 });
     assert.equal(plain.prompt_logprobs, null);
     assert.equal(plain.topk_prompt_logprobs, null);
@@ -161,15 +178,34 @@ describe("sampling against the local server", () => {
 
   test("bad input is refused before anything is sent", async () => {
     const sampler = await service.createSamplingClient({ baseModel: BASE_MODEL });
-    const count = (): number => server.requests.filter((r) => r.path === "/api/v1/asample" || r.path === "/api/v1/create_sampling_session").length;
+    const count = (): number =>
+      server.requests.filter((r) => r.path === "/api/v1/asample" || r.path === "/api/v1/create_sampling_session").length;
     const n = count();
-    assert.throws(() => sampler.sample([], 1, { max_tokens: 1 }), (e: unknown) => e instanceof InvalidArgumentError && /non-empty prompt/.test(e.message));
+    assert.throws(
+      () => sampler.sample([], 1, { max_tokens: 1 }),
+      (e: unknown) => e instanceof InvalidArgumentError && /non-empty prompt/.test(e.message),
+    );
     assert.throws(() => sampler.sample({ chunks: [] }, 1, { max_tokens: 1 }), InvalidArgumentError);
-    assert.throws(() => sampler.sample(PROMPT, 0, { max_tokens: 1 }), (e: unknown) => e instanceof InvalidArgumentError && /numSamples/.test(e.message));
-    assert.throws(() => sampler.sample(PROMPT, 1, { max_tokens: 0 }), (e: unknown) => e instanceof InvalidArgumentError && /max_tokens/.test(e.message));
-    assert.throws(() => sampler.sample(PROMPT, 1, { max_tokens: 1, top_p: 0 }), (e: unknown) => e instanceof InvalidArgumentError && /top_p/.test(e.message));
-    assert.throws(() => sampler.sample(PROMPT, 1, { max_tokens: 1, top_p: 1.5 }), (e: unknown) => e instanceof InvalidArgumentError && /top_p/.test(e.message));
-    assert.throws(() => sampler.sample([1, -2], 1, { max_tokens: 1 }), (e: unknown) => e instanceof InvalidArgumentError && /tokens\[1\]/.test(e.message));
+    assert.throws(
+      () => sampler.sample(PROMPT, 0, { max_tokens: 1 }),
+      (e: unknown) => e instanceof InvalidArgumentError && /numSamples/.test(e.message),
+    );
+    assert.throws(
+      () => sampler.sample(PROMPT, 1, { max_tokens: 0 }),
+      (e: unknown) => e instanceof InvalidArgumentError && /max_tokens/.test(e.message),
+    );
+    assert.throws(
+      () => sampler.sample(PROMPT, 1, { max_tokens: 1, top_p: 0 }),
+      (e: unknown) => e instanceof InvalidArgumentError && /top_p/.test(e.message),
+    );
+    assert.throws(
+      () => sampler.sample(PROMPT, 1, { max_tokens: 1, top_p: 1.5 }),
+      (e: unknown) => e instanceof InvalidArgumentError && /top_p/.test(e.message),
+    );
+    assert.throws(
+      () => sampler.sample([1, -2], 1, { max_tokens: 1 }),
+      (e: unknown) => e instanceof InvalidArgumentError && /tokens\[1\]/.test(e.message),
+    );
     assert.throws(() => sampler.computeLogprobs([]), InvalidArgumentError);
     await assert.rejects(service.createSamplingClient({}), InvalidArgumentError);
     await assert.rejects(service.createSamplingClient({ modelPath: "s3://bucket/x" }), InvalidTinkerPathError);
@@ -179,19 +215,37 @@ describe("sampling against the local server", () => {
 
   test("a sampler for an unknown or deleted checkpoint is a 404 naming the path; what only the server can check is a 400 naming the field", async () => {
     const missing = `tinker://${training.modelId}/sampler_weights/nope`;
-    await assert.rejects(service.createSamplingClient({ modelPath: missing }), (e: unknown) => e instanceof NotFoundError && e.message.includes(missing));
+    await assert.rejects(
+      service.createSamplingClient({ modelPath: missing }),
+      (e: unknown) => e instanceof NotFoundError && e.message.includes(missing),
+    );
     const t = await service.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });
     const { path } = await t.saveWeightsForSampler("doomed");
     const sampler = await service.createSamplingClient({ modelPath: path });
     await sampler.sample(PROMPT, 1, { max_tokens: 1 });
     await service.createRestClient().deleteCheckpointFromTinkerPath(path);
-    await assert.rejects(sampler.sample(PROMPT, 1, { max_tokens: 1 }).result(), (e: unknown) => e instanceof NotFoundError && e.message.includes(path));
-    await assert.rejects(service.createSamplingClient({ modelPath: path }), (e: unknown) => e instanceof NotFoundError && e.message.includes(path));
+    await assert.rejects(
+      sampler.sample(PROMPT, 1, { max_tokens: 1 }).result(),
+      (e: unknown) => e instanceof NotFoundError && e.message.includes(path),
+    );
+    await assert.rejects(
+      service.createSamplingClient({ modelPath: path }),
+      (e: unknown) => e instanceof NotFoundError && e.message.includes(path),
+    );
 
     const base = await service.createSamplingClient({ baseModel: BASE_MODEL });
-    await assert.rejects(base.sample(PROMPT, 1, { max_tokens: 2, stop: ["\n"] }).result(), (e: unknown) => e instanceof BadRequestError && /sampling_params\.stop/.test(e.message) && /tokenizer/.test(e.message));
-    await assert.rejects(base.sample([1, 999_999], 1, { max_tokens: 2 }).result(), (e: unknown) => e instanceof BadRequestError && /prompt\.chunks\[0\]\.tokens\[1\]/.test(e.message));
-    await assert.rejects(service.createSamplingClient({ baseModel: "no/such-model" }), (e: unknown) => e instanceof BadRequestError && /base_model/.test(e.message));
+    await assert.rejects(
+      base.sample(PROMPT, 1, { max_tokens: 2, stop: ["\n"] }).result(),
+      (e: unknown) => e instanceof BadRequestError && /sampling_params\.stop/.test(e.message) && /tokenizer/.test(e.message),
+    );
+    await assert.rejects(
+      base.sample([1, 999_999], 1, { max_tokens: 2 }).result(),
+      (e: unknown) => e instanceof BadRequestError && /prompt\.chunks\[0\]\.tokens\[1\]/.test(e.message),
+    );
+    await assert.rejects(
+      service.createSamplingClient({ baseModel: "no/such-model" }),
+      (e: unknown) => e instanceof BadRequestError && /base_model/.test(e.message),
+    );
   });
 
   test("a 429 backs off every sampling client of the service for 1 s, then the same body is resent", async () => {
@@ -248,8 +302,14 @@ describe("sampling against the local server", () => {
     server.clearFaults();
     assert.equal(res.sequences[0]!.tokens.length, 2);
     const sent = server.requests.slice(start).filter((r) => r.path === "/api/v1/asample");
-    assert.deepEqual(sent.map((r) => (r.body as { seq_id: number }).seq_id), [0, 1]);
-    assert.notEqual(sent[0]!.headers["idempotency-key"] ?? sent[0]!.headers["x-idempotency-key"], sent[1]!.headers["idempotency-key"] ?? sent[1]!.headers["x-idempotency-key"]);
+    assert.deepEqual(
+      sent.map((r) => (r.body as { seq_id: number }).seq_id),
+      [0, 1],
+    );
+    assert.notEqual(
+      sent[0]!.headers["idempotency-key"] ?? sent[0]!.headers["x-idempotency-key"],
+      sent[1]!.headers["idempotency-key"] ?? sent[1]!.headers["x-idempotency-key"],
+    );
     assert.equal(sampler.nextSeqId, 2);
   });
 
@@ -264,7 +324,11 @@ describe("sampling against the local server", () => {
         if (hold) peak = Math.max(peak, ++inFlight);
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string" && k !== "host" && k !== "connection") headers[k] = v;
-        const upstream = await fetch(`${server.baseUrl}${req.url}`, { method: req.method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined });
+        const upstream = await fetch(`${server.baseUrl}${req.url}`, {
+          method: req.method,
+          headers,
+          body: chunks.length ? Buffer.concat(chunks) : undefined,
+        });
         const body = Buffer.from(await upstream.arrayBuffer());
         if (hold) await new Promise((r) => setTimeout(r, 120));
         res.writeHead(upstream.status, { "content-type": upstream.headers.get("content-type") ?? "application/json" });

@@ -24,7 +24,10 @@ type Checks = {
   DynamicConfigResponse: MutuallyAssignable<z.infer<typeof S.DynamicConfigResponseSchema>, Wire["DynamicConfigResponse"]>;
   TelemetryResponse: MutuallyAssignable<z.infer<typeof S.TelemetryResponseSchema>, Wire["TelemetryResponse"]>;
   SupportedModel: MutuallyAssignable<z.infer<typeof S.SupportedModelSchema>, Wire["SupportedModel"]>;
-  GetServerCapabilitiesResponse: MutuallyAssignable<z.infer<typeof S.GetServerCapabilitiesResponseSchema>, Wire["GetServerCapabilitiesResponse"]>;
+  GetServerCapabilitiesResponse: MutuallyAssignable<
+    z.infer<typeof S.GetServerCapabilitiesResponseSchema>,
+    Wire["GetServerCapabilitiesResponse"]
+  >;
   HealthResponse: MutuallyAssignable<z.infer<typeof S.HealthResponseSchema>, Wire["HealthResponse"]>;
   CreateModelResponse: MutuallyAssignable<z.infer<typeof S.CreateModelResponseSchema>, Wire["CreateModelResponse"]>;
   ModelData: MutuallyAssignable<z.infer<typeof S.ModelDataSchema>, Wire["ModelData"]>;
@@ -39,8 +42,14 @@ type Checks = {
     z.infer<typeof S.SaveWeightsForSamplerResponseInternalSchema>,
     Wire["SaveWeightsForSamplerResponseInternal"]
   >;
-  SaveWeightsForSamplerResponse: MutuallyAssignable<z.infer<typeof S.SaveWeightsForSamplerResponseSchema>, Wire["SaveWeightsForSamplerResponse"]>;
-  CreateSamplingSessionResponse: MutuallyAssignable<z.infer<typeof S.CreateSamplingSessionResponseSchema>, Wire["CreateSamplingSessionResponse"]>;
+  SaveWeightsForSamplerResponse: MutuallyAssignable<
+    z.infer<typeof S.SaveWeightsForSamplerResponseSchema>,
+    Wire["SaveWeightsForSamplerResponse"]
+  >;
+  CreateSamplingSessionResponse: MutuallyAssignable<
+    z.infer<typeof S.CreateSamplingSessionResponseSchema>,
+    Wire["CreateSamplingSessionResponse"]
+  >;
   GetSamplerResponse: MutuallyAssignable<z.infer<typeof S.GetSamplerResponseSchema>, Wire["GetSamplerResponse"]>;
   QueueState: MutuallyAssignable<z.infer<typeof S.QueueStateSchema>, Wire["QueueState"]>;
   TryAgainResponse: MutuallyAssignable<z.infer<typeof S.TryAgainResponseSchema>, Wire["TryAgainResponse"]>;
@@ -53,7 +62,10 @@ type Checks = {
   CheckpointsListResponse: MutuallyAssignable<z.infer<typeof S.CheckpointsListResponseSchema>, Wire["CheckpointsListResponse"]>;
   TrainingRun: MutuallyAssignable<z.infer<typeof S.TrainingRunSchema>, Wire["TrainingRun"]>;
   TrainingRunsResponse: MutuallyAssignable<z.infer<typeof S.TrainingRunsResponseSchema>, Wire["TrainingRunsResponse"]>;
-  CheckpointArchiveUrlResponse: MutuallyAssignable<z.infer<typeof S.CheckpointArchiveUrlResponseSchema>, Wire["CheckpointArchiveUrlResponse"]>;
+  CheckpointArchiveUrlResponse: MutuallyAssignable<
+    z.infer<typeof S.CheckpointArchiveUrlResponseSchema>,
+    Wire["CheckpointArchiveUrlResponse"]
+  >;
   ListSessionsResponse: MutuallyAssignable<z.infer<typeof S.ListSessionsResponseSchema>, Wire["ListSessionsResponse"]>;
   GetSessionResponse: MutuallyAssignable<z.infer<typeof S.GetSessionResponseSchema>, Wire["GetSessionResponse"]>;
   ErrorResponse: MutuallyAssignable<z.infer<typeof S.ErrorResponseSchema>, Wire["ErrorResponse"]>;

@@ -59,13 +59,19 @@ const DATUM = {
 /** A session and a model; `seq` hands out the model's next seq ids. */
 async function newModel(call: Api): Promise<{ session: string; runId: string; seq: () => number }> {
   const session = (await call("POST", "/api/v1/create_session", { tags: [], user_metadata: {}, sdk_version: "t" })).body.session_id;
-  const runId = (await run(call, "/api/v1/create_model", { session_id: session, model_seq_id: 0, base_model: "Qwen/Qwen3-8B", lora_config: { rank: 8 } })).model_id;
+  const runId = (
+    await run(call, "/api/v1/create_model", { session_id: session, model_seq_id: 0, base_model: "Qwen/Qwen3-8B", lora_config: { rank: 8 } })
+  ).model_id;
   let next = 1;
   return { session, runId, seq: () => next++ };
 }
 
 async function trainStep(call: Api, runId: string, seq: () => number): Promise<void> {
-  await run(call, "/api/v1/forward_backward", { model_id: runId, seq_id: seq(), forward_backward_input: { data: [DATUM], loss_fn: "cross_entropy" } });
+  await run(call, "/api/v1/forward_backward", {
+    model_id: runId,
+    seq_id: seq(),
+    forward_backward_input: { data: [DATUM], loss_fn: "cross_entropy" },
+  });
   await run(call, "/api/v1/optim_step", { model_id: runId, seq_id: seq(), adam_params: { learning_rate: 0.05 } });
 }
 
@@ -433,16 +439,22 @@ describe("checkpoint names: one rule (spec, SDK, server)", () => {
         const model = await newModel(call);
         runId = model.runId;
         for (const name of names) await run(call, "/api/v1/save_weights", { model_id: runId, seq_id: model.seq(), path: name });
-        const listed = ((await call("GET", `/api/v1/training_runs/${runId}/checkpoints`)).body.checkpoints as AnyJson[]).map((c) => c.checkpoint_id);
+        const listed = ((await call("GET", `/api/v1/training_runs/${runId}/checkpoints`)).body.checkpoints as AnyJson[]).map(
+          (c) => c.checkpoint_id,
+        );
         assert.deepEqual(listed.sort(), expected);
-        const url = (await call("GET", `/api/v1/training_runs/${runId}/checkpoints/weights/${LONG_DOTTED}/archive`)).headers.get("location")!;
+        const url = (await call("GET", `/api/v1/training_runs/${runId}/checkpoints/weights/${LONG_DOTTED}/archive`)).headers.get(
+          "location",
+        )!;
         const tar = await fetch(url);
         assert.equal(tar.status, 200);
         await tar.arrayBuffer();
       });
       await withServer({ dataDir }, async (server) => {
         const call = api(server);
-        const listed = ((await call("GET", `/api/v1/training_runs/${runId}/checkpoints`)).body.checkpoints as AnyJson[]).map((c) => c.checkpoint_id);
+        const listed = ((await call("GET", `/api/v1/training_runs/${runId}/checkpoints`)).body.checkpoints as AnyJson[]).map(
+          (c) => c.checkpoint_id,
+        );
         assert.deepEqual(listed.sort(), expected, "all names survive a restart");
         for (const name of names) {
           assert.equal((await call("DELETE", `/api/v1/training_runs/${runId}/checkpoints/weights/${name}`)).status, 204, name);
@@ -466,9 +478,42 @@ describe("checkpoint names: the SDK and the server apply the same rule", () => {
     assert.equal(spec.components.schemas.SaveWeightsForSamplerRequest.properties.path.$ref, "#/components/schemas/CheckpointName");
     const specRe = new RegExp(rule.pattern, "u");
     const samples = [
-      "", ".", "..", "...", ".a", "a.", "ckpt-0001", "step_000100", "v1.2", "final", "a b", " a", "a\tb", "a/b", "a\\b", "a?b", "a#b",
-      "a:b", "a%b", "a+b", "a@b", "a~b", "a=b", "é", "ß", "日本", "emoji😀", "a\u0000b", "a\u200bb", "n".repeat(199), "n".repeat(200),
-      "n".repeat(201), ".".repeat(200), "-", "_", "0",
+      "",
+      ".",
+      "..",
+      "...",
+      ".a",
+      "a.",
+      "ckpt-0001",
+      "step_000100",
+      "v1.2",
+      "final",
+      "a b",
+      " a",
+      "a\tb",
+      "a/b",
+      "a\\b",
+      "a?b",
+      "a#b",
+      "a:b",
+      "a%b",
+      "a+b",
+      "a@b",
+      "a~b",
+      "a=b",
+      "é",
+      "ß",
+      "日本",
+      "emoji😀",
+      "a\u0000b",
+      "a\u200bb",
+      "n".repeat(199),
+      "n".repeat(200),
+      "n".repeat(201),
+      ".".repeat(200),
+      "-",
+      "_",
+      "0",
     ];
     for (const name of samples) {
       const byServer = checkCheckpointName(name) === undefined;
@@ -490,8 +535,14 @@ describe("tinker-ts serve --fault-injection", () => {
     const { runServe } = await import("../src/server/serve.js");
     const dir = await mkdtemp(join(tmpdir(), "tinker-serve-"));
     try {
-      for (const [flag, expected] of [[[], 404], [["--fault-injection"], 200]] as const) {
-        const server = await runServe(["--port", "0", "--data-dir", dir, "--quiet", ...flag], { handleSignals: false, stdout: () => undefined });
+      for (const [flag, expected] of [
+        [[], 404],
+        [["--fault-injection"], 200],
+      ] as const) {
+        const server = await runServe(["--port", "0", "--data-dir", dir, "--quiet", ...flag], {
+          handleSignals: false,
+          stdout: () => undefined,
+        });
         try {
           const r = await api(server!)("POST", "/local/admin/faults", { rules: [] });
           assert.equal(r.status, expected, JSON.stringify(r.body));

@@ -99,10 +99,16 @@ describe("spec:drift", () => {
     assert.equal(build.body, "protobuf");
     assert.equal(build.requestType, "BuildWidgetRequest");
     const create = sdk.models.get("CreateWidgetRequest")!;
-    assert.deepEqual(create.fields.map((f) => f.name), ["name", "owner_id", "chunks", "loss_fn", "labels", "size", "seq_id", "type"]);
+    assert.deepEqual(
+      create.fields.map((f) => f.name),
+      ["name", "owner_id", "chunks", "loss_fn", "labels", "size", "seq_id", "type"],
+    );
     assert.equal(create.fields.find((f) => f.name === "size")!.defaultValue, "3");
     // The wire form (_pydantic_types) wins over the public dataclass of the same name.
-    assert.deepEqual(sdk.models.get("TensorData")!.fields.map((f) => f.name), ["data", "dtype", "shape"]);
+    assert.deepEqual(
+      sdk.models.get("TensorData")!.fields.map((f) => f.name),
+      ["data", "dtype", "shape"],
+    );
     const config = sdk.models.get("ClientConfigResponse")!;
     assert.deepEqual(
       config.fields.map((f) => [f.name, f.defaultValue]),
@@ -123,11 +129,18 @@ describe("spec:drift", () => {
       request.fields.map((f) => `${f.label} ${f.type} ${f.name} = ${f.number}${f.oneof ? ` (${f.oneof})` : ""}`),
       ["singular string widget_id = 1", "repeated Item items = 2", "singular map<string,double> config = 3", "optional int32 seed = 4"],
     );
-    assert.deepEqual(sdk.proto!.messages.find((m) => m.name === "Item")!.fields.map((f) => f.oneof ?? "-"), ["payload", "payload", "-", "-"]);
+    assert.deepEqual(
+      sdk.proto!.messages.find((m) => m.name === "Item")!.fields.map((f) => f.oneof ?? "-"),
+      ["payload", "payload", "-", "-"],
+    );
   });
 
   test("a repository root and the package folder are both accepted; anything else is a clear error", () => {
-    const fromPackage = runDrift({ sdkDir: path.join(SDK, "src", "tinker"), specDir: SPEC, allowlistPath: path.join(SPEC, "drift-allowlist.yaml") });
+    const fromPackage = runDrift({
+      sdkDir: path.join(SDK, "src", "tinker"),
+      specDir: SPEC,
+      allowlistPath: path.join(SPEC, "drift-allowlist.yaml"),
+    });
     assert.equal(fromPackage.exitCode, 0);
     assert.throws(() => drift(SPEC, FIXTURES), /is not a checkout of the Tinker Python SDK: expected src\/tinker\/types/);
   });
@@ -282,17 +295,17 @@ describe("spec:drift", () => {
 
   test("stale allowlist entries and route aliases are reported and fail the check", () => {
     const allowlist = {
-      routes: [
-        ...BASE_ALLOWLIST.routes,
-        { sdk: "GET /api/v1/nothing/{x}", spec: "GET /api/v1/nothing/{a}/{b}", reason: "decision 6" },
-      ],
+      routes: [...BASE_ALLOWLIST.routes, { sdk: "GET /api/v1/nothing/{x}", spec: "GET /api/v1/nothing/{a}/{b}", reason: "decision 6" }],
       differences: [{ id: "schema Widget: field color not in SDK", reason: "pending issue 99" }],
     };
     const result = drift(specWith(() => {}, { allowlist }));
     assert.deepEqual(unlisted(result), []);
     assert.equal(result.stale.length, 2);
     assert.equal(result.exitCode, 1);
-    assert.match(result.report, /stale allowlist entries[^\n]*\n {2}- route GET \/api\/v1\/nothing\/\{x\} => GET \/api\/v1\/nothing\/\{a\}\/\{b\}\n {2}- schema Widget: field color not in SDK/);
+    assert.match(
+      result.report,
+      /stale allowlist entries[^\n]*\n {2}- route GET \/api\/v1\/nothing\/\{x\} => GET \/api\/v1\/nothing\/\{a\}\/\{b\}\n {2}- schema Widget: field color not in SDK/,
+    );
   });
 
   test("without its route alias a split route is two differences", () => {

@@ -2,13 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { InvalidCheckpointNameError, InvalidTinkerPathError } from "../src/core/tinker-path.js";
 import { TinkerError } from "../src/core/errors.js";
-import {
-  formatTinkerPath,
-  isTinkerPath,
-  parseTinkerPath,
-  splitCheckpointId,
-  validateCheckpointName,
-} from "../src/core/tinker-path.js";
+import { formatTinkerPath, isTinkerPath, parseTinkerPath, splitCheckpointId, validateCheckpointName } from "../src/core/tinker-path.js";
 
 describe("parseTinkerPath: valid paths", () => {
   it("parses a training checkpoint path", () => {
@@ -119,12 +113,15 @@ describe("parseTinkerPath: invalid paths", () => {
   });
 
   it("shows control characters escaped in the message", () => {
-    assert.throws(() => parseTinkerPath("tinker://r/weights/a\nb"), (err: unknown) => {
-      assert.ok(err instanceof InvalidTinkerPathError);
-      assert.ok(err.message.includes(String.raw`"tinker://r/weights/a\nb"`), err.message);
-      assert.ok(!err.message.includes("a\nb"));
-      return true;
-    });
+    assert.throws(
+      () => parseTinkerPath("tinker://r/weights/a\nb"),
+      (err: unknown) => {
+        assert.ok(err instanceof InvalidTinkerPathError);
+        assert.ok(err.message.includes(String.raw`"tinker://r/weights/a\nb"`), err.message);
+        assert.ok(!err.message.includes("a\nb"));
+        return true;
+      },
+    );
   });
 });
 

@@ -42,7 +42,8 @@ function assertClose(actual: (number[] | undefined)[], expected: (number[] | und
   actual.forEach((row, i) => {
     const want = expected[i]!;
     assert.equal(row?.length, want.length, message);
-    for (const [j, v] of row!.entries()) assert.ok(Math.abs(v - want[j]!) <= rel * Math.abs(want[j]!), `${message}: [${i}][${j}] ${v} vs ${want[j]}`);
+    for (const [j, v] of row!.entries())
+      assert.ok(Math.abs(v - want[j]!) <= rel * Math.abs(want[j]!), `${message}: [${i}][${j}] ${v} vs ${want[j]}`);
   });
 }
 
@@ -69,7 +70,10 @@ describe("chunked forward_backward", () => {
     const seqs = fwdbwdSeqs(split.server, b.training.modelId);
     const sizes = datumsPerRequest(split.server, b.training.modelId);
     assert.deepEqual([...seqs.slice(0, 2)].sort(), [2, 3], "chunks 2 and 3 go first, concurrently");
-    assert.deepEqual(seqs.slice(0, 2).map((s) => sizes[seqs.indexOf(s)]), seqs.slice(0, 2).map((s) => (s === 2 ? 2 : 1)));
+    assert.deepEqual(
+      seqs.slice(0, 2).map((s) => sizes[seqs.indexOf(s)]),
+      seqs.slice(0, 2).map((s) => (s === 2 ? 2 : 1)),
+    );
     assert.equal(seqs[2], 1, "chunk 1 (lowest seq id) goes last");
     assert.deepEqual(fwdbwdSeqs(one.server, a.training.modelId), [1, 3]);
     // Same per-datum logprobs (bit for bit), same summed loss, and the same gradients: the next batch sees the same model.
@@ -113,7 +117,11 @@ describe("chunked forward_backward", () => {
     assert.equal(training.nextSeqId, 5, "4 chunks: seq ids 1-4");
     const out = await fb;
     assert.equal(out.loss_fn_outputs.length, 6);
-    assert.deepEqual(out.loss_fn_outputs.map((o) => o["logprobs"]?.data.length), [4, 5, 3, 30, 2, 2], "outputs in datum order");
+    assert.deepEqual(
+      out.loss_fn_outputs.map((o) => o["logprobs"]?.data.length),
+      [4, 5, 3, 30, 2, 2],
+      "outputs in datum order",
+    );
     assert.deepEqual(datumsPerRequest(server, training.modelId).sort(), [1, 1, 2, 2]);
   });
 

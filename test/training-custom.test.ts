@@ -111,7 +111,11 @@ for (const chunkLen of [1024, 2]) {
       await assert.rejects(failing.result(), /my loss broke/);
       await assert.rejects(later.result(), TrainingClientStoppedError);
       assert.throws(() => training.optimStep(ADAM), TrainingClientStoppedError);
-      assert.equal(server.requests.filter((r) => r.path === "/api/v1/optim_step" && (r.body as { model_id?: string }).model_id === training.modelId).length, 0);
+      assert.equal(
+        server.requests.filter((r) => r.path === "/api/v1/optim_step" && (r.body as { model_id?: string }).model_id === training.modelId)
+          .length,
+        0,
+      );
     });
   });
 }

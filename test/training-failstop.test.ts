@@ -28,7 +28,10 @@ after(async () => {
   for (const s of servers) await s.close();
 });
 
-async function setup(clientConfig: Record<string, unknown> = {}, futureDelayMs = 0): Promise<{ server: LocalServer; service: ServiceClient }> {
+async function setup(
+  clientConfig: Record<string, unknown> = {},
+  futureDelayMs = 0,
+): Promise<{ server: LocalServer; service: ServiceClient }> {
   // A short gap bound: if the client wrongly left a seq id unsent, later ops would still run after 300 ms.
   const server = await startLocalServer({ clientConfig, seqGapTimeoutMs: 300, futureDelayMs });
   const service = new ServiceClient({ baseUrl: server.baseUrl, apiKey: server.apiKey, maxRetries: 0 });

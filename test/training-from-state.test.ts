@@ -34,7 +34,9 @@ for (const viaLoad of [true, false]) {
       const service = client(server);
       const mark = server.requests.length;
       const resumed = await service.createTrainingClientFromStateWithOptimizer(path, { userMetadata: { from: "mid" } });
-      const seen = server.requests.slice(mark).filter((r) => r.path !== "/api/v1/retrieve_future" && r.path !== "/api/v1/session_heartbeat");
+      const seen = server.requests
+        .slice(mark)
+        .filter((r) => r.path !== "/api/v1/retrieve_future" && r.path !== "/api/v1/session_heartbeat");
       const session = seen.find((r) => r.path === "/api/v1/create_session");
       assert.ok(session !== undefined);
       if (viaLoad) {
@@ -44,7 +46,14 @@ for (const viaLoad of [true, false]) {
         );
         const load = seen[2]!.body as Record<string, unknown>;
         assert.equal(typeof load["session_id"], "string");
-        assert.deepEqual(load, { session_id: load["session_id"], model_seq_id: 0, user_metadata: { from: "mid" }, path, optimizer: true, type: "load_weights" });
+        assert.deepEqual(load, {
+          session_id: load["session_id"],
+          model_seq_id: 0,
+          user_metadata: { from: "mid" },
+          path,
+          optimizer: true,
+          type: "load_weights",
+        });
         assert.equal(resumed.modelId, `${String(load["session_id"])}:train:0`);
       } else {
         assert.deepEqual(

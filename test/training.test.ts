@@ -28,7 +28,6 @@ import {
 } from "../src/index.js";
 import { ADAM, BASE_MODEL, batch, trainSteps } from "./helpers/training.js";
 
-
 /** Requests the server received for one path, in arrival order. */
 function seen(server: LocalServer, path: string): Array<Record<string, unknown>> {
   return server.requests.filter((r) => r.path === path).map((r) => (r.body ?? {}) as Record<string, unknown>);
@@ -123,15 +122,21 @@ describe("training persistence against the local server", () => {
     assert.throws(() => training.saveWeightsForSampler("ok", { ttlSeconds: 0 }), InvalidTtlError);
     assert.throws(() => training.loadState("weights/ckpt"), InvalidTinkerPathError);
     assert.throws(() => training.loadState("tinker://run/bogus/ckpt"), InvalidTinkerPathError);
-    assert.throws(() => training.loadStateWithOptimizer(`tinker://${training.modelId}/sampler_weights/s`), (e: unknown) => {
-      assert.ok(e instanceof InvalidArgumentError);
-      assert.match(e.message, /training checkpoint/);
-      return true;
-    });
+    assert.throws(
+      () => training.loadStateWithOptimizer(`tinker://${training.modelId}/sampler_weights/s`),
+      (e: unknown) => {
+        assert.ok(e instanceof InvalidArgumentError);
+        assert.match(e.message, /training checkpoint/);
+        return true;
+      },
+    );
     assert.throws(() => training.forwardBackward([], "cross_entropy"), InvalidArgumentError);
     assert.throws(() => training.optimStep({ learning_rate: Number.NaN }), InvalidArgumentError);
     await assert.rejects(service.createTrainingClientFromState(`tinker://${training.modelId}/sampler_weights/s`), InvalidArgumentError);
-    await assert.rejects(service.createLoraTrainingClient({ baseModel: BASE_MODEL, trainMlp: false, trainAttn: false, trainUnembed: false }), InvalidArgumentError);
+    await assert.rejects(
+      service.createLoraTrainingClient({ baseModel: BASE_MODEL, trainMlp: false, trainAttn: false, trainUnembed: false }),
+      InvalidArgumentError,
+    );
     await assert.rejects(service.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 0 }), InvalidArgumentError);
     assert.equal(server.requests.length, count, "nothing was sent");
     // The rejected calls burned no seq_id: the next operation still gets 1.
@@ -248,7 +253,6 @@ describe("training persistence against the local server", () => {
     const ok = await training.forwardBackward(batch(0), "cross_entropy");
     assert.ok(Number.isFinite(ok.metrics["loss:sum"]));
   });
-
 
   test("loading a checkpoint that does not exist fails the future with a clear error", async () => {
     const training = await service.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });

@@ -16,7 +16,13 @@ const RUN = {
   is_lora: true,
   lora_rank: 8,
   last_request_time: "2026-01-15T10:20:30.123456",
-  last_checkpoint: { checkpoint_id: "weights/a", checkpoint_type: "training", time: "2026-01-15T10:00:00", tinker_path: "tinker://sess-1:train:0/weights/a", expires_at: null },
+  last_checkpoint: {
+    checkpoint_id: "weights/a",
+    checkpoint_type: "training",
+    time: "2026-01-15T10:00:00",
+    tinker_path: "tinker://sess-1:train:0/weights/a",
+    expires_at: null,
+  },
   user_metadata: { epochs: 3, lr: 0.001, tags: ["a", "b"], note: "plain" },
 };
 
@@ -34,10 +40,16 @@ test("a run with non-string metadata and offset-less timestamps is read, the tim
 });
 
 test("tokenizer_id loses its :suffix; timestamps with an offset still parse and garbage still fails", async () => {
-  const info = GetInfoResponseSchema.parse({ model_id: "m", model_data: { arch: "qwen3", model_name: "Qwen/Qwen3-8B", tokenizer_id: "Qwen/Qwen3-8B:rev-2" } });
+  const info = GetInfoResponseSchema.parse({
+    model_id: "m",
+    model_data: { arch: "qwen3", model_name: "Qwen/Qwen3-8B", tokenizer_id: "Qwen/Qwen3-8B:rev-2" },
+  });
   assert.equal(info.model_data.tokenizer_id, "Qwen/Qwen3-8B");
   assert.equal(GetInfoResponseSchema.parse({ model_id: "m", model_data: { tokenizer_id: null } }).model_data.tokenizer_id, null);
-  const server = await startScriptedServer([{ body: { ...RUN, last_request_time: "2026-01-15T10:20:30+02:00" } }, { body: { ...RUN, last_request_time: "yesterday" } }]);
+  const server = await startScriptedServer([
+    { body: { ...RUN, last_request_time: "2026-01-15T10:20:30+02:00" } },
+    { body: { ...RUN, last_request_time: "yesterday" } },
+  ]);
   try {
     const rest = new RestClient(new Transport({ baseUrl: server.url, apiKey: "tml-test", maxRetries: 0 }));
     assert.equal((await rest.getTrainingRun("r")).last_request_time, "2026-01-15T10:20:30+02:00");

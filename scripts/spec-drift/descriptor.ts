@@ -2,28 +2,28 @@
  * Reads the serialized `FileDescriptorProto` that protoc embeds in a generated `*_pb2.py`, without protobuf or
  * Python: a Python bytes literal decoder and a minimal protobuf wire reader for the descriptor.proto fields used.
  */
-import type { ProtoField, ProtoFile, ProtoMessage } from './model.js';
+import type { ProtoField, ProtoFile, ProtoMessage } from "./model.js";
 
 /** Decodes the body of a Python `b'...'` literal (escapes `\xNN`, `\NNN`, `\n`, `\'`, ...). */
 export function decodePythonBytes(body: string): Uint8Array {
   const out: number[] = [];
   for (let i = 0; i < body.length; i++) {
     const c = body[i]!;
-    if (c !== '\\') {
+    if (c !== "\\") {
       out.push(c.charCodeAt(0));
       continue;
     }
     const n = body[++i]!;
-    if (n === 'x') {
+    if (n === "x") {
       out.push(parseInt(body.slice(i + 1, i + 3), 16));
       i += 2;
     } else if (/[0-7]/.test(n)) {
       let j = i;
-      while (j < i + 3 && /[0-7]/.test(body[j] ?? '')) j++;
+      while (j < i + 3 && /[0-7]/.test(body[j] ?? "")) j++;
       out.push(parseInt(body.slice(i, j), 8));
       i = j - 1;
     } else {
-      const simple: Record<string, number> = { n: 10, r: 13, t: 9, '\\': 92, "'": 39, '"': 34, a: 7, b: 8, f: 12, v: 11 };
+      const simple: Record<string, number> = { n: 10, r: 13, t: 9, "\\": 92, "'": 39, '"': 34, a: 7, b: 8, f: 12, v: 11 };
       const v = simple[n];
       if (v === undefined) throw new Error(`unknown escape \\${n} in a Python bytes literal`);
       out.push(v);
@@ -49,7 +49,7 @@ function readFields(buf: Uint8Array): Map<number, Value[]> {
     let result = 0n;
     let shift = 0n;
     for (;;) {
-      if (pos >= buf.length) throw new Error('truncated varint in the protobuf descriptor');
+      if (pos >= buf.length) throw new Error("truncated varint in the protobuf descriptor");
       const b = buf[pos++]!;
       result |= BigInt(b & 0x7f) << shift;
       if ((b & 0x80) === 0) return result;
@@ -80,19 +80,32 @@ function readFields(buf: Uint8Array): Map<number, Value[]> {
   return fields;
 }
 
-const text = (v: Value | undefined): string => (v instanceof Uint8Array ? new TextDecoder().decode(v) : '');
-const num = (v: Value | undefined): number => (typeof v === 'bigint' ? Number(v) : typeof v === 'number' ? v : 0);
+const text = (v: Value | undefined): string => (v instanceof Uint8Array ? new TextDecoder().decode(v) : "");
+const num = (v: Value | undefined): number => (typeof v === "bigint" ? Number(v) : typeof v === "number" ? v : 0);
 const msgs = (f: Map<number, Value[]>, n: number): Map<number, Value[]>[] =>
   (f.get(n) ?? []).filter((v): v is Uint8Array => v instanceof Uint8Array).map(readFields);
 
 /** FieldDescriptorProto.Type numbers → .proto scalar names. */
 const SCALAR_TYPES: Record<number, string> = {
-  1: 'double', 2: 'float', 3: 'int64', 4: 'uint64', 5: 'int32', 6: 'fixed64', 7: 'fixed32', 8: 'bool', 9: 'string',
-  12: 'bytes', 13: 'uint32', 15: 'sfixed32', 16: 'sfixed64', 17: 'sint32', 18: 'sint64',
+  1: "double",
+  2: "float",
+  3: "int64",
+  4: "uint64",
+  5: "int32",
+  6: "fixed64",
+  7: "fixed32",
+  8: "bool",
+  9: "string",
+  12: "bytes",
+  13: "uint32",
+  15: "sfixed32",
+  16: "sfixed64",
+  17: "sint32",
+  18: "sint64",
 };
 
 function shortName(typeName: string): string {
-  return typeName.slice(typeName.lastIndexOf('.') + 1);
+  return typeName.slice(typeName.lastIndexOf(".") + 1);
 }
 
 /** Decodes a serialized FileDescriptorProto into messages and enums (nested ones flattened as `Outer.Inner`). */
@@ -124,23 +137,23 @@ export function decodeFileDescriptor(bytes: Uint8Array): ProtoFile {
         name: text(f.get(1)?.[0]),
         number: num(f.get(3)?.[0]),
         type: fieldType(f),
-        label: num(f.get(4)?.[0]) === 3 ? 'repeated' : num(f.get(17)?.[0]) === 1 ? 'optional' : 'singular',
+        label: num(f.get(4)?.[0]) === 3 ? "repeated" : num(f.get(17)?.[0]) === 1 ? "optional" : "singular",
       };
       const entry = mapEntries.get(shortName(text(f.get(6)?.[0])));
-      if (field.label === 'repeated' && entry) {
+      if (field.label === "repeated" && entry) {
         field.map = entry;
         field.type = `map<${entry.key},${entry.value}>`;
-        field.label = 'singular';
+        field.label = "singular";
       }
       const oneofIndex = f.get(9)?.[0];
-      if (oneofIndex !== undefined && field.label !== 'optional') field.oneof = oneofs[num(oneofIndex)];
+      if (oneofIndex !== undefined && field.label !== "optional") field.oneof = oneofs[num(oneofIndex)];
       return field;
     });
     const message: ProtoMessage = { name, fields };
     result.messages.push(message);
   };
-  for (const m of msgs(file, 4)) readMessage(m, '');
-  for (const e of msgs(file, 5)) readEnum(e, '');
+  for (const m of msgs(file, 4)) readMessage(m, "");
+  for (const e of msgs(file, 5)) readEnum(e, "");
   return result;
 }
 

@@ -5,20 +5,20 @@
 
 /** A wire type, normalised so that a Python annotation and an OpenAPI schema can be compared. */
 export type WireType =
-  | { kind: 'string'; format?: string }
-  | { kind: 'integer' }
-  | { kind: 'number' }
-  | { kind: 'boolean' }
-  | { kind: 'bytes' }
-  | { kind: 'any' }
-  | { kind: 'object' }
-  | { kind: 'null' }
-  | { kind: 'array'; items: WireType }
-  | { kind: 'map'; values: WireType }
-  | { kind: 'ref'; name: string }
-  | { kind: 'enum'; values: string[]; name?: string }
-  | { kind: 'const'; value: string | number | boolean }
-  | { kind: 'union'; members: WireType[] };
+  | { kind: "string"; format?: string }
+  | { kind: "integer" }
+  | { kind: "number" }
+  | { kind: "boolean" }
+  | { kind: "bytes" }
+  | { kind: "any" }
+  | { kind: "object" }
+  | { kind: "null" }
+  | { kind: "array"; items: WireType }
+  | { kind: "map"; values: WireType }
+  | { kind: "ref"; name: string }
+  | { kind: "enum"; values: string[]; name?: string }
+  | { kind: "const"; value: string | number | boolean }
+  | { kind: "union"; members: WireType[] };
 
 /** One field of a JSON model. */
 export interface Field {
@@ -51,9 +51,9 @@ export interface Endpoint {
   /** The path with parameter names kept (`/api/v1/sessions/{session_id}`). */
   path: string;
   /** `json`, `protobuf`, or `none` when no body is sent. */
-  body: 'json' | 'protobuf' | 'none';
+  body: "json" | "protobuf" | "none";
   /** Spec only: every body format the operation accepts (a spec may accept JSON and protobuf). */
-  formats?: ('json' | 'protobuf')[];
+  formats?: ("json" | "protobuf")[];
   /** The request model, when the body is one. */
   requestType?: string;
   /** When the body is a literal object, its keys. */
@@ -70,7 +70,7 @@ export interface ProtoField {
   name: string;
   number: number;
   type: string;
-  label: 'singular' | 'optional' | 'repeated';
+  label: "singular" | "optional" | "repeated";
   oneof?: string;
   map?: { key: string; value: string };
 }

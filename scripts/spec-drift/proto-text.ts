@@ -2,10 +2,10 @@
  * A small parser for the `.proto` files in spec/ (proto3: messages, nested messages, enums, oneofs, maps,
  * `optional`/`repeated`; options and `reserved` are skipped).
  */
-import type { ProtoField, ProtoFile } from './model.js';
+import type { ProtoField, ProtoFile } from "./model.js";
 
 function tokenize(source: string): string[] {
-  const stripped = source.replace(/\/\*[\s\S]*?\*\//g, ' ').replace(/\/\/[^\n]*/g, ' ');
+  const stripped = source.replace(/\/\*[\s\S]*?\*\//g, " ").replace(/\/\/[^\n]*/g, " ");
   return stripped.match(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[A-Za-z_][\w.]*|-?\d+|[{}[\]<>()=;,]/g) ?? [];
 }
 
@@ -13,10 +13,10 @@ function tokenize(source: string): string[] {
 export function parseProto(source: string): ProtoFile {
   const tokens = tokenize(source);
   let i = 0;
-  const result: ProtoFile = { package: '', messages: [], enums: [] };
+  const result: ProtoFile = { package: "", messages: [], enums: [] };
   const next = (): string => {
     const t = tokens[i++];
-    if (t === undefined) throw new Error('unexpected end of the .proto file');
+    if (t === undefined) throw new Error("unexpected end of the .proto file");
     return t;
   };
   const expect = (t: string): void => {
@@ -27,55 +27,55 @@ export function parseProto(source: string): ProtoFile {
     let depth = 0;
     for (;;) {
       const t = next();
-      if (t === '{' || t === '[' || t === '(') depth++;
-      else if (t === '}' || t === ']' || t === ')') depth--;
-      else if (t === ';' && depth === 0) return;
-      if (t === '}' && depth === 0) return;
+      if (t === "{" || t === "[" || t === "(") depth++;
+      else if (t === "}" || t === "]" || t === ")") depth--;
+      else if (t === ";" && depth === 0) return;
+      if (t === "}" && depth === 0) return;
     }
   };
-  const shortName = (t: string): string => t.slice(t.lastIndexOf('.') + 1);
+  const shortName = (t: string): string => t.slice(t.lastIndexOf(".") + 1);
   const parseEnum = (prefix: string): void => {
     const name = prefix + next();
-    expect('{');
+    expect("{");
     const values: { name: string; number: number }[] = [];
-    while (tokens[i] !== '}') {
+    while (tokens[i] !== "}") {
       const t = next();
-      if (t === 'option' || t === 'reserved') {
+      if (t === "option" || t === "reserved") {
         skipStatement();
         continue;
       }
-      if (t === ';') continue;
-      expect('=');
+      if (t === ";") continue;
+      expect("=");
       values.push({ name: t, number: Number(next()) });
-      if (tokens[i] === '[') skipStatement();
-      else expect(';');
+      if (tokens[i] === "[") skipStatement();
+      else expect(";");
     }
     i++;
     result.enums.push({ name, values });
   };
   const parseField = (first: string, oneof?: string): ProtoField => {
-    let label: ProtoField['label'] = 'singular';
+    let label: ProtoField["label"] = "singular";
     let t = first;
-    if (t === 'optional' || t === 'repeated' || t === 'required') {
-      label = t === 'repeated' ? 'repeated' : 'optional';
+    if (t === "optional" || t === "repeated" || t === "required") {
+      label = t === "repeated" ? "repeated" : "optional";
       t = next();
     }
     let type: string;
-    let map: ProtoField['map'];
-    if (t === 'map') {
-      expect('<');
+    let map: ProtoField["map"];
+    if (t === "map") {
+      expect("<");
       const key = next();
-      expect(',');
+      expect(",");
       const value = shortName(next());
-      expect('>');
+      expect(">");
       map = { key, value };
       type = `map<${key},${value}>`;
     } else type = shortName(t);
     const name = next();
-    expect('=');
+    expect("=");
     const number = Number(next());
-    if (tokens[i] === '[') skipStatement();
-    else expect(';');
+    if (tokens[i] === "[") skipStatement();
+    else expect(";");
     const field: ProtoField = { name, number, type, label };
     if (map) field.map = map;
     if (oneof) field.oneof = oneof;
@@ -83,21 +83,21 @@ export function parseProto(source: string): ProtoFile {
   };
   const parseMessage = (prefix: string): void => {
     const name = prefix + next();
-    expect('{');
+    expect("{");
     const fields: ProtoField[] = [];
-    while (tokens[i] !== '}') {
+    while (tokens[i] !== "}") {
       const t = next();
-      if (t === ';') continue;
-      if (t === 'message') parseMessage(`${name}.`);
-      else if (t === 'enum') parseEnum(`${name}.`);
-      else if (t === 'option' || t === 'reserved' || t === 'extensions') skipStatement();
-      else if (t === 'oneof') {
+      if (t === ";") continue;
+      if (t === "message") parseMessage(`${name}.`);
+      else if (t === "enum") parseEnum(`${name}.`);
+      else if (t === "option" || t === "reserved" || t === "extensions") skipStatement();
+      else if (t === "oneof") {
         const oneofName = next();
-        expect('{');
-        while (tokens[i] !== '}') {
+        expect("{");
+        while (tokens[i] !== "}") {
           const f = next();
-          if (f === 'option') skipStatement();
-          else if (f !== ';') fields.push(parseField(f, oneofName));
+          if (f === "option") skipStatement();
+          else if (f !== ";") fields.push(parseField(f, oneofName));
         }
         i++;
       } else fields.push(parseField(t));
@@ -107,12 +107,12 @@ export function parseProto(source: string): ProtoFile {
   };
   while (i < tokens.length) {
     const t = next();
-    if (t === 'package') {
+    if (t === "package") {
       result.package = next();
-      expect(';');
-    } else if (t === 'message') parseMessage('');
-    else if (t === 'enum') parseEnum('');
-    else if (t === ';') continue;
+      expect(";");
+    } else if (t === "message") parseMessage("");
+    else if (t === "enum") parseEnum("");
+    else if (t === ";") continue;
     else skipStatement();
   }
   return result;

@@ -2,21 +2,21 @@
  * Reads the wire surface of the official Python SDK from its sources (no Python needed): the pydantic models and
  * aliases under `types/`, the endpoints every module calls, the future result types and the protobuf descriptor.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
-import type { Alias, Endpoint, Field, Model, SdkSurface, WireType } from './model.js';
-import { evalDefault, parseAnnotation, toWireType } from './pytypes.js';
-import { decodeFileDescriptor, extractSerializedDescriptor } from './descriptor.js';
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative, sep } from "node:path";
+import type { Alias, Endpoint, Field, Model, SdkSurface, WireType } from "./model.js";
+import { evalDefault, parseAnnotation, toWireType } from "./pytypes.js";
+import { decodeFileDescriptor, extractSerializedDescriptor } from "./descriptor.js";
 
 /** Finds the `tinker` package in a repository root (`src/tinker`), its `src/`, or the package folder itself. */
 export function resolveSdkPackage(dir: string): string {
-  for (const candidate of [join(dir, 'src', 'tinker'), join(dir, 'tinker'), dir]) {
-    if (existsSync(join(candidate, 'types')) && existsSync(join(candidate, 'resources'))) return candidate;
+  for (const candidate of [join(dir, "src", "tinker"), join(dir, "tinker"), dir]) {
+    if (existsSync(join(candidate, "types")) && existsSync(join(candidate, "resources"))) return candidate;
   }
   throw new Error(
     `${dir} is not a checkout of the Tinker Python SDK: expected src/tinker/types and src/tinker/resources ` +
-      '(a repository root) or types/ and resources/ (the package folder). Fetch one with ' +
-      '`git clone https://github.com/thinking-machines-lab/tinker` and pass its path.',
+      "(a repository root) or types/ and resources/ (the package folder). Fetch one with " +
+      "`git clone https://github.com/thinking-machines-lab/tinker` and pass its path.",
   );
 }
 
@@ -25,19 +25,19 @@ function walk(dir: string): string[] {
   for (const entry of readdirSync(dir).sort()) {
     const path = join(dir, entry);
     if (statSync(path).isDirectory()) {
-      if (entry === 'tests' || entry === '__pycache__' || entry.startsWith('.')) continue;
+      if (entry === "tests" || entry === "__pycache__" || entry.startsWith(".")) continue;
       out.push(...walk(path));
-    } else if (entry.endsWith('.py') && !entry.endsWith('_test.py') && !entry.startsWith('test_')) out.push(path);
+    } else if (entry.endsWith(".py") && !entry.endsWith("_test.py") && !entry.startsWith("test_")) out.push(path);
   }
   return out;
 }
 
 /** Logical lines: continuation lines of an open bracket are joined; triple-quoted strings are blanked. */
 function logicalLines(source: string): { text: string; line: number; indent: number }[] {
-  const raw = source.split('\n');
+  const raw = source.split("\n");
   const out: { text: string; line: number; indent: number }[] = [];
   let inDoc: string | null = null;
-  let buffer = '';
+  let buffer = "";
   let start = 0;
   let depth = 0;
   for (let n = 0; n < raw.length; n++) {
@@ -45,7 +45,7 @@ function logicalLines(source: string): { text: string; line: number; indent: num
     if (inDoc) {
       const end = line.indexOf(inDoc);
       if (end < 0) continue;
-      line = ' '.repeat(end + 3) + line.slice(end + 3);
+      line = " ".repeat(end + 3) + line.slice(end + 3);
       inDoc = null;
     }
     // Blank out triple-quoted strings that start on this line.
@@ -65,11 +65,11 @@ function logicalLines(source: string): { text: string; line: number; indent: num
       buffer = code;
       start = n;
     } else buffer += ` ${code.trim()}`;
-    for (const ch of code.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, '')) {
-      if (ch === '(' || ch === '[' || ch === '{') depth++;
-      else if (ch === ')' || ch === ']' || ch === '}') depth = Math.max(0, depth - 1);
+    for (const ch of code.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, "")) {
+      if (ch === "(" || ch === "[" || ch === "{") depth++;
+      else if (ch === ")" || ch === "]" || ch === "}") depth = Math.max(0, depth - 1);
     }
-    if (depth === 0 && buffer.trim() !== '') {
+    if (depth === 0 && buffer.trim() !== "") {
       out.push({ text: buffer.trimEnd(), line: start + 1, indent: /^ */.exec(buffer)![0].length });
     }
   }
@@ -82,10 +82,10 @@ function stripComment(line: string): string {
   for (let i = 0; i < line.length; i++) {
     const ch = line[i]!;
     if (quote) {
-      if (ch === '\\') i++;
+      if (ch === "\\") i++;
       else if (ch === quote) quote = null;
     } else if (ch === '"' || ch === "'") quote = ch;
-    else if (ch === '#') return line.slice(0, i);
+    else if (ch === "#") return line.slice(0, i);
   }
   return line;
 }
@@ -103,12 +103,12 @@ function splitField(text: string): { name: string; annotation: string; defaultEx
   for (let i = 0; i < rest.length; i++) {
     const ch = rest[i]!;
     if (quote) {
-      if (ch === '\\') i++;
+      if (ch === "\\") i++;
       else if (ch === quote) quote = null;
     } else if (ch === '"' || ch === "'") quote = ch;
-    else if ('([{'.includes(ch)) depth++;
-    else if (')]}'.includes(ch)) depth--;
-    else if (ch === '=' && depth === 0 && rest[i + 1] !== '=') {
+    else if ("([{".includes(ch)) depth++;
+    else if (")]}".includes(ch)) depth--;
+    else if (ch === "=" && depth === 0 && rest[i + 1] !== "=") {
       return { name: m[1]!, annotation: rest.slice(0, i).trim(), defaultExpr: rest.slice(i + 1).trim() };
     }
   }
@@ -121,7 +121,7 @@ function interpretDefault(expr: string | undefined): { required: boolean; defaul
   const call = /^(?:pydantic\.)?(Field|field)\((.*)\)$/s.exec(expr);
   if (call) {
     const args = call[2]!.trim();
-    if (args === '' || args.startsWith('...')) return { required: true };
+    if (args === "" || args.startsWith("...")) return { required: true };
     const d = /\bdefault\s*=\s*([^,]+)/.exec(args);
     if (d) return withDefault(d[1]!);
     if (/\bdefault_factory\s*=/.test(args)) return { required: false };
@@ -149,18 +149,18 @@ interface RawModel {
 function readTypes(pkg: string): { models: Map<string, Model>; aliases: Map<string, Alias> } {
   const rawModels = new Map<string, RawModel>();
   const aliases = new Map<string, Alias>();
-  const typesDir = join(pkg, 'types');
+  const typesDir = join(pkg, "types");
   for (const file of walk(typesDir)) {
-    const rel = relative(pkg, file).split(sep).join('/');
-    const preferred = rel.includes('/_pydantic_types/');
-    const lines = logicalLines(readFileSync(file, 'utf8'));
+    const rel = relative(pkg, file).split(sep).join("/");
+    const preferred = rel.includes("/_pydantic_types/");
+    const lines = logicalLines(readFileSync(file, "utf8"));
     for (let k = 0; k < lines.length; k++) {
       const { text, line, indent } = lines[k]!;
       if (indent !== 0) continue;
       const cls = /^class\s+(\w+)\s*(?:\((.*)\))?\s*:/.exec(text);
       if (cls) {
         const name = cls[1]!;
-        const bases = cls[2] ?? '';
+        const bases = cls[2] ?? "";
         const decorated = k > 0 && /^@(dataclasses\.)?dataclass\b/.test(lines[k - 1]!.text);
         const body: typeof lines = [];
         for (let j = k + 1; j < lines.length && lines[j]!.indent > 0; j++) body.push(lines[j]!);
@@ -174,15 +174,15 @@ function readTypes(pkg: string): { models: Map<string, Model>; aliases: Map<stri
             const v = m[2]!.trim();
             values.push(/^auto\(\)$/.test(v) ? m[1]!.toLowerCase() : JSON.parse(evalDefault(v) ?? '""'));
           }
-          aliases.set(name, { name, type: { kind: 'enum', values, name }, source: `${rel}:${line}` });
+          aliases.set(name, { name, type: { kind: "enum", values, name }, source: `${rel}:${line}` });
           continue;
         }
         if (!MODEL_BASES.test(bases) && !decorated) continue;
-        const fields: RawModel['fields'] = [];
+        const fields: RawModel["fields"] = [];
         for (const b of body) {
           if (b.indent !== bodyIndent || /^\s*(def|async|class|@|if|else|return)\b/.test(b.text)) continue;
           const f = splitField(b.text);
-          if (!f || f.name.startsWith('_') || f.name === 'model_config') continue;
+          if (!f || f.name.startsWith("_") || f.name === "model_config") continue;
           if (/^ClassVar\b/.test(f.annotation)) continue;
           fields.push(f);
         }
@@ -211,11 +211,12 @@ function readTypes(pkg: string): { models: Map<string, Model>; aliases: Map<stri
       try {
         type = toWireType(parseAnnotation(f.annotation));
       } catch {
-        type = { kind: 'any' };
+        type = { kind: "any" };
       }
       const { required, defaultValue } = interpretDefault(f.defaultExpr);
       // `Field(alias="wireName")`: the wire uses the alias.
-      const alias = f.defaultExpr && /^(?:pydantic\.)?Field\(/.test(f.defaultExpr) ? /\balias\s*=\s*["']([^"']+)["']/.exec(f.defaultExpr) : null;
+      const alias =
+        f.defaultExpr && /^(?:pydantic\.)?Field\(/.test(f.defaultExpr) ? /\balias\s*=\s*["']([^"']+)["']/.exec(f.defaultExpr) : null;
       const field: Field = { name: alias ? alias[1]! : f.name, type, required, nullable: false };
       if (defaultValue !== undefined) field.defaultValue = defaultValue;
       return field;
@@ -226,7 +227,7 @@ function readTypes(pkg: string): { models: Map<string, Model>; aliases: Map<stri
 }
 
 function nameEnum(type: WireType, name: string): WireType {
-  return type.kind === 'enum' ? { ...type, name } : type;
+  return type.kind === "enum" ? { ...type, name } : type;
 }
 
 /** The text of the balanced (...) that starts at `open`. */
@@ -236,11 +237,11 @@ function balanced(text: string, open: number): string {
   for (let i = open; i < text.length; i++) {
     const ch = text[i]!;
     if (quote) {
-      if (ch === '\\') i++;
+      if (ch === "\\") i++;
       else if (ch === quote) quote = null;
     } else if (ch === '"' || ch === "'") quote = ch;
-    else if ('([{'.includes(ch)) depth++;
-    else if (')]}'.includes(ch)) {
+    else if ("([{".includes(ch)) depth++;
+    else if (")]}".includes(ch)) {
       depth--;
       if (depth === 0) return text.slice(open + 1, i);
     }
@@ -250,14 +251,14 @@ function balanced(text: string, open: number): string {
 
 /** The value of keyword argument `name=` at the top level of an argument list. */
 function kwarg(args: string, name: string): string | undefined {
-  const re = new RegExp(`(?:^|[,(\\s])${name}\\s*=\\s*`, 'g');
+  const re = new RegExp(`(?:^|[,(\\s])${name}\\s*=\\s*`, "g");
   for (let m = re.exec(args); m !== null; m = re.exec(args)) {
     // Only top-level occurrences.
     const before = args.slice(0, m.index + 1);
     let depth = 0;
-    for (const ch of before.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, '')) {
-      if ('([{'.includes(ch)) depth++;
-      else if (')]}'.includes(ch)) depth--;
+    for (const ch of before.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, "")) {
+      if ("([{".includes(ch)) depth++;
+      else if (")]}".includes(ch)) depth--;
     }
     if (depth !== 0) continue;
     const start = m.index + m[0].length;
@@ -266,12 +267,12 @@ function kwarg(args: string, name: string): string | undefined {
     for (let i = start; i < args.length; i++) {
       const ch = args[i]!;
       if (quote) {
-        if (ch === '\\') i++;
+        if (ch === "\\") i++;
         else if (ch === quote) quote = null;
       } else if (ch === '"' || ch === "'") quote = ch;
-      else if ('([{'.includes(ch)) depth2++;
-      else if (')]}'.includes(ch)) depth2--;
-      else if (ch === ',' && depth2 === 0) return args.slice(start, i).trim();
+      else if ("([{".includes(ch)) depth2++;
+      else if (")]}".includes(ch)) depth2--;
+      else if (ch === "," && depth2 === 0) return args.slice(start, i).trim();
     }
     return args.slice(start).trim();
   }
@@ -280,7 +281,7 @@ function kwarg(args: string, name: string): string | undefined {
 
 /** Top-level keys of a dict literal `{"a": x, "b": y}`. */
 function dictKeys(literal: string): string[] {
-  const inner = literal.trim().replace(/^\{/, '').replace(/\}$/, '');
+  const inner = literal.trim().replace(/^\{/, "").replace(/\}$/, "");
   const keys: string[] = [];
   let depth = 0;
   let atItemStart = true;
@@ -291,19 +292,16 @@ function dictKeys(literal: string): string[] {
       if (m) keys.push(m[1]!);
       atItemStart = false;
     }
-    if ('([{'.includes(ch)) depth++;
-    else if (')]}'.includes(ch)) depth--;
-    else if (ch === ',' && depth === 0) atItemStart = true;
+    if ("([{".includes(ch)) depth++;
+    else if (")]}".includes(ch)) depth--;
+    else if (ch === "," && depth === 0) atItemStart = true;
   }
   return keys;
 }
 
 /** The class a variable is bound to in `scope` (`v: X`, `v = X(...)`, `v = types.X(...)`), nearest first. */
 function typeOfVariable(scope: string, variable: string): string | undefined {
-  const re = new RegExp(
-    `\\b${variable}\\s*(?::\\s*(?:types\\.)?([A-Z]\\w*)|=\\s*(?:types\\.)?([A-Z]\\w*)(?:\\.\\w+)?\\()`,
-    'g',
-  );
+  const re = new RegExp(`\\b${variable}\\s*(?::\\s*(?:types\\.)?([A-Z]\\w*)|=\\s*(?:types\\.)?([A-Z]\\w*)(?:\\.\\w+)?\\()`, "g");
   let found: string | undefined;
   for (let m = re.exec(scope); m !== null; m = re.exec(scope)) found = m[1] ?? m[2];
   return found;
@@ -315,32 +313,32 @@ const CALL = /\.(?:_)?(get|post|put|patch|delete)\(\s*f?(["'])(\/api\/[^"']*)\2/
 function readEndpoints(pkg: string, models: Map<string, Model>): Endpoint[] {
   const endpoints: Endpoint[] = [];
   for (const file of walk(pkg)) {
-    const rel = relative(pkg, file).split(sep).join('/');
+    const rel = relative(pkg, file).split(sep).join("/");
     // Docstrings blanked (newlines kept) so that prose never reads as code.
-    const source = readFileSync(file, 'utf8').replace(/("""|''')[\s\S]*?\1/g, (doc) => doc.replace(/[^\n]/g, ' '));
+    const source = readFileSync(file, "utf8").replace(/("""|''')[\s\S]*?\1/g, (doc) => doc.replace(/[^\n]/g, " "));
     CALL.lastIndex = 0;
     for (let m = CALL.exec(source); m !== null; m = CALL.exec(source)) {
       const method = m[1]!.toUpperCase();
       const path = m[3]!;
-      const open = source.indexOf('(', m.index);
+      const open = source.indexOf("(", m.index);
       const args = balanced(source, open);
-      const line = source.slice(0, m.index).split('\n').length;
+      const line = source.slice(0, m.index).split("\n").length;
       // The enclosing method or module function: from the last `def` at indent 0 or 4.
       const before = source.slice(0, m.index);
       const defs = [...before.matchAll(/^(?: {4})?(?:async\s+)?def\s/gm)];
       const scope = before.slice(defs.length ? defs[defs.length - 1]!.index : 0);
-      const endpoint: Endpoint = { method, path, body: 'none', query: [], source: `${rel}:${line}` };
-      const body = kwarg(args, 'body');
+      const endpoint: Endpoint = { method, path, body: "none", query: [], source: `${rel}:${line}` };
+      const body = kwarg(args, "body");
       if (body !== undefined) {
-        endpoint.body = 'json';
-        if (body.startsWith('{')) endpoint.requestKeys = dictKeys(body);
+        endpoint.body = "json";
+        if (body.startsWith("{")) endpoint.requestKeys = dictKeys(body);
         else {
           const dumped = /^(?:model_dump\(\s*(\w+)|(\w+)\.model_dump\()/.exec(body);
           const variable = dumped ? (dumped[1] ?? dumped[2])! : /^\w+$/.test(body) ? body : undefined;
           if (variable) {
             if (!dumped && /SerializeToString\(/.test(scope)) {
-              endpoint.body = 'protobuf';
-              const requestType = typeOfVariable(scope, 'request');
+              endpoint.body = "protobuf";
+              const requestType = typeOfVariable(scope, "request");
               if (requestType) endpoint.requestType = requestType;
             } else {
               const t = typeOfVariable(scope, variable);
@@ -349,23 +347,23 @@ function readEndpoints(pkg: string, models: Map<string, Model>): Endpoint[] {
           }
         }
       }
-      const cast = kwarg(args, 'cast_to');
+      const cast = kwarg(args, "cast_to");
       if (cast !== undefined) {
-        const c = /^(?:cast\(\s*\w+\s*,\s*)?(?:types\.)?(\w+)/.exec(cast.replace(/\s+/g, ' '))?.[1];
-        if (c === 'NoneType' || c === 'None') endpoint.responseType = 'none';
-        else if (c && c !== 'object' && c !== 'Any') endpoint.responseType = c;
+        const c = /^(?:cast\(\s*\w+\s*,\s*)?(?:types\.)?(\w+)/.exec(cast.replace(/\s+/g, " "))?.[1];
+        if (c === "NoneType" || c === "None") endpoint.responseType = "none";
+        else if (c && c !== "object" && c !== "Any") endpoint.responseType = c;
         else {
           // `cast_to=object` and then `parse_obj(X, response)`: the model is X.
           const parsed = /parse_obj\(\s*(?:types\.)?([A-Z]\w*)/.exec(source.slice(m.index, m.index + 600));
           if (parsed) endpoint.responseType = parsed[1]!;
         }
       }
-      const options = kwarg(args, 'options');
-      if (options?.startsWith('{')) {
+      const options = kwarg(args, "options");
+      if (options?.startsWith("{")) {
         const params = /["']params["']\s*:\s*/.exec(options);
         if (params) {
           const value = options.slice(params.index + params[0].length);
-          if (value.startsWith('{')) endpoint.query = dictKeys(`{${balanced(value, 0)}}`);
+          if (value.startsWith("{")) endpoint.query = dictKeys(`{${balanced(value, 0)}}`);
           else {
             const variable = /^(\w+)/.exec(value)?.[1];
             if (variable && /^\w+\.model_dump\(/.test(value)) {
@@ -373,9 +371,10 @@ function readEndpoints(pkg: string, models: Map<string, Model>): Endpoint[] {
               endpoint.query = t ? (models.get(t)?.fields.map((f) => f.name) ?? []) : [];
             } else if (variable) {
               const keys = new Set<string>();
-              const decl = new RegExp(`\\b${variable}\\s*(?::[^=\\n]*)?=\\s*\\{`, 'g');
-              for (let d = decl.exec(scope); d !== null; d = decl.exec(scope)) for (const k of dictKeys(`{${balanced(scope, d.index + d[0].length - 1)}}`)) keys.add(k);
-              for (const s of scope.matchAll(new RegExp(`\\b${variable}\\[["'](\\w+)["']\\]\\s*=`, 'g'))) keys.add(s[1]!);
+              const decl = new RegExp(`\\b${variable}\\s*(?::[^=\\n]*)?=\\s*\\{`, "g");
+              for (let d = decl.exec(scope); d !== null; d = decl.exec(scope))
+                for (const k of dictKeys(`{${balanced(scope, d.index + d[0].length - 1)}}`)) keys.add(k);
+              for (const s of scope.matchAll(new RegExp(`\\b${variable}\\[["'](\\w+)["']\\]\\s*=`, "g"))) keys.add(s[1]!);
               endpoint.query = [...keys];
             }
           }
@@ -394,18 +393,20 @@ export function readSdk(dir: string): SdkSurface {
   const endpoints = readEndpoints(pkg, models);
   const futureResults = new Set<string>();
   for (const file of walk(pkg)) {
-    for (const m of readFileSync(file, 'utf8').matchAll(/_APIFuture\(\s*(?:types\.)?([A-Z]\w*)\s*,/g)) futureResults.add(m[1]!);
+    for (const m of readFileSync(file, "utf8").matchAll(/_APIFuture\(\s*(?:types\.)?([A-Z]\w*)\s*,/g)) futureResults.add(m[1]!);
   }
   const surface: SdkSurface = { models, aliases, endpoints, futureResults: [...futureResults].sort() };
-  for (const file of [join(pkg, '_version.py'), join(pkg, '..', '..', 'pyproject.toml')]) {
+  for (const file of [join(pkg, "_version.py"), join(pkg, "..", "..", "pyproject.toml")]) {
     if (!existsSync(file)) continue;
-    const v = /^(?:__version__|version)\s*=\s*["'](\d[^"']*)["']/m.exec(readFileSync(file, 'utf8'));
+    const v = /^(?:__version__|version)\s*=\s*["'](\d[^"']*)["']/m.exec(readFileSync(file, "utf8"));
     if (v) surface.version = v[1]!;
   }
-  const protoDir = join(pkg, 'proto');
+  const protoDir = join(pkg, "proto");
   if (existsSync(protoDir)) {
-    const pb2 = readdirSync(protoDir).filter((f) => f.endsWith('_pb2.py')).sort();
-    if (pb2.length > 0) surface.proto = decodeFileDescriptor(extractSerializedDescriptor(readFileSync(join(protoDir, pb2[0]!), 'utf8')));
+    const pb2 = readdirSync(protoDir)
+      .filter((f) => f.endsWith("_pb2.py"))
+      .sort();
+    if (pb2.length > 0) surface.proto = decodeFileDescriptor(extractSerializedDescriptor(readFileSync(join(protoDir, pb2[0]!), "utf8")));
   }
   return surface;
 }

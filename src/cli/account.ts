@@ -9,7 +9,11 @@ import { UsageError, dispatch, outputFormat, parseCommand, positiveInt, renderFi
 
 /** A plain table (no colour, nothing cut), like every listing when stdout is not a terminal. */
 function renderTable(headers: string[], rows: string[][]): string {
-  return renderColumns(headers.map((header) => ({ header })), rows, { color: false, width: undefined });
+  return renderColumns(
+    headers.map((header) => ({ header })),
+    rows,
+    { color: false, width: undefined },
+  );
 }
 
 const USAGE = {
@@ -88,7 +92,13 @@ export async function runWhoamiCommand(args: string[], io: CliIO, restFactory: R
   const format = outputFormat(values.format, USAGE.whoami);
   const me = await restFactory().whoami();
   if (format === "json") writeJson(io, me);
-  else io.stdout.write(renderFields([["User", me.user_urn], ["Email", me.email ?? "-"]]));
+  else
+    io.stdout.write(
+      renderFields([
+        ["User", me.user_urn],
+        ["Email", me.email ?? "-"],
+      ]),
+    );
   return 0;
 }
 
@@ -113,14 +123,25 @@ export async function runSessionCommand(args: string[], io: CliIO, restFactory: 
         const limit = positiveInt(values.limit, "--limit", USAGE.list) ?? 20;
         const { sessions } = await restFactory().listSessions({ limit: Math.min(limit, 1000) });
         if (format === "json") writeJson(io, sessions);
-        else io.stdout.write(sessions.length === 0 ? "No sessions.\n" : `${renderTable(["SESSION ID"], sessions.map((s) => [s]))}${sessions.length} session${sessions.length === 1 ? "" : "s"}\n`);
+        else
+          io.stdout.write(
+            sessions.length === 0
+              ? "No sessions.\n"
+              : `${renderTable(
+                  ["SESSION ID"],
+                  sessions.map((s) => [s]),
+                )}${sessions.length} session${sessions.length === 1 ? "" : "s"}\n`,
+          );
         return 0;
       },
       info: async (a) => {
         const { values, positionals } = parseCommand(a, {}, USAGE.info);
         const format = outputFormat(values.format, USAGE.info);
         if (positionals.length !== 1) {
-          throw new UsageError(positionals.length === 0 ? "Missing SESSION_ID." : `Expected one SESSION_ID, got ${positionals.length}.`, USAGE.info);
+          throw new UsageError(
+            positionals.length === 0 ? "Missing SESSION_ID." : `Expected one SESSION_ID, got ${positionals.length}.`,
+            USAGE.info,
+          );
         }
         const session = await restFactory().getSession(positionals[0] as string);
         if (format === "json") writeJson(io, session);
@@ -156,7 +177,8 @@ export async function runAuditCommand(args: string[], io: CliIO, restFactory: Re
   if (positionals.length > 0) throw new UsageError(`Unexpected argument ${JSON.stringify(positionals[0])}.`, USAGE.audit);
   const format = outputFormat(values.format, USAGE.audit);
   const day = values.day as string | undefined;
-  if (day !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(day)) throw new UsageError(`--day must be YYYY-MM-DD, got ${JSON.stringify(day)}.`, USAGE.audit);
+  if (day !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(day))
+    throw new UsageError(`--day must be YYYY-MM-DD, got ${JSON.stringify(day)}.`, USAGE.audit);
   const { entries } = await restFactory().getAuditLog({
     ...(day === undefined ? {} : { day }),
     ...(values.checkpoints === true ? { eventType: "checkpoints" as const } : {}),

@@ -340,7 +340,8 @@ async function downloadCommand(args: string[], io: CliIO, restFactory: RestFacto
       force: values.force === true,
       signal: ac.signal,
       onProgress: progress.onProgress,
-      onArchivePending: (attempt) => io.stderr.write(`The archive of ${tinkerPath} is still being generated (attempt ${attempt}); waiting…\n`),
+      onArchivePending: (attempt) =>
+        io.stderr.write(`The archive of ${tinkerPath} is still being generated (attempt ${attempt}); waiting…\n`),
     });
     progress.finish();
     if (format === "json") writeJson(io, result);
@@ -423,9 +424,11 @@ async function deleteCommand(args: string[], io: CliIO, restFactory: RestFactory
   );
   const format = outputFormat(values.format, usage);
   const runId = values["run-id"];
-  const filters = values.type !== undefined || values.before !== undefined || values.after !== undefined || values["keep-last"] !== undefined;
+  const filters =
+    values.type !== undefined || values.before !== undefined || values.after !== undefined || values["keep-last"] !== undefined;
   if (runId !== undefined && positionals.length > 0) throw new UsageError("Give either PATHs or --run-id, not both.", usage);
-  if (runId === undefined && positionals.length === 0) throw new UsageError("Give the PATHs to delete, or --run-id ID with filters.", usage);
+  if (runId === undefined && positionals.length === 0)
+    throw new UsageError("Give the PATHs to delete, or --run-id ID with filters.", usage);
   if (runId === undefined && filters) throw new UsageError("--type, --before, --after and --keep-last need --run-id.", usage);
   const keepLast = positiveInt(values["keep-last"], "--keep-last", usage);
   if (values.type !== undefined && values.type !== "training" && values.type !== "sampler") {
@@ -446,7 +449,13 @@ async function deleteCommand(args: string[], io: CliIO, restFactory: RestFactory
       .filter((c) => !kept.has(c))
       .filter((c) => before === undefined || Date.parse(c.time) < before)
       .filter((c) => after === undefined || Date.parse(c.time) > after)
-      .map((c) => ({ tinker_path: c.tinker_path, checkpoint_type: c.checkpoint_type, size_bytes: c.size_bytes ?? null, time: c.time, found: true }));
+      .map((c) => ({
+        tinker_path: c.tinker_path,
+        checkpoint_type: c.checkpoint_type,
+        size_bytes: c.size_bytes ?? null,
+        time: c.time,
+        found: true,
+      }));
   } else {
     plan = await planForPaths(rest, [...new Set(positionals)]);
   }
@@ -475,7 +484,10 @@ async function deleteCommand(args: string[], io: CliIO, restFactory: RestFactory
       );
     }
     io.stderr.write(renderPlan(plan, totalBytes, lookOf(io, { absolute: values.absolute }, io.stderr)));
-    const answer = await ask(io, `Delete ${plan.length} checkpoint${plan.length === 1 ? "" : "s"} (${formatBytes(totalBytes)})? This cannot be undone. [y/N] `);
+    const answer = await ask(
+      io,
+      `Delete ${plan.length} checkpoint${plan.length === 1 ? "" : "s"} (${formatBytes(totalBytes)})? This cannot be undone. [y/N] `,
+    );
     if (!/^y(es)?$/i.test(answer.trim())) {
       io.stderr.write("Cancelled; nothing was deleted.\n");
       return 1;
@@ -532,9 +544,17 @@ async function planForPaths(rest: RestClient, paths: string[]): Promise<PlanItem
 }
 
 function renderPlan(plan: PlanItem[], totalBytes: number, look: Look): string {
-  const rows = plan.map((i) => [i.tinker_path, i.checkpoint_type ?? "-", i.found ? formatBytes(i.size_bytes) : "(not found)", when(look, i.time)]);
+  const rows = plan.map((i) => [
+    i.tinker_path,
+    i.checkpoint_type ?? "-",
+    i.found ? formatBytes(i.size_bytes) : "(not found)",
+    when(look, i.time),
+  ]);
   const columns = CHECKPOINT_COLUMNS.slice(0, 3).concat([{ header: "CREATED" }]);
-  return `${plan.length} checkpoint${plan.length === 1 ? "" : "s"} to delete, ${formatBytes(totalBytes)} in total:\n` + renderColumns(columns, rows, look);
+  return (
+    `${plan.length} checkpoint${plan.length === 1 ? "" : "s"} to delete, ${formatBytes(totalBytes)} in total:\n` +
+    renderColumns(columns, rows, look)
+  );
 }
 
 function ask(io: CliIO, question: string): Promise<string> {

@@ -132,7 +132,7 @@ export async function main(argv: string[] = process.argv.slice(2), io: CliIO = p
       case "serve":
         return await serve(args);
       default:
-        throw new UsageError(`Unknown command ${JSON.stringify(command)}.`, 'tinker-ts --help');
+        throw new UsageError(`Unknown command ${JSON.stringify(command)}.`, "tinker-ts --help");
     }
   } catch (err) {
     reportError(err, io);

@@ -101,9 +101,7 @@ export function downloadProgress(io: CliIO, tinkerPath: string, clock: () => num
     const barWidth = Math.max(10, Math.min(30, width - label.length - pct.length - tail.length - 2));
     const filled = fraction === null ? 0 : Math.round(fraction * barWidth);
     const bar =
-      fraction === null
-        ? ""
-        : ` ${paint(color, "cyan", "█".repeat(filled))}${paint(color, "dim", "░".repeat(barWidth - filled))}`;
+      fraction === null ? "" : ` ${paint(color, "cyan", "█".repeat(filled))}${paint(color, "dim", "░".repeat(barWidth - filled))}`;
     const plainLength = label.length + (fraction === null ? 0 : barWidth + 1) + pct.length + tail.length;
     const line = plainLength > width ? `${label}${pct}${tail}`.slice(0, width) : `${label}${bar}${pct}${tail}`;
     io.stderr.write(`\r${line}\x1b[K`);
@@ -145,7 +143,8 @@ export function downloadProgress(io: CliIO, tinkerPath: string, clock: () => num
       }
       if (p.phase !== lastPhase) {
         lastPhase = p.phase;
-        if (p.phase === "download") io.stderr.write(`Downloading ${tinkerPath}${p.totalBytes === null ? "" : ` (${formatBytes(p.totalBytes)})`}\n`);
+        if (p.phase === "download")
+          io.stderr.write(`Downloading ${tinkerPath}${p.totalBytes === null ? "" : ` (${formatBytes(p.totalBytes)})`}\n`);
         else io.stderr.write(`Extracting the last files\n`);
       }
       if (p.phase === "download" && p.totalBytes !== null && p.totalBytes > 0) {

@@ -7,17 +7,7 @@ import type { TrainingRunInfo } from "../rest-client.js";
 import type { RestFactory } from "./checkpoint.js";
 import { pageProgress } from "./progress.js";
 import { listingFooter, lookOf, paint, renderColumns, when, whenLong } from "./term.js";
-import {
-  UsageError,
-  dispatch,
-  formatBytes,
-  outputFormat,
-  parseCommand,
-  positiveInt,
-  renderFields,
-  writeJson,
-  type CliIO,
-} from "./util.js";
+import { UsageError, dispatch, formatBytes, outputFormat, parseCommand, positiveInt, renderFields, writeJson, type CliIO } from "./util.js";
 
 const USAGE = {
   list: "tinker-ts run list [--limit N] [-q] [--absolute] [--format table|json]",
@@ -91,7 +81,10 @@ async function listRuns(args: string[], io: CliIO, restFactory: RestFactory): Pr
   let cut = false;
   const progress = pageProgress(io, "training runs", limit);
   // The server lists runs newest first.
-  for await (const run of rest.iterTrainingRuns({ pageSize: Math.min(limit === undefined ? 100 : limit + 1, 100), onPage: progress.onPage })) {
+  for await (const run of rest.iterTrainingRuns({
+    pageSize: Math.min(limit === undefined ? 100 : limit + 1, 100),
+    onPage: progress.onPage,
+  })) {
     if (limit !== undefined && runs.length >= limit) {
       cut = true;
       break;
@@ -131,7 +124,9 @@ async function listRuns(args: string[], io: CliIO, restFactory: RestFactory): Pr
       look,
     ),
   );
-  io.stdout.write(`${paint(look.color, "dim", listingFooter({ shown: runs.length, total: progress.totalCount(), cut, noun: "training run" }))}\n`);
+  io.stdout.write(
+    `${paint(look.color, "dim", listingFooter({ shown: runs.length, total: progress.totalCount(), cut, noun: "training run" }))}\n`,
+  );
   return 0;
 }
 
@@ -161,7 +156,12 @@ async function runInfo(args: string[], io: CliIO, restFactory: RestFactory): Pro
   ];
   const meta = run.user_metadata;
   if (meta !== null && meta !== undefined && Object.keys(meta).length > 0) {
-    fields.push(["Metadata", Object.entries(meta).map(([k, v]) => `${k}=${v}`).join(", ")]);
+    fields.push([
+      "Metadata",
+      Object.entries(meta)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(", "),
+    ]);
   }
   io.stdout.write(renderFields(fields));
   return 0;

@@ -36,10 +36,14 @@ Environment: TINKER_BASE_URL, TINKER_API_KEY (as for every command).
 `;
 
 function tokenList(value: string, flag: string): number[] {
-  const parts = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const parts = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
   if (parts.length === 0) throw new UsageError(`${flag} needs at least one token id, e.g. ${flag} 1,2,3.`, USAGE);
   return parts.map((p) => {
-    if (!/^\d+$/.test(p) || !Number.isSafeInteger(Number(p))) throw new UsageError(`${flag}: ${JSON.stringify(p)} is not a token id (a whole number ≥ 0).`, USAGE);
+    if (!/^\d+$/.test(p) || !Number.isSafeInteger(Number(p)))
+      throw new UsageError(`${flag}: ${JSON.stringify(p)} is not a token id (a whole number ≥ 0).`, USAGE);
     return Number(p);
   });
 }
@@ -53,7 +57,8 @@ function numberOption(value: string | undefined, flag: string): number | undefin
 
 function intOption(value: string | undefined, flag: string): number | undefined {
   const n = numberOption(value, flag);
-  if (n !== undefined && !Number.isSafeInteger(n)) throw new UsageError(`${flag} must be a whole number, got ${JSON.stringify(value)}.`, USAGE);
+  if (n !== undefined && !Number.isSafeInteger(n))
+    throw new UsageError(`${flag} must be a whole number, got ${JSON.stringify(value)}.`, USAGE);
   return n;
 }
 
@@ -113,7 +118,12 @@ export async function runSampleCommand(args: string[], io: CliIO): Promise<numbe
     const sampler = await service.createSamplingClient(modelPath !== undefined ? { modelPath } : { baseModel: baseModel! });
     const res = await sampler.sample(prompt, numSamples, params);
     if (format === "json") {
-      writeJson(io, { model_path: sampler.modelPath, base_model: sampler.baseModel, sampling_session_id: sampler.samplingSessionId, ...res });
+      writeJson(io, {
+        model_path: sampler.modelPath,
+        base_model: sampler.baseModel,
+        sampling_session_id: sampler.samplingSessionId,
+        ...res,
+      });
       return 0;
     }
     printTable(io, res);
@@ -126,10 +136,16 @@ export async function runSampleCommand(args: string[], io: CliIO): Promise<numbe
 function printTable(io: CliIO, res: SampleResponse): void {
   res.sequences.forEach((s, i) => {
     const total = (s.logprobs ?? []).reduce((a, b) => a + b, 0);
-    io.stdout.write(`sample ${i}: ${s.tokens.length} token${s.tokens.length === 1 ? "" : "s"}, stop reason ${s.stop_reason}, total logprob ${total.toFixed(4)}\n`);
+    io.stdout.write(
+      `sample ${i}: ${s.tokens.length} token${s.tokens.length === 1 ? "" : "s"}, stop reason ${s.stop_reason}, total logprob ${total.toFixed(4)}\n`,
+    );
     io.stdout.write(
       renderColumns(
-        [{ header: "POS", align: "right" }, { header: "TOKEN", align: "right" }, { header: "LOGPROB", align: "right" }],
+        [
+          { header: "POS", align: "right" },
+          { header: "TOKEN", align: "right" },
+          { header: "LOGPROB", align: "right" },
+        ],
         s.tokens.map((t, j) => [String(j), String(t), s.logprobs?.[j] === undefined ? "-" : s.logprobs[j]!.toFixed(4)]),
         lookOf(io),
       ),

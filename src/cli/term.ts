@@ -223,7 +223,15 @@ export function renderColumns(columns: Column[], rows: string[][], look: Pick<Lo
       })
       .join("  ")
       .trimEnd();
-  return [line(columns.map((c) => c.header), true), ...rows.map((r) => line(r, false))].join("\n") + "\n";
+  return (
+    [
+      line(
+        columns.map((c) => c.header),
+        true,
+      ),
+      ...rows.map((r) => line(r, false)),
+    ].join("\n") + "\n"
+  );
 }
 
 /**

@@ -141,7 +141,13 @@ export function formatDuration(seconds: number): string {
   let rest = Math.round(seconds);
   if (rest === 0) return "0s";
   const parts: string[] = [];
-  for (const [unit, size] of [["w", 604_800], ["d", 86_400], ["h", 3600], ["m", 60], ["s", 1]] as const) {
+  for (const [unit, size] of [
+    ["w", 604_800],
+    ["d", 86_400],
+    ["h", 3600],
+    ["m", 60],
+    ["s", 1],
+  ] as const) {
     if (rest >= size) {
       parts.push(`${Math.floor(rest / size)}${unit}`);
       rest %= size;
@@ -217,7 +223,10 @@ export function shortTime(iso: string | null | undefined): string {
   if (iso === null || iso === undefined || iso === "") return "-";
   const ms = Date.parse(iso);
   if (!Number.isFinite(ms)) return iso;
-  return new Date(ms).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, "Z");
+  return new Date(ms)
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d{3}Z$/, "Z");
 }
 
 /** How a command group (`checkpoint`, `run`) routes its subcommands. */
@@ -259,7 +268,10 @@ export async function dispatch(args: string[], io: CliIO, group: CommandGroup): 
   }
   const command = group.commands[sub];
   if (command === undefined) {
-    throw new UsageError(`Unknown command "${group.name} ${sub}".`, `tinker-ts ${group.name} <${Object.keys(group.commands).join("|")}> --help`);
+    throw new UsageError(
+      `Unknown command "${group.name} ${sub}".`,
+      `tinker-ts ${group.name} <${Object.keys(group.commands).join("|")}> --help`,
+    );
   }
   return command(rest);
 }

@@ -64,7 +64,9 @@ export class TinkerError extends Error {
  * throw new InvalidArgumentError("maxRetries must be a whole number ≥ 0, got -1.");
  * ```
  */
-export class InvalidArgumentError extends TinkerError { override name: string = "InvalidArgumentError"; }
+export class InvalidArgumentError extends TinkerError {
+  override name: string = "InvalidArgumentError";
+}
 
 /** What {@link APIError} and its subclasses are built from. */
 export interface APIErrorInit {
@@ -202,7 +204,9 @@ export class APIError extends TinkerError {
  * }
  * ```
  */
-export class BadRequestError extends APIError { override name: string = "BadRequestError"; }
+export class BadRequestError extends APIError {
+  override name: string = "BadRequestError";
+}
 
 /**
  * HTTP 401: the API key is missing, wrong or expired.
@@ -217,7 +221,9 @@ export class BadRequestError extends APIError { override name: string = "BadRequ
  * }
  * ```
  */
-export class AuthenticationError extends APIError { override name: string = "AuthenticationError"; }
+export class AuthenticationError extends APIError {
+  override name: string = "AuthenticationError";
+}
 
 /**
  * HTTP 403: the API key may not access this resource.
@@ -232,7 +238,9 @@ export class AuthenticationError extends APIError { override name: string = "Aut
  * }
  * ```
  */
-export class PermissionDeniedError extends APIError { override name: string = "PermissionDeniedError"; }
+export class PermissionDeniedError extends APIError {
+  override name: string = "PermissionDeniedError";
+}
 
 /**
  * HTTP 404: the run, checkpoint, session or route does not exist (or is not visible to this key).
@@ -247,7 +255,9 @@ export class PermissionDeniedError extends APIError { override name: string = "P
  * }
  * ```
  */
-export class NotFoundError extends APIError { override name: string = "NotFoundError"; }
+export class NotFoundError extends APIError {
+  override name: string = "NotFoundError";
+}
 
 /**
  * HTTP 409: the request conflicts with server state (e.g. the checkpoint name is taken). Never retried.
@@ -262,7 +272,9 @@ export class NotFoundError extends APIError { override name: string = "NotFoundE
  * }
  * ```
  */
-export class ConflictError extends APIError { override name: string = "ConflictError"; }
+export class ConflictError extends APIError {
+  override name: string = "ConflictError";
+}
 
 /**
  * HTTP 422: the request was well-formed but its values could not be processed.
@@ -277,7 +289,9 @@ export class ConflictError extends APIError { override name: string = "ConflictE
  * }
  * ```
  */
-export class UnprocessableEntityError extends APIError { override name: string = "UnprocessableEntityError"; }
+export class UnprocessableEntityError extends APIError {
+  override name: string = "UnprocessableEntityError";
+}
 
 /**
  * HTTP 429: rate limited; thrown after the retries are used up.
@@ -292,7 +306,9 @@ export class UnprocessableEntityError extends APIError { override name: string =
  * }
  * ```
  */
-export class RateLimitError extends APIError { override name: string = "RateLimitError"; }
+export class RateLimitError extends APIError {
+  override name: string = "RateLimitError";
+}
 
 /**
  * HTTP ≥500: the server failed; thrown after the retries are used up.
@@ -307,7 +323,9 @@ export class RateLimitError extends APIError { override name: string = "RateLimi
  * }
  * ```
  */
-export class InternalServerError extends APIError { override name: string = "InternalServerError"; }
+export class InternalServerError extends APIError {
+  override name: string = "InternalServerError";
+}
 
 /**
  * HTTP 410 while retrieving a future: the server no longer holds the result of that request.
@@ -360,7 +378,6 @@ export interface ConnectionErrorInit {
   /** How many attempts were made. */
   attempts?: number;
 }
-
 
 /**
  * The request never got an HTTP response: connection refused or reset, DNS failure, TLS failure, ...
@@ -459,8 +476,7 @@ export class APIUserAbortError extends TinkerError {
   constructor(init: ConnectionErrorInit = {}) {
     const secrets = init.secrets ?? [];
     const subject = init.subject ?? describeTarget(init.method, init.url, secrets);
-    const message =
-      init.message ?? `${subject} was aborted by the caller. Work already submitted may still complete on the server.`;
+    const message = init.message ?? `${subject} was aborted by the caller. Work already submitted may still complete on the server.`;
     super(redact(message, secrets), init.cause === undefined ? undefined : { cause: init.cause });
     this.method = init.method;
     this.url = init.url === undefined ? undefined : sanitizeUrl(init.url, secrets);
@@ -501,8 +517,7 @@ export class RequestFailedError extends TinkerError {
     operation?: string;
     secrets?: readonly (string | undefined)[];
   }) {
-    const category: RequestFailureCategory =
-      init.category === "user" || init.category === "server" ? init.category : "unknown";
+    const category: RequestFailureCategory = init.category === "user" || init.category === "server" ? init.category : "unknown";
     const next =
       category === "user"
         ? "Fix the request and submit it again."
@@ -582,4 +597,6 @@ export class ResponseValidationError extends TinkerError {
  * }
  * ```
  */
-export class ConfigurationError extends TinkerError { override name: string = "ConfigurationError"; }
+export class ConfigurationError extends TinkerError {
+  override name: string = "ConfigurationError";
+}

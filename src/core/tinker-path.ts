@@ -128,14 +128,17 @@ export function parseTinkerPath(input: string): ParsedTinkerPath {
       : `it must start with "${TINKER_PATH_PREFIX}"`;
     throw new InvalidTinkerPathError(input, reason);
   }
-  if (input.includes("?")) throw new InvalidTinkerPathError(input, "it contains a query (\"?\")");
-  if (input.includes("#")) throw new InvalidTinkerPathError(input, "it contains a fragment (\"#\")");
+  if (input.includes("?")) throw new InvalidTinkerPathError(input, 'it contains a query ("?")');
+  if (input.includes("#")) throw new InvalidTinkerPathError(input, 'it contains a fragment ("#")');
   if (WHITESPACE_OR_CONTROL.test(input)) {
     throw new InvalidTinkerPathError(input, "it contains whitespace or control characters");
   }
   const parts = input.slice(TINKER_PATH_PREFIX.length).split("/");
   if (parts.length !== 3) {
-    throw new InvalidTinkerPathError(input, `it has ${parts.length} "/"-separated part${parts.length === 1 ? "" : "s"} after "tinker://", expected 3`);
+    throw new InvalidTinkerPathError(
+      input,
+      `it has ${parts.length} "/"-separated part${parts.length === 1 ? "" : "s"} after "tinker://", expected 3`,
+    );
   }
   const [runId, kind, name] = parts as [string, string, string];
   const runProblem = segmentProblem(runId, "training run id");
@@ -266,9 +269,7 @@ export class InvalidTinkerPathError extends InvalidArgumentError {
 
   /** Builds the error; the message shows the input (escaped) and the expected form. */
   constructor(input: string, reason: string) {
-    super(
-      `Invalid tinker path ${quote(input)}: ${reason}. Expected ${TINKER_PATH_FORM}, e.g. tinker://run-123/weights/ckpt-0001.`,
-    );
+    super(`Invalid tinker path ${quote(input)}: ${reason}. Expected ${TINKER_PATH_FORM}, e.g. tinker://run-123/weights/ckpt-0001.`);
     this.input = input;
     this.reason = reason;
   }
@@ -296,9 +297,7 @@ export class InvalidCheckpointNameError extends InvalidArgumentError {
 
   /** Builds the error; the message says what names are allowed. */
   constructor(checkpointName: string, reason: string) {
-    super(
-      `Invalid checkpoint name ${quote(checkpointName)}: ${reason}. A name is ${CHECKPOINT_NAME_RULE} (e.g. "ckpt-0001").`,
-    );
+    super(`Invalid checkpoint name ${quote(checkpointName)}: ${reason}. A name is ${CHECKPOINT_NAME_RULE} (e.g. "ckpt-0001").`);
     this.checkpointName = checkpointName;
     this.reason = reason;
   }

@@ -36,7 +36,7 @@ export class InvalidTtlError extends InvalidArgumentError {
 
   /** Builds the error; the message shows the value and what is allowed. */
   constructor(ttlSeconds: unknown, reason?: string) {
-    const shown = typeof ttlSeconds === "number" ? String(ttlSeconds) : JSON.stringify(ttlSeconds) ?? String(ttlSeconds);
+    const shown = typeof ttlSeconds === "number" ? String(ttlSeconds) : (JSON.stringify(ttlSeconds) ?? String(ttlSeconds));
     super(
       `Invalid checkpoint TTL ${shown}: ${reason ?? `it must be a whole number of seconds ≥ ${MIN_CHECKPOINT_TTL_SECONDS}`}. ` +
         `Use at least ${MIN_CHECKPOINT_TTL_SECONDS} (1 hour), e.g. 604800 for 7 days, or null to remove the expiry. Nothing was sent.`,

@@ -316,7 +316,10 @@ interface Validator {
 function validatorOf(headers: Readonly<Record<string, string>>): Validator {
   const etag = headers["etag"]?.trim();
   // A weak ETag (W/"...") may not be used with If-Range (RFC 9110 §13.1.5): fall back to Last-Modified.
-  return { etag: etag === undefined || etag === "" || etag.startsWith("W/") ? undefined : etag, lastModified: headers["last-modified"]?.trim() || undefined };
+  return {
+    etag: etag === undefined || etag === "" || etag.startsWith("W/") ? undefined : etag,
+    lastModified: headers["last-modified"]?.trim() || undefined,
+  };
 }
 
 /** Whether `seen` names another version than `first` (compared on the validator `first` offers). */
@@ -444,7 +447,10 @@ async function attemptTransfer(
     }
     if (Number.isFinite(ctx.timeoutMs)) {
       idleTimer = setTimeout(
-        () => idle.abort(new APITimeoutError({ subject, timeoutMs: ctx.timeoutMs, message: `${subject} stalled: no data for ${ctx.timeoutMs} ms.` })),
+        () =>
+          idle.abort(
+            new APITimeoutError({ subject, timeoutMs: ctx.timeoutMs, message: `${subject} stalled: no data for ${ctx.timeoutMs} ms.` }),
+          ),
         ctx.timeoutMs,
       );
     }
@@ -469,7 +475,13 @@ async function attemptTransfer(
       const seen = validatorOf(res.headers);
       if (have > 0 && version.validator !== undefined && versionChanged(version.validator, seen)) {
         res.close();
-        return { kind: "retry", reason: new TinkerError("the archive changed on the server during the download"), restart: true, noDelay: true, changed: true };
+        return {
+          kind: "retry",
+          reason: new TinkerError("the archive changed on the server during the download"),
+          restart: true,
+          noDelay: true,
+          changed: true,
+        };
       }
       if (have === 0) version.validator = seen;
     }
@@ -488,7 +500,9 @@ async function attemptTransfer(
         res.close();
         return {
           kind: "retry",
-          reason: new TinkerError(`unexpected Content-Range ${JSON.stringify(res.headers["content-range"] ?? null)} for a resume at byte ${have}`),
+          reason: new TinkerError(
+            `unexpected Content-Range ${JSON.stringify(res.headers["content-range"] ?? null)} for a resume at byte ${have}`,
+          ),
           restart: true,
           noDelay: true,
         };
@@ -573,7 +587,13 @@ async function readSmallBody(res: LeanResponse): Promise<unknown> {
 }
 
 /** Maps a failed download-host response to an error; the URL is kept without its signature. */
-function downloadHttpError(status: number, headers: Readonly<Record<string, string>>, body: unknown, url: string, tinkerPath: string): APIError {
+function downloadHttpError(
+  status: number,
+  headers: Readonly<Record<string, string>>,
+  body: unknown,
+  url: string,
+  tinkerPath: string,
+): APIError {
   const init = { status, headers: { ...headers }, body, method: "GET", url };
   if (status === 404) {
     return new NotFoundError({

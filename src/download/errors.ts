@@ -56,9 +56,7 @@ export class UnsafeArchiveError extends TinkerError {
 
   /** Builds the error; the message says nothing was installed. */
   constructor(entry: string, reason: string) {
-    super(
-      `Refusing to extract archive entry ${quote(entry)}: ${reason}. The archive may be corrupt or malicious; nothing was installed.`,
-    );
+    super(`Refusing to extract archive entry ${quote(entry)}: ${reason}. The archive may be corrupt or malicious; nothing was installed.`);
     this.entry = entry;
     this.reason = reason;
   }

@@ -50,10 +50,7 @@ interface FileEntry {
 }
 
 /** The entry whose data is being read. */
-type Current =
-  | FileEntry
-  | { kind: "meta"; type: string; parts: Buffer[]; bytes: number }
-  | { kind: "skip" };
+type Current = FileEntry | { kind: "meta"; type: string; parts: Buffer[]; bytes: number } | { kind: "skip" };
 
 /**
  * Extracts a tar stream into `root` (which must exist and be empty).
@@ -135,7 +132,10 @@ export class StreamingUntar {
     this.#throwIfFailed();
     const atBoundary = this.#phase === "end" || (this.#phase === "header" && this.#headerFill === 0);
     if (!atBoundary || this.#paxPath !== undefined || this.#paxSize !== undefined || this.#longName !== undefined) {
-      this.#failure = new ArchiveExtractionError(this.#tinkerPath, `the archive ends inside an entry after ${this.bytes} bytes (truncated or corrupt)`);
+      this.#failure = new ArchiveExtractionError(
+        this.#tinkerPath,
+        `the archive ends inside an entry after ${this.bytes} bytes (truncated or corrupt)`,
+      );
     }
     await this.#chain;
     this.#throwIfFailed();
@@ -381,19 +381,16 @@ export class StreamingUntar {
   /** Hands the file's last bytes to the disk queue, then closes it (setting its mtime). */
   #closeFile(entry: FileEntry): void {
     this.#flush(entry);
-    this.#enqueue(
-      async () => {
-        const fh = entry.fh;
-        entry.fh = undefined;
-        if (fh === undefined) return;
-        try {
-          if (entry.mtime !== undefined && !this.#aborted && this.#failure === undefined) await fh.utimes(entry.mtime, entry.mtime);
-        } finally {
-          await fh.close();
-        }
-      },
-      true,
-    );
+    this.#enqueue(async () => {
+      const fh = entry.fh;
+      entry.fh = undefined;
+      if (fh === undefined) return;
+      try {
+        if (entry.mtime !== undefined && !this.#aborted && this.#failure === undefined) await fh.utimes(entry.mtime, entry.mtime);
+      } finally {
+        await fh.close();
+      }
+    }, true);
   }
 
   async #mkdirs(dir: string, mode: number): Promise<void> {
@@ -413,7 +410,9 @@ export class StreamingUntar {
         await op();
       } catch (err) {
         this.#failure ??=
-          err instanceof TinkerError ? err : new ArchiveExtractionError(this.#tinkerPath, `writing the files failed: ${describe(err)}`, { cause: err });
+          err instanceof TinkerError
+            ? err
+            : new ArchiveExtractionError(this.#tinkerPath, `writing the files failed: ${describe(err)}`, { cause: err });
       } finally {
         after?.();
       }
@@ -448,7 +447,10 @@ function parseNumber(buf: Buffer, offset: number, length: number): number | unde
     for (let i = offset + 1; i < offset + length; i++) value = value * 256 + (buf[i] as number);
     return Number.isSafeInteger(value) ? value : undefined;
   }
-  const text = buf.toString("latin1", offset, offset + length).replace(/[\0 ]+$/, "").replace(/^[ \0]+/, "");
+  const text = buf
+    .toString("latin1", offset, offset + length)
+    .replace(/[\0 ]+$/, "")
+    .replace(/^[ \0]+/, "");
   if (text === "") return 0;
   if (!/^[0-7]+$/.test(text)) return undefined;
   return parseInt(text, 8);

@@ -76,6 +76,11 @@ export function createAuthTransport(options: AuthTransportOptions): { transport:
       return res.jwt;
     },
   });
-  transport = new Transport({ ...config, auth, secrets, ...(logger?.debug === undefined ? {} : { logger: { debug: (m: string) => logger.debug?.(m) } }) });
+  transport = new Transport({
+    ...config,
+    auth,
+    secrets,
+    ...(logger?.debug === undefined ? {} : { logger: { debug: (m: string) => logger.debug?.(m) } }),
+  });
   return { transport, auth };
 }

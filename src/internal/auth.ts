@@ -110,15 +110,24 @@ export function runCredentialCommand(cmd: string, logger?: AuthLogger): Promise<
     const child = spawn(cmd, { shell: true, stdio: ["ignore", "pipe", "ignore"], timeout: 60_000 });
     const chunks: Buffer[] = [];
     child.stdout.on("data", (c: Buffer) => chunks.push(c));
-    child.on("error", (err) => reject(new ConfigurationError(`TINKER_CREDENTIAL_CMD could not be run (${err.message}); check the command.`)));
+    child.on("error", (err) =>
+      reject(new ConfigurationError(`TINKER_CREDENTIAL_CMD could not be run (${err.message}); check the command.`)),
+    );
     child.on("close", (code, signal) => {
       const out = Buffer.concat(chunks).toString("utf8").trim();
       if (out === "") {
         const how = signal !== null ? `was stopped by ${signal}` : `exited with code ${String(code)}`;
-        reject(new ConfigurationError(`TINKER_CREDENTIAL_CMD printed no credential (it ${how}); it must print a Tinker API key or token on stdout.`));
+        reject(
+          new ConfigurationError(
+            `TINKER_CREDENTIAL_CMD printed no credential (it ${how}); it must print a Tinker API key or token on stdout.`,
+          ),
+        );
         return;
       }
-      if (code !== 0) logger?.warn(`tinker-ts: TINKER_CREDENTIAL_CMD exited with code ${String(code ?? signal)}; using what it printed as the credential.`);
+      if (code !== 0)
+        logger?.warn(
+          `tinker-ts: TINKER_CREDENTIAL_CMD exited with code ${String(code ?? signal)}; using what it printed as the credential.`,
+        );
       resolve(out);
     });
   });
@@ -192,7 +201,9 @@ export class ClientAuth {
       return await this.#refresh();
     } catch (err) {
       if (token === undefined) throw err;
-      this.#o.logger?.warn(`tinker-ts: refreshing the auth token failed (${err instanceof Error ? err.message : String(err)}); using the current one.`);
+      this.#o.logger?.warn(
+        `tinker-ts: refreshing the auth token failed (${err instanceof Error ? err.message : String(err)}); using the current one.`,
+      );
       return token;
     }
   }
@@ -255,12 +266,16 @@ export class ClientAuth {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     const { expiresAt, lifetime } = this.#lifetime(token);
     const delay =
-      expiresAt === undefined ? JWT_RETRY_AFTER_FAILURE_MS : Math.max(expiresAt - this.#now() - Math.min(JWT_REFRESH_AHEAD_MS, lifetime / 2), 0);
+      expiresAt === undefined
+        ? JWT_RETRY_AFTER_FAILURE_MS
+        : Math.max(expiresAt - this.#now() - Math.min(JWT_REFRESH_AHEAD_MS, lifetime / 2), 0);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#refresh().catch((err: unknown) => {
         if (this.#closed) return;
-        this.#o.logger?.warn(`tinker-ts: background refresh of the auth token failed (${err instanceof Error ? err.message : String(err)}); retrying in 60 s.`);
+        this.#o.logger?.warn(
+          `tinker-ts: background refresh of the auth token failed (${err instanceof Error ? err.message : String(err)}); retrying in 60 s.`,
+        );
         this.#timer = setTimeout(() => {
           this.#timer = undefined;
           if (!this.#closed && this.#token !== undefined) this.#schedule(this.#token);
@@ -296,7 +311,9 @@ export class ClientAuth {
   async #command(): Promise<string> {
     const cmd = this.#o.credentialCmd;
     if (cmd === undefined) {
-      throw new ConfigurationError("No credential: set TINKER_API_KEY (or pass apiKey), or TINKER_CREDENTIAL_CMD to a command that prints one.");
+      throw new ConfigurationError(
+        "No credential: set TINKER_API_KEY (or pass apiKey), or TINKER_CREDENTIAL_CMD to a command that prints one.",
+      );
     }
     const out = await runCredentialCommand(cmd, this.#o.logger);
     if (!this.#o.secrets.includes(out)) this.#o.secrets.push(out);

@@ -10,9 +10,7 @@ import { z } from "zod";
 const MiB = 1024 * 1024;
 
 function field<T extends z.ZodType>(schema: T, fallback: z.output<T>) {
-  return schema
-    .nullish()
-    .transform((v) => (v === undefined || v === null ? fallback : v)) as unknown as z.ZodType<z.output<T>, unknown>;
+  return schema.nullish().transform((v) => (v === undefined || v === null ? fallback : v)) as unknown as z.ZodType<z.output<T>, unknown>;
 }
 
 const positiveInt = z.number().int().positive();

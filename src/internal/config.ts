@@ -31,7 +31,10 @@ function nonEmpty(value: string | undefined): string | undefined {
  * const { baseUrl, apiKey } = resolveConnection({}, process.env);
  * ```
  */
-export function resolveConnection(options: { baseUrl?: string | undefined; apiKey?: string | undefined }, env: NodeJS.ProcessEnv = process.env): Connection {
+export function resolveConnection(
+  options: { baseUrl?: string | undefined; apiKey?: string | undefined },
+  env: NodeJS.ProcessEnv = process.env,
+): Connection {
   const { baseUrl, apiKey } = resolveCredentials(options, { ...env, TINKER_CREDENTIAL_CMD: undefined });
   return { baseUrl, apiKey: apiKey! };
 }
@@ -54,7 +57,10 @@ export interface CredentialConnection {
  * const { baseUrl, apiKey, credentialCmd } = resolveCredentials({}, process.env);
  * ```
  */
-export function resolveCredentials(options: { baseUrl?: string | undefined; apiKey?: string | undefined }, env: NodeJS.ProcessEnv = process.env): CredentialConnection {
+export function resolveCredentials(
+  options: { baseUrl?: string | undefined; apiKey?: string | undefined },
+  env: NodeJS.ProcessEnv = process.env,
+): CredentialConnection {
   const baseUrl = nonEmpty(options.baseUrl) ?? nonEmpty(env["TINKER_BASE_URL"]);
   const apiKey = nonEmpty(options.apiKey) ?? nonEmpty(env["TINKER_API_KEY"]);
   const credentialCmd = nonEmpty(env["TINKER_CREDENTIAL_CMD"]);

@@ -100,7 +100,12 @@ export async function dispatchChunks(ctx: ChunkDispatchContext, call: ChunkDispa
     call.onFatal(err);
     throw err;
   }
-  const polls = requestIds.map((id) => pollUntilSettled(ctx.poller, id, operation, ForwardBackwardOutputSchema, { retryBudgetMs: call.options.retryBudgetMs, protobuf: call.protobuf }));
+  const polls = requestIds.map((id) =>
+    pollUntilSettled(ctx.poller, id, operation, ForwardBackwardOutputSchema, {
+      retryBudgetMs: call.options.retryBudgetMs,
+      protobuf: call.protobuf,
+    }),
+  );
   for (const p of polls) p.catch(() => undefined);
   const combine = (results: ForwardBackwardOutput[]): ForwardBackwardResult => {
     try {

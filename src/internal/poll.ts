@@ -209,7 +209,12 @@ export async function pollUntilSettled<T>(
       backoffExp = 0;
       if (answer.protobuf !== undefined) {
         if (protobuf === undefined) {
-          throw new ResponseValidationError({ body: `<${answer.protobuf.length} bytes of protobuf>`, operation, reason: "the server sent a protobuf result that was not asked for", secrets: ctx.secrets });
+          throw new ResponseValidationError({
+            body: `<${answer.protobuf.length} bytes of protobuf>`,
+            operation,
+            reason: "the server sent a protobuf result that was not asked for",
+            secrets: ctx.secrets,
+          });
         }
         try {
           return protobuf.decode(answer.protobuf);
@@ -224,7 +229,12 @@ export async function pollUntilSettled<T>(
         }
       }
       if (answer.jsonError !== undefined) {
-        throw new ResponseValidationError({ body, reason: "the retrieve_future body is not JSON", operation: "retrieve_future", cause: answer.jsonError });
+        throw new ResponseValidationError({
+          body,
+          reason: "the retrieve_future body is not JSON",
+          operation: "retrieve_future",
+          cause: answer.jsonError,
+        });
       }
       if (isRecord(body) && body["type"] === "try_again") {
         report(body);
@@ -263,7 +273,14 @@ export async function pollUntilSettled<T>(
       continue;
     }
     if (status === 410) {
-      throw new PromiseExpiredError({ requestId, body, headers: answer.headers, method: "POST", url: "/api/v1/retrieve_future", secrets: ctx.secrets });
+      throw new PromiseExpiredError({
+        requestId,
+        body,
+        headers: answer.headers,
+        method: "POST",
+        url: "/api/v1/retrieve_future",
+        secrets: ctx.secrets,
+      });
     }
     if (status === 429) {
       await ctx.sleep(backoffMs(backoffExp++, POLL_BACKOFF, ctx.random), ctx.closed).catch(() => undefined);
@@ -295,4 +312,3 @@ export async function pollUntilSettled<T>(
     });
   }
 }
-

@@ -354,7 +354,8 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
         }
       }
       if (response !== undefined) {
-        const retryable = shouldRetryResponse(response.status, response.headers) && options.noRetryStatuses?.includes(response.status) !== true;
+        const retryable =
+          shouldRetryResponse(response.status, response.headers) && options.noRetryStatuses?.includes(response.status) !== true;
         if (!retryable) {
           if (response.ok) empty400Allowance = Math.min(EMPTY_400_ALLOWANCE, empty400Allowance + 1);
           infoByResponse.set(response, info(false));
@@ -366,11 +367,12 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
       } else {
         const code = errorCode(failure);
         const timedOut = timeoutSignal?.aborted === true;
-        reason = proxy400 !== undefined
-          ? "400 with an empty body (a proxy's rejection)"
-          : timedOut
-            ? `timed out after ${timeoutMs} ms`
-            : `connection error (${code ?? describeFailure(failure)})`;
+        reason =
+          proxy400 !== undefined
+            ? "400 with an empty body (a proxy's rejection)"
+            : timedOut
+              ? `timed out after ${timeoutMs} ms`
+              : `connection error (${code ?? describeFailure(failure)})`;
         mayHaveApplied = proxy400 === undefined && (timedOut || code === undefined || !NOT_SENT_CODES.has(code));
       }
       const remaining = budgetMs - elapsed();

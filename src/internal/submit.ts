@@ -63,14 +63,19 @@ export function submitFuture<T>(ctx: SubmitContext, spec: SubmitSpec<T>): APIFut
   const idempotencyKey = randomUUID();
   const submit = async (): Promise<string> => {
     try {
-      const accepted = await ctx.transport.call(operation, spec.send, UntypedAPIFutureSchema, { ...requestOptionsOf(options), idempotencyKey });
+      const accepted = await ctx.transport.call(operation, spec.send, UntypedAPIFutureSchema, {
+        ...requestOptionsOf(options),
+        idempotencyKey,
+      });
       return accepted.request_id;
     } catch (err) {
       throw spec.mapSubmitError === undefined ? err : spec.mapSubmitError(err);
     }
   };
   const requestId = spec.gate === undefined ? submit() : spec.gate(submit);
-  const settled = requestId.then((id) => pollUntilSettled(ctx.poller, id, operation, spec.schema, { retryBudgetMs: options.retryBudgetMs, protobuf: spec.protobuf }));
+  const settled = requestId.then((id) =>
+    pollUntilSettled(ctx.poller, id, operation, spec.schema, { retryBudgetMs: options.retryBudgetMs, protobuf: spec.protobuf }),
+  );
   return new APIFuture({
     seqId: spec.seqId,
     operation,

@@ -192,7 +192,9 @@ export function normalizeBaseUrl(input: string): string {
     throw new ConfigurationError(`Invalid base URL ${JSON.stringify(input)}: the scheme must be http or https. ${expected}`);
   }
   if (url.search !== "" || url.hash !== "") {
-    throw new ConfigurationError(`Invalid base URL ${JSON.stringify(sanitizeUrl(url.toString()))}: it must not have a query or fragment. ${expected}`);
+    throw new ConfigurationError(
+      `Invalid base URL ${JSON.stringify(sanitizeUrl(url.toString()))}: it must not have a query or fragment. ${expected}`,
+    );
   }
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
 }
@@ -233,7 +235,9 @@ export function tinkerPathSerializer(pathname: string, pathParams: Record<string
     }
     const s = String(value);
     if (s === "" || s === "." || s === "..") {
-      throw new InvalidArgumentError(`Invalid path parameter "${name}" ${JSON.stringify(s)} for ${pathname}: it must not be empty, "." or "..".`);
+      throw new InvalidArgumentError(
+        `Invalid path parameter "${name}" ${JSON.stringify(s)} for ${pathname}: it must not be empty, "." or "..".`,
+      );
     }
     return encodePathSegment(s);
   });
@@ -241,7 +245,9 @@ export function tinkerPathSerializer(pathname: string, pathParams: Record<string
 
 function validateApiKey(apiKey: unknown): string {
   if (typeof apiKey !== "string" || apiKey === "") {
-    throw new ConfigurationError("The API key is missing. Pass apiKey or set TINKER_API_KEY (the local server prints its key when it starts).");
+    throw new ConfigurationError(
+      "The API key is missing. Pass apiKey or set TINKER_API_KEY (the local server prints its key when it starts).",
+    );
   }
   if (/[\s\p{Cc}]/u.test(apiKey) || /[^\x20-\x7e]/.test(apiKey)) {
     throw new ConfigurationError("The API key contains whitespace, control or non-ASCII characters; check how it was copied.");
@@ -440,7 +446,15 @@ export class Transport {
     const { result, method, url } = await this.#invoke(fn, options, "arrayBuffer");
     const { response } = result;
     const retry = retryInfoOf(response);
-    const answer: TransportAnswer = { status: response.status, headers: response.headers, body: undefined, method, url: url ?? response.url, attempts: retry?.attempts, retry };
+    const answer: TransportAnswer = {
+      status: response.status,
+      headers: response.headers,
+      body: undefined,
+      method,
+      url: url ?? response.url,
+      attempts: retry?.attempts,
+      retry,
+    };
     if (!response.ok) {
       answer.body = result.error === "" ? undefined : result.error;
       return answer;
@@ -559,5 +573,4 @@ export class Transport {
       retry: retryInfoOf(response),
     });
   }
-
 }

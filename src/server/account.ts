@@ -101,7 +101,8 @@ export class AccountLedger {
       getAuditLog: (ctx) => {
         const day = (ctx.query.day as string | undefined) ?? iso(this.#clock()).slice(0, 10);
         const start = Date.parse(`${day}T00:00:00Z`);
-        if (!Number.isFinite(start)) throw new HttpError(400, `day must be a date YYYY-MM-DD, got ${JSON.stringify(day)}`, { field: "query.day" });
+        if (!Number.isFinite(start))
+          throw new HttpError(400, `day must be a date YYYY-MM-DD, got ${JSON.stringify(day)}`, { field: "query.day" });
         const end = start + 24 * HOUR_MS;
         const saved: AuditEvent[] = this.#store
           .allCheckpoints()
@@ -118,7 +119,13 @@ export class AccountLedger {
           .filter((e) => e.time >= start && e.time < end)
           .filter((e) => ctx.query.event_type !== "checkpoints" || e.event.startsWith("checkpoint_"))
           .sort((a, b) => a.time - b.time)
-          .map((e): Schemas["AuditLogEntry"] => ({ timestamp: iso(e.time), event: e.event, model_id: e.model_id, tinker_path: e.tinker_path, purpose: e.purpose }));
+          .map((e): Schemas["AuditLogEntry"] => ({
+            timestamp: iso(e.time),
+            event: e.event,
+            model_id: e.model_id,
+            tinker_path: e.tinker_path,
+            purpose: e.purpose,
+          }));
         return { status: 200, body: { entries } satisfies Schemas["AuditLogResponse"] };
       },
 
@@ -146,7 +153,10 @@ export class AccountLedger {
           const [owner, sessionId, baseModel, hourText] = key.split("\n") as [string, string, string, string];
           const hour = Number(hourText);
           if (owner !== ctx.owner || hour < from || hour >= to) continue;
-          data.push({ ...envelope(hour, sessionId, baseModel === "" ? null : baseModel), event_info: { type: "training", token_count: tokens } });
+          data.push({
+            ...envelope(hour, sessionId, baseModel === "" ? null : baseModel),
+            event_info: { type: "training", token_count: tokens },
+          });
         }
         const saves = new Map<string, { hour: number; sessionId: string; baseModel: string; count: number }>();
         for (const c of this.#store.allCheckpoints()) {
@@ -158,8 +168,11 @@ export class AccountLedger {
           prev.count++;
           saves.set(key, prev);
         }
-        for (const s of saves.values()) data.push({ ...envelope(s.hour, s.sessionId, s.baseModel), event_info: { type: "checkpoint", count: s.count } });
-        data.sort((a, b) => a.bucket_start.localeCompare(b.bucket_start) || (b.event_info.token_count ?? 0) - (a.event_info.token_count ?? 0));
+        for (const s of saves.values())
+          data.push({ ...envelope(s.hour, s.sessionId, s.baseModel), event_info: { type: "checkpoint", count: s.count } });
+        data.sort(
+          (a, b) => a.bucket_start.localeCompare(b.bucket_start) || (b.event_info.token_count ?? 0) - (a.event_info.token_count ?? 0),
+        );
         return { status: 200, body: { data, sessions } satisfies Schemas["BillingUsageResponse"] };
       },
     };
@@ -177,7 +190,14 @@ export class AccountLedger {
     const runs = this.#store.runs().filter((r) => r.session_id === sessionId);
     const traceEvents: Record<string, unknown>[] = [];
     runs.forEach((run, tid) => {
-      traceEvents.push({ name: run.training_run_id, ph: "X", ts: run.created_at * 1000, dur: Math.max(1, run.last_request_time - run.created_at) * 1000, pid: 1, tid });
+      traceEvents.push({
+        name: run.training_run_id,
+        ph: "X",
+        ts: run.created_at * 1000,
+        dur: Math.max(1, run.last_request_time - run.created_at) * 1000,
+        pid: 1,
+        tid,
+      });
       for (const c of this.#store.checkpointsOf(run.training_run_id)) {
         traceEvents.push({ name: `save ${c.kind}/${c.name}`, ph: "i", s: "t", ts: c.created_at * 1000, pid: 1, tid });
       }
@@ -188,7 +208,8 @@ export class AccountLedger {
 
 function parseHour(value: unknown, field: string): number {
   const ms = typeof value === "string" ? Date.parse(value) : Number.NaN;
-  if (!Number.isFinite(ms)) throw new HttpError(400, `${field} must be an RFC 3339 date-time, got ${JSON.stringify(value)}`, { field: `query.${field}` });
+  if (!Number.isFinite(ms))
+    throw new HttpError(400, `${field} must be an RFC 3339 date-time, got ${JSON.stringify(value)}`, { field: `query.${field}` });
   if (ms % HOUR_MS !== 0) throw new HttpError(400, `${field} must be aligned to a UTC hour`, { field: `query.${field}` });
   return ms;
 }

@@ -246,7 +246,9 @@ export function createOperationHandlers(d: ApiDeps): Record<string, OperationHan
     loadWeights: (ctx) => {
       const body = ctx.body as Schemas["LoadWeightsRequest"];
       if (body.model_id !== undefined && body.session_id !== undefined) {
-        throw new HttpError(422, "body: model_id (with seq_id) and session_id (with model_seq_id) are mutually exclusive", { field: "body.session_id" });
+        throw new HttpError(422, "body: model_id (with seq_id) and session_id (with model_seq_id) are mutually exclusive", {
+          field: "body.session_id",
+        });
       }
       if (body.model_id !== undefined) return { status: 200, body: training.submitLoadWeights(ctx.owner, body) };
       if (body.session_id !== undefined) return { status: 200, body: training.submitCreateViaLoad(ctx.owner, body) };
@@ -300,7 +302,8 @@ export function createOperationHandlers(d: ApiDeps): Record<string, OperationHan
       const parsed = parseTinkerPath(path);
       if (typeof parsed === "string") throw new HttpError(400, `tinker_path ${parsed}`, { field: "body.tinker_path" });
       const rec = store.checkpoint(parsed.runId, parsed.kind, parsed.name);
-      if (!rec || (rec.owner !== ctx.owner && !rec.public)) throw new HttpError(404, `checkpoint ${path} not found`, { field: "body.tinker_path" });
+      if (!rec || (rec.owner !== ctx.owner && !rec.public))
+        throw new HttpError(404, `checkpoint ${path} not found`, { field: "body.tinker_path" });
       return {
         status: 200,
         body: {
@@ -394,7 +397,8 @@ export function createOperationHandlers(d: ApiDeps): Record<string, OperationHan
     setCheckpointTtl: async (ctx) => {
       const rec = ownedCheckpoint(ctx, "set the TTL of");
       const { ttl_seconds: ttl } = ctx.body as Schemas["SetCheckpointTtlRequest"];
-      if (ttl !== null && ttl <= 0) throw new HttpError(400, `ttl_seconds must be positive (or null to remove the expiry), got ${ttl}`, { field: "body.ttl_seconds" });
+      if (ttl !== null && ttl <= 0)
+        throw new HttpError(400, `ttl_seconds must be positive (or null to remove the expiry), got ${ttl}`, { field: "body.ttl_seconds" });
       if (ttl !== null && ttl < d.minTtlSeconds) {
         throw new HttpError(400, `ttl_seconds must be at least ${d.minTtlSeconds}, got ${ttl}`, { field: "body.ttl_seconds" });
       }
@@ -421,7 +425,10 @@ export function createOperationHandlers(d: ApiDeps): Record<string, OperationHan
         .filter((r) => r.session_id === sessionId)
         .sort((a, b) => (a.model_seq_id ?? 0) - (b.model_seq_id ?? 0))
         .map((r) => r.training_run_id);
-      return { status: 200, body: { training_run_ids: runs, sampler_ids: [...session.sampler_ids] } satisfies Schemas["GetSessionResponse"] };
+      return {
+        status: 200,
+        body: { training_run_ids: runs, sampler_ids: [...session.sampler_ids] } satisfies Schemas["GetSessionResponse"],
+      };
     },
   };
 }

@@ -117,9 +117,7 @@ export class ArchiveService {
   }
 
   #sign(target: ArchiveTarget, gen: number, expires: number): string {
-    return createHmac("sha256", this.#secret)
-      .update(`${target.runId}\n${target.kind}\n${target.name}\n${gen}\n${expires}`)
-      .digest("hex");
+    return createHmac("sha256", this.#secret).update(`${target.runId}\n${target.kind}\n${target.name}\n${gen}\n${expires}`).digest("hex");
   }
 
   /** A signed path+query for this version of `rec` and its expiry (epoch ms, whole seconds). */

@@ -78,7 +78,10 @@ export class ServerAuth {
     const owner = this.#o.keys.get(credential);
     if (owner !== undefined) {
       if (this.#o.jwtMode && !KEY_ROUTES.has(path) && !path.startsWith("/local/")) {
-        throw new HttpError(401, "this server uses JWT auth: exchange the API key at POST /api/v1/auth/token and send the JWT as X-API-Key");
+        throw new HttpError(
+          401,
+          "this server uses JWT auth: exchange the API key at POST /api/v1/auth/token and send the JWT as X-API-Key",
+        );
       }
       return owner;
     }
@@ -142,7 +145,8 @@ export class ServerAuth {
     if (typeof claims.sub !== "string" || !claims.sub.startsWith(URN_PREFIX) || typeof claims.exp !== "number") {
       throw new HttpError(401, "invalid JWT: missing claims");
     }
-    if (claims.exp * 1000 <= this.#o.clock()) throw new HttpError(401, "JWT expired; exchange the credential again at POST /api/v1/auth/token");
+    if (claims.exp * 1000 <= this.#o.clock())
+      throw new HttpError(401, "JWT expired; exchange the credential again at POST /api/v1/auth/token");
     return claims;
   }
 

@@ -85,7 +85,6 @@ export type FaultAction =
 
 type ActiveRule = { rule: FaultRule; remaining: number | undefined; random: () => number };
 
-
 /** The active fault rules of one server. */
 export class FaultInjector {
   #rules: ActiveRule[] = [];

@@ -97,7 +97,11 @@ const TOO_DEEP = "\u0000too deep";
 const syntheticSchema = z.object({
   run_id: z.string().min(1).max(120).optional(),
   name: z.string(),
-  size_bytes: z.number().int().min(0).max(2 ** 45),
+  size_bytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 45),
   overwrite: z.boolean().optional(),
 });
 
@@ -135,7 +139,10 @@ export class HttpApp {
   readonly #d: HttpAppDeps;
   readonly #requests: RecordedRequest[] = [];
   /** Where #sendJson reports the answer of a request whose idempotency key is being remembered. */
-  readonly #capture = new WeakMap<ServerResponse, (status: number, headers: Record<string, string>, body: unknown, bytes: number) => void>();
+  readonly #capture = new WeakMap<
+    ServerResponse,
+    (status: number, headers: Record<string, string>, body: unknown, bytes: number) => void
+  >();
   /** Set when the server is shutting down: answers carry `Connection: close`. */
   closing = false;
 
@@ -332,7 +339,14 @@ export class HttpApp {
     const owner = typeof apiKey === "string" ? this.#d.auth.tryOwnerOf(apiKey, path) : undefined;
     if (key === undefined || key === "" || owner === undefined || !isRemembered(method, path)) return undefined;
     if (key.length > IDEMPOTENCY_MAX_KEY_LENGTH) {
-      this.#sendJson(req, res, 400, { detail: `X-Idempotency-Key is longer than ${IDEMPOTENCY_MAX_KEY_LENGTH} characters`, field: "header.x-idempotency-key" }, {}, cut);
+      this.#sendJson(
+        req,
+        res,
+        400,
+        { detail: `X-Idempotency-Key is longer than ${IDEMPOTENCY_MAX_KEY_LENGTH} characters`, field: "header.x-idempotency-key" },
+        {},
+        cut,
+      );
       return "answered";
     }
     const decision = await this.#d.idempotency.begin(`${owner}\n${method}\n${path}\n${key}`, raw);
@@ -509,7 +523,8 @@ export class HttpApp {
     cut: number | undefined,
   ): Promise<Reply | "handled"> {
     if (segments.length !== 5) throw new HttpError(404, `no route for ${method} /${segments.join("/")}`);
-    if (method !== "GET" && method !== "HEAD") throw new HttpError(405, `${method} is not allowed on archive downloads`, { headers: { allow: "GET, HEAD" } });
+    if (method !== "GET" && method !== "HEAD")
+      throw new HttpError(405, `${method} is not allowed on archive downloads`, { headers: { allow: "GET, HEAD" } });
     const [, , runId, kind, name] = segments as [string, string, string, string, string];
     if (kind !== "weights" && kind !== "sampler_weights") throw new HttpError(404, `no route for ${method} /${segments.join("/")}`);
     const verified = this.#d.archive.verify({ runId, kind: kind as CheckpointKind, name }, query);
@@ -528,7 +543,14 @@ export class HttpApp {
     return "handled";
   }
 
-  #sendBytes(req: IncomingMessage, res: ServerResponse, status: number, bytes: Uint8Array, headers: Record<string, string>, cut: number | undefined): void {
+  #sendBytes(
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    bytes: Uint8Array,
+    headers: Record<string, string>,
+    cut: number | undefined,
+  ): void {
     res.writeHead(status, { "content-type": "application/octet-stream", ...headers, "content-length": String(bytes.length) });
     if (req.method === "HEAD") {
       res.end();

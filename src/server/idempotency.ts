@@ -73,7 +73,11 @@ type Entry = {
 
 /** Whether `method` + `path` is a request whose answer is remembered under its key. */
 export function isRemembered(method: string, path: string): boolean {
-  return (method === "POST" || method === "PUT" || method === "PATCH" || method === "DELETE") && path.startsWith("/api/v1/") && !NOT_REMEMBERED_PATHS.has(path);
+  return (
+    (method === "POST" || method === "PUT" || method === "PATCH" || method === "DELETE") &&
+    path.startsWith("/api/v1/") &&
+    !NOT_REMEMBERED_PATHS.has(path)
+  );
 }
 
 /** Whether an answer with `status` is final (remembered) rather than transient. */

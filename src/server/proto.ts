@@ -118,7 +118,8 @@ export function decodeForwardBackwardBody(raw: Uint8Array, contentEncoding: stri
     } catch (err) {
       throw badBody(`the zstd body cannot be decompressed (${(err as Error).message})`);
     }
-    if (bytes.length > MAX_DECOMPRESSED_BYTES) throw new HttpError(413, `the decompressed request body exceeds ${MAX_DECOMPRESSED_BYTES} bytes`);
+    if (bytes.length > MAX_DECOMPRESSED_BYTES)
+      throw new HttpError(413, `the decompressed request body exceeds ${MAX_DECOMPRESSED_BYTES} bytes`);
   } else if (encoding !== "" && encoding !== "identity") {
     throw new HttpError(415, `Content-Encoding ${JSON.stringify(contentEncoding)} is not supported; send zstd or an uncompressed body`);
   }
@@ -220,5 +221,8 @@ export function encodeForwardBackwardResult(value: Record<string, unknown>): Uin
     records.push(create(ArrayRecordSchema, { typeTag: type, fields, numDatums: BigInt(group.length) }));
     i = j;
   }
-  return toBinary(ForwardBackwardOutputSchema, create(ForwardBackwardOutputSchema, { lossFnOutputType: type, lossFnOutputs: records, metrics }));
+  return toBinary(
+    ForwardBackwardOutputSchema,
+    create(ForwardBackwardOutputSchema, { lossFnOutputType: type, lossFnOutputs: records, metrics }),
+  );
 }

@@ -22,7 +22,12 @@ import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { components } from "../../generated/schema.js";
-import { SampledSequenceSchema, SampleResponseSchema, StopReason, TopkPromptLogprobsSchema } from "../../generated/proto/tinker_public_pb.js";
+import {
+  SampledSequenceSchema,
+  SampleResponseSchema,
+  StopReason,
+  TopkPromptLogprobsSchema,
+} from "../../generated/proto/tinker_public_pb.js";
 import type { FutureRecord, FutureRegistry } from "./futures.js";
 import {
   createTinyModel,
@@ -151,9 +156,13 @@ export class SamplingHost {
     if (typeof parsed === "string") throw bad(field, `model_path ${parsed}`);
     const rec = this.#o.store.checkpoint(parsed.runId, parsed.kind, parsed.name);
     if (!rec || (rec.owner !== owner && !rec.public)) {
-      throw new HttpError(404, `${field}: checkpoint ${path} not found (it does not exist, expired, was deleted, or is not yours and not public)`, {
-        field,
-      });
+      throw new HttpError(
+        404,
+        `${field}: checkpoint ${path} not found (it does not exist, expired, was deleted, or is not yours and not public)`,
+        {
+          field,
+        },
+      );
     }
     return rec;
   }
@@ -170,7 +179,10 @@ export class SamplingHost {
     if (modelPath !== null) {
       const rec = this.#checkpoint(owner, modelPath, "body.model_path");
       if (baseModel !== null && baseModel !== rec.base_model) {
-        throw bad("body.base_model", `${JSON.stringify(baseModel)} does not match checkpoint ${modelPath}, trained on ${JSON.stringify(rec.base_model)}`);
+        throw bad(
+          "body.base_model",
+          `${JSON.stringify(baseModel)} does not match checkpoint ${modelPath}, trained on ${JSON.stringify(rec.base_model)}`,
+        );
       }
       baseModel = rec.base_model;
     } else {
@@ -181,18 +193,35 @@ export class SamplingHost {
     if (existing) {
       if (existing.owner !== owner) throw new HttpError(404, `session ${body.session_id} not found`, { field: "body.session_id" });
       if (existing.model_path !== modelPath || existing.base_model !== baseModel) {
-        throw new HttpError(409, `sampling_session_seq_id ${body.sampling_session_seq_id} of session ${body.session_id} was already used for another sampler`, {
-          field: "body.sampling_session_seq_id",
-        });
+        throw new HttpError(
+          409,
+          `sampling_session_seq_id ${body.sampling_session_seq_id} of session ${body.session_id} was already used for another sampler`,
+          {
+            field: "body.sampling_session_seq_id",
+          },
+        );
       }
       return { sampling_session_id: samplerId, type: "create_sampling_session" };
     }
-    await this.#persist({ sampler_id: samplerId, owner, session_id: body.session_id, base_model: baseModel!, model_path: modelPath, created_at: this.#o.clock() });
+    await this.#persist({
+      sampler_id: samplerId,
+      owner,
+      session_id: body.session_id,
+      base_model: baseModel!,
+      model_path: modelPath,
+      created_at: this.#o.clock(),
+    });
     return { sampling_session_id: samplerId, type: "create_sampling_session" };
   }
 
   /** Registers the sampler an unnamed `save_weights_for_sampler` created. */
-  async registerSaved(info: { owner: string; samplerId: string; sessionId: string | null; baseModel: string; modelPath: string }): Promise<void> {
+  async registerSaved(info: {
+    owner: string;
+    samplerId: string;
+    sessionId: string | null;
+    baseModel: string;
+    modelPath: string;
+  }): Promise<void> {
     await this.#persist({
       sampler_id: info.samplerId,
       owner: info.owner,
@@ -217,9 +246,13 @@ export class SamplingHost {
     if (body.sampling_session_id !== undefined && body.sampling_session_id !== null) {
       const rec = this.#samplers.get(body.sampling_session_id);
       if (!rec || rec.owner !== owner) {
-        throw new HttpError(404, `body.sampling_session_id: sampler ${body.sampling_session_id} not found; create one with create_sampling_session`, {
-          field: "body.sampling_session_id",
-        });
+        throw new HttpError(
+          404,
+          `body.sampling_session_id: sampler ${body.sampling_session_id} not found; create one with create_sampling_session`,
+          {
+            field: "body.sampling_session_id",
+          },
+        );
       }
       target = { samplerId: rec.sampler_id, baseModel: rec.base_model, modelPath: rec.model_path };
     } else if (typeof body.model_path === "string") {
@@ -239,7 +272,9 @@ export class SamplingHost {
     }
     const req = this.#checkRequest(body, target.baseModel);
     if (this.#queue.length >= MAX_QUEUED_SAMPLES) {
-      throw new HttpError(429, `${this.#queue.length} sample requests are waiting; back off and resend`, { headers: { "retry-after": "1" } });
+      throw new HttpError(429, `${this.#queue.length} sample requests are waiting; back off and resend`, {
+        headers: { "retry-after": "1" },
+      });
     }
     const future = this.#o.futures.create(owner, "Sample", target.samplerId);
     if (dedupKey !== undefined) {
@@ -267,7 +302,10 @@ export class SamplingHost {
     const prompt: number[] = [];
     body.prompt.chunks.forEach((chunk, i) => {
       if (chunk.type !== "encoded_text" && chunk.type !== undefined) {
-        throw bad(`body.prompt.chunks[${i}]`, `${chunk.type} chunks are not supported by the local server's text-only model; send encoded_text tokens`);
+        throw bad(
+          `body.prompt.chunks[${i}]`,
+          `${chunk.type} chunks are not supported by the local server's text-only model; send encoded_text tokens`,
+        );
       }
       const tokens = (chunk as Schemas["EncodedTextChunk"]).tokens;
       tokens.forEach((t, j) => {
@@ -280,15 +318,21 @@ export class SamplingHost {
     if (prompt.length === 0) throw bad("body.prompt", "must contain at least one token");
     const p = body.sampling_params;
     const maxTokens = p.max_tokens ?? DEFAULT_MAX_TOKENS;
-    if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) throw bad("body.sampling_params.max_tokens", `must be an integer >= 1, got ${String(maxTokens)}`);
+    if (!Number.isSafeInteger(maxTokens) || maxTokens < 1)
+      throw bad("body.sampling_params.max_tokens", `must be an integer >= 1, got ${String(maxTokens)}`);
     const context = this.#o.supportedModels.find((m) => m.model_name === baseModel)?.max_context_length;
     if (context !== undefined && prompt.length + maxTokens > context) {
-      throw bad("body.sampling_params.max_tokens", `prompt (${prompt.length} tokens) + max_tokens (${maxTokens}) exceeds ${baseModel}'s context of ${context} tokens`);
+      throw bad(
+        "body.sampling_params.max_tokens",
+        `prompt (${prompt.length} tokens) + max_tokens (${maxTokens}) exceeds ${baseModel}'s context of ${context} tokens`,
+      );
     }
     const temperature = p.temperature ?? 1;
-    if (!Number.isFinite(temperature) || temperature < 0) throw bad("body.sampling_params.temperature", `must be a finite number >= 0, got ${String(temperature)}`);
+    if (!Number.isFinite(temperature) || temperature < 0)
+      throw bad("body.sampling_params.temperature", `must be a finite number >= 0, got ${String(temperature)}`);
     const topK = p.top_k ?? -1;
-    if (!Number.isSafeInteger(topK) || topK < -1) throw bad("body.sampling_params.top_k", `must be -1 (off) or an integer >= 1, got ${String(topK)}`);
+    if (!Number.isSafeInteger(topK) || topK < -1)
+      throw bad("body.sampling_params.top_k", `must be -1 (off) or an integer >= 1, got ${String(topK)}`);
     const topP = p.top_p ?? 1;
     if (!(topP > 0 && topP <= 1)) throw bad("body.sampling_params.top_p", `must be in (0, 1], got ${String(topP)}`);
     let stopTokenIds: number[] | null = null;
@@ -313,7 +357,18 @@ export class SamplingHost {
     if (!Number.isSafeInteger(topk) || topk < 0 || topk > MAX_TOPK_PROMPT_LOGPROBS) {
       throw bad("body.topk_prompt_logprobs", `must be an integer in [0, ${MAX_TOPK_PROMPT_LOGPROBS}], got ${String(topk)}`);
     }
-    return { prompt, numSamples, maxTokens, temperature, topK, topP, stopTokenIds, seed, promptLogprobs: body.prompt_logprobs === true, topk };
+    return {
+      prompt,
+      numSamples,
+      maxTokens,
+      temperature,
+      topK,
+      topP,
+      stopTokenIds,
+      seed,
+      promptLogprobs: body.prompt_logprobs === true,
+      topk,
+    };
   }
 
   /** The model of a checkpoint (or of the base model), cached (LRU of a few). */
@@ -353,7 +408,15 @@ export class SamplingHost {
           const completedAt = performance.now();
           const awaited = this.#o.futures.isAwaited(job.future.requestId);
           this.#o.futures.complete(job.future, { ok: true, value });
-          this.#o.onOperation?.({ requestId: job.future.requestId, type: "Sample", modelId: job.future.modelId, startedAt, completedAt, ok, awaited });
+          this.#o.onOperation?.({
+            requestId: job.future.requestId,
+            type: "Sample",
+            modelId: job.future.modelId,
+            startedAt,
+            completedAt,
+            ok,
+            awaited,
+          });
           continue;
         } catch (err) {
           ok = false;
@@ -365,7 +428,14 @@ export class SamplingHost {
             category: user ? "user" : "server",
           });
         }
-        this.#o.onOperation?.({ requestId: job.future.requestId, type: "Sample", modelId: job.future.modelId, startedAt, completedAt: performance.now(), ok });
+        this.#o.onOperation?.({
+          requestId: job.future.requestId,
+          type: "Sample",
+          modelId: job.future.modelId,
+          startedAt,
+          completedAt: performance.now(),
+          ok,
+        });
       }
     } finally {
       this.#running = false;
@@ -461,7 +531,12 @@ export function encodeSampleResponse(value: Record<string, unknown>): Uint8Array
         lps[i * k + j] = lp;
       });
     });
-    msg.topkPromptLogprobs = create(TopkPromptLogprobsSchema, { tokenIds: int32Bytes(ids), logprobs: float32Bytes(lps), k, promptLength: rows.length });
+    msg.topkPromptLogprobs = create(TopkPromptLogprobsSchema, {
+      tokenIds: int32Bytes(ids),
+      logprobs: float32Bytes(lps),
+      k,
+      promptLength: rows.length,
+    });
   }
   return toBinary(SampleResponseSchema, msg);
 }

@@ -94,11 +94,20 @@ function parseClientConfig(raw: string | undefined): Partial<ClientConfig> | und
   for (const [key, value] of Object.entries(parsed)) {
     const type = CLIENT_CONFIG_TYPES[key as keyof ClientConfig];
     if (type === undefined) {
-      throw new ServeUsageError(`--client-config: unknown field ${JSON.stringify(key)}; known: ${Object.keys(CLIENT_CONFIG_TYPES).join(", ")}`);
+      throw new ServeUsageError(
+        `--client-config: unknown field ${JSON.stringify(key)}; known: ${Object.keys(CLIENT_CONFIG_TYPES).join(", ")}`,
+      );
     }
     const ok =
-      type === "integer" ? Number.isSafeInteger(value) : type === "number" ? typeof value === "number" && Number.isFinite(value) : typeof value === type;
-    if (!ok) throw new ServeUsageError(`--client-config: ${key} must be ${type === "integer" ? "an integer" : `a ${type}`}, got ${JSON.stringify(value)}`);
+      type === "integer"
+        ? Number.isSafeInteger(value)
+        : type === "number"
+          ? typeof value === "number" && Number.isFinite(value)
+          : typeof value === type;
+    if (!ok)
+      throw new ServeUsageError(
+        `--client-config: ${key} must be ${type === "integer" ? "an integer" : `a ${type}`}, got ${JSON.stringify(value)}`,
+      );
   }
   return parsed as Partial<ClientConfig>;
 }

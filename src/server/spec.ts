@@ -47,9 +47,7 @@ function buildOperations(): SpecOperation[] {
     for (const method of HTTP_METHODS) {
       const raw = item[method] as Record<string, unknown> | undefined;
       if (raw === undefined) continue;
-      const parameters = ((raw.parameters ?? []) as JsonSchema[]).map(
-        (p) => specValidator.deref(p) as unknown as Parameter,
-      );
+      const parameters = ((raw.parameters ?? []) as JsonSchema[]).map((p) => specValidator.deref(p) as unknown as Parameter);
       let bodySchema: JsonSchema | undefined;
       let bodyRequired = false;
       if (raw.requestBody !== undefined) {

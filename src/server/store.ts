@@ -96,9 +96,7 @@ export type CheckpointRecord = {
 };
 
 /** One file of a checkpoint being written: literal content, or a writer that creates `path` itself (and fsyncs it). */
-export type CheckpointFileInput =
-  | { name: string; data: string | Uint8Array }
-  | { name: string; write: (path: string) => Promise<void> };
+export type CheckpointFileInput = { name: string; data: string | Uint8Array } | { name: string; write: (path: string) => Promise<void> };
 
 /** Input of {@link Store.saveCheckpoint}. */
 export type SaveCheckpointInput = {
@@ -272,7 +270,8 @@ export class Store {
         for (const f of files) if (f.includes(".tmp-")) await rm(join(dir, f), { force: true });
         if (files.includes(COMPLETE_MARKER)) {
           rec = JSON.parse(await readFile(join(dir, METADATA_FILE), "utf8")) as CheckpointRecord;
-          if (typeof rec.name !== "string" || checkpointStem(rec.name) !== stem || rec.gen !== Number(m[2]) || rec.kind !== kind) rec = undefined;
+          if (typeof rec.name !== "string" || checkpointStem(rec.name) !== stem || rec.gen !== Number(m[2]) || rec.kind !== kind)
+            rec = undefined;
         }
       } catch {
         rec = undefined;
@@ -390,9 +389,7 @@ export class Store {
       if (!entry.dirty) continue;
       entry.dirty = false;
       const id = entry.record.training_run_id;
-      await this.#withLock(`run:${id}`, () =>
-        atomicWriteFile(join(this.#runDir(id), "run.json"), JSON.stringify(entry.record)),
-      );
+      await this.#withLock(`run:${id}`, () => atomicWriteFile(join(this.#runDir(id), "run.json"), JSON.stringify(entry.record)));
     }
   }
 

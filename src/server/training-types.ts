@@ -32,7 +32,13 @@ export type TrainingHostOptions = {
   /** The owner a `weights_access_token` stands for (an API key or a JWT of this server), if valid. */
   tokenOwner?: ((token: string) => string | undefined) | undefined;
   /** Records the sampler an unnamed `save_weights_for_sampler` created (and lists it under its session). */
-  onSamplerSaved: (info: { owner: string; samplerId: string; sessionId: string | null; baseModel: string; modelPath: string }) => Promise<void>;
+  onSamplerSaved: (info: {
+    owner: string;
+    samplerId: string;
+    sessionId: string | null;
+    baseModel: string;
+    modelPath: string;
+  }) => Promise<void>;
 };
 
 /** One finished training operation, as reported to `onOperation`. */

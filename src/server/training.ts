@@ -32,14 +32,7 @@ import { seqIdError } from "./guards.js";
 import { Sequencer } from "./ordering.js";
 import { adapterFiles, describeLora, loraOf, type FutureReply, type LiveModel, type TrainingHostOptions } from "./training-types.js";
 import { CheckpointExistsError, type CheckpointRecord, type LoraInfo, type RunRecord } from "./store.js";
-import {
-  checkCheckpointName,
-  HttpError,
-  parseTinkerPath,
-  tinkerPath,
-  UserOpError,
-  type ParsedTinkerPath,
-} from "./util.js";
+import { checkCheckpointName, HttpError, parseTinkerPath, tinkerPath, UserOpError, type ParsedTinkerPath } from "./util.js";
 
 type Schemas = components["schemas"];
 
@@ -179,7 +172,14 @@ export class TrainingHost {
         const outcome = await this.#outcome(fn);
         const completedAt = performance.now();
         this.#o.futures.complete(future, outcome);
-        this.#o.onOperation?.({ requestId: future.requestId, type: future.type, modelId: future.modelId, startedAt, completedAt, ok: outcome.ok });
+        this.#o.onOperation?.({
+          requestId: future.requestId,
+          type: future.type,
+          modelId: future.modelId,
+          startedAt,
+          completedAt,
+          ok: outcome.ok,
+        });
       })();
       this.#inflight.add(run);
       try {
@@ -235,9 +235,13 @@ export class TrainingHost {
     const existing = this.#models.get(runId);
     if (existing && existing.owner === owner) return { request_id: existing.createRequestId, model_id: runId };
     if (this.#o.store.run(runId)) {
-      throw new HttpError(409, `model_seq_id ${body.model_seq_id} of session ${body.session_id} was already used (training run ${runId} exists)`, {
-        field: "body.model_seq_id",
-      });
+      throw new HttpError(
+        409,
+        `model_seq_id ${body.model_seq_id} of session ${body.session_id} was already used (training run ${runId} exists)`,
+        {
+          field: "body.model_seq_id",
+        },
+      );
     }
     this.#checkBaseModel(body.base_model, "body.base_model");
     const lc = body.lora_config;
@@ -252,7 +256,8 @@ export class TrainingHost {
     if (lora.rank > MAX_LORA_RANK) {
       throw new HttpError(400, `lora_config.rank must be at most ${MAX_LORA_RANK}, got ${lora.rank}`, { field: "body.lora_config.rank" });
     }
-    if (!Number.isSafeInteger(lora.seed)) throw new HttpError(400, "lora_config.seed must be a safe integer", { field: "body.lora_config.seed" });
+    if (!Number.isSafeInteger(lora.seed))
+      throw new HttpError(400, "lora_config.seed must be a safe integer", { field: "body.lora_config.seed" });
     if (!lora.train_attn && !lora.train_mlp && !lora.train_unembed) {
       throw new HttpError(400, "at least one of lora_config.train_attn, train_mlp, train_unembed must be true", {
         field: "body.lora_config",
@@ -308,7 +313,8 @@ export class TrainingHost {
   submitCreateViaLoad(owner: string, body: Schemas["LoadWeightsRequest"]): FutureReply {
     const sessionId = body.session_id!;
     const modelSeqId = body.model_seq_id;
-    if (modelSeqId === undefined) throw new HttpError(422, "body.model_seq_id: is required with session_id", { field: "body.model_seq_id" });
+    if (modelSeqId === undefined)
+      throw new HttpError(422, "body.model_seq_id: is required with session_id", { field: "body.model_seq_id" });
     const session = this.#o.store.session(sessionId);
     if (!session || session.owner !== owner) throw new HttpError(404, `session ${sessionId} not found`, { field: "body.session_id" });
     const runId = `${sessionId}:train:${modelSeqId}`;
@@ -324,9 +330,13 @@ export class TrainingHost {
     if (!ckpt) throw new HttpError(404, `checkpoint ${body.path} not found`, { field: "body.path" });
     const baseModel = body.base_model ?? ckpt.base_model;
     if (baseModel !== ckpt.base_model) {
-      throw new HttpError(400, `base_model ${JSON.stringify(baseModel)} is not compatible with checkpoint ${body.path} (trained on ${JSON.stringify(ckpt.base_model)})`, {
-        field: "body.base_model",
-      });
+      throw new HttpError(
+        400,
+        `base_model ${JSON.stringify(baseModel)} is not compatible with checkpoint ${body.path} (trained on ${JSON.stringify(ckpt.base_model)})`,
+        {
+          field: "body.base_model",
+        },
+      );
     }
     this.#checkBaseModel(baseModel, "body.base_model");
     const future = this.#o.futures.create(owner, "LoadWeights", runId);
@@ -507,9 +517,13 @@ export class TrainingHost {
       if (bad !== undefined) throw new HttpError(400, `path (the checkpoint name) ${bad}`, { field: "body.path" });
       const ttl = this.#checkTtl(body.ttl_seconds, "body.ttl_seconds");
       if (!ephemeral && this.#o.store.checkpoint(live.runId, "sampler_weights", name)) {
-        throw new HttpError(409, `checkpoint sampler_weights/${name} already exists in run ${live.runId}; choose another name or delete it first`, {
-          field: "body.path",
-        });
+        throw new HttpError(
+          409,
+          `checkpoint sampler_weights/${name} already exists in run ${live.runId}; choose another name or delete it first`,
+          {
+            field: "body.path",
+          },
+        );
       }
       const samplingSessionId = ephemeral ? `${live.sessionId ?? live.runId}:sample:${body.sampling_session_seq_id}` : null;
       return async () => {
@@ -530,13 +544,16 @@ export class TrainingHost {
           });
         } catch (err) {
           if (err instanceof CheckpointExistsError) {
-            throw new UserOpError(`checkpoint sampler_weights/${name} already exists in run ${live.runId}; choose another name or delete it first`);
+            throw new UserOpError(
+              `checkpoint sampler_weights/${name} already exists in run ${live.runId}; choose another name or delete it first`,
+            );
           }
           throw err;
         }
         const path = tinkerPath(rec.training_run_id, "sampler_weights", rec.name);
         const { owner, sessionId, baseModel } = live;
-        if (samplingSessionId !== null) await this.#o.onSamplerSaved({ owner, samplerId: samplingSessionId, sessionId, baseModel, modelPath: path });
+        if (samplingSessionId !== null)
+          await this.#o.onSamplerSaved({ owner, samplerId: samplingSessionId, sessionId, baseModel, modelPath: path });
         const result: Record<string, unknown> = { path, type: "save_weights_for_sampler" };
         if (samplingSessionId !== null) result.sampling_session_id = samplingSessionId;
         return result;
@@ -556,10 +573,18 @@ export class TrainingHost {
   }
 
   /** Loads checkpoint `parsed` into `live` (all-or-nothing). */
-  async #loadInto(live: LiveModel, owner: string, parsed: ParsedTinkerPath, path: string, optimizer: boolean, token?: string): Promise<void> {
+  async #loadInto(
+    live: LiveModel,
+    owner: string,
+    parsed: ParsedTinkerPath,
+    path: string,
+    optimizer: boolean,
+    token?: string,
+  ): Promise<void> {
     const model = this.#model(live);
     const ckpt = this.#readable(owner, parsed, token);
-    if (!ckpt) throw new UserOpError(`checkpoint ${path} not found (it does not exist, expired, was deleted, or is not yours and not public)`);
+    if (!ckpt)
+      throw new UserOpError(`checkpoint ${path} not found (it does not exist, expired, was deleted, or is not yours and not public)`);
     const mine = loraOf(model);
     const same =
       ckpt.base_model === live.baseModel &&
@@ -576,7 +601,8 @@ export class TrainingHost {
     }
     const size = await this.#o.store.checkpointFileSize(ckpt, "adapter_model.safetensors");
     if (size === undefined) throw new UserOpError(`checkpoint ${path} has no adapter_model.safetensors`);
-    if (size > MAX_LOADABLE_BYTES) throw new UserOpError(`checkpoint ${path} holds ${size} bytes of weights, which is not a tiny-model adapter and cannot be loaded`);
+    if (size > MAX_LOADABLE_BYTES)
+      throw new UserOpError(`checkpoint ${path} holds ${size} bytes of weights, which is not a tiny-model adapter and cannot be loaded`);
     const weights = await this.#o.store.readCheckpointFile(ckpt, "adapter_model.safetensors");
     let optimizerBuf: Buffer | undefined;
     if (optimizer) {

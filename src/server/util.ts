@@ -57,7 +57,8 @@ export function parseTinkerPath(path: string): ParsedTinkerPath | string {
   const prefix = "tinker://";
   if (!path.startsWith(prefix)) return `must start with "tinker://", got ${JSON.stringify(path)}`;
   const parts = path.slice(prefix.length).split("/");
-  if (parts.length !== 3) return `must have the form tinker://<training_run_id>/<weights|sampler_weights>/<name>, got ${JSON.stringify(path)}`;
+  if (parts.length !== 3)
+    return `must have the form tinker://<training_run_id>/<weights|sampler_weights>/<name>, got ${JSON.stringify(path)}`;
   const [runId, kind, name] = parts as [string, string, string];
   if (kind !== "weights" && kind !== "sampler_weights") {
     return `checkpoint kind must be "weights" or "sampler_weights", got ${JSON.stringify(kind)} in ${JSON.stringify(path)}`;
@@ -84,7 +85,10 @@ export function checkCheckpointName(name: string): string | undefined {
     name.length <= CHECKPOINT_NAME_MAX_LENGTH &&
     CHECKPOINT_NAME_RE.test(name);
   if (ok) return undefined;
-  const shown = typeof name === "string" && name.length > 60 ? `${JSON.stringify(name.slice(0, 60))}… (${name.length} characters)` : JSON.stringify(name);
+  const shown =
+    typeof name === "string" && name.length > 60
+      ? `${JSON.stringify(name.slice(0, 60))}… (${name.length} characters)`
+      : JSON.stringify(name);
   return `must be ${CHECKPOINT_NAME_RULE}; got ${shown}`;
 }
 

@@ -73,10 +73,7 @@ function deepEqual(a: unknown, b: unknown): boolean {
   if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
   const ka = Object.keys(a);
   const kb = Object.keys(b);
-  return (
-    ka.length === kb.length &&
-    ka.every((k) => deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
-  );
+  return ka.length === kb.length && ka.every((k) => deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
 const patterns = new Map<string, RegExp>();
@@ -166,15 +163,19 @@ export class SchemaValidator {
     }
     if (typeof value === "string") {
       const len = [...value].length;
-      if (typeof s.minLength === "number" && len < s.minLength) return { field: path, message: `must have at least ${s.minLength} characters` };
-      if (typeof s.maxLength === "number" && len > s.maxLength) return { field: path, message: `must have at most ${s.maxLength} characters` };
+      if (typeof s.minLength === "number" && len < s.minLength)
+        return { field: path, message: `must have at least ${s.minLength} characters` };
+      if (typeof s.maxLength === "number" && len > s.maxLength)
+        return { field: path, message: `must have at most ${s.maxLength} characters` };
       if (typeof s.pattern === "string" && !compiledPattern(s.pattern).test(value)) {
         return { field: path, message: `must match ${s.pattern}, got ${show(value.length > 60 ? `${value.slice(0, 60)}…` : value)}` };
       }
     }
     if (Array.isArray(value)) {
-      if (typeof s.minItems === "number" && value.length < s.minItems) return { field: path, message: `must have at least ${s.minItems} items` };
-      if (typeof s.maxItems === "number" && value.length > s.maxItems) return { field: path, message: `must have at most ${s.maxItems} items` };
+      if (typeof s.minItems === "number" && value.length < s.minItems)
+        return { field: path, message: `must have at least ${s.minItems} items` };
+      if (typeof s.maxItems === "number" && value.length > s.maxItems)
+        return { field: path, message: `must have at most ${s.maxItems} items` };
       if (typeof s.items === "object" && s.items !== null) {
         const items = this.deref(s.items as JsonSchema);
         const quick = primitiveCheck(items);

@@ -9,7 +9,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { APIConnectionError, APIUserAbortError, NotFoundError } from "../../src/core/errors.js";
-import { DestinationExistsError, UnsafeArchiveError, ArchiveExtractionError, IncompleteCheckpointError } from "../../src/download/errors.js";
+import {
+  DestinationExistsError,
+  UnsafeArchiveError,
+  ArchiveExtractionError,
+  IncompleteCheckpointError,
+} from "../../src/download/errors.js";
 import { InvalidTinkerPathError } from "../../src/core/tinker-path.js";
 import { Transport } from "../../src/internal/transport.js";
 import { checkpointDirName, downloadCheckpoint, type DownloadProgress } from "../../src/download/download.js";

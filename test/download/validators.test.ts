@@ -71,7 +71,10 @@ describe("resumed downloads and changing archives", () => {
     const result = await downloadCheckpoint(rest, CKPT, { outputDir: path.join(work, `d${++n}`), retryDelayMs: 1 });
     const weights = await weightsOf(result.destination);
     assert.equal(weights.length, 300_000);
-    assert.ok(weights.every((b) => b === 2), "only the new version's bytes");
+    assert.ok(
+      weights.every((b) => b === 2),
+      "only the new version's bytes",
+    );
   });
 
   test("a host that ignores If-Range is caught by the changed ETag of its 206", async () => {

@@ -150,7 +150,8 @@ export async function startArchiveHost(): Promise<ArchiveHost> {
     if (plan.validators === "both" || plan.validators === "last-modified") headers["last-modified"] = lastModified;
     const ifRange = req.headers["if-range"];
     // RFC 9110 If-Range: serve the range only if the validator still matches; otherwise the whole, new archive.
-    const rangeStillValid = ifRange === undefined || plan.ignoreIfRange || ifRange === headers["etag"] || ifRange === headers["last-modified"];
+    const rangeStillValid =
+      ifRange === undefined || plan.ignoreIfRange || ifRange === headers["etag"] || ifRange === headers["last-modified"];
     let status = 200;
     if (range !== null && !plan.ignoreRange && rangeStillValid) {
       start = Number(range[1]);

@@ -83,8 +83,7 @@ export async function startScriptedServer(script: ScriptHandler | ScriptedReply[
   const handler: ScriptHandler =
     typeof script === "function"
       ? script
-      : (_req, i) =>
-          script[i] ?? { status: 500, body: { detail: `scripted server: no reply scripted for request #${i}` } };
+      : (_req, i) => script[i] ?? { status: 500, body: { detail: `scripted server: no reply scripted for request #${i}` } };
 
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];

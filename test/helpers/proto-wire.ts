@@ -39,7 +39,10 @@ export function zstdRawFrame(content: Uint8Array): Uint8Array {
   if (content.length > 255) throw new Error("zstdRawFrame: at most 255 bytes");
   const blockHeader = 1 | (content.length << 3); // last block, raw, size
   return Uint8Array.from([
-    0x28, 0xb5, 0x2f, 0xfd, // magic
+    0x28,
+    0xb5,
+    0x2f,
+    0xfd, // magic
     0x20, // frame header: single segment, 1-byte content size, no checksum, no dictionary
     content.length,
     blockHeader & 0xff,
@@ -70,7 +73,10 @@ export async function post(
   });
   const bytes = new Uint8Array(await res.arrayBuffer());
   const contentType = res.headers.get("content-type") ?? "";
-  const json = contentType.includes("json") && bytes.length > 0 ? (JSON.parse(Buffer.from(bytes).toString("utf8")) as Record<string, unknown>) : undefined;
+  const json =
+    contentType.includes("json") && bytes.length > 0
+      ? (JSON.parse(Buffer.from(bytes).toString("utf8")) as Record<string, unknown>)
+      : undefined;
   return { status: res.status, contentType, json, bytes };
 }
 
@@ -91,7 +97,12 @@ export async function pollResult(
 
 /** Creates a session and a model on the local server; returns the model id. */
 export async function createModel(baseUrl: string, apiKey: string, baseModel = "Qwen/Qwen3-8B", rank = 4): Promise<string> {
-  const s = await post(baseUrl, apiKey, "/api/v1/create_session", { tags: [], user_metadata: {}, sdk_version: "0.25.0", type: "create_session" });
+  const s = await post(baseUrl, apiKey, "/api/v1/create_session", {
+    tags: [],
+    user_metadata: {},
+    sdk_version: "0.25.0",
+    type: "create_session",
+  });
   const sessionId = s.json!["session_id"] as string;
   const m = await post(baseUrl, apiKey, "/api/v1/create_model", {
     session_id: sessionId,

@@ -17,9 +17,18 @@ describe("backoff", () => {
 
   test("jitter removes at most its fraction of the delay", () => {
     const policy = { initialMs: 1000, maxMs: 8000, jitter: 0.25 };
-    assert.equal(backoffMs(0, policy, () => 0), 1000);
-    assert.equal(backoffMs(0, policy, () => 1), 750);
-    assert.equal(backoffMs(3, policy, () => 0.5), 7000);
+    assert.equal(
+      backoffMs(0, policy, () => 0),
+      1000,
+    );
+    assert.equal(
+      backoffMs(0, policy, () => 1),
+      750,
+    );
+    assert.equal(
+      backoffMs(3, policy, () => 0.5),
+      7000,
+    );
   });
 
   test("Retry-After in seconds, in ms, or as an HTTP date; ignored outside 0-60 s", () => {

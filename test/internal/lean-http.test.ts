@@ -16,7 +16,9 @@ import { TinkerError } from "../../src/core/errors.js";
 import { leanGet } from "../../src/internal/net/lean-http.js";
 
 /** A TCP server that reads each request head, records it and hands the socket to `answer`. */
-async function rawServer(answer: (socket: Socket, head: string) => void): Promise<{ url: string; heads: string[]; close: () => Promise<void> }> {
+async function rawServer(
+  answer: (socket: Socket, head: string) => void,
+): Promise<{ url: string; heads: string[]; close: () => Promise<void> }> {
   const heads: string[] = [];
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
@@ -50,7 +52,10 @@ async function rawServer(answer: (socket: Socket, head: string) => void): Promis
 const sha = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
 
 /** Reads a whole body through `consume`, copying the views (they are reused), optionally slowly. */
-async function readAll(url: string, options: { slowEvery?: number; headers?: Record<string, string> } = {}): Promise<{ status: number; body: Buffer; chunks: number; headers: Readonly<Record<string, string>> }> {
+async function readAll(
+  url: string,
+  options: { slowEvery?: number; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: Buffer; chunks: number; headers: Readonly<Record<string, string>> }> {
   const res = await leanGet(url, options.headers === undefined ? {} : { headers: options.headers });
   const parts: Buffer[] = [];
   let chunks = 0;
@@ -119,7 +124,10 @@ describe("leanGet", () => {
     assert.equal(res.status, 204);
     const lines = (server.heads[0] as string).split("\r\n");
     assert.equal(lines[0], "GET /p?q=1 HTTP/1.1");
-    const names = lines.slice(1).map((l) => l.slice(0, l.indexOf(":")).toLowerCase()).sort();
+    const names = lines
+      .slice(1)
+      .map((l) => l.slice(0, l.indexOf(":")).toLowerCase())
+      .sort();
     assert.deepEqual(names, ["connection", "host", "range", "user-agent"]);
   });
 
@@ -182,7 +190,10 @@ describe("leanGet", () => {
       await assert.rejects(leanGet(`${server.url}${p}`), (err: Error & { code?: string }) => err.code === "EPROTO");
     }
     const res = await leanGet(`${server.url}/chunk`);
-    await assert.rejects(res.consume(() => undefined), (err: Error & { code?: string }) => err.code === "EPROTO");
+    await assert.rejects(
+      res.consume(() => undefined),
+      (err: Error & { code?: string }) => err.code === "EPROTO",
+    );
   });
 
   test("an abort during the body rejects with the signal's reason and closes the socket", async () => {

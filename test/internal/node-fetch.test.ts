@@ -10,7 +10,9 @@ import { after, describe, test } from "node:test";
 import zlib from "node:zlib";
 import { nodeHttpFetch } from "../../src/internal/net/node-fetch.js";
 
-async function serve(handler: (req: IncomingMessage, res: ServerResponse, body: string) => void): Promise<{ url: string; server: Server; connections: () => number }> {
+async function serve(
+  handler: (req: IncomingMessage, res: ServerResponse, body: string) => void,
+): Promise<{ url: string; server: Server; connections: () => number }> {
   let connections = 0;
   const server = createServer((req, res) => {
     let body = "";
@@ -45,8 +47,13 @@ describe("nodeHttpFetch", () => {
               ? zlib.deflateRawSync(json)
               : enc === "br"
                 ? zlib.brotliCompressSync(json)
-                : Buffer.from(JSON.stringify({ method: req.method, body, key: req.headers["x-api-key"], ae: req.headers["accept-encoding"] }));
-      res.writeHead(200, { "content-type": "application/json", ...(enc === "echo" ? {} : { "content-encoding": enc === "rawdeflate" ? "deflate" : enc }) });
+                : Buffer.from(
+                    JSON.stringify({ method: req.method, body, key: req.headers["x-api-key"], ae: req.headers["accept-encoding"] }),
+                  );
+      res.writeHead(200, {
+        "content-type": "application/json",
+        ...(enc === "echo" ? {} : { "content-encoding": enc === "rawdeflate" ? "deflate" : enc }),
+      });
       res.end(data);
     });
     const echo = await nodeHttpFetch(new Request(`${url}/echo`, { method: "POST", headers: { "x-api-key": "tml-k" }, body: '{"a":1}' }));

@@ -23,7 +23,12 @@ const SAVE_BODY = { model_id: "sess-0:train:0", path: "ckpt-1", seq_id: 7, overw
 const FutureSchema = z.object({ request_id: z.string(), model_id: z.string().optional() });
 
 /** A fake clock: `sleep` records the delay and moves `now` forward by it. */
-export function fakeClock(): { now: () => number; sleep: (ms: number, signal?: AbortSignal) => Promise<void>; delays: number[]; elapsed: () => number } {
+export function fakeClock(): {
+  now: () => number;
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  delays: number[];
+  elapsed: () => number;
+} {
   let t = 1_000_000;
   const start = t;
   const delays: number[] = [];
@@ -52,7 +57,12 @@ function transportFor(server: ScriptedServer, config: Partial<TransportConfig> =
 }
 
 function save(transport: Transport, options?: CallOptions) {
-  return transport.call("save_weights", (init) => transport.api.POST("/api/v1/save_weights", { body: SAVE_BODY, ...init }), FutureSchema, options);
+  return transport.call(
+    "save_weights",
+    (init) => transport.api.POST("/api/v1/save_weights", { body: SAVE_BODY, ...init }),
+    FutureSchema,
+    options,
+  );
 }
 
 async function rejectsWith<E extends Error>(promise: Promise<unknown>, cls: abstract new (...args: never[]) => E): Promise<E> {
@@ -174,7 +184,11 @@ describe("retry budget (decision 11)", () => {
 
   it("a response whose body is cut after the headers is retried", async (t) => {
     const server = await serve(t, [
-      { body: `{"request_id": "req-1", "model_id"`, headers: { "content-type": "application/json", "content-length": "200" }, destroyAfterBody: true },
+      {
+        body: `{"request_id": "req-1", "model_id"`,
+        headers: { "content-type": "application/json", "content-length": "200" },
+        destroyAfterBody: true,
+      },
       { body: FUTURE },
     ] as ScriptedReply[]);
     const { transport } = transportFor(server);

@@ -205,7 +205,10 @@ describe("retries", () => {
     assert.equal(server.requests.length, 3);
     assert.equal(err.status, 503);
     assert.deepEqual(err.body, { detail: "overloaded" });
-    assert.match(err.message, /^POST \/api\/v1\/save_weights failed with 503 Service Unavailable after 3 attempts over 2 s: overloaded\. The request may have been applied/);
+    assert.match(
+      err.message,
+      /^POST \/api\/v1\/save_weights failed with 503 Service Unavailable after 3 attempts over 2 s: overloaded\. The request may have been applied/,
+    );
     assert.deepEqual(delays, [500, 1000]);
     assert.deepEqual(
       server.requests.map((r) => r.headers["x-tinker-retry-count"]),
@@ -313,10 +316,22 @@ describe("retries", () => {
       [0, 1, 2, 3, 4, 5, 6, 7].map((i) => retryDelayMs(i, undefined, () => 0)),
       [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000],
     );
-    assert.equal(retryDelayMs(0, undefined, () => 1), 375);
-    assert.equal(retryDelayMs(4, undefined, () => 0.5), 7000);
-    assert.equal(retryDelayMs(0, new Headers({ "retry-after": "0" }), () => 0), 0);
-    assert.equal(retryDelayMs(0, new Headers({ "retry-after": "-1" }), () => 0), 500);
+    assert.equal(
+      retryDelayMs(0, undefined, () => 1),
+      375,
+    );
+    assert.equal(
+      retryDelayMs(4, undefined, () => 0.5),
+      7000,
+    );
+    assert.equal(
+      retryDelayMs(0, new Headers({ "retry-after": "0" }), () => 0),
+      0,
+    );
+    assert.equal(
+      retryDelayMs(0, new Headers({ "retry-after": "-1" }), () => 0),
+      500,
+    );
   });
 
   it("honours x-should-retry", async (t) => {
@@ -369,7 +384,10 @@ describe("retries", () => {
     const { transport } = transportFor(server);
     const err = await rejectsWith(getRun(transport, "loop"), APIError);
     assert.equal(err.status, 302);
-    assert.match(err.message, /returned a 302 Found redirect to http:\/\/127\.0\.0\.1:\d+\/api\/v1\/training_runs\/loop, which was not followed/);
+    assert.match(
+      err.message,
+      /returned a 302 Found redirect to http:\/\/127\.0\.0\.1:\d+\/api\/v1\/training_runs\/loop, which was not followed/,
+    );
     assert.ok(!err.message.includes("sig=abc"));
     assert.equal(server.requests.length, 11);
   });
@@ -417,7 +435,10 @@ describe("status → error class", () => {
       assert.equal(err.url, `${server.url}/api/v1/save_weights`);
       assert.deepEqual(err.body, { detail: `detail ${status}` });
       assert.equal(err.headers.get("x-request-id"), "rid-9");
-      assert.match(err.message, new RegExp(`^POST /api/v1/save_weights failed with ${status} .*: detail ${status} \\(request id rid-9\\)\\. \\S`));
+      assert.match(
+        err.message,
+        new RegExp(`^POST /api/v1/save_weights failed with ${status} .*: detail ${status} \\(request id rid-9\\)\\. \\S`),
+      );
       assert.ok(String(err).startsWith(`${name}: POST /api/v1/save_weights`));
     });
   }
@@ -658,7 +679,10 @@ describe("callRaw", () => {
       ),
       NotFoundError,
     );
-    assert.match(err.message, /^DELETE \/api\/v1\/training_runs\/r\/checkpoints\/weights\/c failed with 404 Not Found after 2 attempts: no such checkpoint\./);
+    assert.match(
+      err.message,
+      /^DELETE \/api\/v1\/training_runs\/r\/checkpoints\/weights\/c failed with 404 Not Found after 2 attempts: no such checkpoint\./,
+    );
     assert.equal(server.requests.length, 2);
     assert.equal(server.requests[0]?.headers["x-idempotency-key"], server.requests[1]?.headers["x-idempotency-key"]);
   });

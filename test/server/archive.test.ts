@@ -52,12 +52,18 @@ async function serverWithCheckpoints(options: LocalServerOptions = {}): Promise<
   const server = await startLocalServer(options);
   const call = api(server);
   const session = (await call("POST", "/api/v1/create_session", { tags: [], user_metadata: {}, sdk_version: "t" })).body.session_id;
-  const runId = (await run(call, "/api/v1/create_model", { session_id: session, model_seq_id: 0, base_model: "Qwen/Qwen3-8B", lora_config: { rank: 8 } })).model_id;
+  const runId = (
+    await run(call, "/api/v1/create_model", { session_id: session, model_seq_id: 0, base_model: "Qwen/Qwen3-8B", lora_config: { rank: 8 } })
+  ).model_id;
   const datum = {
     model_input: { chunks: [{ type: "encoded_text", tokens: [1, 2, 3, 4] }] },
     loss_fn_inputs: { target_tokens: { data: [2, 3, 4, 5], dtype: "int64" }, weights: { data: [1, 1, 1, 1], dtype: "float32" } },
   };
-  await run(call, "/api/v1/forward_backward", { model_id: runId, seq_id: 1, forward_backward_input: { data: [datum], loss_fn: "cross_entropy" } });
+  await run(call, "/api/v1/forward_backward", {
+    model_id: runId,
+    seq_id: 1,
+    forward_backward_input: { data: [datum], loss_fn: "cross_entropy" },
+  });
   await run(call, "/api/v1/optim_step", { model_id: runId, seq_id: 2, adam_params: { learning_rate: 0.01 } });
   await run(call, "/api/v1/save_weights", { model_id: runId, seq_id: 3, path: "a" });
   await run(call, "/api/v1/save_weights_for_sampler", { model_id: runId, seq_id: 4, path: "s" });
@@ -74,7 +80,10 @@ async function untar(buf: Buffer): Promise<string> {
 }
 
 /** GET with node:http, collecting whatever bytes arrive before the connection ends or breaks. */
-function rawGet(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer; complete: boolean }> {
+function rawGet(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer; complete: boolean }> {
   return new Promise((resolve, reject) => {
     const req = httpGet(url, { headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -136,7 +145,12 @@ describe("archive URLs and downloads", () => {
 
     const dir = await untar(full);
     try {
-      assert.deepEqual((await readdir(dir)).sort(), ["adapter_config.json", "adapter_model.safetensors", "checkpoint_complete", "optimizer.safetensors"]);
+      assert.deepEqual((await readdir(dir)).sort(), [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "checkpoint_complete",
+        "optimizer.safetensors",
+      ]);
       const config = JSON.parse(await readFile(join(dir, "adapter_config.json"), "utf8"));
       assert.equal(config.r, 8);
       assert.equal(config.base_model_name_or_path, "Qwen/Qwen3-8B");
@@ -281,7 +295,14 @@ describe("archive endpoint variants", () => {
       }
       // Loading it into a model fails cleanly as a user error.
       const session = (await call("POST", "/api/v1/create_session", { tags: [], user_metadata: {}, sdk_version: "t" })).body.session_id;
-      const modelId = (await run(call, "/api/v1/create_model", { session_id: session, model_seq_id: 0, base_model: "meta-llama/Llama-3.2-1B", lora_config: { rank: 8 } })).model_id;
+      const modelId = (
+        await run(call, "/api/v1/create_model", {
+          session_id: session,
+          model_seq_id: 0,
+          base_model: "meta-llama/Llama-3.2-1B",
+          lora_config: { rank: 8 },
+        })
+      ).model_id;
       const load = await call("POST", "/api/v1/load_weights", { model_id: modelId, seq_id: 1, path: r.body.tinker_path, optimizer: false });
       let out: AnyJson;
       do out = (await call("POST", "/api/v1/retrieve_future", { request_id: load.body.request_id })).body;
@@ -319,7 +340,19 @@ describe("fault injection", () => {
       assert.ok(r.headers.get("x-request-id"));
     }
     assert.equal((await call("GET", "/api/v1/healthz")).status, 200);
-    assert.equal((await call("POST", "/api/v1/telemetry", { events: [], platform: "linux", sdk_version: "0.25.0", session_id: "s", process_uuid: "u" })).status, 200, "other paths are untouched");
+    assert.equal(
+      (
+        await call("POST", "/api/v1/telemetry", {
+          events: [],
+          platform: "linux",
+          sdk_version: "0.25.0",
+          session_id: "s",
+          process_uuid: "u",
+        })
+      ).status,
+      200,
+      "other paths are untouched",
+    );
     server.clearFaults();
   });
 
@@ -358,7 +391,9 @@ describe("fault injection", () => {
     assert.equal(bad.body.field, "body.rules.0.status");
 
     const pattern = async (): Promise<number[]> => {
-      const r = await call("POST", "/local/admin/faults", { rules: [{ path: "/api/v1/healthz", probability: 0.5, seed: 42, status: 500 }] });
+      const r = await call("POST", "/local/admin/faults", {
+        rules: [{ path: "/api/v1/healthz", probability: 0.5, seed: 42, status: 500 }],
+      });
       assert.deepEqual(r.body, { rules: 1 });
       const out: number[] = [];
       for (let i = 0; i < 20; i++) out.push((await call("GET", "/api/v1/healthz")).status);
@@ -378,7 +413,10 @@ describe("fault injection", () => {
       const c = api(s);
       assert.equal((await c("GET", "/api/v1/healthz")).status, 429);
       assert.equal((await c("GET", "/api/v1/healthz")).status, 200);
-      assert.deepEqual(s.requests.map((r) => r.status), [429, 200]);
+      assert.deepEqual(
+        s.requests.map((r) => r.status),
+        [429, 200],
+      );
     } finally {
       await s.close();
     }

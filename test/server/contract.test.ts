@@ -151,7 +151,12 @@ describe("local server contract", () => {
     assert.ok(names.includes("Qwen/Qwen3-8B") && names.includes("meta-llama/Llama-3.2-1B"));
     assert.ok(caps.body.supported_models.every((m: AnyJson) => Number.isInteger(m.max_context_length)));
 
-    const session = await call("POST", "/api/v1/create_session", { tags: ["a"], user_metadata: { k: 1 }, sdk_version: "0.25.0", type: "create_session" });
+    const session = await call("POST", "/api/v1/create_session", {
+      tags: ["a"],
+      user_metadata: { k: 1 },
+      sdk_version: "0.25.0",
+      type: "create_session",
+    });
     assertSpec("POST", "/api/v1/create_session", 200, session.body);
     sessionId = session.body.session_id;
 
@@ -160,7 +165,13 @@ describe("local server contract", () => {
     const hbOther = await other("POST", "/api/v1/session_heartbeat", { session_id: sessionId });
     assert.equal(hbOther.status, 404);
 
-    const tel = await call("POST", "/api/v1/telemetry", { events: [{ event: "SESSION_START" }], platform: "x", sdk_version: "0.25.0", session_id: sessionId, process_uuid: "u" });
+    const tel = await call("POST", "/api/v1/telemetry", {
+      events: [{ event: "SESSION_START" }],
+      platform: "x",
+      sdk_version: "0.25.0",
+      session_id: sessionId,
+      process_uuid: "u",
+    });
     assert.deepEqual(tel.body, { status: "accepted" });
     assertSpec("POST", "/api/v1/telemetry", 200, tel.body);
   });
@@ -217,17 +228,34 @@ describe("local server contract", () => {
     });
     assert.equal(step.metrics.step, 1);
 
-    const saved = await submit("/api/v1/save_weights", { model_id: modelId, path: "ckpt-1", seq_id: ++seq, overwrite: false, type: "save_weights" });
+    const saved = await submit("/api/v1/save_weights", {
+      model_id: modelId,
+      path: "ckpt-1",
+      seq_id: ++seq,
+      overwrite: false,
+      type: "save_weights",
+    });
     assert.deepEqual(saved, { path: `tinker://${modelId}/weights/ckpt-1`, type: "save_weights" });
 
-    const named = await submit("/api/v1/save_weights_for_sampler", { model_id: modelId, path: "samp-1", seq_id: ++seq, type: "save_weights_for_sampler" });
+    const named = await submit("/api/v1/save_weights_for_sampler", {
+      model_id: modelId,
+      path: "samp-1",
+      seq_id: ++seq,
+      type: "save_weights_for_sampler",
+    });
     assert.equal(named.path, `tinker://${modelId}/sampler_weights/samp-1`);
     const unnamed = await submit("/api/v1/save_weights_for_sampler", { model_id: modelId, sampling_session_seq_id: 0, seq_id: ++seq });
     assert.equal(typeof unnamed.sampling_session_id, "string");
     assert.match(unnamed.path, /sampler_weights\//);
 
     for (const optimizer of [true, false]) {
-      const loaded = await submit("/api/v1/load_weights", { model_id: modelId, seq_id: ++seq, path: `tinker://${modelId}/weights/ckpt-1`, optimizer, type: "load_weights" });
+      const loaded = await submit("/api/v1/load_weights", {
+        model_id: modelId,
+        seq_id: ++seq,
+        path: `tinker://${modelId}/weights/ckpt-1`,
+        optimizer,
+        type: "load_weights",
+      });
       assert.equal(loaded.type, "load_weights");
       assert.equal(loaded.path, `tinker://${modelId}/weights/ckpt-1`);
     }
@@ -249,14 +277,20 @@ describe("local server contract", () => {
     const res = await call("POST", "/api/v1/forward_backward", {
       model_id: modelId,
       seq_id: ++seq,
-      forward_backward_input: { data: [datum([1, 2]), { ...datum([1, 2]), model_input: { chunks: [{ type: "encoded_text", tokens: [1, 999_999] }] } }], loss_fn: "cross_entropy" },
+      forward_backward_input: {
+        data: [datum([1, 2]), { ...datum([1, 2]), model_input: { chunks: [{ type: "encoded_text", tokens: [1, 999_999] }] } }],
+        loss_fn: "cross_entropy",
+      },
     });
     assert.equal(res.status, 400);
     assert.match(String(res.body.field), /data\[1\]\.model_input\.chunks\[0\]\.tokens/);
-    const next = await submit("/api/v1/forward_backward", { model_id: modelId, seq_id: ++seq, forward_backward_input: { data: [datum([1, 2])], loss_fn: "cross_entropy" } });
+    const next = await submit("/api/v1/forward_backward", {
+      model_id: modelId,
+      seq_id: ++seq,
+      forward_backward_input: { data: [datum([1, 2])], loss_fn: "cross_entropy" },
+    });
     assert.ok(next.metrics !== undefined, JSON.stringify(next));
   });
-
 
   test("400 for unparseable JSON and 422 naming the field for schema violations", async () => {
     const bad = await call("POST", "/api/v1/optim_step", undefined, { raw: "{not json" });
@@ -269,8 +303,16 @@ describe("local server contract", () => {
       ["/api/v1/optim_step", { model_id: modelId, adam_params: { learning_rate: 0.1 } }, "body.seq_id"],
       ["/api/v1/save_weights", { model_id: modelId, path: "x" }, "body.seq_id"],
       ["/api/v1/create_session", { tags: "a", user_metadata: {}, sdk_version: "x" }, "body.tags"],
-      ["/api/v1/forward_backward", { model_id: modelId, seq_id: 98, forward_backward_input: { data: [{ model_input: { chunks: [] } }], loss_fn: "cross_entropy" } }, "body.forward_backward_input.data[0].loss_fn_inputs"],
-      ["/api/v1/forward_backward", { model_id: modelId, seq_id: 97, forward_backward_input: { data: [], loss_fn: "mse" } }, "body.forward_backward_input.loss_fn"],
+      [
+        "/api/v1/forward_backward",
+        { model_id: modelId, seq_id: 98, forward_backward_input: { data: [{ model_input: { chunks: [] } }], loss_fn: "cross_entropy" } },
+        "body.forward_backward_input.data[0].loss_fn_inputs",
+      ],
+      [
+        "/api/v1/forward_backward",
+        { model_id: modelId, seq_id: 97, forward_backward_input: { data: [], loss_fn: "mse" } },
+        "body.forward_backward_input.loss_fn",
+      ],
       ["/api/v1/retrieve_future", {}, "body.request_id"],
       ["/api/v1/create_model", { session_id: sessionId, model_seq_id: -1, base_model: "Qwen/Qwen3-8B" }, "body.model_seq_id"],
     ];
@@ -310,19 +352,39 @@ describe("local server contract", () => {
   });
 
   test("load_weights: a sampler path is 400; an incompatible checkpoint fails the future naming both configs", async () => {
-    const sampler = await call("POST", "/api/v1/load_weights", { model_id: modelId, seq_id: ++seq, path: `tinker://${modelId}/sampler_weights/samp-1`, optimizer: false });
+    const sampler = await call("POST", "/api/v1/load_weights", {
+      model_id: modelId,
+      seq_id: ++seq,
+      path: `tinker://${modelId}/sampler_weights/samp-1`,
+      optimizer: false,
+    });
     assert.equal(sampler.status, 400);
     assert.match(sampler.body.detail, /is a sampler checkpoint; pass a training checkpoint \(tinker:\/\/<run>\/weights\/<name>\)/);
     assertSpec("POST", "/api/v1/load_weights", 400, sampler.body);
 
-    const created = await submit("/api/v1/create_model", { session_id: sessionId, model_seq_id: 1, base_model: "Qwen/Qwen3-8B", lora_config: { rank: 8 } });
+    const created = await submit("/api/v1/create_model", {
+      session_id: sessionId,
+      model_seq_id: 1,
+      base_model: "Qwen/Qwen3-8B",
+      lora_config: { rank: 8 },
+    });
     const otherModel = created.model_id;
-    const r = await call("POST", "/api/v1/load_weights", { model_id: otherModel, seq_id: 1, path: `tinker://${modelId}/weights/ckpt-1`, optimizer: true });
+    const r = await call("POST", "/api/v1/load_weights", {
+      model_id: otherModel,
+      seq_id: 1,
+      path: `tinker://${modelId}/weights/ckpt-1`,
+      optimizer: true,
+    });
     const failed = await result(call, r.body.request_id);
     assert.equal(failed.category, "user");
     assert.match(failed.error, /rank: 4/);
     assert.match(failed.error, /rank: 8/);
-    const missing = await call("POST", "/api/v1/load_weights", { model_id: otherModel, seq_id: 2, path: `tinker://${modelId}/weights/nope`, optimizer: true });
+    const missing = await call("POST", "/api/v1/load_weights", {
+      model_id: otherModel,
+      seq_id: 2,
+      path: `tinker://${modelId}/weights/nope`,
+      optimizer: true,
+    });
     const missingResult = await result(call, missing.body.request_id);
     assert.equal(missingResult.category, "user");
     assert.match(missingResult.error, /not found/);
@@ -368,7 +430,14 @@ describe("local server contract", () => {
 
     const wi = await call("POST", "/api/v1/weights_info", { tinker_path: `tinker://${modelId}/weights/ckpt-1` });
     assertSpec("POST", "/api/v1/weights_info", 200, wi.body);
-    assert.deepEqual(wi.body, { base_model: "Qwen/Qwen3-8B", is_lora: true, lora_rank: 4, train_unembed: true, train_mlp: true, train_attn: true });
+    assert.deepEqual(wi.body, {
+      base_model: "Qwen/Qwen3-8B",
+      is_lora: true,
+      lora_rank: 4,
+      train_unembed: true,
+      train_mlp: true,
+      train_attn: true,
+    });
     const badPath = await call("POST", "/api/v1/weights_info", { tinker_path: "s3://x" });
     assert.equal(badPath.status, 400);
     assert.equal(badPath.body.field, "body.tinker_path");
@@ -400,22 +469,37 @@ describe("local server contract", () => {
     assertSpec("GET", RUNS, 200, acc.body);
     assert.equal(acc.body.last_sampler_checkpoint, null, "private sampler checkpoints stay hidden");
     const accList = await other("GET", "/api/v1/training_runs?access_scope=accessible");
-    assert.deepEqual(accList.body.training_runs.map((r: AnyJson) => r.training_run_id), [modelId]);
+    assert.deepEqual(
+      accList.body.training_runs.map((r: AnyJson) => r.training_run_id),
+      [modelId],
+    );
     assert.equal((await other("GET", "/api/v1/training_runs")).body.training_runs.length, 0);
-    for (const [method, suffix] of [["DELETE", ""], ["POST", "/publish"], ["DELETE", "/publish"]] as const) {
+    for (const [method, suffix] of [
+      ["DELETE", ""],
+      ["POST", "/publish"],
+      ["DELETE", "/publish"],
+    ] as const) {
       assert.equal((await other(method, `${ck}${suffix}`)).status, 403);
     }
     assert.equal((await other("PUT", `${ck}/ttl`, { ttl_seconds: 7200 })).status, 403);
 
     // Loading a public checkpoint into one's own model is allowed.
     const session = await other("POST", "/api/v1/create_session", { tags: [], user_metadata: {}, sdk_version: "x" });
-    const create = await other("POST", "/api/v1/create_model", { session_id: session.body.session_id, model_seq_id: 0, base_model: "Qwen/Qwen3-8B", lora_config: { rank: 4, seed: 1 } });
+    const create = await other("POST", "/api/v1/create_model", {
+      session_id: session.body.session_id,
+      model_seq_id: 0,
+      base_model: "Qwen/Qwen3-8B",
+      lora_config: { rank: 4, seed: 1 },
+    });
     assert.equal((await result(other, create.body.request_id)).type, "create_model");
     const load = await other("POST", "/api/v1/load_weights", { model_id: create.body.model_id, seq_id: 1, path, optimizer: true });
     const loaded = await result(other, load.body.request_id);
     assert.ok(!("error" in loaded), JSON.stringify(loaded));
     // …but not into someone else's model, nor polling someone else's future.
-    assert.equal((await other("POST", "/api/v1/optim_step", { model_id: modelId, seq_id: 500, adam_params: { learning_rate: 0.1 } })).status, 404);
+    assert.equal(
+      (await other("POST", "/api/v1/optim_step", { model_id: modelId, seq_id: 500, adam_params: { learning_rate: 0.1 } })).status,
+      404,
+    );
     assert.equal((await other("POST", "/api/v1/retrieve_future", { request_id: create.body.request_id })).status, 200);
     assert.equal((await call("POST", "/api/v1/retrieve_future", { request_id: create.body.request_id })).status, 404);
 
@@ -436,11 +520,15 @@ describe("local server contract", () => {
     assert.equal(short.status, 400, "the minimum TTL is 3600 s by default");
     assert.equal((await call("PUT", `${ck}/ttl`, { ttl_seconds: "x" })).status, 422);
     assert.equal((await call("PUT", `${ck}/ttl`, { ttl_seconds: 3600 })).status, 204);
-    let listed = (await call("GET", `/api/v1/training_runs/${modelId}/checkpoints`)).body.checkpoints.find((c: AnyJson) => c.checkpoint_id === "weights/ckpt-1");
+    let listed = (await call("GET", `/api/v1/training_runs/${modelId}/checkpoints`)).body.checkpoints.find(
+      (c: AnyJson) => c.checkpoint_id === "weights/ckpt-1",
+    );
     const expires = Date.parse(listed.expires_at);
     assert.ok(Math.abs(expires - (Date.now() + clockOffset + 3600_000)) < 5000);
     assert.equal((await call("PUT", `${ck}/ttl`, { ttl_seconds: null })).status, 204);
-    listed = (await call("GET", `/api/v1/training_runs/${modelId}/checkpoints`)).body.checkpoints.find((c: AnyJson) => c.checkpoint_id === "weights/ckpt-1");
+    listed = (await call("GET", `/api/v1/training_runs/${modelId}/checkpoints`)).body.checkpoints.find(
+      (c: AnyJson) => c.checkpoint_id === "weights/ckpt-1",
+    );
     assert.equal(listed.expires_at, null);
 
     // A save with a TTL, then the clock moves past it.
@@ -479,9 +567,22 @@ describe("local server contract", () => {
     const before = await submit("/api/v1/optim_step", { model_id: modelId, seq_id: ++seq, adam_params: { learning_rate: 0.01 } });
     await submit("/api/v1/save_weights", { model_id: modelId, seq_id: ++seq, path: "for-create" });
     const path = `tinker://${modelId}/weights/for-create`;
-    const both = await call("POST", "/api/v1/load_weights", { model_id: modelId, seq_id: 1, session_id: sessionId, model_seq_id: 9, path, optimizer: true });
+    const both = await call("POST", "/api/v1/load_weights", {
+      model_id: modelId,
+      seq_id: 1,
+      session_id: sessionId,
+      model_seq_id: 9,
+      path,
+      optimizer: true,
+    });
     assert.equal(both.status, 422);
-    const loaded = await submit("/api/v1/load_weights", { session_id: sessionId, model_seq_id: 9, path, optimizer: true, type: "load_weights" });
+    const loaded = await submit("/api/v1/load_weights", {
+      session_id: sessionId,
+      model_seq_id: 9,
+      path,
+      optimizer: true,
+      type: "load_weights",
+    });
     assert.deepEqual(loaded, { path, model_id: `${sessionId}:train:9`, type: "load_weights" });
     const info = await call("POST", "/api/v1/get_info", { model_id: loaded.model_id });
     assert.equal(info.body.lora_rank, 4, "the LoRA config comes from the checkpoint");
@@ -494,7 +595,12 @@ describe("local server contract", () => {
     try {
       const c = clientFor(slow, slow.apiKey);
       const s = await c("POST", "/api/v1/create_session", { tags: [], user_metadata: {}, sdk_version: "x" });
-      const m = await c("POST", "/api/v1/create_model", { session_id: s.body.session_id, model_seq_id: 0, base_model: "Qwen/Qwen3-8B", lora_config: { rank: 2 } });
+      const m = await c("POST", "/api/v1/create_model", {
+        session_id: s.body.session_id,
+        model_seq_id: 0,
+        base_model: "Qwen/Qwen3-8B",
+        lora_config: { rank: 2 },
+      });
       const abort = new AbortController();
       const gone = fetch(`${slow.baseUrl}/api/v1/retrieve_future`, {
         method: "POST",
@@ -528,7 +634,12 @@ describe("futures: long poll, try_again, expiry", () => {
     try {
       const call = clientFor(server, server.apiKey);
       const session = await call("POST", "/api/v1/create_session", { tags: [], user_metadata: {}, sdk_version: "x" });
-      const create = await call("POST", "/api/v1/create_model", { session_id: session.body.session_id, model_seq_id: 0, base_model: "meta-llama/Llama-3.2-1B", lora_config: { rank: 2 } });
+      const create = await call("POST", "/api/v1/create_model", {
+        session_id: session.body.session_id,
+        model_seq_id: 0,
+        base_model: "meta-llama/Llama-3.2-1B",
+        lora_config: { rank: 2 },
+      });
       const pending = await call("POST", "/api/v1/retrieve_future", { request_id: create.body.request_id, allow_metadata_only: true });
       assert.equal(pending.status, 200);
       assertSpec("POST", "/api/v1/retrieve_future", 200, pending.body);
@@ -542,7 +653,12 @@ describe("futures: long poll, try_again, expiry", () => {
       try {
         const c2 = clientFor(slow, slow.apiKey);
         const s2 = await c2("POST", "/api/v1/create_session", { tags: [], user_metadata: {}, sdk_version: "x" });
-        const m2 = await c2("POST", "/api/v1/create_model", { session_id: s2.body.session_id, model_seq_id: 0, base_model: "Qwen/Qwen3-8B", lora_config: { rank: 2 } });
+        const m2 = await c2("POST", "/api/v1/create_model", {
+          session_id: s2.body.session_id,
+          model_seq_id: 0,
+          base_model: "Qwen/Qwen3-8B",
+          lora_config: { rank: 2 },
+        });
         const t0 = performance.now();
         const done = await c2("POST", "/api/v1/retrieve_future", { request_id: m2.body.request_id });
         const elapsed = performance.now() - t0;
@@ -573,7 +689,12 @@ describe("futures: long poll, try_again, expiry", () => {
     const server = await startLocalServer({ futureDelayMs: 10_000, longPollMs: 20_000 });
     const call = clientFor(server, server.apiKey);
     const session = await call("POST", "/api/v1/create_session", { tags: [], user_metadata: {}, sdk_version: "x" });
-    const create = await call("POST", "/api/v1/create_model", { session_id: session.body.session_id, model_seq_id: 0, base_model: "Qwen/Qwen3-8B", lora_config: { rank: 2 } });
+    const create = await call("POST", "/api/v1/create_model", {
+      session_id: session.body.session_id,
+      model_seq_id: 0,
+      base_model: "Qwen/Qwen3-8B",
+      lora_config: { rank: 2 },
+    });
     const poll = call("POST", "/api/v1/retrieve_future", { request_id: create.body.request_id }).catch((e: unknown) => e);
     await new Promise((r) => setTimeout(r, 100));
     const t0 = performance.now();

@@ -20,7 +20,15 @@ import {
 } from "../../src/server/model/index.js";
 
 const V = 1000;
-const OPTS: TinyModelOptions = { baseModel: "loss-test-base", rank: 3, seed: 4, trainAttn: true, trainMlp: true, trainUnembed: true, vocabSize: V };
+const OPTS: TinyModelOptions = {
+  baseModel: "loss-test-base",
+  rank: 3,
+  seed: 4,
+  trainAttn: true,
+  trainMlp: true,
+  trainUnembed: true,
+  vocabSize: V,
+};
 const ADAM = { learning_rate: 0.01, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0, grad_clip_norm: 0 };
 
 function rng(seed: number): () => number {
@@ -62,7 +70,10 @@ function lossData(model: TinyLoraModel, lossFn: LossFn, seed = 5): Datum[] {
     loss_fn_inputs: { target_tokens: i64(s.slice(1)), weights: f32(s.slice(1).map(() => 1)) },
   }));
   if (lossFn === "cross_entropy") {
-    return base.map((d) => ({ ...d, loss_fn_inputs: { ...d.loss_fn_inputs, weights: f32(d.loss_fn_inputs.weights.data.map(() => r() * 2 - 0.5)) } }));
+    return base.map((d) => ({
+      ...d,
+      loss_fn_inputs: { ...d.loss_fn_inputs, weights: f32(d.loss_fn_inputs.weights.data.map(() => r() * 2 - 0.5)) },
+    }));
   }
   const lps = model.forward(base, "cross_entropy").loss_fn_outputs.map((o) => o.logprobs!.data);
   return base.map((d, i) => ({
@@ -106,7 +117,10 @@ for (const lossFn of LOSSES) {
     const data = lossData(model, lossFn);
     const out = model.forwardBackward(data, lossFn);
     const lps = out.loss_fn_outputs.map((o) => o.logprobs!.data);
-    assert.deepEqual(lps.map((l) => l.length), SEQS.map((s) => s.length - 1));
+    assert.deepEqual(
+      lps.map((l) => l.length),
+      SEQS.map((s) => s.length - 1),
+    );
     const direct = directLoss(lossFn, data, lps);
     const loss = out.metrics["loss:sum"]!;
     // logprobs travel as float32 (relative error 6e-8 on |lp| <= 10): 1e-4 absolute covers it.
@@ -131,11 +145,13 @@ for (const lossFn of LOSSES) {
               model_input: d.model_input,
               loss_fn_inputs: {
                 target_tokens: d.loss_fn_inputs.target_tokens,
-                weights: f32(exact[i]!.map((lp, t) => {
-                  const q = (d.loss_fn_inputs.logprobs!.data as number[])[t]!;
-                  const a = (d.loss_fn_inputs.advantages!.data as number[])[t]!;
-                  return Math.min(Math.max(Math.exp(lp - q), 0), 4) * a;
-                })),
+                weights: f32(
+                  exact[i]!.map((lp, t) => {
+                    const q = (d.loss_fn_inputs.logprobs!.data as number[])[t]!;
+                    const a = (d.loss_fn_inputs.advantages!.data as number[])[t]!;
+                    return Math.min(Math.max(Math.exp(lp - q), 0), 4) * a;
+                  }),
+                ),
               },
             })),
             "cross_entropy",
@@ -178,7 +194,15 @@ test("loss_fn_config: defaults (ppo 0.8/1.2, cispo 0/4, dro beta 0.05), override
   for (const lossFn of ["ppo", "cispo", "dro"] as const) {
     const data = lossData(model, lossFn);
     const defaults = outs(lossFn, data);
-    const explicit = outs(lossFn, data, lossFn === "dro" ? { beta: 0.05 } : lossFn === "ppo" ? { clip_low_threshold: 0.8, clip_high_threshold: 1.2 } : { clip_low_threshold: 0, clip_high_threshold: 4 });
+    const explicit = outs(
+      lossFn,
+      data,
+      lossFn === "dro"
+        ? { beta: 0.05 }
+        : lossFn === "ppo"
+          ? { clip_low_threshold: 0.8, clip_high_threshold: 1.2 }
+          : { clip_low_threshold: 0, clip_high_threshold: 4 },
+    );
     assert.equal(defaults.loss, explicit.loss, `${lossFn} defaults`);
     const cfg: Record<string, number> = lossFn === "dro" ? { beta: 0.7 } : { clip_low_threshold: 0.95, clip_high_threshold: 1.05 };
     const changed = outs(lossFn, data, cfg);
@@ -192,7 +216,14 @@ test("loss_fn_config: defaults (ppo 0.8/1.2, cispo 0/4, dro beta 0.05), override
     const viaConfig = outs(lossFn, data, { clip_low_threshold: 0.9, clip_high_threshold: 1.1 });
     const withInputs = data.map((d) => {
       const n = d.loss_fn_inputs.target_tokens.data.length;
-      return { ...d, loss_fn_inputs: { ...d.loss_fn_inputs, clip_low_threshold: f32(new Array(n).fill(0.9)), clip_high_threshold: f32(new Array(n).fill(1.1)) } };
+      return {
+        ...d,
+        loss_fn_inputs: {
+          ...d.loss_fn_inputs,
+          clip_low_threshold: f32(new Array(n).fill(0.9)),
+          clip_high_threshold: f32(new Array(n).fill(1.1)),
+        },
+      };
     });
     const viaInputs = outs(lossFn, withInputs, { clip_low_threshold: 0.5, clip_high_threshold: 3 });
     assert.equal(viaInputs.loss, viaConfig.loss, `${lossFn}: inputs override config`);
@@ -203,7 +234,10 @@ test("loss_fn_config: defaults (ppo 0.8/1.2, cispo 0/4, dro beta 0.05), override
 test("the RL losses ignore weights", () => {
   for (const lossFn of ["importance_sampling", "ppo", "cispo", "dro"] as const) {
     const data = lossData(randomModel(), lossFn);
-    const weighted = data.map((d) => ({ ...d, loss_fn_inputs: { ...d.loss_fn_inputs, weights: f32(Array.from(d.loss_fn_inputs.target_tokens.data, () => 0)) } }));
+    const weighted = data.map((d) => ({
+      ...d,
+      loss_fn_inputs: { ...d.loss_fn_inputs, weights: f32(Array.from(d.loss_fn_inputs.target_tokens.data, () => 0)) },
+    }));
     const a = randomModel();
     const b = randomModel();
     assert.deepEqual(a.forwardBackward(data, lossFn), b.forwardBackward(weighted, lossFn));
@@ -219,16 +253,31 @@ test("cross_entropy (N, K): logprobs (N, K) and the loss and gradients of K sepa
   const w2 = [0.25, 1, 1, -1];
   const nk: Datum = {
     model_input: { chunks: [{ type: "encoded_text", tokens }] },
-    loss_fn_inputs: { target_tokens: i64(t1.flatMap((t, i) => [t, t2[i]!]), [4, 2]), weights: f32(w1.flatMap((w, i) => [w, w2[i]!]), [4, 2]) },
+    loss_fn_inputs: {
+      target_tokens: i64(
+        t1.flatMap((t, i) => [t, t2[i]!]),
+        [4, 2],
+      ),
+      weights: f32(
+        w1.flatMap((w, i) => [w, w2[i]!]),
+        [4, 2],
+      ),
+    },
   };
-  const single = (t: number[], w: number[]): Datum => ({ model_input: nk.model_input, loss_fn_inputs: { target_tokens: i64(t), weights: f32(w) } });
+  const single = (t: number[], w: number[]): Datum => ({
+    model_input: nk.model_input,
+    loss_fn_inputs: { target_tokens: i64(t), weights: f32(w) },
+  });
   const a = randomModel();
   const b = randomModel();
   const outNk = a.forwardBackward([nk], "cross_entropy");
   const outSep = b.forwardBackward([single(t1, w1), single(t2, w2)], "cross_entropy");
   const lp = outNk.loss_fn_outputs[0]!.logprobs!;
   assert.deepEqual(lp.shape, [4, 2]);
-  assert.deepEqual(lp.data, outSep.loss_fn_outputs[0]!.logprobs!.data.flatMap((v, i) => [v, outSep.loss_fn_outputs[1]!.logprobs!.data[i]!]));
+  assert.deepEqual(
+    lp.data,
+    outSep.loss_fn_outputs[0]!.logprobs!.data.flatMap((v, i) => [v, outSep.loss_fn_outputs[1]!.logprobs!.data[i]!]),
+  );
   assert.ok(Math.abs(outNk.metrics["loss:sum"]! - outSep.metrics["loss:sum"]!) < 1e-12);
   for (const [name, g] of a.gradients()) {
     const h = b.gradients().get(name)!;
@@ -243,7 +292,11 @@ test("forward_only accumulates nothing: gradients stay zero and a later optimSte
     const data = lossData(a, lossFn);
     const fwd = a.forward(data, lossFn);
     assert.deepEqual(a.run(prepareBatch(data, lossFn, undefined, V), { forwardOnly: true }), fwd);
-    for (const g of a.gradients().values()) assert.ok(g.every((v) => v === 0), `${lossFn}: no gradient`);
+    for (const g of a.gradients().values())
+      assert.ok(
+        g.every((v) => v === 0),
+        `${lossFn}: no gradient`,
+      );
     a.optimStep(ADAM);
     b.optimStep(ADAM);
     assert.ok(a.exportWeights().equals(b.exportWeights()), `${lossFn}: forward then optimStep == optimStep`);
@@ -254,11 +307,21 @@ test("forward_only accumulates nothing: gradients stay zero and a later optimSte
 
 test("typed arrays (Int32Array, BigInt64Array, Float32Array) and CSR tensors give the same result as plain arrays", () => {
   const plain: Datum = {
-    model_input: { chunks: [{ type: "encoded_text", tokens: [5, 17, 200] }, { type: "encoded_text", tokens: [3] }] },
+    model_input: {
+      chunks: [
+        { type: "encoded_text", tokens: [5, 17, 200] },
+        { type: "encoded_text", tokens: [3] },
+      ],
+    },
     loss_fn_inputs: { target_tokens: i64([17, 200, 3, 999]), weights: f32([1, 0, 0.5, 1]) },
   };
   const typed: Datum = {
-    model_input: { chunks: [{ type: "encoded_text", tokens: Int32Array.from([5, 17, 200]) }, { type: "encoded_text", tokens: Int32Array.from([3]) }] },
+    model_input: {
+      chunks: [
+        { type: "encoded_text", tokens: Int32Array.from([5, 17, 200]) },
+        { type: "encoded_text", tokens: Int32Array.from([3]) },
+      ],
+    },
     loss_fn_inputs: {
       target_tokens: { data: BigInt64Array.from([17n, 200n, 3n, 999n]), dtype: "int64" },
       weights: { data: Float32Array.from([1, 0, 0.5, 1]), dtype: "float32" },
@@ -292,18 +355,57 @@ test("loss inputs are checked with errors naming the field", () => {
     });
   const base = lossData(m, "ppo");
   const noWeights: Datum = { model_input: base[0]!.model_input, loss_fn_inputs: { target_tokens: base[0]!.loss_fn_inputs.target_tokens } };
-  fails(() => m.forwardBackward([noWeights], "cross_entropy"), /^data\[0\]\.loss_fn_inputs\.weights: is required for cross_entropy/, "data[0].loss_fn_inputs.weights");
-  const noAdv = base.map((d) => ({ ...d, loss_fn_inputs: { target_tokens: d.loss_fn_inputs.target_tokens, logprobs: d.loss_fn_inputs.logprobs! } }));
-  fails(() => m.forwardBackward(noAdv, "ppo"), /^data\[0\]\.loss_fn_inputs\.advantages: is required for ppo/, "data[0].loss_fn_inputs.advantages");
-  fails(() => m.forwardBackward(base, "importance_sampling", { beta: 1 }), /^loss_fn_config\.beta: not a parameter of importance_sampling/, "loss_fn_config.beta");
-  fails(() => m.forwardBackward(base, "ppo", { clip_low_threshold: 1.3 }), /^loss_fn_config\.clip_high_threshold: must be >= clip_low_threshold/, "loss_fn_config.clip_high_threshold");
+  fails(
+    () => m.forwardBackward([noWeights], "cross_entropy"),
+    /^data\[0\]\.loss_fn_inputs\.weights: is required for cross_entropy/,
+    "data[0].loss_fn_inputs.weights",
+  );
+  const noAdv = base.map((d) => ({
+    ...d,
+    loss_fn_inputs: { target_tokens: d.loss_fn_inputs.target_tokens, logprobs: d.loss_fn_inputs.logprobs! },
+  }));
+  fails(
+    () => m.forwardBackward(noAdv, "ppo"),
+    /^data\[0\]\.loss_fn_inputs\.advantages: is required for ppo/,
+    "data[0].loss_fn_inputs.advantages",
+  );
+  fails(
+    () => m.forwardBackward(base, "importance_sampling", { beta: 1 }),
+    /^loss_fn_config\.beta: not a parameter of importance_sampling/,
+    "loss_fn_config.beta",
+  );
+  fails(
+    () => m.forwardBackward(base, "ppo", { clip_low_threshold: 1.3 }),
+    /^loss_fn_config\.clip_high_threshold: must be >= clip_low_threshold/,
+    "loss_fn_config.clip_high_threshold",
+  );
   fails(() => m.forwardBackward(base, "dro", { beta: -1 }), /^loss_fn_config\.beta: must be >= 0/, "loss_fn_config.beta");
-  fails(() => m.forwardBackward(base, "dro", { beta: Number.NaN }), /^loss_fn_config\.beta: must be a finite number/, "loss_fn_config.beta");
+  fails(
+    () => m.forwardBackward(base, "dro", { beta: Number.NaN }),
+    /^loss_fn_config\.beta: must be a finite number/,
+    "loss_fn_config.beta",
+  );
   const shortAdv = [{ ...base[0]!, loss_fn_inputs: { ...base[0]!.loss_fn_inputs, advantages: f32([1]) } }];
-  fails(() => m.forwardBackward(shortAdv, "cispo"), /^data\[0\]\.loss_fn_inputs\.advantages: shape \[1\] does not match model_input length 6/, "data[0].loss_fn_inputs.advantages");
+  fails(
+    () => m.forwardBackward(shortAdv, "cispo"),
+    /^data\[0\]\.loss_fn_inputs\.advantages: shape \[1\] does not match model_input length 6/,
+    "data[0].loss_fn_inputs.advantages",
+  );
   const badClip = [{ ...base[0]!, loss_fn_inputs: { ...base[0]!.loss_fn_inputs, clip_high_threshold: f32([2, 2, 2, 0.1, 2, 2]) } }];
-  fails(() => m.forwardBackward(badClip, "ppo"), /^data\[0\]\.loss_fn_inputs\.clip_high_threshold\.data\[3\]: 0\.1 is below the low threshold 0\.8/, "data[0].loss_fn_inputs.clip_high_threshold.data[3]");
+  fails(
+    () => m.forwardBackward(badClip, "ppo"),
+    /^data\[0\]\.loss_fn_inputs\.clip_high_threshold\.data\[3\]: 0\.1 is below the low threshold 0\.8/,
+    "data[0].loss_fn_inputs.clip_high_threshold.data[3]",
+  );
   const nk = [{ ...base[0]!, loss_fn_inputs: { ...base[0]!.loss_fn_inputs, target_tokens: i64(new Array(12).fill(1), [6, 2]) } }];
-  fails(() => m.forwardBackward(nk, "ppo"), /^data\[0\]\.loss_fn_inputs\.target_tokens: shape \[6, 2\]: ppo takes one target per position/, "data[0].loss_fn_inputs.target_tokens");
-  for (const g of m.gradients().values()) assert.ok(g.every((v) => v === 0), "failed calls accumulate nothing");
+  fails(
+    () => m.forwardBackward(nk, "ppo"),
+    /^data\[0\]\.loss_fn_inputs\.target_tokens: shape \[6, 2\]: ppo takes one target per position/,
+    "data[0].loss_fn_inputs.target_tokens",
+  );
+  for (const g of m.gradients().values())
+    assert.ok(
+      g.every((v) => v === 0),
+      "failed calls accumulate nothing",
+    );
 });

@@ -285,7 +285,10 @@ test("gradients match finite differences for every LoRA tensor", () => {
       assert.ok(rel < 1e-5, `${name}[${idx}]: analytic ${analytic} vs numeric ${numeric} (rel ${rel})`);
       checked++;
     }
-    assert.ok(g.some((v) => v !== 0), `${name} has a non-zero gradient`);
+    assert.ok(
+      g.some((v) => v !== 0),
+      `${name} has a non-zero gradient`,
+    );
   }
   assert.equal(checked, 40);
 });
@@ -305,7 +308,11 @@ test("gradients accumulate across forwardBackward calls and forward does not acc
     for (let i = 0; i < g.length; i++) assert.equal(g2[i], 2 * g[i]!, `${name}[${i}]`);
   }
   model.optimStep(ADAM);
-  for (const g of model.gradients().values()) assert.ok(g.every((v) => v === 0), "optimStep zeroes grads");
+  for (const g of model.gradients().values())
+    assert.ok(
+      g.every((v) => v === 0),
+      "optimStep zeroes grads",
+    );
 });
 
 test("optimStep implements AdamW with bias correction and clipping", () => {
@@ -496,10 +503,7 @@ test("importWeights / importOptimizer reject incompatible checkpoints", () => {
     () => model.importWeights(createTinyModel({ ...ALL, trainMlp: false }).exportWeights()),
     /module mismatch: checkpoint has train_mlp=false, model has train_mlp=true/,
   );
-  assertThrowsInput(
-    () => model.importWeights(createTinyModel({ ...ALL, baseModel: "other" }).exportWeights()),
-    /base_model mismatch/,
-  );
+  assertThrowsInput(() => model.importWeights(createTinyModel({ ...ALL, baseModel: "other" }).exportWeights()), /base_model mismatch/);
   assertThrowsInput(
     () => model.importWeights(createTinyModel({ ...ALL, vocabSize: 1001 }).exportWeights()),
     "weights: vocab_size mismatch: checkpoint has 1001 ids, model has 1000",
@@ -594,7 +598,12 @@ test("safetensors round trip is exact and the layout follows the format", () => 
   }
 
   // Record input and F32 tensors written by other tools are accepted.
-  assert.ok(writeSafetensors({ a: tensors.get("a")!, empty: tensors.get("empty")!, vec: tensors.get("vec")! }, { step: "12", note: "héllo" }).equals(buf));
+  assert.ok(
+    writeSafetensors(
+      { a: tensors.get("a")!, empty: tensors.get("empty")!, vec: tensors.get("vec")! },
+      { step: "12", note: "héllo" },
+    ).equals(buf),
+  );
   const f32Header = Buffer.from(JSON.stringify({ w: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }));
   const f32 = Buffer.alloc(8 + f32Header.length + 8);
   f32.writeBigUInt64LE(BigInt(f32Header.length), 0);

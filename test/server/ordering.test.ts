@@ -87,7 +87,9 @@ test("a repeated seq_id returns the original request_id and executes once (pendi
     assert.equal((await result(server, three.body.request_id)).metrics.step, 3);
     const four = await post(server, "/api/v1/optim_step", optim(modelId, 4));
     assert.equal((await result(server, four.body.request_id)).metrics.step, 4, "each seq_id executed exactly once");
-    const listed = await fetch(`${server.baseUrl}/api/v1/training_runs/${modelId}/checkpoints`, { headers: { "x-api-key": server.apiKey } });
+    const listed = await fetch(`${server.baseUrl}/api/v1/training_runs/${modelId}/checkpoints`, {
+      headers: { "x-api-key": server.apiKey },
+    });
     assert.deepEqual(((await listed.json()) as AnyJson).checkpoints, [], "the duplicate save never ran");
   });
 });
@@ -148,7 +150,11 @@ test("missing seq_id is 422; a repeated create_model returns the original future
       assert.equal(r.status, 422, path);
       assert.equal(r.body.field, "body.seq_id");
     }
-    const load = await post(server, "/api/v1/load_weights", { model_id: a.body.model_id, path: `tinker://${a.body.model_id}/weights/x`, optimizer: false });
+    const load = await post(server, "/api/v1/load_weights", {
+      model_id: a.body.model_id,
+      path: `tinker://${a.body.model_id}/weights/x`,
+      optimizer: false,
+    });
     assert.equal(load.status, 422);
     assert.equal(load.body.field, "body.seq_id");
   } finally {
@@ -159,7 +165,12 @@ test("missing seq_id is 422; a repeated create_model returns the original future
 test("operations are serialized per model, but different models run independently", async () => {
   await withModel({ futureDelayMs: 150, longPollMs: 5000 }, async (server, modelId) => {
     const session = await post(server, "/api/v1/create_session", { tags: [], user_metadata: {}, sdk_version: "test" });
-    const other = await post(server, "/api/v1/create_model", { session_id: session.body.session_id, model_seq_id: 0, base_model: "Qwen/Qwen3-8B", lora_config: { rank: 2 } });
+    const other = await post(server, "/api/v1/create_model", {
+      session_id: session.body.session_id,
+      model_seq_id: 0,
+      base_model: "Qwen/Qwen3-8B",
+      lora_config: { rank: 2 },
+    });
     const t0 = performance.now();
     const mine = await Promise.all([1, 2].map((s) => post(server, "/api/v1/optim_step", optim(modelId, s))));
     const theirs = await post(server, "/api/v1/optim_step", optim(other.body.model_id, 1));

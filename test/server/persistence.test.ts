@@ -69,7 +69,12 @@ class Trainer {
   }
 
   static async create(call: Api, sessionId: string, modelSeqId: number): Promise<Trainer> {
-    const created = await run(call, "/api/v1/create_model", { session_id: sessionId, model_seq_id: modelSeqId, base_model: "Qwen/Qwen3-8B", lora_config: LORA });
+    const created = await run(call, "/api/v1/create_model", {
+      session_id: sessionId,
+      model_seq_id: modelSeqId,
+      base_model: "Qwen/Qwen3-8B",
+      lora_config: LORA,
+    });
     return new Trainer(call, created.model_id);
   }
 
@@ -80,7 +85,11 @@ class Trainer {
       seq_id: ++this.seq,
       forward_backward_input: { data: BATCH, loss_fn: "cross_entropy" },
     });
-    await run(this.call, "/api/v1/optim_step", { model_id: this.modelId, seq_id: ++this.seq, adam_params: { learning_rate: 0.05, eps: 1e-8 } });
+    await run(this.call, "/api/v1/optim_step", {
+      model_id: this.modelId,
+      seq_id: ++this.seq,
+      adam_params: { learning_rate: 0.05, eps: 1e-8 },
+    });
     return { loss: fb.metrics["loss:sum"], logprobs: fb.loss_fn_outputs[0].logprobs.data };
   }
 
@@ -106,7 +115,8 @@ describe("training state on disk", () => {
     dataDir = await mkdtemp(join(tmpdir(), "tinker-persist-"));
     server = await startLocalServer({ dataDir });
     call = api(server.baseUrl, server.apiKey);
-    sessionId = (await call("POST", "/api/v1/create_session", { tags: [], user_metadata: { who: "test" }, sdk_version: "test" })).body.session_id;
+    sessionId = (await call("POST", "/api/v1/create_session", { tags: [], user_metadata: { who: "test" }, sdk_version: "test" })).body
+      .session_id;
   });
   after(async () => {
     await server.close();
@@ -227,10 +237,19 @@ test("kill -9 during saves never leaves a listed checkpoint incomplete", async (
       const call = api(child.baseUrl, apiKey);
       if (round === 0) await writeFile(join(dataDir, "tmp", "stray-file"), "x");
       const session = (await call("POST", "/api/v1/create_session", { tags: [], user_metadata: {}, sdk_version: "crash" })).body.session_id;
-      const modelId = (await run(call, "/api/v1/create_model", { session_id: session, model_seq_id: 0, base_model: "Qwen/Qwen3-8B", lora_config: { rank: 64 } })).model_id;
+      const modelId = (
+        await run(call, "/api/v1/create_model", {
+          session_id: session,
+          model_seq_id: 0,
+          base_model: "Qwen/Qwen3-8B",
+          lora_config: { rank: 64 },
+        })
+      ).model_id;
       const names = Array.from({ length: N }, (_, i) => `r${round}-${String(i).padStart(2, "0")}`);
       await Promise.all(
-        names.map((name, i) => call("POST", "/api/v1/save_weights", { model_id: modelId, seq_id: i + 1, path: name }).catch(() => undefined)),
+        names.map((name, i) =>
+          call("POST", "/api/v1/save_weights", { model_id: modelId, seq_id: i + 1, path: name }).catch(() => undefined),
+        ),
       );
       await new Promise((r) => setTimeout(r, killDelaysMs[round]));
       child.proc.kill("SIGKILL");
@@ -240,11 +259,27 @@ test("kill -9 during saves never leaves a listed checkpoint incomplete", async (
       try {
         assert.deepEqual(await readdir(join(dataDir, "tmp")), [], "start-up empties the staging area");
         const check = api(server.baseUrl, apiKey);
-        const listed = (await check("GET", `/api/v1/training_runs/${modelId}/checkpoints`)).body.checkpoints.map((c: AnyJson) => c.checkpoint_id);
+        const listed = (await check("GET", `/api/v1/training_runs/${modelId}/checkpoints`)).body.checkpoints.map(
+          (c: AnyJson) => c.checkpoint_id,
+        );
         // Saves run in seq order, so the survivors are exactly a prefix of the names.
-        assert.deepEqual(listed, names.slice(0, listed.length).map((n) => `weights/${n}`), `round ${round}`);
+        assert.deepEqual(
+          listed,
+          names.slice(0, listed.length).map((n) => `weights/${n}`),
+          `round ${round}`,
+        );
         const sess = (await check("POST", "/api/v1/create_session", { tags: [], user_metadata: {}, sdk_version: "check" })).body.session_id;
-        const probe = new Trainer(check, (await run(check, "/api/v1/create_model", { session_id: sess, model_seq_id: 0, base_model: "Qwen/Qwen3-8B", lora_config: { rank: 64 } })).model_id);
+        const probe = new Trainer(
+          check,
+          (
+            await run(check, "/api/v1/create_model", {
+              session_id: sess,
+              model_seq_id: 0,
+              base_model: "Qwen/Qwen3-8B",
+              lora_config: { rank: 64 },
+            })
+          ).model_id,
+        );
         for (const id of listed as string[]) {
           const archive = await check("GET", `/api/v1/training_runs/${modelId}/checkpoints/${id}/archive`);
           assert.equal(archive.status, 302);

@@ -79,7 +79,12 @@ test("the recorded Python SDK 0.25.0 request sequence works end to end", async (
     const dynamic = await call("POST", "api/v1/client/dynamic_config", { sdk_version: "0.25.0" });
     assert.ok(dynamic.status === 200 || dynamic.status === 404);
 
-    const session = await call("POST", "api/v1/create_session", { tags: [], user_metadata: {}, sdk_version: "0.25.0", type: "create_session" });
+    const session = await call("POST", "api/v1/create_session", {
+      tags: [],
+      user_metadata: {},
+      sdk_version: "0.25.0",
+      type: "create_session",
+    });
     assert.equal(session.status, 200);
     const sessionId = session.json["session_id"] as string;
     assert.equal(typeof sessionId, "string");
@@ -110,7 +115,11 @@ test("the recorded Python SDK 0.25.0 request sequence works end to end", async (
       "SaveWeights",
     );
     assert.equal(save1["path"], `tinker://${modelId}/weights/ckpt-1`);
-    await submit("api/v1/save_weights", { model_id: modelId, path: "ckpt-2", seq_id: 3, overwrite: false, type: "save_weights" }, "SaveWeights");
+    await submit(
+      "api/v1/save_weights",
+      { model_id: modelId, path: "ckpt-2", seq_id: 3, overwrite: false, type: "save_weights" },
+      "SaveWeights",
+    );
     await submit(
       "api/v1/load_weights",
       { model_id: modelId, seq_id: 4, path: `tinker://${modelId}/weights/ckpt-1`, optimizer: true, type: "load_weights" },
@@ -164,12 +173,15 @@ test("the recorded Python SDK 0.25.0 request sequence works end to end", async (
     assert.deepEqual(Object.keys(user.json["cursor"] as Json).sort(), ["limit", "offset", "total_count"]);
     const runs = await call("GET", "api/v1/training_runs?limit=2&offset=0&access_scope=owned");
     assert.equal(runs.status, 200);
-    assert.ok((runs.json["cursor"] as Json)["total_count"] as number >= 2, "TrainingRunsResponse.cursor is required");
+    assert.ok(((runs.json["cursor"] as Json)["total_count"] as number) >= 2, "TrainingRunsResponse.cursor is required");
     const run = await call("GET", `api/v1/training_runs/${modelId}?access_scope=owned`);
     assert.equal(run.status, 200);
     assert.ok(!Number.isNaN(Date.parse(run.json["last_request_time"] as string)), "last_request_time is required");
     const meta = run.json["user_metadata"] as Json | null | undefined;
-    assert.ok(meta === null || meta === undefined || Object.values(meta).every((v) => typeof v === "string"), "user_metadata values are strings");
+    assert.ok(
+      meta === null || meta === undefined || Object.values(meta).every((v) => typeof v === "string"),
+      "user_metadata values are strings",
+    );
 
     // The archive: 302 with an absolute Location (urllib fetches it as is) and a parseable Expires.
     const archive = await call("GET", `api/v1/training_runs/${modelId}/checkpoints/weights/ckpt-1/archive`);
@@ -198,10 +210,17 @@ test("the recorded Python SDK 0.25.0 request sequence works end to end", async (
     const names = (caps.json["supported_models"] as Json[]).map((m) => m["model_name"]);
     assert.ok(names.includes("Qwen/Qwen3-8B") && names.includes("meta-llama/Llama-3.2-1B"));
 
-    const beat = await call("POST", "api/v1/session_heartbeat", { session_id: sessionId, type: "session_heartbeat" }, { "x-stainless-read-timeout": "10" });
+    const beat = await call(
+      "POST",
+      "api/v1/session_heartbeat",
+      { session_id: sessionId, type: "session_heartbeat" },
+      { "x-stainless-read-timeout": "10" },
+    );
     assert.equal(beat.status, 200);
     const telemetry = await call("POST", "api/v1/telemetry", {
-      events: [{ event: "SESSION_START", event_id: randomUUID(), event_session_index: 0, severity: "INFO", timestamp: new Date().toISOString() }],
+      events: [
+        { event: "SESSION_START", event_id: randomUUID(), event_session_index: 0, severity: "INFO", timestamp: new Date().toISOString() },
+      ],
       platform: "linux",
       sdk_version: "0.25.0",
       session_id: sessionId,

@@ -19,7 +19,14 @@ import {
 } from "../../src/server/model/index.js";
 
 const V = 1000;
-const OPTS: TinyModelOptions = { baseModel: "sampling-test-base", rank: 4, trainAttn: true, trainMlp: true, trainUnembed: true, vocabSize: V };
+const OPTS: TinyModelOptions = {
+  baseModel: "sampling-test-base",
+  rank: 4,
+  trainAttn: true,
+  trainMlp: true,
+  trainUnembed: true,
+  vocabSize: V,
+};
 const ADAM = { learning_rate: 0.05, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0, grad_clip_norm: 0 };
 const PROMPT = [1, 2, 3];
 
@@ -81,7 +88,13 @@ test("prompt logprobs equal forward's logprobs for the same tokens, also after a
     const model = createTinyModel(opts);
     const n = model.config.vocabSize;
     const seq = [n - 1, 7, 123, n - 2, 7, 0, 42];
-    const data = [ce(seq, seq, seq.map(() => 1))].map((d) => ({ ...d, model_input: { chunks: [{ type: "encoded_text" as const, tokens: seq.slice(0, -1) }] } }));
+    const data = [
+      ce(
+        seq,
+        seq,
+        seq.map(() => 1),
+      ),
+    ].map((d) => ({ ...d, model_input: { chunks: [{ type: "encoded_text" as const, tokens: seq.slice(0, -1) }] } }));
     data[0]!.loss_fn_inputs.target_tokens = { data: seq.slice(1), dtype: "int64" };
     data[0]!.loss_fn_inputs.weights = { data: seq.slice(1).map(() => 1), dtype: "float32" };
     for (let i = 0; i < 3; i++) {
@@ -95,7 +108,11 @@ test("prompt logprobs equal forward's logprobs for the same tokens, also after a
       assert.equal(prompt.length, seq.length);
       for (let i = 1; i < seq.length; i++) {
         assert.equal(Math.fround(prompt[i]!), forward[i - 1], `position ${i}`);
-        assert.equal(prompt[i], nextTokenLogprobs(m, seq.slice(0, i))[seq[i]!], `position ${i}: same float64 as the full-vocabulary kernel`);
+        assert.equal(
+          prompt[i],
+          nextTokenLogprobs(m, seq.slice(0, i))[seq[i]!],
+          `position ${i}: same float64 as the full-vocabulary kernel`,
+        );
       }
     }
   }
@@ -108,7 +125,10 @@ test("top-k prompt logprobs are the k most likely ids of the full distribution",
   assert.equal(top[0], null);
   for (let i = 1; i < seq.length; i++) {
     const lp = nextTokenLogprobs(model, seq.slice(0, i));
-    const expected = [...lp].map((v, id) => [id, v] as [number, number]).sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, 5);
+    const expected = [...lp]
+      .map((v, id) => [id, v] as [number, number])
+      .sort((a, b) => b[1] - a[1] || a[0] - b[0])
+      .slice(0, 5);
     assert.deepEqual(top[i], expected, `position ${i}`);
   }
   assert.equal(top[3]![0]![0], 10, "the most weighted training target is the most likely");
@@ -121,7 +141,10 @@ test("the same seed and request give the same tokens; the stream depends only on
   const s1 = sample(a, PROMPT, 3, opts);
   assert.deepEqual(sample(b, PROMPT, 3, opts), s1);
   assert.deepEqual(sample(a, PROMPT, 3, { ...opts, seed: 1234n }), s1, "bigint seed = number seed");
-  assert.notDeepEqual(sample(a, PROMPT, 3, { ...opts, seed: 1235 }).map((s) => s.tokens), s1.map((s) => s.tokens));
+  assert.notDeepEqual(
+    sample(a, PROMPT, 3, { ...opts, seed: 1235 }).map((s) => s.tokens),
+    s1.map((s) => s.tokens),
+  );
   assert.notDeepEqual(s1[0]!.tokens, s1[1]!.tokens, "samples of one request differ");
   // a longer max_tokens extends the samples without changing their prefix
   const longer = sample(a, PROMPT, 3, { ...opts, maxTokens: 20 });

@@ -43,12 +43,22 @@ describe("forward_backward losses over HTTP", () => {
 
   const tokens = [151_644, 100_000, 120_000, 151_935];
   const targets = [100_000, 120_000, 151_935, 151_645];
-  const ceInput = { data: [{ model_input: { chunks: [{ type: "encoded_text", tokens }] }, loss_fn_inputs: { target_tokens: { data: targets, dtype: "int64" }, weights: { data: [1, 1, 1, 1], dtype: "float32" } } }], loss_fn: "cross_entropy" };
+  const ceInput = {
+    data: [
+      {
+        model_input: { chunks: [{ type: "encoded_text", tokens }] },
+        loss_fn_inputs: { target_tokens: { data: targets, dtype: "int64" }, weights: { data: [1, 1, 1, 1], dtype: "float32" } },
+      },
+    ],
+    loss_fn: "cross_entropy",
+  };
 
   before(async () => {
     server = await startLocalServer();
     const session = (await call("/api/v1/create_session", { tags: [], user_metadata: {}, sdk_version: "test" })).body.session_id;
-    modelId = (await run("/api/v1/create_model", { session_id: session, model_seq_id: 0, base_model: "Qwen/Qwen3-8B", lora_config: { rank: 4 } })).model_id;
+    modelId = (
+      await run("/api/v1/create_model", { session_id: session, model_seq_id: 0, base_model: "Qwen/Qwen3-8B", lora_config: { rank: 4 } })
+    ).model_id;
   });
   after(async () => {
     await server.close();
@@ -61,8 +71,22 @@ describe("forward_backward losses over HTTP", () => {
     assert.ok(Math.abs(ce.metrics["loss:sum"] + lp.reduce((a, b) => a + b, 0)) < 1e-4);
     const q = lp.map((v) => v + 0.1);
     const adv = [1, -0.5, 0.25, 2];
-    for (const [lossFn, cfg] of [["importance_sampling", null], ["ppo", { clip_low_threshold: 0.9, clip_high_threshold: 1.1 }], ["cispo", null], ["dro", { beta: 0.1 }]] as const) {
-      const data = [{ model_input: ceInput.data[0]!.model_input, loss_fn_inputs: { target_tokens: { data: targets, dtype: "int64" }, logprobs: { data: q, dtype: "float32" }, advantages: { data: adv, dtype: "float32" } } }];
+    for (const [lossFn, cfg] of [
+      ["importance_sampling", null],
+      ["ppo", { clip_low_threshold: 0.9, clip_high_threshold: 1.1 }],
+      ["cispo", null],
+      ["dro", { beta: 0.1 }],
+    ] as const) {
+      const data = [
+        {
+          model_input: ceInput.data[0]!.model_input,
+          loss_fn_inputs: {
+            target_tokens: { data: targets, dtype: "int64" },
+            logprobs: { data: q, dtype: "float32" },
+            advantages: { data: adv, dtype: "float32" },
+          },
+        },
+      ];
       const out = await result((await fb({ data, loss_fn: lossFn, loss_fn_config: cfg })).body.request_id);
       assert.ok(!("error" in out), JSON.stringify(out));
       const got: number[] = out.loss_fn_outputs[0].logprobs.data;
@@ -81,12 +105,18 @@ describe("forward_backward losses over HTTP", () => {
   });
 
   test("model input errors are 400s naming the field; the seq id is used up and later operations run", async () => {
-    const noWeights = { ...ceInput, data: [{ ...ceInput.data[0]!, loss_fn_inputs: { target_tokens: ceInput.data[0]!.loss_fn_inputs.target_tokens } }] };
+    const noWeights = {
+      ...ceInput,
+      data: [{ ...ceInput.data[0]!, loss_fn_inputs: { target_tokens: ceInput.data[0]!.loss_fn_inputs.target_tokens } }],
+    };
     const r1 = await fb(noWeights);
     assert.equal(r1.status, 400, JSON.stringify(r1.body));
     assert.equal(r1.body.field, "body.forward_backward_input.data[0].loss_fn_inputs.weights");
     assert.match(JSON.stringify(r1.body), /is required for cross_entropy/);
-    const bigToken = { ...ceInput, data: [{ ...ceInput.data[0]!, model_input: { chunks: [{ type: "encoded_text", tokens: [1, 2, 151_936, 3] }] } }] };
+    const bigToken = {
+      ...ceInput,
+      data: [{ ...ceInput.data[0]!, model_input: { chunks: [{ type: "encoded_text", tokens: [1, 2, 151_936, 3] }] } }],
+    };
     const r2 = await fb(bigToken);
     assert.equal(r2.status, 400);
     assert.equal(r2.body.field, "body.forward_backward_input.data[0].model_input.chunks[0].tokens[2]");

@@ -102,7 +102,9 @@ function getOnce(target: URL, options: LeanGetOptions): Promise<LeanResponse> {
 
 /** The request line and headers; refuses header names or values that would inject lines. */
 function requestHead(target: URL, given: Record<string, string>): string {
-  const headers: Record<string, string> = Object.keys(given).some((k) => k.toLowerCase() === "user-agent") ? given : { "user-agent": "tinker-ts", ...given };
+  const headers: Record<string, string> = Object.keys(given).some((k) => k.toLowerCase() === "user-agent")
+    ? given
+    : { "user-agent": "tinker-ts", ...given };
   const lines = [`GET ${target.pathname}${target.search} HTTP/1.1`, `Host: ${target.host}`, "Connection: close"];
   for (const [name, value] of Object.entries(headers)) {
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || /[\r\n\0]/.test(value)) {
@@ -184,7 +186,8 @@ class Connection implements LeanResponse {
   }
 
   consume(onChunk: (chunk: Buffer) => void | Promise<void>): Promise<void> {
-    if (this.#onChunk !== undefined || this.#bodySettle !== undefined) return Promise.reject(new TinkerError("the body is already being read"));
+    if (this.#onChunk !== undefined || this.#bodySettle !== undefined)
+      return Promise.reject(new TinkerError("the body is already being read"));
     return new Promise<void>((resolve, reject) => {
       this.#bodySettle = { resolve, reject };
       this.#onChunk = onChunk;
@@ -324,7 +327,8 @@ class Connection implements LeanResponse {
   #parseHead(text: string): void {
     const lines = text.split("\r\n");
     const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? "");
-    if (m === null) throw netError(`the download host sent a malformed status line ${JSON.stringify((lines[0] ?? "").slice(0, 80))}`, "EPROTO");
+    if (m === null)
+      throw netError(`the download host sent a malformed status line ${JSON.stringify((lines[0] ?? "").slice(0, 80))}`, "EPROTO");
     const status = Number(m[1]);
     const headers: Record<string, string> = {};
     for (const line of lines.slice(1)) {
@@ -341,11 +345,13 @@ class Connection implements LeanResponse {
     const te = headers["transfer-encoding"];
     const cl = headers["content-length"];
     if (status === 204 || status === 304) this.#framing = { kind: "none" };
-    else if (te !== undefined && /(^|,)\s*chunked\s*$/i.test(te)) this.#framing = { kind: "chunked", state: "size", remaining: 0, line: "" };
+    else if (te !== undefined && /(^|,)\s*chunked\s*$/i.test(te))
+      this.#framing = { kind: "chunked", state: "size", remaining: 0, line: "" };
     else if (cl !== undefined) {
       const values = new Set(cl.split(",").map((v) => v.trim()));
       const only = [...values][0] ?? "";
-      if (values.size !== 1 || !/^\d+$/.test(only)) throw netError(`the download host sent an invalid Content-Length ${JSON.stringify(cl)}`, "EPROTO");
+      if (values.size !== 1 || !/^\d+$/.test(only))
+        throw netError(`the download host sent an invalid Content-Length ${JSON.stringify(cl)}`, "EPROTO");
       this.#framing = { kind: "length", remaining: Number(only) };
     } else this.#framing = { kind: "close" };
   }
@@ -416,7 +422,8 @@ class Connection implements LeanResponse {
     } else if (this.#phase === "body") {
       const f = this.#framing;
       if (f.kind === "close" || f.kind === "none") this.#bodyDone();
-      else if (f.kind === "length") this.#fail(netError(`the connection closed with ${f.remaining} bytes of the body missing`, "ECONNRESET"));
+      else if (f.kind === "length")
+        this.#fail(netError(`the connection closed with ${f.remaining} bytes of the body missing`, "ECONNRESET"));
       else this.#fail(netError("the connection closed inside a chunked body", "ECONNRESET"));
     }
   }
@@ -439,7 +446,11 @@ class Connection implements LeanResponse {
     else if (settleBody !== undefined) {
       const inflight = this.#inflight;
       if (inflight === undefined) settleBody.reject(err);
-      else inflight.then(() => settleBody.reject(err), (consumerErr: unknown) => settleBody.reject(consumerErr));
+      else
+        inflight.then(
+          () => settleBody.reject(err),
+          (consumerErr: unknown) => settleBody.reject(consumerErr),
+        );
     }
   }
 

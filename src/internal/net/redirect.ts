@@ -10,7 +10,14 @@
 export const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 
 /** The credential headers the REST client strips when a redirect leaves the first origin. */
-export const CREDENTIAL_HEADERS = ["x-api-key", "authorization", "proxy-authorization", "cookie", "cf-access-client-id", "cf-access-client-secret"] as const;
+export const CREDENTIAL_HEADERS = [
+  "x-api-key",
+  "authorization",
+  "proxy-authorization",
+  "cookie",
+  "cf-access-client-id",
+  "cf-access-client-secret",
+] as const;
 
 /** One request of a redirect chain. Header names are matched case-insensitively. */
 export interface Hop {

@@ -170,10 +170,12 @@ function planChunk(chunk: unknown, where: string): PlannedChunk {
   if (type === "image") {
     const data = decodeBase64(c["data"], `${where}.data`);
     const formatValue = c["format"];
-    if (formatValue !== "png" && formatValue !== "jpeg") bad(`${where}.format`, `must be "png" or "jpeg", got ${JSON.stringify(formatValue)}.`);
+    if (formatValue !== "png" && formatValue !== "jpeg")
+      bad(`${where}.format`, `must be "png" or "jpeg", got ${JSON.stringify(formatValue)}.`);
     const format = utf8(formatValue);
     const et = c["expected_tokens"];
-    if (et !== undefined && et !== null && (typeof et !== "number" || (et | 0) !== et)) bad(`${where}.expected_tokens`, "must be an int32 or null.");
+    if (et !== undefined && et !== null && (typeof et !== "number" || (et | 0) !== et))
+      bad(`${where}.expected_tokens`, "must be an int32 or null.");
     const expected = et === undefined || et === null ? undefined : (et as number);
     const inner =
       (data.length > 0 ? lenFieldSize(1, data.length) : 0) +
@@ -195,7 +197,12 @@ function planChunk(chunk: unknown, where: string): PlannedChunk {
 function planTensor(name: string, td: unknown, where: string): PlannedTensor {
   if (typeof td !== "object" || td === null) bad(where, "must be a TensorData object ({ data, dtype, shape? }).");
   const t = td as TensorData;
-  const dtype = t.dtype === "float32" ? 1 : t.dtype === "int64" ? 2 : bad(`${where}.dtype`, `must be "int64" or "float32", got ${JSON.stringify(t.dtype)}.`);
+  const dtype =
+    t.dtype === "float32"
+      ? 1
+      : t.dtype === "int64"
+        ? 2
+        : bad(`${where}.dtype`, `must be "int64" or "float32", got ${JSON.stringify(t.dtype)}.`);
   const elem = dtype === 1 ? 4 : 8;
   const values = t.data;
   if (!isArrayLike(values)) bad(`${where}.data`, "must be an array of numbers.");
@@ -205,7 +212,8 @@ function planTensor(name: string, td: unknown, where: string): PlannedTensor {
     if (!Array.isArray(shape)) bad(`${where}.shape`, "must be an array of non-negative integers or null.");
     for (let i = 0; i < shape.length; i++) {
       const s = shape[i];
-      if (typeof s !== "number" || !Number.isSafeInteger(s) || s < 0) bad(`${where}.shape[${i}]`, `must be a non-negative integer, got ${String(s)}.`);
+      if (typeof s !== "number" || !Number.isSafeInteger(s) || s < 0)
+        bad(`${where}.shape[${i}]`, `must be a non-negative integer, got ${String(s)}.`);
       shapeBytes += varintSize(s);
     }
   }
@@ -214,11 +222,16 @@ function planTensor(name: string, td: unknown, where: string): PlannedTensor {
   const crow = t.sparse_crow_indices ?? undefined;
   const col = t.sparse_col_indices ?? undefined;
   if (crow !== undefined || col !== undefined) {
-    if (!isArrayLike(crow) || !isArrayLike(col)) bad(where, "needs both sparse_crow_indices and sparse_col_indices (arrays) for a sparse CSR tensor.");
-    if (shape === undefined || shape.length !== 2) bad(`${where}.shape`, "must be the dense 2-D shape [rows, cols] of a sparse CSR tensor.");
-    if (crow.length !== shape[0]! + 1) bad(`${where}.sparse_crow_indices`, `must have rows + 1 = ${shape[0]! + 1} entries, got ${crow.length}.`);
-    if (col.length !== values.length) bad(`${where}.sparse_col_indices`, `must have one entry per value (${values.length}), got ${col.length}.`);
-    if (crow[crow.length - 1] !== values.length) bad(`${where}.sparse_crow_indices`, `must end at the number of values (${values.length}), got ${String(crow[crow.length - 1])}.`);
+    if (!isArrayLike(crow) || !isArrayLike(col))
+      bad(where, "needs both sparse_crow_indices and sparse_col_indices (arrays) for a sparse CSR tensor.");
+    if (shape === undefined || shape.length !== 2)
+      bad(`${where}.shape`, "must be the dense 2-D shape [rows, cols] of a sparse CSR tensor.");
+    if (crow.length !== shape[0]! + 1)
+      bad(`${where}.sparse_crow_indices`, `must have rows + 1 = ${shape[0]! + 1} entries, got ${crow.length}.`);
+    if (col.length !== values.length)
+      bad(`${where}.sparse_col_indices`, `must have one entry per value (${values.length}), got ${col.length}.`);
+    if (crow[crow.length - 1] !== values.length)
+      bad(`${where}.sparse_crow_indices`, `must end at the number of values (${values.length}), got ${String(crow[crow.length - 1])}.`);
     const inner =
       (values.length > 0 ? lenFieldSize(1, values.length * elem) : 0) +
       (crow.length > 0 ? lenFieldSize(2, crow.length * 8) : 0) +
@@ -251,7 +264,8 @@ function planDatum(datum: unknown, i: number): PlannedDatum {
     planned.size += lenFieldSize(1, pc.size);
   });
   const inputs = d.loss_fn_inputs;
-  if (typeof inputs !== "object" || inputs === null || Array.isArray(inputs)) bad(`${where}.loss_fn_inputs`, "must be an object of TensorData.");
+  if (typeof inputs !== "object" || inputs === null || Array.isArray(inputs))
+    bad(`${where}.loss_fn_inputs`, "must be an object of TensorData.");
   for (const [name, td] of Object.entries(inputs)) {
     const pt = planTensor(name, td, `${where}.loss_fn_inputs.${name}`);
     planned.tensors.push(pt);
@@ -564,7 +578,9 @@ export function decodeForwardBackwardOutput(bytes: Uint8Array): ForwardBackwardO
     for (const [name, list] of fields) {
       const slice = list[i];
       if (slice === undefined) {
-        throw new ProtoWireError(`ForwardBackwardOutput: field ${JSON.stringify(name)} has ${list.length} datums, but num_datums is ${numDatums}`);
+        throw new ProtoWireError(
+          `ForwardBackwardOutput: field ${JSON.stringify(name)} has ${list.length} datums, but num_datums is ${numDatums}`,
+        );
       }
       let trailingElems = 1;
       for (const s of slice.trailing) trailingElems *= s;

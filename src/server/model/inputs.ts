@@ -86,7 +86,8 @@ function readTensor(t: unknown, where: string): Dense {
       }
       for (let i = s; i < e; i++) {
         const c = toNumber(col[i]);
-        if (!Number.isInteger(c) || c < 0 || c >= cols) return fail(`${where}.sparse_col_indices[${i}]`, `column ${String(c)} is outside [0, ${cols})`);
+        if (!Number.isInteger(c) || c < 0 || c >= cols)
+          return fail(`${where}.sparse_col_indices[${i}]`, `column ${String(c)} is outside [0, ${cols})`);
         values[r * cols + c] = toNumber(data[i]);
       }
       prev = e;
@@ -224,8 +225,14 @@ export function prepareBatch(data: unknown, lossFn: unknown, lossFnConfig: unkno
       if (loss.lossFn === "ppo" || loss.lossFn === "cispo") {
         const lo = lfi.clip_low_threshold;
         const hi = lfi.clip_high_threshold;
-        out.lo = lo === undefined || lo === null ? new Float64Array(n).fill(loss.clipLow) : readPerToken(lo, n, field("clip_low_threshold"), "threshold");
-        out.hi = hi === undefined || hi === null ? new Float64Array(n).fill(loss.clipHigh) : readPerToken(hi, n, field("clip_high_threshold"), "threshold");
+        out.lo =
+          lo === undefined || lo === null
+            ? new Float64Array(n).fill(loss.clipLow)
+            : readPerToken(lo, n, field("clip_low_threshold"), "threshold");
+        out.hi =
+          hi === undefined || hi === null
+            ? new Float64Array(n).fill(loss.clipHigh)
+            : readPerToken(hi, n, field("clip_high_threshold"), "threshold");
         for (let t = 0; t < n; t++) {
           const l = out.lo[t]!;
           const h = out.hi[t]!;
@@ -287,7 +294,8 @@ export function resolveConfig(opts: TinyModelOptions): TinyModelConfig {
     fail("rank", `must be an integer in [1, ${MAX_LORA_RANK}], got ${String(rank)}`);
   }
   if (typeof seed !== "number" || !Number.isSafeInteger(seed)) fail("seed", `must be a safe integer, got ${String(seed)}`);
-  if (typeof alpha !== "number" || !Number.isFinite(alpha) || alpha <= 0) fail("alpha", `must be a finite number > 0, got ${String(alpha)}`);
+  if (typeof alpha !== "number" || !Number.isFinite(alpha) || alpha <= 0)
+    fail("alpha", `must be a finite number > 0, got ${String(alpha)}`);
   for (const flag of ["trainAttn", "trainMlp", "trainUnembed"] as const) {
     if (typeof opts[flag] !== "boolean") fail(flag, "must be a boolean");
   }

@@ -21,10 +21,22 @@ export const HIDDEN_SIZE = 16;
  * ```
  */
 export function matVec16(W: Float64Array, rows: number, x: Float64Array, out: Float64Array): number {
-  const x0 = x[0]!, x1 = x[1]!, x2 = x[2]!, x3 = x[3]!;
-  const x4 = x[4]!, x5 = x[5]!, x6 = x[6]!, x7 = x[7]!;
-  const x8 = x[8]!, x9 = x[9]!, x10 = x[10]!, x11 = x[11]!;
-  const x12 = x[12]!, x13 = x[13]!, x14 = x[14]!, x15 = x[15]!;
+  const x0 = x[0]!,
+    x1 = x[1]!,
+    x2 = x[2]!,
+    x3 = x[3]!;
+  const x4 = x[4]!,
+    x5 = x[5]!,
+    x6 = x[6]!,
+    x7 = x[7]!;
+  const x8 = x[8]!,
+    x9 = x[9]!,
+    x10 = x[10]!,
+    x11 = x[11]!;
+  const x12 = x[12]!,
+    x13 = x[13]!,
+    x14 = x[14]!,
+    x15 = x[15]!;
   let max = -Infinity;
   for (let r = 0, o = 0; r < rows; r++, o += 16) {
     const acc =
@@ -60,10 +72,22 @@ export function matVec16(W: Float64Array, rows: number, x: Float64Array, out: Fl
  * ```
  */
 export function matTVec16(W: Float64Array, rows: number, y: Float64Array, out: Float64Array): void {
-  let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-  let a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-  let a8 = 0, a9 = 0, a10 = 0, a11 = 0;
-  let a12 = 0, a13 = 0, a14 = 0, a15 = 0;
+  let a0 = 0,
+    a1 = 0,
+    a2 = 0,
+    a3 = 0;
+  let a4 = 0,
+    a5 = 0,
+    a6 = 0,
+    a7 = 0;
+  let a8 = 0,
+    a9 = 0,
+    a10 = 0,
+    a11 = 0;
+  let a12 = 0,
+    a13 = 0,
+    a14 = 0,
+    a15 = 0;
   for (let r = 0, o = 0; r < rows; r++, o += 16) {
     const g = y[r]!;
     a0 += W[o + 0]! * g;
@@ -111,10 +135,22 @@ export function matTVec16(W: Float64Array, rows: number, y: Float64Array, out: F
  * ```
  */
 export function outerAcc16(G: Float64Array, rows: number, y: Float64Array, x: Float64Array): void {
-  const x0 = x[0]!, x1 = x[1]!, x2 = x[2]!, x3 = x[3]!;
-  const x4 = x[4]!, x5 = x[5]!, x6 = x[6]!, x7 = x[7]!;
-  const x8 = x[8]!, x9 = x[9]!, x10 = x[10]!, x11 = x[11]!;
-  const x12 = x[12]!, x13 = x[13]!, x14 = x[14]!, x15 = x[15]!;
+  const x0 = x[0]!,
+    x1 = x[1]!,
+    x2 = x[2]!,
+    x3 = x[3]!;
+  const x4 = x[4]!,
+    x5 = x[5]!,
+    x6 = x[6]!,
+    x7 = x[7]!;
+  const x8 = x[8]!,
+    x9 = x[9]!,
+    x10 = x[10]!,
+    x11 = x[11]!;
+  const x12 = x[12]!,
+    x13 = x[13]!,
+    x14 = x[14]!,
+    x15 = x[15]!;
   for (let r = 0, o = 0; r < rows; r++, o += 16) {
     const g = y[r]!;
     if (g === 0) continue;
@@ -156,10 +192,22 @@ export function loraMerge16(
   eff: Float64Array,
 ): void {
   for (let o = 0, row = 0; o < rows; o++, row += 16) {
-    let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    let a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-    let a8 = 0, a9 = 0, a10 = 0, a11 = 0;
-    let a12 = 0, a13 = 0, a14 = 0, a15 = 0;
+    let a0 = 0,
+      a1 = 0,
+      a2 = 0,
+      a3 = 0;
+    let a4 = 0,
+      a5 = 0,
+      a6 = 0,
+      a7 = 0;
+    let a8 = 0,
+      a9 = 0,
+      a10 = 0,
+      a11 = 0;
+    let a12 = 0,
+      a13 = 0,
+      a14 = 0,
+      a15 = 0;
     for (let j = 0, ar = 0, br = o * rank; j < rank; j++, ar += 16) {
       const b = B[br + j]!;
       a0 += b * A[ar + 0]!;
@@ -218,10 +266,22 @@ export function loraGrads16(
   gB: Float64Array,
 ): void {
   for (let o = 0, row = 0; o < rows; o++, row += 16) {
-    const g0 = G[row + 0]!, g1 = G[row + 1]!, g2 = G[row + 2]!, g3 = G[row + 3]!;
-    const g4 = G[row + 4]!, g5 = G[row + 5]!, g6 = G[row + 6]!, g7 = G[row + 7]!;
-    const g8 = G[row + 8]!, g9 = G[row + 9]!, g10 = G[row + 10]!, g11 = G[row + 11]!;
-    const g12 = G[row + 12]!, g13 = G[row + 13]!, g14 = G[row + 14]!, g15 = G[row + 15]!;
+    const g0 = G[row + 0]!,
+      g1 = G[row + 1]!,
+      g2 = G[row + 2]!,
+      g3 = G[row + 3]!;
+    const g4 = G[row + 4]!,
+      g5 = G[row + 5]!,
+      g6 = G[row + 6]!,
+      g7 = G[row + 7]!;
+    const g8 = G[row + 8]!,
+      g9 = G[row + 9]!,
+      g10 = G[row + 10]!,
+      g11 = G[row + 11]!;
+    const g12 = G[row + 12]!,
+      g13 = G[row + 13]!,
+      g14 = G[row + 14]!,
+      g15 = G[row + 15]!;
     for (let j = 0, ar = 0, bi = o * rank; j < rank; j++, ar += 16, bi++) {
       const acc =
         g0 * A[ar]! +
@@ -244,10 +304,22 @@ export function loraGrads16(
     }
   }
   for (let j = 0, ar = 0; j < rank; j++, ar += 16) {
-    let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    let a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-    let a8 = 0, a9 = 0, a10 = 0, a11 = 0;
-    let a12 = 0, a13 = 0, a14 = 0, a15 = 0;
+    let a0 = 0,
+      a1 = 0,
+      a2 = 0,
+      a3 = 0;
+    let a4 = 0,
+      a5 = 0,
+      a6 = 0,
+      a7 = 0;
+    let a8 = 0,
+      a9 = 0,
+      a10 = 0,
+      a11 = 0;
+    let a12 = 0,
+      a13 = 0,
+      a14 = 0,
+      a15 = 0;
     for (let o = 0, row = 0, bi = j; o < rows; o++, row += 16, bi += rank) {
       const b = B[bi]!;
       a0 += b * G[row + 0]!;

@@ -94,7 +94,10 @@ export class Hash128 {
 
   /** Returns the final 128-bit digest as four unsigned 32-bit words. */
   digest(): [number, number, number, number] {
-    let h1 = this.#h1, h2 = this.#h2, h3 = this.#h3, h4 = this.#h4;
+    let h1 = this.#h1,
+      h2 = this.#h2,
+      h3 = this.#h3,
+      h4 = this.#h4;
     h1 = Math.imul(h3 ^ (h1 >>> 18), 597399067);
     h2 = Math.imul(h4 ^ (h2 >>> 22), -1425107063);
     h3 = Math.imul(h1 ^ (h3 >>> 17), 951274213);
@@ -117,7 +120,10 @@ export class Hash128 {
  * ```
  */
 export function sfc32Stream(key: readonly [number, number, number, number]): () => number {
-  let a = key[0] | 0, b = key[1] | 0, c = key[2] | 0, d = key[3] | 0;
+  let a = key[0] | 0,
+    b = key[1] | 0,
+    c = key[2] | 0,
+    d = key[3] | 0;
   const next = (): number => {
     const t = (((a + b) | 0) + d) | 0;
     d = (d + 1) | 0;

@@ -37,9 +37,7 @@ export function writeSafetensors(
     }
     const numel = t.shape.reduce((a, b) => a * b, 1);
     if (numel !== t.data.length) {
-      throw new ModelInputError(
-        `safetensors: tensor "${name}" has ${t.data.length} values but shape ${shapeStr(t.shape)} needs ${numel}`,
-      );
+      throw new ModelInputError(`safetensors: tensor "${name}" has ${t.data.length} values but shape ${shapeStr(t.shape)} needs ${numel}`);
     }
     const bytes = numel * 8;
     header[name] = { dtype: "F64", shape: [...t.shape], data_offsets: [offset, offset + bytes] };
@@ -114,11 +112,7 @@ export function parseSafetensors(buf: Buffer): ParsedSafetensors {
     if (!Array.isArray(shape) || !shape.every((s) => Number.isSafeInteger(s) && (s as number) >= 0)) {
       return bad(`tensor "${name}" has an invalid shape`);
     }
-    if (
-      !Array.isArray(offsets) ||
-      offsets.length !== 2 ||
-      !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)
-    ) {
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
       return bad(`tensor "${name}" has invalid data_offsets`);
     }
     const [start, end] = offsets as [number, number];

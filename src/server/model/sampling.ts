@@ -78,7 +78,8 @@ function checkTokens(model: TinyLoraModel, tokens: unknown, field: string, allow
   const out = new Int32Array(arr.length);
   for (let i = 0; i < arr.length; i++) {
     const v = typeof arr[i] === "bigint" ? Number(arr[i]) : (arr[i] as number);
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v >= V) fail(`${field}[${i}]`, `token ${String(v)} is not an integer in [0, ${V})`);
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v >= V)
+      fail(`${field}[${i}]`, `token ${String(v)} is not an integer in [0, ${V})`);
     out[i] = v;
   }
   return out;
@@ -177,7 +178,8 @@ function resolveOptions(model: TinyLoraModel, opts: SampleOptions): Resolved {
   const temperature = opts.temperature ?? 1;
   const topK = opts.topK ?? -1;
   const topP = opts.topP ?? 1;
-  if (!Number.isSafeInteger(maxTokens) || maxTokens < 1) fail("sampling_params.max_tokens", `must be an integer >= 1, got ${String(maxTokens)}`);
+  if (!Number.isSafeInteger(maxTokens) || maxTokens < 1)
+    fail("sampling_params.max_tokens", `must be an integer >= 1, got ${String(maxTokens)}`);
   if (typeof temperature !== "number" || !Number.isFinite(temperature) || temperature < 0) {
     fail("sampling_params.temperature", `must be a finite number >= 0, got ${String(temperature)}`);
   }
@@ -431,7 +433,8 @@ function topKJoint(lc: Float64Array, ls: Float64Array, f: Factorization, k: numb
   const hv: number[] = [];
   const ha: number[] = [];
   const hb: number[] = [];
-  const better = (i: number, j: number): boolean => hv[i]! > hv[j]! || (hv[i] === hv[j] && cs[ha[i]!]! * S + ss[hb[i]!]! < cs[ha[j]!]! * S + ss[hb[j]!]!);
+  const better = (i: number, j: number): boolean =>
+    hv[i]! > hv[j]! || (hv[i] === hv[j] && cs[ha[i]!]! * S + ss[hb[i]!]! < cs[ha[j]!]! * S + ss[hb[j]!]!);
   const swap = (i: number, j: number): void => {
     [hv[i], hv[j]] = [hv[j]!, hv[i]!];
     [ha[i], ha[j]] = [ha[j]!, ha[i]!];

@@ -183,7 +183,11 @@ class TinyModel implements TinyLoraModel {
   }
 
   /** Checks that `tensors` holds exactly `expected` (name → shape) with finite values. */
-  #checkTensorSet(what: string, tensors: Map<string, SafetensorsTensor>, expected: Array<{ name: string; shape: readonly number[] }>): void {
+  #checkTensorSet(
+    what: string,
+    tensors: Map<string, SafetensorsTensor>,
+    expected: Array<{ name: string; shape: readonly number[] }>,
+  ): void {
     const expectedNames = new Set(expected.map((e) => e.name));
     for (const { name, shape } of expected) {
       const t = tensors.get(name);
@@ -198,11 +202,13 @@ class TinyModel implements TinyLoraModel {
         );
       }
       for (let i = 0; i < t.data.length; i++) {
-        if (!Number.isFinite(t.data[i]!)) throw new ModelInputError(`${what}: tensor "${name}" contains a non-finite value at index ${i}`, what);
+        if (!Number.isFinite(t.data[i]!))
+          throw new ModelInputError(`${what}: tensor "${name}" contains a non-finite value at index ${i}`, what);
       }
     }
     for (const name of tensors.keys()) {
-      if (!expectedNames.has(name)) throw new ModelInputError(`${what}: unexpected tensor "${name}" (not a trainable tensor of this model)`, what);
+      if (!expectedNames.has(name))
+        throw new ModelInputError(`${what}: unexpected tensor "${name}" (not a trainable tensor of this model)`, what);
     }
   }
 
@@ -216,8 +222,10 @@ class TinyModel implements TinyLoraModel {
     if (metadata.base_model !== undefined && metadata.base_model !== c.baseModel) {
       bad(`base_model mismatch: checkpoint has ${JSON.stringify(metadata.base_model)}, model has ${JSON.stringify(c.baseModel)}`);
     }
-    if (metadata.rank !== undefined && metadata.rank !== String(c.rank)) bad(`rank mismatch: checkpoint has rank ${metadata.rank}, model has rank ${c.rank}`);
-    if (metadata.alpha !== undefined && Number(metadata.alpha) !== c.alpha) bad(`alpha mismatch: checkpoint has alpha ${metadata.alpha}, model has alpha ${c.alpha}`);
+    if (metadata.rank !== undefined && metadata.rank !== String(c.rank))
+      bad(`rank mismatch: checkpoint has rank ${metadata.rank}, model has rank ${c.rank}`);
+    if (metadata.alpha !== undefined && Number(metadata.alpha) !== c.alpha)
+      bad(`alpha mismatch: checkpoint has alpha ${metadata.alpha}, model has alpha ${c.alpha}`);
     if (metadata.vocab_size !== undefined && metadata.vocab_size !== String(c.vocabSize)) {
       bad(`vocab_size mismatch: checkpoint has ${metadata.vocab_size} ids, model has ${c.vocabSize}`);
     }
@@ -229,7 +237,11 @@ class TinyModel implements TinyLoraModel {
       const v = metadata[key];
       if (v !== undefined && v !== String(flag)) bad(`module mismatch: checkpoint has ${key}=${v}, model has ${key}=${String(flag)}`);
     }
-    this.#checkTensorSet("weights", tensors, this.#net.params.map((p) => ({ name: p.name, shape: p.shape })));
+    this.#checkTensorSet(
+      "weights",
+      tensors,
+      this.#net.params.map((p) => ({ name: p.name, shape: p.shape })),
+    );
     for (const p of this.#net.params) {
       p.data.set(tensors.get(p.name)!.data);
       p.grad.fill(0);
@@ -255,7 +267,8 @@ class TinyModel implements TinyLoraModel {
     for (const p of params) {
       const sqData = tensors.get(`${p.name}.exp_avg_sq`)!.data;
       for (let i = 0; i < sqData.length; i++) {
-        if (sqData[i]! < 0) throw new ModelInputError(`optimizer: tensor "${p.name}.exp_avg_sq" has a negative value at index ${i}`, "optimizer");
+        if (sqData[i]! < 0)
+          throw new ModelInputError(`optimizer: tensor "${p.name}.exp_avg_sq" has a negative value at index ${i}`, "optimizer");
       }
     }
     for (const p of params) {
