@@ -134,10 +134,14 @@ describe("chunked forward_backward", () => {
     assert.deepEqual(Object.keys(configs[0]!.body as object), ["sdk_version"]);
     const paths = server.requests.map((r) => r.path);
     assert.ok(paths.indexOf("/api/v1/client/config") < paths.indexOf("/api/v1/create_session"));
-    // A REST-only use never reads it.
+    // A REST-only client reads it once too (every client does, as the Python SDK's holders do: it says whether
+    // the service wants JWTs), and creates no session.
+    const sessions = server.requests.filter((r) => r.path === "/api/v1/create_session").length;
     const other = new ServiceClient({ baseUrl: server.baseUrl, apiKey: server.apiKey });
     await other.createRestClient().listTrainingRuns();
+    await other.createRestClient().listTrainingRuns();
     await other.close();
-    assert.equal(server.requests.filter((r) => r.path === "/api/v1/client/config").length, 1);
+    assert.equal(server.requests.filter((r) => r.path === "/api/v1/client/config").length, 2);
+    assert.equal(server.requests.filter((r) => r.path === "/api/v1/create_session").length, sessions);
   });
 });
