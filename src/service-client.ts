@@ -458,14 +458,19 @@ export class ServiceClient {
       await (optimizer ? training.loadStateWithOptimizer(path, loadOptions) : training.loadState(path, loadOptions));
       return training;
     } catch (err) {
-      try {
-        await training.unload().result({ timeoutMs: 30_000 });
-      } catch (cleanupErr) {
-        this.#logger.warn(
-          `tinker-ts: could not unload model ${training.modelId} after a failed ${method}: ${cleanupErr instanceof Error ? cleanupErr.message : String(cleanupErr)}`,
-        );
-      }
+      await this.#unloadAfterFailure(training, method);
       throw err;
+    }
+  }
+
+  /** Unloads a model whose bootstrap failed, so nothing leaks; a failed unload is logged, never thrown. */
+  async #unloadAfterFailure(training: TrainingClient, method: string): Promise<void> {
+    try {
+      await training.unload().result({ timeoutMs: 30_000 });
+    } catch (cleanupErr) {
+      this.#logger.warn(
+        `tinker-ts: could not unload model ${training.modelId} after a failed ${method}: ${cleanupErr instanceof Error ? cleanupErr.message : String(cleanupErr)}`,
+      );
     }
   }
 
@@ -501,9 +506,14 @@ export class ServiceClient {
     const modelId = `${sessionId}:train:${modelSeqId}`;
     const training = new TrainingClient(ctx, { modelId, baseModel: baseModel ?? "" });
     if (baseModel !== undefined) return training;
-    // The base model comes from the checkpoint; ask the model itself.
-    const info = await training.getInfo(requestOptionsOf(options));
-    return new TrainingClient(ctx, { modelId, baseModel: info.model_data.model_name ?? info.model_name ?? "" });
+    // The base model comes from the checkpoint; ask the model itself (and unload it if that fails: nothing leaks).
+    try {
+      const info = await training.getInfo(requestOptionsOf(options));
+      return new TrainingClient(ctx, { modelId, baseModel: info.model_data.model_name ?? info.model_name ?? "" });
+    } catch (err) {
+      await this.#unloadAfterFailure(training, "createTrainingClientFromState");
+      throw err;
+    }
   }
 
   /** The client config, read once per ServiceClient (a failed read is retried by the next caller; a 404 means every default). */

@@ -78,3 +78,22 @@ for (const viaLoad of [true, false]) {
     });
   });
 }
+
+test("create_model_via_load_weights: when reading the new model's info fails, the model is unloaded and the error thrown (nothing leaks)", async () => {
+  const server = await startLocalServer({ clientConfig: { create_model_via_load_weights: true } });
+  servers.push(server);
+  const original = await client(server).createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });
+  const { path } = await original.saveState("leak-check");
+  server.setFaults([{ path: "/api/v1/get_info", status: 403, times: 1 }]);
+  const service = client(server);
+  const mark = server.requests.length;
+  await assert.rejects(
+    service.createTrainingClientFromState(path),
+    (err: unknown) => err instanceof Error && /403|Forbidden|injected/.test(err.message),
+  );
+  const load = server.requests.slice(mark).find((r) => r.path === "/api/v1/load_weights");
+  assert.ok(load !== undefined);
+  const modelId = `${String((load.body as Record<string, unknown>)["session_id"])}:train:0`;
+  const unload = server.requests.slice(mark).find((r) => r.path === "/api/v1/unload_model");
+  assert.equal((unload?.body as Record<string, unknown> | undefined)?.["model_id"], modelId, "the model made by the load is unloaded");
+});
