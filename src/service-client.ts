@@ -600,7 +600,8 @@ export class ServiceClient {
           (init) =>
             this.#transport.api.POST("/api/v1/session_heartbeat", { body: { session_id: sessionId, type: "session_heartbeat" }, ...init }),
           SessionHeartbeatResponseSchema,
-          { maxRetries: 0, timeoutMs: 10_000, signal: this.#closed.signal },
+          // One short attempt, and a 402 is no reason to wait: a heartbeat never keeps a finished script alive.
+          { maxRetries: 0, timeoutMs: 10_000, noRetryStatuses: [402], signal: this.#closed.signal },
         )
         .then(
           () => {

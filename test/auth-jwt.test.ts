@@ -4,8 +4,10 @@
  * where a JWT is wanted. Plus the refresh rules of ClientAuth on their own.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import { AuthenticationError, RestClient, ServiceClient, startLocalServer, TinkerError } from "../src/index.js";
 import { ClientAuth } from "../src/internal/auth.js";
 import { BASE_MODEL, trainSteps } from "./helpers/training.js";
@@ -163,4 +165,57 @@ test("ClientAuth: refreshes on demand near exp, in the background before exp, an
   } finally {
     bg.close();
   }
+});
+
+const EXIT_CHILD = fileURLToPath(new URL("./helpers/jwt-exit-child.ts", import.meta.url));
+
+/** Runs the JWT-mode script of helpers/jwt-exit-child.ts; resolves with its exit code and ms from `called` to exit. */
+function runExitChild(server: { baseUrl: string; apiKey: string }, workMs: number, onCalled: () => void) {
+  return new Promise<{ code: number | null; afterCallMs: number; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", EXIT_CHILD, String(workMs)], {
+      env: { ...process.env, TINKER_BASE_URL: server.baseUrl, TINKER_API_KEY: server.apiKey },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    let calledAt: number | undefined;
+    const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    child.stdout.on("data", (c: Buffer) => {
+      stdout += c.toString();
+      if (calledAt === undefined && stdout.includes("called")) {
+        calledAt = Date.now();
+        onCalled();
+      }
+    });
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(killer);
+      resolve({ code, afterCallMs: Date.now() - (calledAt ?? Date.now()), stdout, stderr });
+    });
+  });
+}
+
+test("a script in JWT mode exits by itself without close(), even when a background refresh fails after its last call", async () => {
+  // Server up: one call, then the script ends.
+  {
+    await using server = await startLocalServer({ clientConfig: { pjwt_auth_enabled: true } });
+    const run = await runExitChild(server, 0, () => undefined);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /called 0\ndone/);
+    assert.ok(run.afterCallMs < 5_000, `the script took ${run.afterCallMs} ms to exit after its call`);
+  }
+  // Tokens of 2 s are refreshed in the background after 1 s; the service goes away right after the call, so that
+  // refresh fails while the script still works locally (2 s). The script must still exit when its work is done.
+  const server = await startLocalServer({ clientConfig: { pjwt_auth_enabled: true }, jwtLifetimeSeconds: 2 });
+  let closing: Promise<void> | undefined;
+  const run = await runExitChild(server, 2_000, () => {
+    closing = server.close();
+  });
+  await closing;
+  await server.close();
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /done/);
+  assert.ok(run.afterCallMs < 8_000, `the script took ${run.afterCallMs} ms to exit after its call (2 000 ms of work)`);
+  assert.ok(!run.stderr.includes(server.apiKey));
 });

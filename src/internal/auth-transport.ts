@@ -13,6 +13,9 @@ import { SDK_VERSION, Transport, type TransportConfig } from "./transport.js";
 
 const AuthTokenResponseSchema = z.object({ jwt: z.string().min(1) });
 
+/** Call options of the proactive (background) token refresh: one attempt of at most 10 s, a 402 is an answer. */
+const BACKGROUND_EXCHANGE = { maxRetries: 0, timeoutMs: 10_000, noRetryStatuses: [402] } as const;
+
 /** Settings of {@link createAuthTransport}. */
 export interface AuthTransportOptions extends Omit<TransportConfig, "auth" | "secrets" | "logger"> {
   /** `TINKER_CREDENTIAL_CMD`, when set. */
@@ -70,9 +73,17 @@ export function createAuthTransport(options: AuthTransportOptions): { transport:
           throw err;
         },
       ),
-    exchange: async () => {
+    exchange: async ({ background, signal }) => {
       const t = transport!;
-      const res = await t.call("auth_token", (init) => t.api.POST("/api/v1/auth/token", { body: {}, ...init }), AuthTokenResponseSchema);
+      // The background refresh makes one short attempt (no retries, no billing pause), so a finished script
+      // never waits for it; a request that needs a token refreshes on demand with the full retry policy.
+      const options = background ? { ...BACKGROUND_EXCHANGE, signal } : {};
+      const res = await t.call(
+        "auth_token",
+        (init) => t.api.POST("/api/v1/auth/token", { body: {}, ...init }),
+        AuthTokenResponseSchema,
+        options,
+      );
       return res.jwt;
     },
   });

@@ -23,6 +23,14 @@ export interface AuthMode {
   credentialSource: string;
 }
 
+/** How {@link ClientAuthOptions.exchange} is called. */
+export interface ExchangeOptions {
+  /** The proactive refresh, which nobody awaits (else a request needs the token now). */
+  background: boolean;
+  /** Aborted when the client closes. */
+  signal: AbortSignal;
+}
+
 /** Where warnings go. */
 export interface AuthLogger {
   warn(message: string): void;
@@ -36,8 +44,12 @@ export interface ClientAuthOptions {
   credentialCmd?: string | undefined;
   /** Reads the client config (once; a failure is retried by the next request). */
   loadMode: () => Promise<AuthMode>;
-  /** `POST /api/v1/auth/token` `{}`; returns the JWT. Sent with {@link ClientAuth.credentialFor}'s answer for that path. */
-  exchange: () => Promise<string>;
+  /**
+   * `POST /api/v1/auth/token` `{}`; returns the JWT. Sent with {@link ClientAuth.credentialFor}'s answer for that
+   * path. A `background` exchange (the proactive refresh) must be short-lived: one attempt, a short timeout, no
+   * billing pause, abandoned when `signal` aborts, so it never keeps a finished script alive.
+   */
+  exchange: (how: ExchangeOptions) => Promise<string>;
   /** Secrets every error redacts; credentials and tokens are appended as they appear. */
   secrets: string[];
   /** Where warnings go (failed refreshes, a credential command that exited non-zero). */
@@ -157,6 +169,7 @@ export class ClientAuth {
   #refreshing: Promise<string> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  readonly #closing = new AbortController();
 
   /** Sends nothing until the first request. */
   constructor(options: ClientAuthOptions) {
@@ -227,6 +240,7 @@ export class ClientAuth {
   /** Stops the background refresh. */
   close(): void {
     this.#closed = true;
+    this.#closing.abort();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
   }
@@ -242,9 +256,9 @@ export class ClientAuth {
     return expiresAt - this.#now() <= Math.min(JWT_REFRESH_ON_DEMAND_MS, lifetime / 4);
   }
 
-  #refresh(): Promise<string> {
+  #refresh(background = false): Promise<string> {
     if (this.#refreshing === undefined) {
-      const p = this.#o.exchange().then((jwt) => {
+      const p = this.#o.exchange({ background, signal: this.#closing.signal }).then((jwt) => {
         if (typeof jwt !== "string" || jwt === "") throw new TinkerError("POST /api/v1/auth/token answered without a JWT.");
         this.#o.secrets.push(jwt);
         this.#token = jwt;
@@ -271,7 +285,9 @@ export class ClientAuth {
         : Math.max(expiresAt - this.#now() - Math.min(JWT_REFRESH_AHEAD_MS, lifetime / 2), 0);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      this.#refresh().catch((err: unknown) => {
+      // One short attempt: a refresh that fails (the service is away) must not keep the process alive retrying;
+      // it is tried again in 60 s (an unref'd timer), and a request refreshes on demand anyway.
+      this.#refresh(true).catch((err: unknown) => {
         if (this.#closed) return;
         this.#o.logger?.warn(
           `tinker-ts: background refresh of the auth token failed (${err instanceof Error ? err.message : String(err)}); retrying in 60 s.`,

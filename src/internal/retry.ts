@@ -103,7 +103,7 @@ export interface RetryConfig {
 export interface RetryRequestOptions extends RequestOptions {
   /** Idempotency key to send (non-GET only); otherwise a request's own `X-Idempotency-Key` or a new UUID. */
   idempotencyKey?: string;
-  /** Statuses returned to the caller at once instead of being retried (e.g. the archive endpoint's 503). */
+  /** Statuses returned to the caller at once instead of being retried or paused on (e.g. the archive endpoint's 503; 402). */
   noRetryStatuses?: readonly number[];
 }
 
@@ -329,7 +329,7 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
       }
       const info = (exhausted: boolean): RetryInfo => ({ attempts: attempt + 1, elapsedMs: elapsed(), exhausted, outcomeUnknown });
 
-      if (response !== undefined && response.status === 402 && billingPause()) {
+      if (response !== undefined && response.status === 402 && options.noRetryStatuses?.includes(402) !== true && billingPause()) {
         await response.body?.cancel().catch(() => undefined);
         const before = now();
         await wait(BILLING_PAUSE_MS, "402 Payment Required: paused for billing", retries + 1);
