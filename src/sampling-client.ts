@@ -46,8 +46,11 @@ export type SampleResponse = DecodedSampleResponse;
 /** Result of `RestClient.getSampler`: `{ sampler_id, base_model, model_path? }`. */
 export type GetSamplerResponse = Schemas["GetSamplerResponse"];
 
-/** Sample requests of one sampling client in flight at once (submit + poll) unless `maxConcurrentRequests` says otherwise. */
-export const DEFAULT_MAX_CONCURRENT_SAMPLES = 400;
+/**
+ * Sample requests of one sampling client in flight at once (submit + poll) when neither `maxConcurrentRequests`
+ * nor the client config's `sample_max_concurrent_requests` says otherwise: the service's default of that field.
+ */
+export const DEFAULT_MAX_CONCURRENT_SAMPLES = 2000;
 /** Prompts estimated above this many bytes (10 per token) back off 5 s after a 429 instead of 1 s. */
 export const LARGE_PROMPT_BYTES = 128 * 1024;
 /** Outer retries of a sample (each with a new seq_id) after connection errors, 408, 410 and ≥500, by default. */
@@ -71,7 +74,7 @@ export interface CreateSamplingClientOptions extends RequestOptions {
   modelPath?: string;
   /** The base model to sample from (with `modelPath`: must be the checkpoint's). */
   baseModel?: string;
-  /** Sample requests in flight at once (default {@link DEFAULT_MAX_CONCURRENT_SAMPLES}). */
+  /** Sample requests in flight at once (default: the client config's `sample_max_concurrent_requests`, 2000 unless the service says otherwise). */
   maxConcurrentRequests?: number;
 }
 
@@ -202,7 +205,8 @@ function retryable(err: unknown): boolean {
  * Samples from one model: a sampler checkpoint, a training checkpoint, or a base model. Get one from
  * `ServiceClient.createSamplingClient` or `TrainingClient.saveWeightsAndGetSamplingClient`.
  *
- * Requests run concurrently, at most `maxConcurrentRequests` at once (default {@link DEFAULT_MAX_CONCURRENT_SAMPLES});
+ * Requests run concurrently, at most `maxConcurrentRequests` at once (default: the client config's
+ * `sample_max_concurrent_requests`, {@link DEFAULT_MAX_CONCURRENT_SAMPLES} unless the service says otherwise);
  * each takes the next `seq_id` of this client (from 0), and a retry takes a new one. A 429 backs off every sampling
  * client of the same ServiceClient for 1 s (5 s for prompts over 128 KiB) and resends.
  *
@@ -396,7 +400,7 @@ export class SamplingClient {
  *
  * @example
  * ```ts
- * checkConcurrency(undefined); // 400
+ * checkConcurrency(undefined); // 2000
  * ```
  */
 export function checkConcurrency(n: number | undefined): number {

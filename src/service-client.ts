@@ -328,6 +328,7 @@ export class ServiceClient {
       throw new InvalidArgumentError(`baseModel must be a model name such as "Qwen/Qwen3-8B", got ${JSON.stringify(baseModel)}.`);
     }
     checkConcurrency(maxConcurrentRequests);
+    const config = await this.#clientConfig(options);
     const sessionId = await this.#ensureSession(options);
     const seq = this.#samplingSeq++;
     const res = await this.#transport.call(
@@ -350,7 +351,8 @@ export class ServiceClient {
       samplingSessionId: res.sampling_session_id,
       modelPath: modelPath || null,
       baseModel: baseModel ?? null,
-      maxConcurrentRequests,
+      // The caller's limit, else the service's (client config), as the Python SDK's RetryHandler semaphore.
+      maxConcurrentRequests: maxConcurrentRequests ?? config.sample_max_concurrent_requests,
     });
   }
 

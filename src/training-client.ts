@@ -108,7 +108,7 @@ export interface TrainingClientContext extends SubmitContext {
 
 /** Options of {@link TrainingClient.saveWeightsAndGetSamplingClient}. */
 export interface SaveAndGetSamplingClientOptions extends RequestOptions {
-  /** Sample requests in flight at once on the new client (default 400). */
+  /** Sample requests in flight at once on the new client (default: the client config's `sample_max_concurrent_requests`, 2000 unless the service says otherwise). */
   maxConcurrentRequests?: number;
 }
 
@@ -533,7 +533,7 @@ export class TrainingClient {
       samplingSessionId: saved.sampling_session_id,
       modelPath: saved.path ?? null,
       baseModel: this.baseModel,
-      maxConcurrentRequests: options.maxConcurrentRequests,
+      maxConcurrentRequests: options.maxConcurrentRequests ?? this.#ctx.config.sample_max_concurrent_requests,
     });
   }
 

@@ -345,7 +345,7 @@ describe("sampling against the local server", () => {
       assert.equal(peak, 2);
       peak = 0;
       const wide = await viaProxy.createSamplingClient({ baseModel: BASE_MODEL });
-      assert.equal(wide.maxConcurrentRequests, 400);
+      assert.equal(wide.maxConcurrentRequests, 2000); // the client config's sample_max_concurrent_requests (its default)
       await Promise.all(Array.from({ length: 6 }, (_, i) => wide.sample(PROMPT, 1, { max_tokens: 1, seed: i })));
       assert.ok(peak > 2, `peak ${peak}`);
       await assert.rejects(viaProxy.createSamplingClient({ baseModel: BASE_MODEL, maxConcurrentRequests: 0 }), InvalidArgumentError);

@@ -9,6 +9,7 @@ import { z } from "zod";
 import { NotFoundError } from "../core/errors.js";
 import { ClientAuth, type AuthLogger, type AuthMode } from "./auth.js";
 import { ClientConfigSchema, type ClientConfig } from "./client-config.js";
+import { DEFAULT_BILLING_MAX_PAUSE_MS } from "./retry.js";
 import { SDK_VERSION, Transport, type TransportConfig } from "./transport.js";
 
 const AuthTokenResponseSchema = z.object({ jwt: z.string().min(1) });
@@ -24,6 +25,14 @@ export interface AuthTransportOptions extends Omit<TransportConfig, "auth" | "se
   loadConfig?: (transport: Transport) => Promise<ClientConfig>;
   /** Where warnings (and the transport's debug lines) go (default `console.warn`). */
   logger?: { warn?(message: string): void; debug?(message: string): void } | undefined;
+}
+
+/** What {@link createAuthTransport} builds. */
+export interface AuthTransport {
+  /** The transport; its 402 pauses follow the client config's billing window once the config is read. */
+  transport: Transport;
+  /** Its credentials; close it with the client. */
+  auth: ClientAuth;
 }
 
 /**
@@ -45,7 +54,8 @@ export function fetchClientConfig(transport: Transport): Promise<ClientConfig> {
 
 /**
  * A transport authenticated as the client config says, and its {@link ClientAuth} (close it with the client).
- * A server without `/api/v1/client/config` (404) is treated as API-key mode.
+ * A server without `/api/v1/client/config` (404) is treated as API-key mode. The transport waits out 402s for
+ * the config's `billing_exception_max_pause_duration_sec` (unless `billingMaxPauseMs` is given).
  *
  * @throws {ConfigurationError} when the base URL or key is malformed.
  * @example
@@ -55,11 +65,20 @@ export function fetchClientConfig(transport: Transport): Promise<ClientConfig> {
  * auth.close();
  * ```
  */
-export function createAuthTransport(options: AuthTransportOptions): { transport: Transport; auth: ClientAuth } {
+export function createAuthTransport(options: AuthTransportOptions): AuthTransport {
   const { credentialCmd, loadConfig, logger, ...config } = options;
   const secrets: string[] = [];
   let transport: Transport | undefined;
-  const load = loadConfig ?? fetchClientConfig;
+  // The billing window of the client config, once read (every request reads the config first: see ClientAuth).
+  let billingMs: number | undefined;
+  const load = (t: Transport): Promise<ClientConfig> =>
+    (loadConfig ?? fetchClientConfig)(t).then((c) => {
+      billingMs = c.billing_exception_max_pause_duration_sec * 1000;
+      return c;
+    });
+  const given = config.billingMaxPauseMs;
+  const billingMaxPauseMs = (): number =>
+    given === undefined ? (billingMs ?? DEFAULT_BILLING_MAX_PAUSE_MS) : typeof given === "function" ? given() : given;
   const auth = new ClientAuth({
     apiKey: config.apiKey,
     credentialCmd,
@@ -89,6 +108,7 @@ export function createAuthTransport(options: AuthTransportOptions): { transport:
   });
   transport = new Transport({
     ...config,
+    billingMaxPauseMs,
     auth,
     secrets,
     ...(logger?.debug === undefined ? {} : { logger: { debug: (m: string) => logger.debug?.(m) } }),

@@ -15,7 +15,7 @@
  * | ≥500 | poll again after a small floor ({@link FIVE_XX_FLOOR_MS}) |
  * | 429 | back off exponentially, capped at 30 s |
  * | connection error, poll timeout | back off likewise; give up only when the failures in a row have lasted the retry budget (default 300 s); any answer resets it |
- * | 402 | pause 5 s at a time, for up to the billing window (default 1 h) |
+ * | 402 | fail with the 402 {@link APIError}: the transport below has already waited 402s out for the client's billing window (one incident per client, as the SDK) |
  * | 400 | poll again up to 3 times (proxies inject stray 400s), then fail |
  * | 410 | fail with {@link PromiseExpiredError}: resubmit the request |
  * | other 4xx | fail with the matching {@link APIError} |
@@ -101,8 +101,6 @@ export interface PollerContext {
   closed: AbortSignal;
   /** How long connection failures in a row may last before a poll gives up (ms; default 300 000). */
   retryBudgetMs?: number;
-  /** How long 402 answers are waited out (ms; default 3 600 000). */
-  billingMaxPauseMs?: number;
   /** Clock of the budget (ms; default `Date.now`). */
   now?: () => number;
 }
@@ -115,8 +113,6 @@ export const MAX_POLL_BACKOFF_MS = 30_000;
 export const POLL_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: MAX_POLL_BACKOFF_MS, jitter: 0.25 };
 /** How long connection failures in a row may last before a poll gives up, unless configured otherwise (ms). */
 export const DEFAULT_POLL_RETRY_BUDGET_MS = 300_000;
-const BILLING_PAUSE_MS = 5_000;
-const DEFAULT_BILLING_MAX_PAUSE_MS = 3_600_000;
 const MAX_STRAY_400 = 3;
 
 const DEFAULT_REASONS: Record<string, string> = {
@@ -151,7 +147,6 @@ export async function pollUntilSettled<T>(
   const now = ctx.now ?? Date.now;
   const budgetMs = options.retryBudgetMs ?? ctx.retryBudgetMs ?? DEFAULT_POLL_RETRY_BUDGET_MS;
   let failingSince: number | undefined;
-  let billingSince: number | undefined;
   // Like the Python SDK: a large result may first come as metadata only; then the full result is asked for.
   let allowMetadataOnly = true;
   let iteration = 0;
@@ -285,13 +280,6 @@ export async function pollUntilSettled<T>(
     if (status === 429) {
       await ctx.sleep(backoffMs(backoffExp++, POLL_BACKOFF, ctx.random), ctx.closed).catch(() => undefined);
       continue;
-    }
-    if (status === 402) {
-      billingSince ??= now();
-      if (now() - billingSince < (ctx.billingMaxPauseMs ?? DEFAULT_BILLING_MAX_PAUSE_MS)) {
-        await ctx.sleep(BILLING_PAUSE_MS, ctx.closed).catch(() => undefined);
-        continue;
-      }
     }
     if (status >= 500) {
       await ctx.sleep(FIVE_XX_FLOOR_MS, ctx.closed).catch(() => undefined);

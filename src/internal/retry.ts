@@ -6,8 +6,8 @@
  * Retried for `retryBudgetMs` (default 300 s; `maxRetries` optionally caps the attempts inside it):
  * connection errors, per-attempt timeouts, 408, 429 and ≥500 (and any ≥400 except 409 that says
  * `x-should-retry: true`), with exponential backoff from 0.5 s capped at 30 s, or the server's `Retry-After`.
- * A 402 pauses 5 s at a time while inside the billing window (default 1 h), without using up attempts or
- * budget. A 400 with an empty body (a proxy's rejection) counts as a connection error, at most
+ * A 402 pauses 5 s at a time while inside the billing window (default 1 h; the last pause is cut to what is
+ * left of it, so a 0 window makes a 402 an error at once), without using up attempts or budget. A 400 with an empty body (a proxy's rejection) counts as a connection error, at most
  * {@link EMPTY_400_ALLOWANCE} times per client (each success gives one back). Never retried: 2xx, 3xx, 409 and
  * other 4xx, or anything that says `x-should-retry: false`. The request body bytes are identical on every
  * attempt, so a training request keeps its `seq_id`.
@@ -79,8 +79,11 @@ export interface RetryConfig {
   retryBudgetMs?: number;
   /** Per-attempt time limit in ms, covering the response headers and body (default 60 000; `Infinity` for none). */
   timeoutMs?: number;
-  /** How long 402 answers are waited out per billing incident (ms, default 3 600 000). */
-  billingMaxPauseMs?: number;
+  /**
+   * How long 402 answers are waited out per billing incident (ms, default 3 600 000). A function is asked at
+   * each 402, so a value learnt later (the client config's `billing_exception_max_pause_duration_sec`) applies.
+   */
+  billingMaxPauseMs?: number | (() => number);
   /** The fetch each attempt goes through (default {@link nodeHttpFetch}, node:http with keep-alive). */
   fetch?: BaseFetch;
   /** Sleep between attempts (default {@link abortableSleep}); inject to record delays in tests. */
@@ -247,7 +250,12 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
   const now = config.now ?? Date.now;
   const random = config.random ?? Math.random;
   const secrets = config.secrets ?? [];
-  const billingMaxPauseMs = checkBudget(config.billingMaxPauseMs, "billingMaxPauseMs") ?? DEFAULT_BILLING_MAX_PAUSE_MS;
+  const configuredBilling = config.billingMaxPauseMs;
+  if (typeof configuredBilling !== "function") checkBudget(configuredBilling, "billingMaxPauseMs");
+  const billingMaxPauseMs = (): number => {
+    const ms = typeof configuredBilling === "function" ? configuredBilling() : configuredBilling;
+    return typeof ms === "number" && ms >= 0 ? ms : DEFAULT_BILLING_MAX_PAUSE_MS;
+  };
   checkMaxRetries(config.maxRetries);
   checkBudget(config.retryBudgetMs, "retryBudgetMs");
   checkTimeout(config.timeoutMs);
@@ -256,17 +264,21 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
   let billingFirst: number | undefined;
   let billingLast: number | undefined;
 
-  /** Whether a 402 now should pause (inside the billing window), updating the incident. */
-  function billingPause(): boolean {
+  /**
+   * How long a 402 now should pause: {@link BILLING_PAUSE_MS}, cut to what is left of the billing window; 0 once
+   * the window is over (the 402 is then the answer). Updates the incident.
+   */
+  function billingPause(): number {
     const t = now();
     if (billingLast !== undefined && t - billingLast > BILLING_INCIDENT_RESET_MS) {
       billingFirst = undefined;
       billingLast = undefined;
     }
-    if (billingFirst !== undefined && t - billingFirst >= billingMaxPauseMs) return false;
+    const left = billingMaxPauseMs() - (t - (billingFirst ?? t));
+    if (left <= 0) return 0;
     billingFirst ??= t;
     billingLast = t;
-    return true;
+    return Math.min(BILLING_PAUSE_MS, left);
   }
 
   function send(req: Request, headers: Headers, body: ArrayBuffer | null, signal: AbortSignal): Promise<Response> {
@@ -329,10 +341,11 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
       }
       const info = (exhausted: boolean): RetryInfo => ({ attempts: attempt + 1, elapsedMs: elapsed(), exhausted, outcomeUnknown });
 
-      if (response !== undefined && response.status === 402 && options.noRetryStatuses?.includes(402) !== true && billingPause()) {
+      const billingMs = response?.status === 402 && options.noRetryStatuses?.includes(402) !== true ? billingPause() : 0;
+      if (response !== undefined && billingMs > 0) {
         await response.body?.cancel().catch(() => undefined);
         const before = now();
-        await wait(BILLING_PAUSE_MS, "402 Payment Required: paused for billing", retries + 1);
+        await wait(billingMs, "402 Payment Required: paused for billing", retries + 1);
         paused += now() - before;
         continue;
       }

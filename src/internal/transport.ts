@@ -67,8 +67,8 @@ export interface TransportConfig {
   retryBudgetMs?: number;
   /** Per-attempt time limit in ms (default 60 000). */
   timeoutMs?: number;
-  /** How long 402 (billing) answers are waited out per incident, in ms (default 3 600 000). */
-  billingMaxPauseMs?: number;
+  /** How long 402 (billing) answers are waited out per incident, in ms (default 3 600 000); a function is asked at each 402. */
+  billingMaxPauseMs?: number | (() => number);
   /** Called before each wait for a retry; the CLI prints a "retrying…" line from it. */
   onRetry?: (event: RetryEvent) => void;
   /** Where debug lines go (e.g. "already public: an earlier attempt was applied"); messages are redacted. */

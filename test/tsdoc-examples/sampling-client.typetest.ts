@@ -24,7 +24,7 @@ export async function example3() {
 
 // sampling-client.ts, example 4
 export async function example4() {
-  checkConcurrency(undefined); // 400
+  checkConcurrency(undefined); // 2000
 }
 
 // sampling-client.ts, example 5
