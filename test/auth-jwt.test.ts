@@ -219,3 +219,107 @@ test("a script in JWT mode exits by itself without close(), even when a backgrou
   assert.ok(run.afterCallMs < 8_000, `the script took ${run.afterCallMs} ms to exit after its call (2 000 ms of work)`);
   assert.ok(!run.stderr.includes(server.apiKey));
 });
+
+test("JWT mode: a 401 (token revoked or expired early) forces one refresh and one resend with the same idempotency key", async () => {
+  let skewMs = 0;
+  await using server = await startLocalServer({ clientConfig: { pjwt_auth_enabled: true }, clock: () => Date.now() + skewMs });
+  const lines: string[] = [];
+  await using service = new ServiceClient({
+    baseUrl: server.baseUrl,
+    apiKey: server.apiKey,
+    logger: { warn: (m) => lines.push(m), debug: (m) => lines.push(m) },
+  });
+  const rest = service.createRestClient();
+  await rest.listTrainingRuns();
+  // The server's clock jumps 2 h: the token the client holds (1 h, by its own clock still fresh) is now expired.
+  skewMs = 2 * 3_600_000;
+  const training = await service.createLoraTrainingClient({ baseModel: BASE_MODEL, rank: 4 });
+  assert.equal((await trainSteps(training, 0, 1)).length, 1);
+
+  const reqs = server.requests.filter((r) => r.path.startsWith("/api/v1/"));
+  const sessions = reqs.filter((r) => r.path === "/api/v1/create_session");
+  assert.equal(sessions.length, 2, "create_session: the rejected attempt and one resend");
+  const [rejected, resent] = sessions as [(typeof sessions)[0], (typeof sessions)[0]];
+  assert.equal(resent.headers["x-idempotency-key"], rejected.headers["x-idempotency-key"], "the resend keeps the idempotency key");
+  assert.notEqual(resent.headers["x-api-key"], rejected.headers["x-api-key"], "the resend carries a new token");
+  assert.deepEqual(resent.body, rejected.body);
+  const exchanges = reqs.filter((r) => r.path === "/api/v1/auth/token");
+  assert.equal(exchanges.length, 2, "one exchange at the start, one forced by the 401");
+  assert.ok(reqs.indexOf(exchanges[1]!) > reqs.indexOf(rejected) && reqs.indexOf(exchanges[1]!) < reqs.indexOf(resent));
+
+  assert.ok(
+    lines.some((l) => /create_session: 401 Unauthorized; refreshed the auth token/.test(l)),
+    "a debug line says what happened",
+  );
+  const tokens = new Set(reqs.map((r) => String(r.headers["x-api-key"])).filter((k) => k.startsWith("eyJ")));
+  assert.ok(tokens.size >= 2);
+  for (const line of lines)
+    for (const t of [...tokens, server.apiKey]) assert.ok(!line.includes(t), `a log line holds a credential: ${line}`);
+});
+
+test("JWT mode: a 401 that persists after the refresh surfaces as AuthenticationError (one resend, no loop, no token in it)", async () => {
+  await using server = await startLocalServer({
+    clientConfig: { pjwt_auth_enabled: true },
+    faults: [{ path: "/api/v1/training_runs", status: 401 }],
+  });
+  const lines: string[] = [];
+  await using service = new ServiceClient({
+    baseUrl: server.baseUrl,
+    apiKey: server.apiKey,
+    logger: { warn: (m) => lines.push(m), debug: (m) => lines.push(m) },
+  });
+  const err = await service
+    .createRestClient()
+    .listTrainingRuns()
+    .then(
+      () => assert.fail("expected a 401"),
+      (e: unknown) => e,
+    );
+  assert.ok(err instanceof AuthenticationError, String(err));
+  const reqs = server.requests.filter((r) => r.path.startsWith("/api/v1/"));
+  assert.equal(reqs.filter((r) => r.path === "/api/v1/training_runs").length, 2);
+  assert.equal(reqs.filter((r) => r.path === "/api/v1/auth/token").length, 2);
+  const tokens = reqs.map((r) => String(r.headers["x-api-key"])).filter((k) => k.startsWith("eyJ"));
+  for (const t of [...tokens, server.apiKey]) {
+    assert.ok(!err.message.includes(t) && !String(err.stack).includes(t) && !JSON.stringify(err.body).includes(t));
+    for (const line of lines) assert.ok(!line.includes(t), `a log line holds a credential: ${line}`);
+  }
+
+  // Without JWT mode there is nothing to refresh: the 401 surfaces after one request.
+  await using plain = await startLocalServer({ faults: [{ path: "/api/v1/training_runs", status: 401 }] });
+  await using plainService = new ServiceClient({ baseUrl: plain.baseUrl, apiKey: plain.apiKey });
+  await assert.rejects(plainService.createRestClient().listTrainingRuns(), AuthenticationError);
+  assert.equal(plain.requests.filter((r) => r.path === "/api/v1/training_runs").length, 1);
+});
+
+test("ClientAuth.renewAfterRejection: concurrent 401s share one exchange; only JWT mode and API routes renew", async () => {
+  let issued = 0;
+  const make = (jwt: boolean) =>
+    new ClientAuth({
+      apiKey: "tml-test-key",
+      secrets: [],
+      loadMode: async () => ({ jwt, credentialSource: "api_key" }),
+      exchange: async () => {
+        issued++;
+        await sleep(20);
+        return jwtWith({ sub: "u", exp: Date.now() / 1000 + 3600, n: issued });
+      },
+    });
+  const auth = make(true);
+  try {
+    const first = await auth.credentialFor("/api/v1/x");
+    const renewed = await Promise.all([1, 2, 3].map(() => auth.renewAfterRejection("/api/v1/x", first)));
+    assert.equal(issued, 2, "one exchange at the start, one for the three 401s");
+    assert.ok(renewed.every((t) => t !== undefined && t === renewed[0] && t !== first));
+    // A late 401 on the old token takes the token already renewed.
+    assert.equal(await auth.renewAfterRejection("/api/v1/y", first), renewed[0]);
+    assert.equal(issued, 2);
+    assert.equal(await auth.renewAfterRejection("/api/v1/client/config", "tml-test-key"), undefined);
+    assert.equal(await auth.renewAfterRejection("/api/v1/auth/token", "tml-test-key"), undefined);
+  } finally {
+    auth.close();
+  }
+  const keyMode = make(false);
+  assert.equal(await keyMode.renewAfterRejection("/api/v1/x", "tml-test-key"), undefined);
+  assert.equal(issued, 2);
+});

@@ -13,6 +13,7 @@
  * @module
  */
 import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { ConfigurationError, TinkerError } from "../core/errors.js";
 
 /** What the client config says about auth (PROTOCOL §10.3). */
@@ -145,6 +146,61 @@ export function runCredentialCommand(cmd: string, logger?: AuthLogger): Promise<
   });
 }
 
+/** What {@link sendAuthenticated} needs of a {@link ClientAuth}. */
+export interface RequestAuth {
+  /** The credential for a request to `path`. */
+  credentialFor(path: string): Promise<string>;
+  /** A credential to resend a request refused with 401 with, or `undefined` (see {@link ClientAuth.renewAfterRejection}). */
+  renewAfterRejection?(path: string, rejected: string): Promise<string | undefined>;
+}
+
+/**
+ * Sends `req` with the credential `auth` chooses for its path (as `X-API-Key`). If the answer is a 401 and `auth`
+ * has a renewed credential (JWT mode: the token was revoked or expired early), the request is sent once more with
+ * it: the same body bytes and the same idempotency key, which is safe because a 401 was not applied. A second 401
+ * is returned as is (no loop). `send` is the retrying fetch; it receives the idempotency key to use on non-GET
+ * requests.
+ *
+ * @example
+ * ```ts
+ * const auth = new ClientAuth({
+ *   apiKey: "tml-local",
+ *   secrets: [],
+ *   loadMode: async () => ({ jwt: true, credentialSource: "api_key" }),
+ *   exchange: async () => "eyJ...",
+ * });
+ * const res = await sendAuthenticated(auth, new Request(`${baseUrl}/api/v1/training_runs`), (req) => fetch(req));
+ * ```
+ */
+export async function sendAuthenticated(
+  auth: RequestAuth,
+  req: Request,
+  send: (req: Request, idempotencyKey: string | undefined) => Promise<Response>,
+  debug?: (message: string) => void,
+): Promise<Response> {
+  const path = new URL(req.url).pathname;
+  const credential = await auth.credentialFor(path);
+  req.headers.set("X-API-Key", credential);
+  // Only a JWT can be renewed (an API key cannot): other requests go as they are.
+  if (auth.renewAfterRejection === undefined || !credential.startsWith("eyJ")) return send(req, undefined);
+  // Keep what a resend needs: the body bytes, and one idempotency key for both sends.
+  const body = req.body === null ? null : await req.arrayBuffer();
+  const idempotent = req.method === "GET" || req.method === "HEAD";
+  const key = idempotent ? undefined : (req.headers.get("X-Idempotency-Key") ?? `tinker-ts-retry-${randomUUID()}`);
+  const copy = (credentialValue: string): Request => {
+    const headers = new Headers(req.headers);
+    headers.set("X-API-Key", credentialValue);
+    return new Request(req.url, { method: req.method, headers, body, redirect: req.redirect, signal: req.signal });
+  };
+  const first = await send(copy(credential), key);
+  if (first.status !== 401) return first;
+  const renewed = await auth.renewAfterRejection(path, credential);
+  if (renewed === undefined) return first;
+  await first.body?.cancel().catch(() => undefined);
+  debug?.(`${req.method} ${path}: 401 Unauthorized; refreshed the auth token and sending the request once more`);
+  return send(copy(renewed), key);
+}
+
 /**
  * Chooses the credential of each request and keeps the JWT of JWT mode fresh. One per client (ServiceClient,
  * RestClient.fromEnv); {@link close} stops its background refresh.
@@ -230,6 +286,27 @@ export class ClientAuth {
     if (mode.jwt) return this.jwt();
     const key = this.#o.apiKey;
     return key?.startsWith("eyJ") === true ? key : undefined;
+  }
+
+  /**
+   * After the server answered 401 to a request to `path` sent with `rejected`: in JWT mode, a fresh JWT to resend
+   * it with once (the token may have been revoked or have expired early by the server's clock). Another request
+   * may already have replaced `rejected`; then that token is returned without a new exchange. `undefined` when a
+   * resend cannot help: not JWT mode, the config or exchange route, or the refresh failed (logged, without it).
+   */
+  async renewAfterRejection(path: string, rejected: string): Promise<string | undefined> {
+    if (CONFIG_PATH.test(path) || TOKEN_PATH.test(path)) return undefined;
+    const mode = await this.mode().catch(() => undefined);
+    if (mode?.jwt !== true) return undefined;
+    if (this.#token !== undefined && this.#token !== rejected) return this.#token;
+    try {
+      return await this.#refresh();
+    } catch (err) {
+      this.#o.logger?.warn(
+        `tinker-ts: refreshing the auth token after a 401 failed (${err instanceof Error ? err.message : String(err)}); the request is not resent.`,
+      );
+      return undefined;
+    }
   }
 
   /** The JWT held now (no request), if any. */

@@ -18,6 +18,7 @@ import {
   ResponseValidationError,
   TinkerError,
 } from "../core/errors.js";
+import { sendAuthenticated, type RequestAuth } from "./auth.js";
 import { redact, sanitizeUrl } from "./redact.js";
 import {
   DEFAULT_TIMEOUT_MS,
@@ -86,7 +87,7 @@ export interface TransportConfig {
 }
 
 /** How a {@link Transport} picks each request's `X-API-Key` (implemented by `ClientAuth`, `internal/auth.ts`). */
-export interface TransportAuth {
+export interface TransportAuth extends RequestAuth {
   /** The credential for a request to `path`. */
   credentialFor(path: string): Promise<string>;
   /** The JWT that carries the caller's identity (JWT mode, or a JWT API key), if any. */
@@ -524,15 +525,19 @@ export class Transport {
     const init: RequestInitExtras = {
       fetch: async (req: Request) => {
         sent = req;
-        if (this.#auth !== undefined) req.headers.set("X-API-Key", await this.#auth.credentialFor(new URL(req.url).pathname));
-        return retrying(req, {
-          ...(options.signal === undefined ? {} : { signal: options.signal }),
-          ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
-          ...(options.retryBudgetMs === undefined ? {} : { retryBudgetMs: options.retryBudgetMs }),
-          ...(options.noRetryStatuses === undefined ? {} : { noRetryStatuses: options.noRetryStatuses }),
-          ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-          ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
-        });
+        const send = (r: Request, key: string | undefined): Promise<Response> => {
+          const idempotencyKey = options.idempotencyKey ?? key;
+          return retrying(r, {
+            ...(options.signal === undefined ? {} : { signal: options.signal }),
+            ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
+            ...(options.retryBudgetMs === undefined ? {} : { retryBudgetMs: options.retryBudgetMs }),
+            ...(options.noRetryStatuses === undefined ? {} : { noRetryStatuses: options.noRetryStatuses }),
+            ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+            ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+          });
+        };
+        // With an auth (JWT mode): its credential, and one resend with a renewed token after a 401.
+        return this.#auth === undefined ? send(req, undefined) : sendAuthenticated(this.#auth, req, send, (m) => this.debug(m));
       },
       headers: { ...options.headers },
       parseAs,
