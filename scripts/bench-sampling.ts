@@ -4,7 +4,7 @@
  *   npm run bench:sampling           (writes bench-results/sampling.json and .md, and prints a summary)
  *
  * 500 `sample` requests of 16 new tokens each (Qwen3 vocabulary, a trained rank-8 sampler checkpoint, seeds 0..499)
- * are submitted at once through one SamplingClient (default concurrency bound, 400) and awaited together.
+ * are submitted at once through one SamplingClient (concurrency bound 400, as in the recorded runs) and awaited together.
  *
  * (a) Pipelining: the wall time from the first submit to the last resolved `await`, against the server's busy time
  *     during the run (event-loop utilisation of its thread: sampling and handling the HTTP requests). Target:
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
     const training = await service.createLoraTrainingClient({ baseModel: "Qwen/Qwen3-8B", rank: 8 });
     await training.forwardBackward([crossEntropyDatum([151644, 872, 198, 9707, 11, 1246, 525, 498, 30, 151645])], "cross_entropy");
     await training.optimStep({ learning_rate: 1e-2 });
-    const sampler = await training.saveWeightsAndGetSamplingClient();
+    const sampler = await training.saveWeightsAndGetSamplingClient({ maxConcurrentRequests: 400 });
     const prompt = [151644, 872, 198, 9707];
     const params = (seed: number) => ({ max_tokens: NEW_TOKENS, temperature: 0.8, seed, stop: [] as number[] });
     // Warm up the server's and the client's JIT before measuring.
