@@ -351,7 +351,7 @@ export class ServiceClient {
       samplingSessionId: res.sampling_session_id,
       modelPath: modelPath || null,
       baseModel: baseModel ?? null,
-      // The caller's limit, else the service's (client config), as the Python SDK's RetryHandler semaphore.
+      // The caller's limit, else the service's (client config). The Python SDK applies the service's even over the caller's.
       maxConcurrentRequests: maxConcurrentRequests ?? config.sample_max_concurrent_requests,
     });
   }

@@ -7,10 +7,11 @@
  * connection errors, per-attempt timeouts, 408, 429 and ≥500 (and any ≥400 except 409 that says
  * `x-should-retry: true`), with exponential backoff from 0.5 s capped at 30 s, or the server's `Retry-After`.
  * A 402 pauses 5 s at a time while inside the billing window (default 1 h; the last pause is cut to what is
- * left of it, so a 0 window makes a 402 an error at once), without using up attempts or budget. A 400 with an empty body (a proxy's rejection) counts as a connection error, at most
- * {@link EMPTY_400_ALLOWANCE} times per client (each success gives one back). Never retried: 2xx, 3xx, 409 and
- * other 4xx, or anything that says `x-should-retry: false`. The request body bytes are identical on every
- * attempt, so a training request keeps its `seq_id`.
+ * left of it, so a 0 window makes a 402 an error at once), without using up attempts or budget. A 400 with an
+ * empty body (a proxy's rejection) counts as a connection error, at most {@link EMPTY_400_ALLOWANCE} times per
+ * client (each success gives one back). Never retried: 2xx, 3xx, 409 and other 4xx, or anything that says
+ * `x-should-retry: false`. The request body bytes are identical on every attempt, so a training request keeps
+ * its `seq_id`.
  *
  * @module
  */
