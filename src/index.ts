@@ -24,8 +24,8 @@ export type {
   CreateLoraTrainingClientOptions,
   CreateFromStateOptions,
   GetServerCapabilitiesResponse,
-  Logger,
 } from "./service-client.js";
+export type { Logger, LogLevel, LoggingOptions, RequestEvent, ResponseEvent } from "./core/logging.js";
 
 export { TrainingClient, crossEntropyDatum, rlDatum } from "./training-client.js";
 export type { CustomLossFn, CustomLossResult, RlDatumOptions } from "./datums.js";

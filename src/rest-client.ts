@@ -206,7 +206,10 @@ export class RestClient extends RestAccountClient {
     if (archiveMaxAttempts !== undefined) restOptions.archiveMaxAttempts = archiveMaxAttempts;
     if (sleep !== undefined) restOptions.sleep = sleep;
     const defaultHeaders = { ...cloudflareAccessHeaders(env), ...transport.defaultHeaders };
-    return new RestClient(createAuthTransport({ ...transport, baseUrl, apiKey, credentialCmd, defaultHeaders }).transport, restOptions);
+    return new RestClient(
+      createAuthTransport({ ...transport, baseUrl, apiKey, credentialCmd, defaultHeaders, env }).transport,
+      restOptions,
+    );
   }
 
   // ---------------------------------------------------------------------------------------------- runs
