@@ -229,7 +229,9 @@ export class RequestObserver {
       ms,
       requestId,
       ...(end.error === undefined ? {} : { error: redact(end.error, this.#secrets) }),
-      ...(end.retry === undefined ? {} : { retry: { reason: redact(end.retry.reason, this.#secrets), delayMs: end.retry.delayMs } }),
+      ...(end.retry === undefined
+        ? {}
+        : { retry: { reason: redact(end.retry.reason, this.#secrets), delayMs: Math.round(end.retry.delayMs) } }),
     };
     if (this.#debug) this.#log.debug(debugLine(event));
     if (this.#onResponse !== undefined) this.#call("onResponse", this.#onResponse, event);
