@@ -519,12 +519,12 @@ export class Transport {
     if (this.#log.enabled("debug")) this.#log.debug(redact(message, this.#secrets));
   }
 
-  /** The client's log (level, sink, redaction). */
+  /** @internal The client's log (level, sink, redaction). */
   get log(): Log {
     return this.#log;
   }
 
-  /** Told of every HTTP attempt, or `undefined` when nothing listens (the download reports its GETs to it). */
+  /** @internal Told of every HTTP attempt, or `undefined` when nothing listens (the download reports its GETs to it). */
   get observer(): RequestObserver | undefined {
     return this.#observer;
   }
