@@ -188,7 +188,7 @@ export class RestClient extends RestAccountClient {
 
   /**
    * Creates a REST client from options, defaulting `baseUrl`/`apiKey` to `TINKER_BASE_URL`/`TINKER_API_KEY` (with a
-   * key but no URL, the Tinker service), exactly as `ServiceClient` does.
+   * key but no URL, the Tinker service), and `logLevel` to `TINKER_LOG`, exactly as `ServiceClient` does.
    *
    * @throws {ConfigurationError} when nothing is configured (the message says how to start the local server), the
    *   key is missing, or the key is malformed.

@@ -128,6 +128,7 @@ const POLL_TIMEOUT_MS = 45_000;
  *
  * @throws {ConfigurationError} when no server is configured (neither options nor `TINKER_BASE_URL` /
  *   `TINKER_API_KEY`), or the key is malformed.
+ * @throws {InvalidArgumentError} when `logLevel` is not a level, or `onRequest` / `onResponse` is not a function.
  * @example
  * ```ts
  * await using service = new ServiceClient(); // TINKER_BASE_URL, TINKER_API_KEY

@@ -178,20 +178,38 @@ describe("per-request debug lines and hooks", () => {
     const signed = new URL((await rest.getCheckpointArchiveUrlFromTinkerPath(ckpt)).url);
     assert.notEqual(signed.search, "", "the local server signs its archive URLs in the query");
     c.lines.length = 0;
-    await downloadCheckpoint(rest, ckpt, { outputDir: work });
+    // The first GET of the archive is cut after 1000 bytes: the second attempt resumes it.
+    server.setFaults([{ path: "/local/archives/", cutAfterBytes: 1000, times: 1 }]);
+    try {
+      await downloadCheckpoint(rest, ckpt, { outputDir: work, retryDelayMs: 0 });
+    } finally {
+      server.clearFaults();
+    }
 
     const lines = debugLines(c);
     assert.ok(
       lines.some((l) => l.startsWith("GET /api/v1/training_runs/") && l.includes("/archive → ")),
       lines.join("\n"),
     );
-    const get = lines.find((l) => l.startsWith("GET download "));
-    assert.match(get ?? "", /^GET download \/local\/archives\/\S+ → 200 \(\d+ ms, attempt 1(, request id [\w-]+)?\)$/, lines.join("\n"));
-    const event = c.requests.find((e) => e.kind === "download");
-    assert.ok(event);
-    assert.equal(event.url.includes("?"), false);
-    assert.equal(event.path, signed.pathname);
-    assert.equal(c.responses.find((e) => e.request === event)?.status, 200);
+    const gets = lines.filter((l) => l.startsWith("GET download ") || l.startsWith("download attempt"));
+    assert.equal(gets.length, 3, lines.join("\n"));
+    assert.match(gets[0]!, /^GET download \/local\/archives\/\S+ → 200 \(\d+ ms, attempt 1(, request id [\w-]+)?\)$/);
+    assert.match(gets[1]!, /^download attempt 1 of tinker:\/\/\S+ ended \(.+\); retrying in 0 ms$/);
+    assert.match(gets[2]!, /^GET download \/local\/archives\/\S+ → 206 \(\d+ ms, attempt 2(, request id [\w-]+)?\)$/);
+    const events = c.requests.filter((e) => e.kind === "download");
+    assert.deepEqual(
+      events.map((e) => e.attempt),
+      [1, 2],
+    );
+    for (const event of events) {
+      assert.equal(event.url.includes("?"), false);
+      assert.equal(event.path, signed.pathname);
+    }
+    assert.equal(events[1]?.headers["range"], "bytes=1000-");
+    assert.deepEqual(
+      c.responses.filter((e) => e.request.kind === "download").map((e) => e.status),
+      [200, 206],
+    );
     for (const [, value] of signed.searchParams) {
       for (const text of captured) assert.ok(!text.includes(value), `a signed-URL query value was logged: ${text}`);
     }
@@ -264,11 +282,15 @@ describe("levels and TINKER_LOG", () => {
     assert.deepEqual(lines, ['warn: TINKER_LOG="loud" is not a log level (debug, info, warn, error, off); using "warn".']);
   });
 
-  test("an invalid logLevel option is refused before anything is sent", () => {
+  test("an invalid logLevel or hook is refused before anything is sent", () => {
     const before = server.requests.length;
     assert.throws(
       () => new ServiceClient({ baseUrl: server.baseUrl, apiKey: API_KEY, logLevel: "verbose" as LogLevel }),
       /logLevel must be one of debug, info, warn, error, off/,
+    );
+    assert.throws(
+      () => new ServiceClient({ baseUrl: server.baseUrl, apiKey: API_KEY, onResponse: "span" as unknown as () => void }),
+      /onResponse must be a function, got string/,
     );
     assert.equal(server.requests.length, before);
   });
