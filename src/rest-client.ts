@@ -206,10 +206,8 @@ export class RestClient extends RestAccountClient {
     if (archiveMaxAttempts !== undefined) restOptions.archiveMaxAttempts = archiveMaxAttempts;
     if (sleep !== undefined) restOptions.sleep = sleep;
     const defaultHeaders = { ...cloudflareAccessHeaders(env), ...transport.defaultHeaders };
-    return new RestClient(
-      createAuthTransport({ ...transport, baseUrl, apiKey, credentialCmd, defaultHeaders, env }).transport,
-      restOptions,
-    );
+    const { transport: t } = createAuthTransport({ ...transport, baseUrl, apiKey, credentialCmd, defaultHeaders, env });
+    return new RestClient(t, restOptions);
   }
 
   // ---------------------------------------------------------------------------------------------- runs
