@@ -37,12 +37,9 @@ export const tinkerPath = await (async () => {
 export const lastCheckpointPath = tinkerPath;
 /** A prompt (Qwen3 chat tokens). */
 export const promptTokens: number[] = [151644, 872, 198, 9707, 151645, 198, 151644, 77091, 198];
-/** A sampled completion of `promptTokens` and the sampler's logprobs of its tokens. */
-export const { completionTokens, samplerLogprobs } = await (async () => {
-  const sampler = await training.saveWeightsAndGetSamplingClient();
-  const res = await sampler.sample(promptTokens, 1, { max_tokens: 6, seed: 7 });
-  const seq = res.sequences[0]!;
-  return { completionTokens: seq.tokens, samplerLogprobs: seq.logprobs ?? seq.tokens.map(() => 0) };
-})();
+/** A completion of `promptTokens` (in an RL loop, from `sampler.sample`). */
+export const completionTokens: number[] = [9707, 0, 2585, 525, 498, 30, 151645];
+/** The sampler's logprob of each token of `completionTokens` (from the same `sample` call's `logprobs`). */
+export const samplerLogprobs: number[] = [-1.9, -0.6, -2.4, -0.3, -1.1, -0.8, -0.2];
 /** The completion's advantage (its reward minus the group's mean). */
 export const advantage = 0.5;
