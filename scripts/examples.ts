@@ -209,14 +209,16 @@ async function main(): Promise<void> {
   const readme = readmeSnippets(await readFile(path.join(root, "README.md"), "utf8"));
   const readmePrelude = await readmePreludeNames();
   const readmeFiles = new Map(
-    readme.map((snippet) => [
-      snippet.file,
-      snippetFile(snippet, publicExports, readmePrelude, { sdk: "tinker-ts", prelude: "../helpers/readme-prelude.js" }),
-    ]),
+    readme
+      .filter((snippet) => snippet.run)
+      .map((snippet) => [
+        snippet.file,
+        snippetFile(snippet, publicExports, readmePrelude, { sdk: "tinker-ts", prelude: "../helpers/readme-prelude.js" }),
+      ]),
   );
   const ok = [
     await sync(outDir, generated, `${total} examples from ${generated.size} modules`),
-    await sync(readmeOutDir, readmeFiles, `${readme.length} README.md snippets`),
+    await sync(readmeOutDir, readmeFiles, `${readmeFiles.size} README.md snippets, ${readme.length - readmeFiles.size} no-run`),
   ];
   if (ok.includes(false)) process.exit(1);
 }
