@@ -482,7 +482,7 @@ export class Transport {
   }
 
   /**
-   * The {@link APIError} subclass for a failed {@link TransportAnswer} (the error {@link Transport.call} would throw).
+   * The {@link APIError} subclass for a failed `TransportAnswer` (the error {@link Transport.call} would throw).
    *
    * @example
    * ```ts
