@@ -9,6 +9,8 @@ import { z } from "zod";
 import { NotFoundError } from "../core/errors.js";
 import { ClientAuth, type AuthLogger, type AuthMode } from "./auth.js";
 import { ClientConfigSchema, type ClientConfig } from "./client-config.js";
+import { Log } from "./log.js";
+import { redact } from "./redact.js";
 import { DEFAULT_BILLING_MAX_PAUSE_MS } from "./retry.js";
 import { SDK_VERSION, Transport, type TransportConfig } from "./transport.js";
 
@@ -18,13 +20,13 @@ const AuthTokenResponseSchema = z.object({ jwt: z.string().min(1) });
 const BACKGROUND_EXCHANGE = { maxRetries: 0, timeoutMs: 10_000, noRetryStatuses: [402] } as const;
 
 /** Settings of {@link createAuthTransport}. */
-export interface AuthTransportOptions extends Omit<TransportConfig, "auth" | "secrets" | "logger"> {
+export interface AuthTransportOptions extends Omit<TransportConfig, "auth" | "secrets"> {
   /** `TINKER_CREDENTIAL_CMD`, when set. */
   credentialCmd?: string | undefined;
   /** Reads the client config; default: one `POST /api/v1/client/config` on this transport. */
   loadConfig?: (transport: Transport) => Promise<ClientConfig>;
-  /** Where warnings (and the transport's debug lines) go (default `console.warn`). */
-  logger?: { warn?(message: string): void; debug?(message: string): void } | undefined;
+  /** Where `TINKER_LOG` is read when neither `log` nor `logLevel` is given (default `process.env`). */
+  env?: NodeJS.ProcessEnv | undefined;
 }
 
 /** What {@link createAuthTransport} builds. */
@@ -66,8 +68,10 @@ export function fetchClientConfig(transport: Transport): Promise<ClientConfig> {
  * ```
  */
 export function createAuthTransport(options: AuthTransportOptions): AuthTransport {
-  const { credentialCmd, loadConfig, logger, ...config } = options;
+  const { credentialCmd, loadConfig, env, ...config } = options;
   const secrets: string[] = [];
+  // One log for the client: its warnings (failed refreshes) and the transport's debug lines and request events.
+  const log = config.log ?? new Log({ logger: config.logger, logLevel: config.logLevel, env: env ?? process.env, secrets });
   let transport: Transport | undefined;
   // The billing window of the client config, once read (every request reads the config first: see ClientAuth).
   let billingMs: number | undefined;
@@ -83,7 +87,7 @@ export function createAuthTransport(options: AuthTransportOptions): AuthTranspor
     apiKey: config.apiKey,
     credentialCmd,
     secrets,
-    logger: { warn: (m: string) => (logger?.warn === undefined ? console.warn(m) : logger.warn(m)) } satisfies AuthLogger,
+    logger: { warn: (m: string) => log.warn(redact(m, secrets)) } satisfies AuthLogger,
     loadMode: () =>
       load(transport!).then(
         (c): AuthMode => ({ jwt: c.pjwt_auth_enabled, credentialSource: c.credential_default_source }),
@@ -106,12 +110,6 @@ export function createAuthTransport(options: AuthTransportOptions): AuthTranspor
       return res.jwt;
     },
   });
-  transport = new Transport({
-    ...config,
-    billingMaxPauseMs,
-    auth,
-    secrets,
-    ...(logger?.debug === undefined ? {} : { logger: { debug: (m: string) => logger.debug?.(m) } }),
-  });
+  transport = new Transport({ ...config, billingMaxPauseMs, auth, secrets, log });
   return { transport, auth };
 }
