@@ -227,7 +227,8 @@ test("JWT mode: a 401 (token revoked or expired early) forces one refresh and on
   await using service = new ServiceClient({
     baseUrl: server.baseUrl,
     apiKey: server.apiKey,
-    logger: { warn: (m) => lines.push(m), debug: (m) => lines.push(m) },
+    logger: { warn: (m) => lines.push(m), debug: (m) => lines.push(m), info: (m) => lines.push(m), error: (m) => lines.push(m) },
+    logLevel: "debug",
   });
   const rest = service.createRestClient();
   await rest.listTrainingRuns();
@@ -266,7 +267,8 @@ test("JWT mode: a 401 that persists after the refresh surfaces as Authentication
   await using service = new ServiceClient({
     baseUrl: server.baseUrl,
     apiKey: server.apiKey,
-    logger: { warn: (m) => lines.push(m), debug: (m) => lines.push(m) },
+    logger: { warn: (m) => lines.push(m), debug: (m) => lines.push(m), info: (m) => lines.push(m), error: (m) => lines.push(m) },
+    logLevel: "debug",
   });
   const err = await service
     .createRestClient()
