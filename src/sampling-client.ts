@@ -45,6 +45,12 @@ export type GetSamplerResponse = Schemas["GetSamplerResponse"];
  * nor the client config's `sample_max_concurrent_requests` says otherwise: the service's default of that field.
  */
 export const DEFAULT_MAX_CONCURRENT_SAMPLES = 2000;
+
+/**
+ * Sample submits (`POST /asample`, before polling) of one sampling client on the wire at once, whatever
+ * `maxConcurrentRequests` allows: the same cap the official SDK puts on its submits (PROTOCOL §10.6).
+ */
+const MAX_CONCURRENT_SUBMITS = 400;
 /** Prompts estimated above this many bytes (10 per token) back off 5 s after a 429 instead of 1 s. */
 export const LARGE_PROMPT_BYTES = 128 * 1024;
 /** Outer retries of a sample (each with a new seq_id) after connection errors, 408, 410 and ≥500, by default. */
@@ -222,6 +228,7 @@ export class SamplingClient {
   readonly maxConcurrentRequests: number;
   readonly #ctx: SamplingContext;
   readonly #limiter: Limiter;
+  readonly #submits = new Limiter(MAX_CONCURRENT_SUBMITS);
   #seq = 0;
 
   /** @internal Use `ServiceClient.createSamplingClient` or `TrainingClient.saveWeightsAndGetSamplingClient`. */
@@ -335,7 +342,13 @@ export class SamplingClient {
             type: "sample" as const,
           };
           try {
-            const id = await this.#send(body, estimate, options);
+            await this.#submits.acquire();
+            let id: string;
+            try {
+              id = await this.#send(body, estimate, options);
+            } finally {
+              this.#submits.release();
+            }
             resolveId(id);
             return map(
               await pollUntilSettled(this.#ctx.poller, id, "sample", sampleResultSchema, {
