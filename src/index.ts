@@ -147,6 +147,7 @@ export {
   PromiseExpiredError,
   APIConnectionError,
   APITimeoutError,
+  ProxyError,
   APIUserAbortError,
   RequestFailedError,
   ResponseValidationError,

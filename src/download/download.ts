@@ -22,10 +22,12 @@ import {
   APIUserAbortError,
   InvalidArgumentError,
   NotFoundError,
+  ProxyError,
   TinkerError,
 } from "../core/errors.js";
 import { ArchiveChangedError, DestinationExistsError, IncompleteCheckpointError } from "./errors.js";
 import { leanGet, type LeanResponse } from "../internal/net/lean-http.js";
+import { envProxySettings, isFinalProxyError, proxySettingsOf, resolveProxySettings, type ProxySettings } from "../internal/net/proxy.js";
 import { backoffMs } from "../internal/backoff.js";
 import { abortableSleep } from "../internal/sleep.js";
 import { parseTinkerPath } from "../core/tinker-path.js";
@@ -107,6 +109,11 @@ export interface DownloadCheckpointOptions {
   retryDelayMs?: number;
   /** Called while the service is still generating the archive (503), with the attempt number. */
   onArchivePending?: (attempt: number) => void;
+  /**
+   * HTTP proxy of the archive transfer (`false`: none). Default: the proxy settings of the RestClient `rest`
+   * (its `proxy` option, else `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`), or the environment's for another provider.
+   */
+  proxy?: string | false;
 }
 
 /** What {@link downloadCheckpoint} returns. */
@@ -195,6 +202,7 @@ export async function downloadCheckpoint(
     if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
   };
   checkAbort();
+  const proxy = options.proxy !== undefined ? resolveProxySettings(options.proxy) : (proxySettingsOf(rest) ?? envProxySettings());
 
   if (!force && (await exists(destination))) throw new DestinationExistsError(destination);
 
@@ -212,6 +220,7 @@ export async function downloadCheckpoint(
       timeoutMs: options.timeoutMs ?? DEFAULT_DOWNLOAD_TIMEOUT_MS,
       retryDelayMs: options.retryDelayMs ?? 500,
       report,
+      proxy,
       ...(options.onArchivePending === undefined ? {} : { onArchivePending: options.onArchivePending }),
     });
     checkAbort();
@@ -300,6 +309,8 @@ interface TransferContext {
   retryDelayMs: number;
   report: Reporter;
   onArchivePending?: (attempt: number) => void;
+  /** Where the archive is fetched through. */
+  proxy: ProxySettings;
 }
 
 /** What one attempt ended with. */
@@ -380,7 +391,7 @@ async function transferArchive(rest: ArchiveUrlProvider, tinkerPath: string, sin
     // An attempt that received new bytes resets the count: only attempts that make no progress are bounded.
     failures = progressed ? 1 : failures + 1;
     if (failures >= ctx.maxAttempts || attempt >= ctx.maxAttempts * MAX_ATTEMPTS_FACTOR) {
-      if (lastReason instanceof APIError) throw lastReason;
+      if (lastReason instanceof APIError || lastReason instanceof ProxyError) throw lastReason;
       throw new APIConnectionError({
         subject,
         attempts: attempt,
@@ -416,7 +427,13 @@ const CONTENT_RANGE = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i;
  * GETs `url`, following redirects as {@link leanGet} does (up to 5). No credentials are ever sent: the only headers
  * are `Range` (when resuming) and `accept-encoding: identity`, so byte counts match.
  */
-function getNoCredentials(url: string, range: number, validator: Validator | undefined, signal: AbortSignal): Promise<LeanResponse> {
+function getNoCredentials(
+  url: string,
+  range: number,
+  validator: Validator | undefined,
+  signal: AbortSignal,
+  proxy: ProxySettings,
+): Promise<LeanResponse> {
   const headers: Record<string, string> = { "accept-encoding": "identity" };
   if (range > 0) {
     headers["range"] = `bytes=${range}-`;
@@ -424,7 +441,7 @@ function getNoCredentials(url: string, range: number, validator: Validator | und
     const ifRange = validator?.etag ?? validator?.lastModified;
     if (ifRange !== undefined) headers["if-range"] = ifRange;
   }
-  return leanGet(url, { headers, signal });
+  return leanGet(url, { headers, signal, proxy });
 }
 
 /** One GET of the signed URL, feeding the extractor from `sink.bytes`. Reports the total via `update`. */
@@ -462,10 +479,11 @@ async function attemptTransfer(
   let res: LeanResponse | undefined;
   try {
     try {
-      res = await getNoCredentials(url, have, version.validator, attemptSignal);
+      res = await getNoCredentials(url, have, version.validator, attemptSignal, ctx.proxy);
     } catch (err) {
       if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
-      if (err instanceof TinkerError && !idle.signal.aborted) throw err;
+      // A proxy's 502 is retried like a dropped connection; its 407 (or any other TinkerError) is final.
+      if (err instanceof TinkerError && !idle.signal.aborted && (!(err instanceof ProxyError) || isFinalProxyError(err))) throw err;
       return { kind: "retry", reason: idle.signal.aborted ? idle.signal.reason : err };
     }
 
