@@ -15,7 +15,8 @@ import type { AddressInfo } from "node:net";
 import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { APIConnectionError, ConfigurationError, ProxyError } from "../../src/core/errors.js";
+import { APIConnectionError, BadRequestError, ConfigurationError, ProxyError } from "../../src/core/errors.js";
+import { RestClient } from "../../src/rest-client.js";
 import { leanGet } from "../../src/internal/net/lean-http.js";
 import { createNodeHttpFetch } from "../../src/internal/net/node-fetch.js";
 import { parseProxyUrl, proxyFor, resolveProxySettings, type ProxyEnv } from "../../src/internal/net/proxy.js";
@@ -238,6 +239,24 @@ describe("the HTTP clients through a CONNECT proxy", () => {
     const lean = await leanGet(`${o.url}/x`, { proxy: resolveProxySettings(gone.url, {}) }).catch((e: unknown) => e);
     assert.equal((lean as { code?: string }).code, "ECONNREFUSED");
     assert.match(String(lean), /could not connect to the proxy/);
+  });
+
+  test("the proxy password is redacted like the API key, e.g. from a server's error echoing it", async () => {
+    const proxy = await proxyFor_({ credentials: "me:hunter22" });
+    const o = await origin(() => ({
+      status: 400,
+      headers: { "content-type": "application/json" },
+      body: Buffer.from('{"detail":"bad value hunter22"}'),
+    }));
+    const rest = RestClient.fromEnv(
+      { maxRetries: 0 },
+      { TINKER_BASE_URL: o.url, TINKER_API_KEY: "tml-abc", HTTP_PROXY: proxy.urlWith("me:hunter22") },
+    );
+    const err = await rest.listTrainingRuns().catch((e: unknown) => e);
+    assert.ok(err instanceof BadRequestError, String(err));
+    assert.equal(proxy.tunnels, 1);
+    assert.match(err.message, /bad value \[REDACTED\]/);
+    assert.ok(!JSON.stringify({ m: err.message, b: err.body }).includes("hunter22"));
   });
 
   test("downloads (leanGet): tunnelled, bytes intact through pauses, no credentials to the host", async () => {
