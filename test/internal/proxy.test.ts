@@ -187,6 +187,7 @@ describe("the HTTP clients through a CONNECT proxy", () => {
     const o = await origin();
     const retrying = createRetryingFetch({
       fetch: createNodeHttpFetch(resolveProxySettings(proxy.urlWith("me:hunter22"), {})),
+      maxRetries: 3,
       sleep: async () => undefined,
     });
     const err = await retrying(new Request(`${o.url}/x`)).catch((e: unknown) => e);
