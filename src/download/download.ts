@@ -171,6 +171,8 @@ export function checkpointDirName(tinkerPath: string): string {
  * @throws {IncompleteCheckpointError} when the archive lacks the `checkpoint_complete` marker.
  * @throws {ArchiveExtractionError} when the archive is corrupt or cannot be written to disk.
  * @throws {APIConnectionError} when the transfer still fails after `maxAttempts` attempts.
+ * @throws {ProxyError} when the HTTP proxy refuses the tunnel (407, 403; a 5xx after `maxAttempts` attempts).
+ * @throws {ConfigurationError} when the `proxy` option (or `HTTPS_PROXY` / `HTTP_PROXY`) is not a usable proxy URL.
  * @throws {ArchiveChangedError} when the archive changed during the download, again after one fresh start.
  * @throws {APIUserAbortError} when `signal` aborts.
  * @example

@@ -31,7 +31,7 @@ import {
 } from "./retry.js";
 import type { SleepFn } from "./sleep.js";
 import { createNodeHttpFetch } from "./net/node-fetch.js";
-import { resolveProxySettings, type ProxyEnv, type ProxyOption, type ProxySettings } from "./net/proxy.js";
+import { resolveProxySettings, type ProxySettings } from "./net/proxy.js";
 
 function readPackageVersion(): string {
   const require = createRequire(import.meta.url);
@@ -80,9 +80,9 @@ export interface TransportConfig {
   /** Extra headers on every request (cannot override `X-API-Key`). */
   defaultHeaders?: Record<string, string>;
   /** HTTP proxy of every request (and of downloads from a RestClient on it); `false`: none; default: the environment. */
-  proxy?: ProxyOption;
+  proxy?: string | false;
   /** Where `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` are read (default `process.env`). */
-  proxyEnv?: ProxyEnv;
+  proxyEnv?: Readonly<Record<string, string | undefined>>;
   /** Sleep between retries; inject in tests. */
   sleep?: SleepFn;
   /** Clock of the retry budget (ms, default `Date.now`); inject with `sleep` in tests. */

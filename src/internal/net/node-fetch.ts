@@ -102,6 +102,8 @@ export function nodeHttpFetch(req: Request): Promise<Response> {
  *
  * @example
  * ```ts
+ * import { resolveProxySettings } from "./proxy.js";
+ *
  * const fetchViaProxy = createNodeHttpFetch(resolveProxySettings("http://127.0.0.1:3128"));
  * const res = await fetchViaProxy(new Request("http://127.0.0.1:8000/api/v1/healthz"));
  * ```

@@ -256,7 +256,14 @@ export function proxyFor(url: string | URL, settings: ProxySettings): ProxyServe
   return proxy;
 }
 
-/** The `host:port` of a URL's authority, as a `CONNECT` request names it. */
+/**
+ * The host, port and `host:port` authority of a URL, as a `CONNECT` request names it (default ports filled in).
+ *
+ * @example
+ * ```ts
+ * authorityOf(new URL("https://[::1]/x")); // { host: "::1", port: 443, authority: "[::1]:443" }
+ * ```
+ */
 export function authorityOf(target: URL): { host: string; port: number; authority: string } {
   const host = target.hostname.startsWith("[") ? target.hostname.slice(1, -1) : target.hostname;
   const port = target.port === "" ? (target.protocol === "https:" ? 443 : 80) : Number(target.port);
@@ -386,7 +393,14 @@ export function openTunnel(proxy: ProxyServer, target: URL, options: TunnelOptio
   });
 }
 
-/** A network failure with a `code`, retried like Node's own. */
+/**
+ * A network failure with a `code`, retried like Node's own.
+ *
+ * @example
+ * ```ts
+ * throw netError("the proxy proxy.corp:3128 closed the connection before answering CONNECT", "ECONNRESET");
+ * ```
+ */
 export function netError(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
 }
