@@ -407,14 +407,26 @@ export class APIConnectionError extends TinkerError {
     const secrets = init.secrets ?? [];
     const subject = init.subject ?? describeTarget(init.method, init.url, secrets);
     const attempts = init.attempts !== undefined && init.attempts > 1 ? ` after ${init.attempts} attempts` : "";
-    const message =
-      init.message ??
-      `${subject} could not reach the server${attempts}: ${describeCause(init.cause)}. Check the base URL and that the server is running and reachable.`;
+    const proxy = proxyOf(init.cause);
+    const next =
+      proxy === undefined
+        ? "Check the base URL and that the server is running and reachable."
+        : `Check that the proxy ${proxy} is running and reachable (HTTPS_PROXY / HTTP_PROXY, or the proxy option), or list the host in NO_PROXY to connect directly.`;
+    const message = init.message ?? `${subject} could not reach the server${attempts}: ${describeCause(init.cause)}. ${next}`;
     super(redact(message, secrets), init.cause === undefined ? undefined : { cause: init.cause });
     this.method = init.method;
     this.url = init.url === undefined ? undefined : sanitizeUrl(init.url, secrets);
     this.attempts = init.attempts;
   }
+}
+
+/** The proxy (`host:port`) a connection failure names, if it was the proxy that could not be reached. */
+function proxyOf(cause: unknown): string | undefined {
+  for (let cur = cause, depth = 0; cur instanceof Error && depth < 4; cur = cur.cause, depth++) {
+    const proxy = (cur as { proxy?: unknown }).proxy;
+    if (typeof proxy === "string") return proxy;
+  }
+  return undefined;
 }
 
 /**

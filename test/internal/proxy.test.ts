@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { APIConnectionError, BadRequestError, ConfigurationError, ProxyError } from "../../src/core/errors.js";
 import { RestClient } from "../../src/rest-client.js";
+import { shellMessage } from "../../src/cli/main.js";
 import { leanGet } from "../../src/internal/net/lean-http.js";
 import { createNodeHttpFetch } from "../../src/internal/net/node-fetch.js";
 import { parseProxyUrl, proxyFor, resolveProxySettings, type ProxyEnv } from "../../src/internal/net/proxy.js";
@@ -198,6 +199,7 @@ describe("the HTTP clients through a CONNECT proxy", () => {
     assert.match(err.message, new RegExp(`The proxy 127\\.0\\.0\\.1:${proxy.port} refused .*407.*rejected the credentials`));
     assert.ok(!err.message.includes("hunter22") && !String(err.stack).includes("hunter22"));
     assert.equal(proxy.connects.length, 1, "not retried");
+    assert.match(shellMessage(err, {}), /in HTTPS_PROXY \/ HTTP_PROXY\.$/);
     // Without credentials: says to add them. leanGet rejects the same way.
     const bare = await leanGet(`${o.url}/x`, { proxy: resolveProxySettings(proxy.url, {}) }).catch((e: unknown) => e);
     assert.ok(
@@ -237,6 +239,8 @@ describe("the HTTP clients through a CONNECT proxy", () => {
     const err = await retrying(new Request(`${o.url}/x`)).catch((e: unknown) => e);
     assert.ok(err instanceof APIConnectionError && !(err instanceof ProxyError), String(err));
     assert.match(err.message, new RegExp(`after 2 attempts: .*could not connect to the proxy 127\\.0\\.0\\.1:${gone.port}.*ECONNREFUSED`));
+    assert.match(err.message, /Check that the proxy 127\.0\.0\.1:\d+ is running and reachable .*NO_PROXY/);
+    assert.doesNotMatch(shellMessage(err, {}), /proxy option/, "the CLI speaks of variables, not SDK options");
     const lean = await leanGet(`${o.url}/x`, { proxy: resolveProxySettings(gone.url, {}) }).catch((e: unknown) => e);
     assert.equal((lean as { code?: string }).code, "ECONNREFUSED");
     assert.match(String(lean), /could not connect to the proxy/);

@@ -25,7 +25,16 @@
 import net from "node:net";
 import tls from "node:tls";
 import { TinkerError } from "../../core/errors.js";
-import { authorityOf, connectRefusal, connectRequest, envProxySettings, proxyFor, type ProxyServer, type ProxySettings } from "./proxy.js";
+import {
+  authorityOf,
+  connectRefusal,
+  connectRequest,
+  envProxySettings,
+  proxyConnectError,
+  proxyFor,
+  type ProxyServer,
+  type ProxySettings,
+} from "./proxy.js";
 import { followRedirects } from "./redirect.js";
 
 /** Bytes of the fixed read buffer of each connection. */
@@ -220,12 +229,8 @@ class Connection implements LeanResponse {
   };
   readonly #onError = (err: Error): void => {
     const proxy = this.#proxy;
-    if (proxy !== undefined && this.#phase === "tunnel") {
-      const code = (err as NodeJS.ErrnoException).code;
-      this.#fail(
-        Object.assign(new Error(`could not connect to the proxy ${proxy.server.display}: ${err.message}`, { cause: err }), { code }),
-      );
-    } else this.#fail(err);
+    if (proxy !== undefined && this.#phase === "tunnel") this.#fail(proxyConnectError(proxy.server, err));
+    else this.#fail(err);
   };
   readonly #onClose = (): void => {
     // After a clean end while paused, the kept bytes are still to be processed (then #atEof settles).

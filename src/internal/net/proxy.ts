@@ -361,8 +361,7 @@ export function openTunnel(proxy: ProxyServer, target: URL, options: TunnelOptio
       socket.destroy();
       reject(err);
     };
-    const onError = (err: NodeJS.ErrnoException): void =>
-      fail(Object.assign(new Error(`could not connect to the proxy ${proxy.display}: ${err.message}`, { cause: err }), { code: err.code }));
+    const onError = (err: NodeJS.ErrnoException): void => fail(proxyConnectError(proxy, err));
     const onEnd = (): void => fail(netError(`the proxy ${proxy.display} closed the connection before answering CONNECT`, "ECONNRESET"));
     const onData = (chunk: Buffer): void => {
       head = Buffer.concat([head, chunk]);
@@ -390,6 +389,25 @@ export function openTunnel(proxy: ProxyServer, target: URL, options: TunnelOptio
     socket.on("error", onError);
     socket.on("end", onEnd);
     socket.write(connectRequest(proxy, authority));
+  });
+}
+
+/**
+ * The proxy could not be reached: a network error that keeps the `code` (so it is retried like any other) and
+ * names the proxy in `proxy` (what {@link APIConnectionError} looks for to say "check the proxy").
+ *
+ * @example
+ * ```ts
+ * const proxy = parseProxyUrl("http://proxy.corp:3128", "HTTPS_PROXY");
+ * proxyConnectError(proxy, Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" })).message;
+ * // "could not connect to the proxy proxy.corp:3128: connect ECONNREFUSED"
+ * ```
+ */
+export function proxyConnectError(proxy: ProxyServer, err: Error): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  return Object.assign(new Error(`could not connect to the proxy ${proxy.display}: ${err.message}`, { cause: err }), {
+    code,
+    proxy: proxy.display,
   });
 }
 
