@@ -9,6 +9,9 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -18,6 +21,7 @@ import { promisify } from "node:util";
 import { APIConnectionError, BadRequestError, ConfigurationError, ProxyError } from "../../src/core/errors.js";
 import { RestClient } from "../../src/rest-client.js";
 import { shellMessage } from "../../src/cli/main.js";
+import { downloadCheckpoint } from "../../src/download/download.js";
 import { leanGet } from "../../src/internal/net/lean-http.js";
 import { createNodeHttpFetch } from "../../src/internal/net/node-fetch.js";
 import { parseProxyUrl, proxyFor, resolveProxySettings, type ProxyEnv } from "../../src/internal/net/proxy.js";
@@ -227,6 +231,32 @@ describe("the HTTP clients through a CONNECT proxy", () => {
     assert.match(e502.message, /could not reach 127\.0\.0\.1:\d+/);
   });
 
+  test("downloadCheckpoint: a proxy's 502 is retried up to maxAttempts, its 407 is final; both throw the ProxyError", async () => {
+    const o = await origin();
+    const provider = { getCheckpointArchiveUrlFromTinkerPath: async () => ({ url: `${o.url}/a.tar`, expires: "2099-01-01T00:00:00Z" }) };
+    const out = await mkdtemp(path.join(tmpdir(), "proxy-dl-"));
+    closers.push(() => rm(out, { recursive: true, force: true }));
+    const failing = await proxyFor_({ refuseWith: 502 });
+    const e502 = await downloadCheckpoint(provider, "tinker://run-1/weights/a", {
+      outputDir: out,
+      proxy: failing.url,
+      maxAttempts: 2,
+      retryDelayMs: 1,
+    }).catch((e: unknown) => e);
+    assert.ok(e502 instanceof ProxyError && e502.status === 502, String(e502));
+    assert.equal(failing.connects.length, 2);
+    const locked = await proxyFor_({ credentials: "me:right" });
+    const e407 = await downloadCheckpoint(provider, "tinker://run-1/weights/a", {
+      outputDir: out,
+      proxy: locked.urlWith("me:hunter22"),
+      retryDelayMs: 1,
+    }).catch((e: unknown) => e);
+    assert.ok(e407 instanceof ProxyError && e407.status === 407, String(e407));
+    assert.equal(locked.connects.length, 1);
+    assert.ok(!e407.message.includes("hunter22"));
+    assert.equal(o.seen.length, 0);
+  });
+
   test("a proxy that cannot be reached is a retryable connection error that names the proxy", async () => {
     const gone = await proxyFor_();
     await gone.close();
@@ -340,5 +370,27 @@ describe("the HTTP clients through a CONNECT proxy", () => {
     );
     assert.equal(seen.length, 2);
     for (const h of seen) assert.equal(h["proxy-authorization"], undefined);
+
+    // The certificate is checked against the URL's host: an IP it does not list fails, through the tunnel too.
+    const other = createHttpsServer(
+      { key: readFileSync(new URL("key.pem", fixtures)), cert: readFileSync(new URL("cert.pem", fixtures)) },
+      (_req, res) => res.end("should not be read"),
+    );
+    await new Promise<void>((resolve) => other.listen(0, "127.0.0.2", resolve));
+    closers.push(() => {
+      other.closeAllConnections();
+      return new Promise<void>((resolve) => other.close(() => resolve()));
+    });
+    const otherPort = (other.address() as AddressInfo).port;
+    const bad = await promisify(execFile)(
+      process.execPath,
+      ["--import", "tsx", child, `https://127.0.0.2:${otherPort}/x`, proxy.urlWith("me:hunter22")],
+      {
+        env,
+      },
+    );
+    const refused = JSON.parse(bad.stdout) as { lean: { error?: string }; fetch: { error?: string } };
+    assert.match(String(refused.lean.error), /IP: 127\.0\.0\.2 is not in the cert's list/);
+    assert.match(String(refused.fetch.error), /IP: 127\.0\.0\.2 is not in the cert's list/);
   });
 });

@@ -263,7 +263,8 @@ class Connection implements LeanResponse {
       proxy.socket.off("error", this.#onError);
       proxy.socket.off("close", this.#onClose);
       proxy.socket.on("error", () => undefined); // reported by the TLS socket
-      const secure = tls.connect({ socket: proxy.socket, servername: net.isIP(host) === 0 ? host : undefined });
+      // `host` too: the certificate is checked against it (tls.connect would check "localhost" for an IP without it).
+      const secure = tls.connect({ socket: proxy.socket, host, servername: net.isIP(host) === 0 ? host : undefined });
       this.#socket = secure;
       this.#paused = false;
       this.#listen(secure);
