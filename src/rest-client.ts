@@ -20,7 +20,6 @@ import {
 } from "./internal/schemas.js";
 import { cloudflareAccessHeaders, resolveCredentials } from "./internal/config.js";
 import { createAuthTransport } from "./internal/auth-transport.js";
-import { bindProxySettings } from "./internal/net/proxy.js";
 import { RestAccountClient } from "./rest-account.js";
 import { backoffMs, retryAfterMs } from "./internal/backoff.js";
 import type { RequestOptions } from "./core/options.js";
@@ -185,7 +184,6 @@ export class RestClient extends RestAccountClient {
     super(transport);
     this.#options = { ...options };
     this.#sleep = options.sleep ?? abortableSleep;
-    bindProxySettings(this, transport.proxy); // downloads from this client go through the same proxy
   }
 
   /**
@@ -208,10 +206,8 @@ export class RestClient extends RestAccountClient {
     if (archiveMaxAttempts !== undefined) restOptions.archiveMaxAttempts = archiveMaxAttempts;
     if (sleep !== undefined) restOptions.sleep = sleep;
     const defaultHeaders = { ...cloudflareAccessHeaders(env), ...transport.defaultHeaders };
-    return new RestClient(
-      createAuthTransport({ proxyEnv: env, ...transport, baseUrl, apiKey, credentialCmd, defaultHeaders }).transport,
-      restOptions,
-    );
+    const config = { proxyEnv: env, ...transport, baseUrl, apiKey, credentialCmd, defaultHeaders };
+    return new RestClient(createAuthTransport(config).transport, restOptions);
   }
 
   // ---------------------------------------------------------------------------------------------- runs

@@ -78,7 +78,7 @@ export async function example12() {
 
 // internal/net/proxy.ts, example 13
 export async function example13() {
-  bindProxySettings(rest, resolveProxySettings("http://proxy.corp:3128"));
+  bindProxySettings(rest, resolveProxySettings("http://proxy.corp:3128")); // RestAccountClient (and so RestClient) does this itself
 }
 
 // internal/net/proxy.ts, example 14

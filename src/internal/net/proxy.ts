@@ -451,7 +451,7 @@ const settingsByClient = new WeakMap<object, ProxySettings>();
  *
  * @example
  * ```ts
- * bindProxySettings(rest, resolveProxySettings("http://proxy.corp:3128"));
+ * bindProxySettings(rest, resolveProxySettings("http://proxy.corp:3128")); // RestAccountClient (and so RestClient) does this itself
  * ```
  */
 export function bindProxySettings(client: object, settings: ProxySettings): void {
