@@ -13,103 +13,26 @@
  *
  * Timestamps from both processes are epoch milliseconds from `performance.timeOrigin + performance.now()`.
  */
-import { fork, type ChildProcess } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-type OpEvent = { requestId: string; type: string; startedAt: number; completedAt: number; ok: boolean };
-type ChildMessage =
-  | { kind: "ready"; baseUrl: string; apiKey: string }
-  | ({ kind: "op" } & OpEvent)
-  | { kind: "busy"; activeMs: number; idleMs: number };
-
-const now = (): number => performance.timeOrigin + performance.now();
-
-async function child(): Promise<void> {
-  const { startLocalServer } = await import("../src/server/index.js");
-  const futureDelayMs = Number(process.argv[4] ?? "0");
-  const server = await startLocalServer({
-    port: 0,
-    dataDir: process.argv[3] as string,
-    futureDelayMs,
-    onOperation: (e) =>
-      process.send?.({
-        kind: "op",
-        requestId: e.requestId,
-        type: e.type,
-        ok: e.ok,
-        startedAt: performance.timeOrigin + e.startedAt,
-        completedAt: performance.timeOrigin + e.completedAt,
-      }),
-  });
-  // Event-loop utilisation between "mark" and "measure": how long the server's thread was busy (executing
-  // operations and handling HTTP) versus idle (waiting for the client).
-  let mark = performance.eventLoopUtilization();
-  process.on("message", (m: { kind: string }) => {
-    if (m.kind === "mark") mark = performance.eventLoopUtilization();
-    if (m.kind === "measure") {
-      const d = performance.eventLoopUtilization(mark);
-      process.send?.({ kind: "busy", activeMs: d.active, idleMs: d.idle });
-    }
-  });
-  process.send?.({ kind: "ready", baseUrl: server.baseUrl, apiKey: server.apiKey });
-  process.on("disconnect", () => {
-    void server.close().then(() => process.exit(0));
-  });
-}
-
-type ChildServer = {
-  proc: ChildProcess;
-  baseUrl: string;
-  apiKey: string;
-  ops: Map<string, OpEvent>;
-  busy: (m: { activeMs: number; idleMs: number }) => void;
-};
-
-async function measureBusy(server: ChildServer): Promise<{ activeMs: number; idleMs: number }> {
-  return new Promise((resolve) => {
-    server.busy = resolve;
-    server.proc.send({ kind: "measure" });
-  });
-}
-
-async function startChild(dataDir: string, futureDelayMs: number): Promise<ChildServer> {
-  const proc = fork(fileURLToPath(import.meta.url), ["--child", dataDir, String(futureDelayMs)], {
-    execArgv: ["--import", "tsx"],
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  const ops = new Map<string, OpEvent>();
-  return new Promise((resolve, reject) => {
-    proc.on("error", reject);
-    proc.on("exit", (code) => reject(new Error(`server child exited with ${code}`)));
-    const server: ChildServer = { proc, baseUrl: "", apiKey: "", ops, busy: () => undefined };
-    proc.on("message", (m: ChildMessage) => {
-      if (m.kind === "ready") resolve(Object.assign(server, { baseUrl: m.baseUrl, apiKey: m.apiKey }));
-      else if (m.kind === "busy") server.busy(m);
-      else ops.set(m.requestId, m);
-    });
-  });
-}
-
-function quantile(sorted: number[], q: number): number {
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[i] as number;
-}
-
-async function settleEvents(ops: Map<string, OpEvent>, ids: string[]): Promise<void> {
-  for (let i = 0; i < 200 && ids.some((id) => !ops.has(id)); i++) await new Promise((r) => setTimeout(r, 10));
-}
+import {
+  markBusy,
+  measureBusy,
+  now,
+  type OpEvent,
+  quantile,
+  resultHeader,
+  runBench,
+  settleEvents,
+  startChild,
+  writeResult,
+} from "./bench-harness.js";
 
 async function main(): Promise<void> {
   const { ServiceClient, crossEntropyDatum } = await import("../src/index.js");
   const work = await mkdtemp(join(tmpdir(), "tinker-bench-futures-"));
-  const results: Record<string, unknown> = {
-    date: new Date().toISOString(),
-    node: process.version,
-    machine: `${(await import("node:os")).cpus().length} cores`,
-  };
+  const results: Record<string, unknown> = resultHeader();
   try {
     // (a) resolution delay
     {
@@ -153,7 +76,7 @@ async function main(): Promise<void> {
         await training.optimStep({ learning_rate: 1e-3 });
       }
       const ops = 200;
-      server.proc.send({ kind: "mark" });
+      markBusy(server);
       const start = now();
       const futures = [];
       for (let i = 0; i < ops / 2; i++) {
@@ -193,18 +116,9 @@ async function main(): Promise<void> {
   } finally {
     await rm(work, { recursive: true, force: true });
   }
-  const outDir = fileURLToPath(new URL("../bench-results/", import.meta.url));
-  await mkdir(outDir, { recursive: true });
-  await writeFile(join(outDir, "futures.json"), JSON.stringify(results, null, 2) + "\n");
+  await writeResult("futures.json", JSON.stringify(results, null, 2) + "\n");
   console.log(JSON.stringify(results, null, 2));
   console.log("wrote bench-results/futures.json");
 }
 
-if (process.argv[2] === "--child") {
-  void child();
-} else {
-  main().catch((err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+runBench(main);

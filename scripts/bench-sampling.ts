@@ -14,108 +14,28 @@
  *
  * Timestamps from both processes are epoch milliseconds from `performance.timeOrigin + performance.now()`.
  */
-import { fork, type ChildProcess } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-type OpEvent = { requestId: string; type: string; startedAt: number; completedAt: number; ok: boolean; awaited?: boolean };
-type ChildMessage =
-  | { kind: "ready"; baseUrl: string; apiKey: string }
-  | ({ kind: "op" } & OpEvent)
-  | { kind: "busy"; activeMs: number; idleMs: number };
-
-const now = (): number => performance.timeOrigin + performance.now();
-
-async function child(): Promise<void> {
-  const { startLocalServer } = await import("../src/server/index.js");
-  const server = await startLocalServer({
-    port: 0,
-    dataDir: process.argv[3] as string,
-    onOperation: (e) =>
-      process.send?.({
-        kind: "op",
-        requestId: e.requestId,
-        type: e.type,
-        ok: e.ok,
-        startedAt: performance.timeOrigin + e.startedAt,
-        completedAt: performance.timeOrigin + e.completedAt,
-        awaited: (e as { awaited?: boolean }).awaited === true,
-      }),
-  });
-  // Event-loop utilisation between "mark" and "measure": how long the server's thread was busy (executing
-  // operations and handling HTTP) versus idle (waiting for the client).
-  let mark = performance.eventLoopUtilization();
-  process.on("message", (m: { kind: string }) => {
-    if (m.kind === "mark") mark = performance.eventLoopUtilization();
-    if (m.kind === "measure") {
-      const d = performance.eventLoopUtilization(mark);
-      process.send?.({ kind: "busy", activeMs: d.active, idleMs: d.idle });
-    }
-  });
-  process.send?.({ kind: "ready", baseUrl: server.baseUrl, apiKey: server.apiKey });
-  process.on("disconnect", () => {
-    void server.close().then(() => process.exit(0));
-  });
-}
-
-type ChildServer = {
-  proc: ChildProcess;
-  baseUrl: string;
-  apiKey: string;
-  ops: Map<string, OpEvent>;
-  busy: (m: { activeMs: number; idleMs: number }) => void;
-};
-
-async function measureBusy(server: ChildServer): Promise<{ activeMs: number; idleMs: number }> {
-  return new Promise((resolve) => {
-    server.busy = resolve;
-    server.proc.send({ kind: "measure" });
-  });
-}
-
-async function startChild(dataDir: string): Promise<ChildServer> {
-  const proc = fork(fileURLToPath(import.meta.url), ["--child", dataDir], {
-    execArgv: [
-      "--import",
-      "tsx",
-      ...(process.env["BENCH_CPU_PROF"] ? ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_CPU_PROF"]}`] : []),
-    ],
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  const ops = new Map<string, OpEvent>();
-  return new Promise((resolve, reject) => {
-    proc.on("error", reject);
-    proc.on("exit", (code) => reject(new Error(`server child exited with ${code}`)));
-    const server: ChildServer = { proc, baseUrl: "", apiKey: "", ops, busy: () => undefined };
-    proc.on("message", (m: ChildMessage) => {
-      if (m.kind === "ready") resolve(Object.assign(server, { baseUrl: m.baseUrl, apiKey: m.apiKey }));
-      else if (m.kind === "busy") server.busy(m);
-      else ops.set(m.requestId, m);
-    });
-  });
-}
-
-function quantile(sorted: number[], q: number): number {
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[i] as number;
-}
-
-async function settleEvents(ops: Map<string, OpEvent>, ids: string[]): Promise<void> {
-  for (let i = 0; i < 200 && ids.some((id) => !ops.has(id)); i++) await new Promise((r) => setTimeout(r, 10));
-}
+import {
+  markBusy,
+  measureBusy,
+  now,
+  type OpEvent,
+  quantile,
+  resultHeader,
+  runBench,
+  settleEvents,
+  startChild,
+  writeResult,
+} from "./bench-harness.js";
 
 async function main(): Promise<void> {
   const { ServiceClient, crossEntropyDatum } = await import("../src/index.js");
   const work = await mkdtemp(join(tmpdir(), "tinker-bench-sampling-"));
   const REQUESTS = 500;
   const NEW_TOKENS = 16;
-  const results: Record<string, unknown> = {
-    date: new Date().toISOString(),
-    node: process.version,
-    machine: `${(await import("node:os")).cpus().length} cores`,
-  };
+  const results: Record<string, unknown> = resultHeader();
   try {
     const server = await startChild(join(work, "server"));
     const service = new ServiceClient({ baseUrl: server.baseUrl, apiKey: server.apiKey });
@@ -128,7 +48,7 @@ async function main(): Promise<void> {
     // Warm up the server's and the client's JIT before measuring.
     for (let i = 0; i < 3; i++)
       await Promise.all(Array.from({ length: 50 }, (_, j) => sampler.sample(prompt, 1, params(10_000 + i * 50 + j))));
-    server.proc.send({ kind: "mark" });
+    markBusy(server);
     const start = now();
     const futures = Array.from({ length: REQUESTS }, (_, i) => sampler.sample(prompt, 1, params(i)));
     const resolved = await Promise.all(
@@ -182,9 +102,7 @@ async function main(): Promise<void> {
   } finally {
     await rm(work, { recursive: true, force: true });
   }
-  const outDir = fileURLToPath(new URL("../bench-results/", import.meta.url));
-  await mkdir(outDir, { recursive: true });
-  await writeFile(join(outDir, "sampling.json"), JSON.stringify(results, null, 2) + "\n");
+  await writeResult("sampling.json", JSON.stringify(results, null, 2) + "\n");
   const a = results["sampling_500_requests"] as Record<string, number | boolean>;
   const b = results["resolution_delay_ms"] as Record<string, number | boolean>;
   const w = (results["resolution_delay_ms"] as { poll_already_waiting: Record<string, number | null> }).poll_already_waiting;
@@ -209,16 +127,9 @@ async function main(): Promise<void> {
     "row leaves those out: it is the cost of waking a waiting long poll, one protobuf response and decoding.",
     "",
   ].join("\n");
-  await writeFile(join(outDir, "sampling.md"), md);
+  await writeResult("sampling.md", md);
   console.log(JSON.stringify(results, null, 2));
   console.log("wrote bench-results/sampling.json and bench-results/sampling.md");
 }
 
-if (process.argv[2] === "--child") {
-  void child();
-} else {
-  main().catch((err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+runBench(main);

@@ -17,6 +17,7 @@ import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import ts from "typescript";
+import { readmeSnippets, snippetFile } from "./readme-snippets.js";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 const outDir = path.join(root, "test", "tsdoc-examples");
@@ -24,6 +25,42 @@ const check = process.argv.includes("--check");
 
 /** Declares the free names examples may use (`service`, `rest`, ...); each generated file imports them. */
 const preludeFile = path.join(root, "test", "helpers", "example-prelude.ts");
+/** README.md's ```ts blocks go to test/readme-snippets/ (see scripts/readme-snippets.ts), with these free names. */
+const readmeOutDir = path.join(root, "test", "readme-snippets");
+const readmePreludeFile = path.join(root, "test", "helpers", "readme-prelude.ts");
+
+/** The names test/helpers/readme-prelude.ts exports (`export const x`, `export const { a, b }`). */
+export async function readmePreludeNames(): Promise<string[]> {
+  const text = await readFile(readmePreludeFile, "utf8");
+  const names = [...text.matchAll(/^export const (\w+)/gm)].map((m) => m[1] as string);
+  for (const m of text.matchAll(/^export const \{([^}]*)\}/gm)) names.push(...(m[1] ?? "").split(",").map((n) => n.trim()));
+  return names.filter((n) => n !== "");
+}
+
+/** Writes (or, with --check, compares) `files` in `dir`, which holds nothing else. */
+async function sync(dir: string, files: Map<string, string>, what: string): Promise<boolean> {
+  const rel = path.relative(root, dir);
+  if (check) {
+    const existing = await readdir(dir).catch(() => [] as string[]);
+    const stale: string[] = [];
+    for (const [name, text] of files) {
+      const current = await readFile(path.join(dir, name), "utf8").catch(() => undefined);
+      if (current !== text) stale.push(name);
+    }
+    for (const name of existing) if (!files.has(name)) stale.push(`${name} (no longer generated)`);
+    if (stale.length > 0) {
+      console.error(`${rel}/ is stale: ${stale.join(", ")}. Run \`npm run examples\` and commit the result.`);
+      return false;
+    }
+    console.log(`${rel}/ is current (${what}).`);
+    return true;
+  }
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  for (const [name, text] of files) await writeFile(path.join(dir, name), text);
+  console.log(`wrote ${what} to ${rel}/`);
+  return true;
+}
 
 async function sourceFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -169,25 +206,21 @@ async function main(): Promise<void> {
     generated.set(name, `${header}${imports}\n${bodies.join("\n")}`);
   }
 
-  if (check) {
-    const existing = await readdir(outDir).catch(() => [] as string[]);
-    const stale: string[] = [];
-    for (const [name, text] of generated) {
-      const current = await readFile(path.join(outDir, name), "utf8").catch(() => undefined);
-      if (current !== text) stale.push(name);
-    }
-    for (const name of existing) if (!generated.has(name)) stale.push(`${name} (no longer generated)`);
-    if (stale.length > 0) {
-      console.error(`test/tsdoc-examples/ is stale: ${stale.join(", ")}. Run \`npm run examples\` and commit the result.`);
-      process.exit(1);
-    }
-    console.log(`test/tsdoc-examples/ is current (${total} examples from ${generated.size} modules).`);
-    return;
-  }
-  await rm(outDir, { recursive: true, force: true });
-  await mkdir(outDir, { recursive: true });
-  for (const [name, text] of generated) await writeFile(path.join(outDir, name), text);
-  console.log(`wrote ${total} examples from ${generated.size} modules to test/tsdoc-examples/`);
+  const readme = readmeSnippets(await readFile(path.join(root, "README.md"), "utf8"));
+  const readmePrelude = await readmePreludeNames();
+  const readmeFiles = new Map(
+    readme
+      .filter((snippet) => snippet.run)
+      .map((snippet) => [
+        snippet.file,
+        snippetFile(snippet, publicExports, readmePrelude, { sdk: "tinker-ts", prelude: "../helpers/readme-prelude.js" }),
+      ]),
+  );
+  const ok = [
+    await sync(outDir, generated, `${total} examples from ${generated.size} modules`),
+    await sync(readmeOutDir, readmeFiles, `${readmeFiles.size} README.md snippets, ${readme.length - readmeFiles.size} no-run`),
+  ];
+  if (ok.includes(false)) process.exit(1);
 }
 
 await main();

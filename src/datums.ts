@@ -13,8 +13,16 @@ type TensorData = components["schemas"]["TensorData"];
 type LossFnType = components["schemas"]["LossFnType"];
 type ForwardBackwardOutput = components["schemas"]["ForwardBackwardOutput"];
 
-/** Numbers as a plain array or a typed array. */
-type Numbers = readonly number[] | Float32Array | Float64Array | Int32Array;
+/**
+ * Numbers as a plain array or a typed array: what the datum helpers take for tokens, weights, logprobs and
+ * advantages.
+ *
+ * @example
+ * ```ts
+ * const weights: Numbers = Float32Array.of(0, 0, 1, 1);
+ * ```
+ */
+export type Numbers = readonly number[] | Float32Array | Float64Array | Int32Array;
 
 const LOSSES: readonly LossFnType[] = ["cross_entropy", "importance_sampling", "ppo", "cispo", "dro"];
 const RL_INPUTS = ["target_tokens", "logprobs", "advantages"] as const;

@@ -24,11 +24,11 @@ export type {
   CreateLoraTrainingClientOptions,
   CreateFromStateOptions,
   GetServerCapabilitiesResponse,
-  Logger,
 } from "./service-client.js";
+export type { Logger, LogLevel, LoggingOptions, RequestEvent, ResponseEvent } from "./core/logging.js";
 
 export { TrainingClient, crossEntropyDatum, rlDatum } from "./training-client.js";
-export type { CustomLossFn, CustomLossResult, RlDatumOptions } from "./datums.js";
+export type { CustomLossFn, CustomLossResult, Numbers, RlDatumOptions } from "./datums.js";
 export { TrainingClientStoppedError, InvalidDatumError } from "./core/training-errors.js";
 export type { FailedOperation } from "./core/training-errors.js";
 export type {
@@ -72,7 +72,8 @@ export { APIFuture } from "./core/futures.js";
 export type { FutureResultOptions, QueueState, QueueStateChange } from "./core/futures.js";
 export type { RequestOptions, RestRequestOptions, TrainingCallOptions } from "./core/options.js";
 // Types that public signatures name (constructor inits, option bags, the transport a RestClient wraps).
-export type { Transport, TransportConfig, CallOptions } from "./internal/transport.js";
+export type { Transport, TransportAuth, TransportConfig, CallOptions } from "./internal/transport.js";
+export type { RetryEvent } from "./internal/retry.js";
 export type { SleepFn } from "./internal/sleep.js";
 export type { APIErrorInit, ConnectionErrorInit } from "./core/errors.js";
 

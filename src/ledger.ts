@@ -15,6 +15,7 @@ import type { CreateLoraTrainingClientOptions, Logger, ServiceClient } from "./s
 import type { TrainingClient } from "./training-client.js";
 import type { RequestOptions } from "./core/options.js";
 import { requestOptionsOf } from "./internal/request-options.js";
+import { Log } from "./internal/log.js";
 
 /**
  * One line of a ledger (snake_case, as the cookbooks write it). Keys this type does not name are kept as they
@@ -402,7 +403,7 @@ export interface ResumeOrStartOptions extends CreateLoraTrainingClientOptions {
   baseModel: string;
   /** A training checkpoint (`tinker://<run>/weights/<name>`) to warm-start from (weights only) when the ledger has nothing to resume. */
   warmStartPath?: string;
-  /** Where warnings go. Default `console.warn`. */
+  /** Where warnings go. Default: stderr, prefixed `[tinker-ts]` (`TINKER_LOG=off` silences it). */
   logger?: Logger;
 }
 
@@ -440,12 +441,7 @@ export interface ResumeOrStartResult {
  * ```
  */
 export async function resumeOrStart(service: ServiceClient, options: ResumeOrStartOptions): Promise<ResumeOrStartResult> {
-  const {
-    ledger: ledgerArg,
-    baseModel,
-    warmStartPath,
-    logger = { warn: (m: string) => console.warn(m) },
-  } = options ?? ({} as ResumeOrStartOptions);
+  const { ledger: ledgerArg, baseModel, warmStartPath, logger } = options ?? ({} as ResumeOrStartOptions);
   if (typeof baseModel !== "string" || baseModel.trim() === "") {
     throw new InvalidArgumentError('resumeOrStart needs a baseModel, e.g. { baseModel: "Qwen/Qwen3-8B" }.');
   }
@@ -459,7 +455,9 @@ export async function resumeOrStart(service: ServiceClient, options: ResumeOrSta
   const meta = options.userMetadata === undefined ? {} : { userMetadata: options.userMetadata };
   const checkBase = (training: TrainingClient, path: string): void => {
     if (training.baseModel !== baseModel) {
-      logger.warn(`tinker-ts: ${path} was trained on ${training.baseModel}, not ${baseModel}; continuing with ${training.baseModel}.`);
+      new Log({ logger, env: process.env }).warn(
+        `tinker-ts: ${path} was trained on ${training.baseModel}, not ${baseModel}; continuing with ${training.baseModel}.`,
+      );
     }
   };
 
@@ -502,7 +500,7 @@ export interface SaveAndRecordOptions extends RequestOptions {
   sampler?: boolean;
   /** More keys for the record, e.g. `{ epoch, batch }` or metrics. May not set `name`, `state_path` or `sampler_path`. */
   extra?: Record<string, unknown>;
-  /** Where the short-TTL warning goes. Default `console.warn`. */
+  /** Where the short-TTL warning goes. Default: stderr, prefixed `[tinker-ts]` (`TINKER_LOG=off` silences it). */
   logger?: Logger;
 }
 
@@ -532,7 +530,7 @@ export async function saveAndRecord(
   name: string,
   options: SaveAndRecordOptions = {},
 ): Promise<LedgerRecord> {
-  const { ttlSeconds, overwrite, sampler = false, extra = {}, logger = { warn: (m: string) => console.warn(m) } } = options;
+  const { ttlSeconds, overwrite, sampler = false, extra = {}, logger } = options;
   const target = ledgerOf(ledger);
   validateCheckpointName(name);
   validateTtlSeconds(ttlSeconds);
@@ -565,7 +563,7 @@ export async function saveAndRecord(
 
   if (ttlSeconds !== undefined && ttlSeconds < RESUMABLE_TTL_WARNING_SECONDS) {
     const hours = Math.round((ttlSeconds / 3600) * 10) / 10;
-    logger.warn(
+    new Log({ logger, env: process.env }).warn(
       `tinker-ts: ${record.state_path} is recorded in the resume ledger ${target.path} but expires in ${hours} h (ttlSeconds ${ttlSeconds}); ` +
         `a resume after that finds nothing. Omit ttlSeconds or use ≥ ${RESUMABLE_TTL_WARNING_SECONDS} (7 days), or extend it with rest.setCheckpointTtlFromTinkerPath.`,
     );

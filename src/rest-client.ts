@@ -188,7 +188,7 @@ export class RestClient extends RestAccountClient {
 
   /**
    * Creates a REST client from options, defaulting `baseUrl`/`apiKey` to `TINKER_BASE_URL`/`TINKER_API_KEY` (with a
-   * key but no URL, the Tinker service), exactly as `ServiceClient` does.
+   * key but no URL, the Tinker service), and `logLevel` to `TINKER_LOG`, exactly as `ServiceClient` does.
    *
    * @throws {ConfigurationError} when nothing is configured (the message says how to start the local server), the
    *   key is missing, or the key is malformed.
@@ -206,8 +206,8 @@ export class RestClient extends RestAccountClient {
     if (archiveMaxAttempts !== undefined) restOptions.archiveMaxAttempts = archiveMaxAttempts;
     if (sleep !== undefined) restOptions.sleep = sleep;
     const defaultHeaders = { ...cloudflareAccessHeaders(env), ...transport.defaultHeaders };
-    const config = { proxyEnv: env, ...transport, baseUrl, apiKey, credentialCmd, defaultHeaders };
-    return new RestClient(createAuthTransport(config).transport, restOptions);
+    const { transport: t } = createAuthTransport({ proxyEnv: env, ...transport, baseUrl, apiKey, credentialCmd, defaultHeaders, env });
+    return new RestClient(t, restOptions);
   }
 
   // ---------------------------------------------------------------------------------------------- runs

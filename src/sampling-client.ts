@@ -21,7 +21,7 @@ import { APIFuture } from "./core/futures.js";
 import type { RequestOptions } from "./core/options.js";
 import { pollUntilSettled, type PollerContext, type ProtobufResult } from "./internal/poll.js";
 import { requestOptionsOf } from "./internal/request-options.js";
-import { decodeSampleResponse, type DecodedSampledSequence, type DecodedSampleResponse } from "./internal/proto/sample.js";
+import { decodeSampleResponse, type SampleResponse } from "./internal/proto/sample.js";
 import { GetSamplerResponseSchema, UntypedAPIFutureSchema } from "./internal/schemas.js";
 import type { SleepFn } from "./internal/sleep.js";
 import type { Transport } from "./internal/transport.js";
@@ -35,14 +35,8 @@ export type ModelInput = Schemas["ModelInput"];
  * top_k?: -1, top_p?: 1 }`. Without `stop`, the base model's end-of-sequence tokens end a sample.
  */
 export type SamplingParams = Schemas["SamplingParams"];
-/** One sampled sequence: `stop_reason` (`"stop"` | `"length"`), `tokens` and their `logprobs`. */
-export type SampledSequence = DecodedSampledSequence;
-/**
- * The result of {@link SamplingClient.sample}, decoded from protobuf: `sequences`, and when asked
- * `prompt_logprobs` (`null` where there is none, e.g. position 0) and `topk_prompt_logprobs` (per position up to
- * k `[token, logprob]` pairs, empty cells dropped; `null` for a position without any).
- */
-export type SampleResponse = DecodedSampleResponse;
+// The sample result types are declared with their decoder; re-exported here, as the public surface names them.
+export type { SampledSequence, SampleResponse } from "./internal/proto/sample.js";
 /** Result of `RestClient.getSampler`: `{ sampler_id, base_model, model_path? }`. */
 export type GetSamplerResponse = Schemas["GetSamplerResponse"];
 

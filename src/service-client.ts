@@ -27,7 +27,8 @@ import { parseTinkerPath } from "./core/tinker-path.js";
 import { SDK_VERSION, type Transport } from "./internal/transport.js";
 import type { RequestOptions } from "./core/options.js";
 import { requestOptionsOf } from "./internal/request-options.js";
-import { redact } from "./internal/redact.js";
+import type { Logger, LoggingOptions, LogLevel } from "./core/logging.js";
+import { Log } from "./internal/log.js";
 import type { RetryEvent } from "./internal/retry.js";
 import { ByteBudget, ClientConfigSchema, DEFAULT_CLIENT_CONFIG, type ClientConfig } from "./internal/client-config.js";
 import { LoadWeightsResponseSchema } from "./internal/schemas.js";
@@ -38,15 +39,10 @@ import { checkConcurrency, SamplingClient, type CreateSamplingClientOptions, typ
 /** Result of {@link ServiceClient.getServerCapabilities}. */
 export type GetServerCapabilitiesResponse = components["schemas"]["GetServerCapabilitiesResponse"];
 
-/** Where warnings (and, if given, debug lines) go. Defaults to `console.warn`. Messages never hold the API key. */
-export interface Logger {
-  warn(message: string): void;
-  /** Optional detail, e.g. "already public: the earlier attempt whose answer was lost made it so". */
-  debug?(message: string): void;
-}
+export type { Logger } from "./core/logging.js";
 
-/** Options of {@link ServiceClient}. */
-export interface ServiceClientOptions {
+/** Options of {@link ServiceClient} (with the {@link LoggingOptions}: `logger`, `logLevel`, `onRequest`, `onResponse`). */
+export interface ServiceClientOptions extends LoggingOptions {
   /** Server base URL. Default: `TINKER_BASE_URL`. */
   baseUrl?: string;
   /** API key (`tml-...` or a JWT), sent as `X-API-Key`. Default: `TINKER_API_KEY`. Never printed. */
@@ -85,8 +81,13 @@ export interface ServiceClientOptions {
   heartbeatIntervalMs?: number;
   /** Called whenever a pending request's queue state changes (e.g. `paused_capacity`). */
   onQueueStateChange?: (change: QueueStateChange) => void;
-  /** Where warnings (paused queues, failing heartbeats) go. Default `console.warn`. */
+  /**
+   * Where log lines go: warnings (paused queues, failing heartbeats), and at `logLevel: "debug"` one line per HTTP
+   * attempt. Default: stderr, prefixed `[tinker-ts]`.
+   */
   logger?: Logger;
+  /** How much is logged: `"debug"`, `"info"`, `"warn"` (default), `"error"` or `"off"`. Default: `TINKER_LOG`, else `"warn"`. */
+  logLevel?: LogLevel;
   /** Called before each wait for a retry (e.g. to print "retrying…"). */
   onRetry?: (event: RetryEvent) => void;
   /** @internal Injected sleep for tests. */
@@ -134,6 +135,7 @@ const POLL_TIMEOUT_MS = 45_000;
  *
  * @throws {ConfigurationError} when no server is configured (neither options nor `TINKER_BASE_URL` /
  *   `TINKER_API_KEY`), or the key is malformed.
+ * @throws {InvalidArgumentError} when `logLevel` is not a level, or `onRequest` / `onResponse` is not a function.
  * @example
  * ```ts
  * await using service = new ServiceClient(); // TINKER_BASE_URL, TINKER_API_KEY
@@ -151,7 +153,7 @@ export class ServiceClient {
   readonly #tokenTransport: (token: string) => { transport: Transport; auth: ClientAuth };
   readonly #options: ServiceClientOptions;
   readonly #closed = new AbortController();
-  readonly #logger: Logger;
+  readonly #logger: Log;
   readonly #poller: PollerContext;
   #session: Promise<string> | undefined;
   #config: Promise<ClientConfig> | undefined;
@@ -169,17 +171,14 @@ export class ServiceClient {
   constructor(options: ServiceClientOptions = {}) {
     const { baseUrl, apiKey, credentialCmd } = resolveCredentials(options);
     this.#options = options;
-    const logger = options.logger ?? { warn: (m: string) => console.warn(m) };
-    let logSecrets: readonly (string | undefined)[] = [apiKey];
     // Every line logged goes through the one redaction (the key, and every token obtained once the transport exists).
-    this.#logger = {
-      warn: (m) => logger.warn(redact(m, logSecrets)),
-      ...(logger.debug === undefined ? {} : { debug: (m: string) => logger.debug?.(redact(m, logSecrets)) }),
-    };
+    this.#logger = new Log({ logger: options.logger, logLevel: options.logLevel, env: process.env, secrets: [apiKey] });
     const defaultHeaders = { ...cloudflareAccessHeaders(process.env), ...options.defaultHeaders };
     const shared = {
       baseUrl,
-      logger: this.#logger,
+      log: this.#logger,
+      ...(options.onRequest === undefined ? {} : { onRequest: options.onRequest }),
+      ...(options.onResponse === undefined ? {} : { onResponse: options.onResponse }),
       loadConfig: () => this.#clientConfig({}),
       defaultHeaders,
       ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
@@ -198,7 +197,7 @@ export class ServiceClient {
     this.#auth = auth;
     this.baseUrl = this.#transport.baseUrl;
     const secrets = transport.secrets;
-    logSecrets = secrets;
+    this.#logger.secrets = secrets;
     this.#poller = {
       pollOnce: (body, signal, headers) => this.#pollOnce(body, signal, headers),
       sleep: options.sleep ?? abortableSleep,

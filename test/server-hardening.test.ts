@@ -9,30 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startLocalServer, type LocalServer, type LocalServerOptions } from "../src/server/index.js";
+import { type AnyJson, type Api, rawApi } from "./helpers/raw-api.js";
 
-// biome-ignore lint/suspicious/noExplicitAny: parsed JSON answers of the server, read field by field as the tests assert
-type AnyJson = any;
-type Answer = { status: number; headers: Headers; body: AnyJson };
-
-function api(server: LocalServer, key: string = server.apiKey) {
-  return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> => {
-    const r = await fetch(`${server.baseUrl}${path}`, {
-      method,
-      headers: { "x-api-key": key, ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
-      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-      redirect: "manual",
-    });
-    const text = await r.text();
-    let parsed: AnyJson;
-    try {
-      parsed = text === "" ? undefined : JSON.parse(text);
-    } catch {
-      parsed = text;
-    }
-    return { status: r.status, headers: r.headers, body: parsed };
-  };
-}
-type Api = ReturnType<typeof api>;
+const api = rawApi;
 
 async function settle(call: Api, requestId: string): Promise<AnyJson> {
   for (;;) {

@@ -20,7 +20,7 @@ import { runRunCommand } from "./run.js";
 import { runSampleCommand } from "./sample.js";
 import { paint, wantsColor } from "./term.js";
 import { runAuditCommand, runSessionCommand, runWhoamiCommand } from "./account.js";
-import { UsageError, type CliIO } from "./util.js";
+import { cliLogOptions, UsageError, type CliIO } from "./util.js";
 
 /** Top-level help. */
 export const MAIN_HELP = `Usage: tinker-ts <command> [options]
@@ -42,6 +42,8 @@ Commands:
   sample PATH --prompt-tokens 1,2,3 [...]          Sample token ids (with logprobs) from a checkpoint
   serve [--port N] [--data-dir DIR]                Start the local Tinker-compatible server
 
+--verbose (anywhere on the line) logs every HTTP request on stderr: method, path, status, attempt, time and
+request id (never a key or token); the same as TINKER_LOG=debug.
 Listing and info commands take --format table|json and --absolute (timestamps instead of "3 hours ago");
 listings take -q (paths or ids only). Every command takes --help; tinker-ts --version prints the version.
 Colour is used on terminals unless NO_COLOR is set.
@@ -50,6 +52,7 @@ Environment:
   TINKER_BASE_URL   Server URL, e.g. http://127.0.0.1:8080
   TINKER_API_KEY    API key (sent as X-API-Key, never printed)
   TINKER_CREDENTIAL_CMD  Command that prints a credential (instead of TINKER_API_KEY, for JWT deployments)
+  TINKER_LOG        Log level on stderr: debug, info, warn (default), error or off
 To try things locally, run "tinker-ts serve" and export the two variables it prints.
 `;
 
@@ -77,6 +80,7 @@ export function restFromEnv(env: NodeJS.ProcessEnv, stderr?: { write(text: strin
   return RestClient.fromEnv(
     {
       retryBudgetMs: CLI_RETRY_BUDGET_MS,
+      ...(stderr === undefined ? {} : cliLogOptions({ env, stderr })),
       ...(stderr === undefined ? {} : { onRetry: (e: RetryEvent) => stderr.write(redact(`${retryLine(e)}\n`, secrets)) }),
     },
     env,
@@ -98,6 +102,13 @@ function retryLine(e: RetryEvent): string {
  * ```
  */
 export async function main(argv: string[] = process.argv.slice(2), io: CliIO = processIO()): Promise<number> {
+  // --verbose anywhere before "--": every client of this run logs at debug level on stderr.
+  const end = argv.indexOf("--");
+  const isVerbose = (a: string, i: number): boolean => a === "--verbose" && (end < 0 || i < end);
+  if (argv.some(isVerbose)) {
+    argv = argv.filter((a, i) => !isVerbose(a, i));
+    io = { ...io, env: { ...io.env, TINKER_LOG: "debug" } };
+  }
   const [command, ...args] = argv;
   const restFactory = (): RestClient => restFromEnv(io.env, io.stderr);
   try {

@@ -8,7 +8,7 @@ import { resolveConnection } from "../internal/config.js";
 import { ServiceClient } from "../service-client.js";
 import type { SampleResponse, SamplingParams } from "../sampling-client.js";
 import { lookOf, renderColumns } from "./term.js";
-import { UsageError, outputFormat, parseCommand, positiveInt, writeJson, type CliIO } from "./util.js";
+import { cliLogOptions, UsageError, outputFormat, parseCommand, positiveInt, writeJson, type CliIO } from "./util.js";
 
 const USAGE =
   "tinker-ts sample (PATH | --base-model MODEL) --prompt-tokens 1,2,3 [--max-tokens N] [--num-samples N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--stop-tokens IDS] [--format table|json]";
@@ -113,7 +113,7 @@ export async function runSampleCommand(args: string[], io: CliIO): Promise<numbe
   if (topP !== undefined) params.top_p = topP;
 
   const { baseUrl, apiKey } = resolveConnection({}, io.env);
-  const service = new ServiceClient({ baseUrl, apiKey, heartbeatIntervalMs: 10_000 });
+  const service = new ServiceClient({ baseUrl, apiKey, heartbeatIntervalMs: 10_000, ...cliLogOptions(io) });
   try {
     const sampler = await service.createSamplingClient(modelPath !== undefined ? { modelPath } : { baseModel: baseModel! });
     const res = await sampler.sample(prompt, numSamples, params);

@@ -6,6 +6,8 @@
  */
 import { parseArgs } from "node:util";
 import { TinkerError } from "../core/errors.js";
+import type { Logger, LogLevel } from "../core/logging.js";
+import { Log, stderrLogger } from "../internal/log.js";
 
 /** Where a command reads and writes; `process` streams by default, replaceable in tests. */
 export interface CliIO {
@@ -17,6 +19,20 @@ export interface CliIO {
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
   /** Environment (TINKER_BASE_URL, TINKER_API_KEY). */
   env: NodeJS.ProcessEnv;
+}
+
+/**
+ * The logging options of the CLI's clients: lines on the CLI's stderr (`[tinker-ts] debug: ...`), at the level of
+ * `TINKER_LOG` (which `--verbose` sets to `debug`); an invalid `TINKER_LOG` warns once and falls back to `warn`.
+ *
+ * @example
+ * ```ts
+ * const service = new ServiceClient({ ...cliLogOptions(io) });
+ * ```
+ */
+export function cliLogOptions(io: Pick<CliIO, "env" | "stderr">): { logger: Logger; logLevel: LogLevel } {
+  const logger = stderrLogger((text) => io.stderr.write(text));
+  return { logger, logLevel: new Log({ logger, env: io.env }).level };
 }
 
 /**

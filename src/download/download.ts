@@ -30,6 +30,7 @@ import { leanGet, type LeanResponse } from "../internal/net/lean-http.js";
 import { envProxySettings, isFinalProxyError, proxySettingsOf, resolveProxySettings, type ProxySettings } from "../internal/net/proxy.js";
 import { backoffMs } from "../internal/backoff.js";
 import { abortableSleep } from "../internal/sleep.js";
+import type { RequestObserver } from "../internal/log.js";
 import { parseTinkerPath } from "../core/tinker-path.js";
 import { StreamingUntar } from "./untar.js";
 
@@ -313,6 +314,8 @@ interface TransferContext {
   onArchivePending?: (attempt: number) => void;
   /** Where the archive is fetched through. */
   proxy: ProxySettings;
+  /** The client's request observer (debug lines, hooks), when anything listens. */
+  observer?: RequestObserver | undefined;
 }
 
 /** What one attempt ended with. */
@@ -354,6 +357,8 @@ interface VersionState {
  */
 async function transferArchive(rest: ArchiveUrlProvider, tinkerPath: string, sink: ExtractSink, ctx: TransferContext): Promise<number> {
   const { signal, subject } = ctx;
+  // A RestClient's transport carries the client's observer: the archive GETs are reported like its REST calls.
+  ctx.observer = (rest as { transport?: { observer?: RequestObserver } }).transport?.observer;
   const restOptions = {
     timeoutMs: ctx.timeoutMs,
     ...(signal === undefined ? {} : { signal }),
@@ -372,7 +377,7 @@ async function transferArchive(rest: ArchiveUrlProvider, tinkerPath: string, sin
       link = await rest.getCheckpointArchiveUrlFromTinkerPath(tinkerPath, restOptions);
     }
     const before = sink.bytes;
-    const outcome = await attemptTransfer(link.url, sink, total, tinkerPath, ctx, version, (t) => {
+    const outcome = await attemptTransfer(link.url, sink, total, tinkerPath, ctx, version, attempt, (t) => {
       total = t;
     });
     if (outcome.kind === "done") {
@@ -404,8 +409,12 @@ async function transferArchive(rest: ArchiveUrlProvider, tinkerPath: string, sin
     if (outcome.refreshUrl === true) {
       link = await rest.getCheckpointArchiveUrlFromTinkerPath(tinkerPath, restOptions);
     }
-    if (!progressed && outcome.noDelay !== true) {
-      const delay = backoffMs(failures - 1, { initialMs: ctx.retryDelayMs, maxMs: MAX_RECONNECT_DELAY_MS, jitter: 0 });
+    const delay =
+      !progressed && outcome.noDelay !== true
+        ? backoffMs(failures - 1, { initialMs: ctx.retryDelayMs, maxMs: MAX_RECONNECT_DELAY_MS, jitter: 0 })
+        : 0;
+    ctx.observer?.note(`download attempt ${attempt} of ${tinkerPath} ended (${describe(lastReason)}); retrying in ${delay} ms`);
+    if (delay > 0) {
       try {
         await abortableSleep(delay, signal);
       } catch {
@@ -429,11 +438,13 @@ const CONTENT_RANGE = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i;
  * GETs `url`, following redirects as {@link leanGet} does (up to 5). No credentials are ever sent: the only headers
  * are `Range` (when resuming) and `accept-encoding: identity`, so byte counts match.
  */
-function getNoCredentials(
+async function getNoCredentials(
   url: string,
   range: number,
   validator: Validator | undefined,
   signal: AbortSignal,
+  observer: RequestObserver | undefined,
+  attempt: number,
   proxy: ProxySettings,
 ): Promise<LeanResponse> {
   const headers: Record<string, string> = { "accept-encoding": "identity" };
@@ -443,7 +454,16 @@ function getNoCredentials(
     const ifRange = validator?.etag ?? validator?.lastModified;
     if (ifRange !== undefined) headers["if-range"] = ifRange;
   }
-  return leanGet(url, { headers, signal, proxy });
+  if (observer === undefined) return leanGet(url, { headers, signal, proxy });
+  const observed = observer.start("GET", url, headers, attempt, "download");
+  try {
+    const res = await leanGet(url, { headers, signal, proxy });
+    observer.end(observed, { status: res.status, headers: res.headers });
+    return res;
+  } catch (err) {
+    observer.end(observed, { error: signal.aborted ? "aborted" : describe(err) });
+    throw err;
+  }
 }
 
 /** One GET of the signed URL, feeding the extractor from `sink.bytes`. Reports the total via `update`. */
@@ -454,6 +474,7 @@ async function attemptTransfer(
   tinkerPath: string,
   ctx: TransferContext,
   version: VersionState,
+  attempt: number,
   update: (total: number | null) => void,
 ): Promise<AttemptOutcome> {
   const { signal, subject } = ctx;
@@ -481,7 +502,7 @@ async function attemptTransfer(
   let res: LeanResponse | undefined;
   try {
     try {
-      res = await getNoCredentials(url, have, version.validator, attemptSignal, ctx.proxy);
+      res = await getNoCredentials(url, have, version.validator, attemptSignal, ctx.observer, attempt, ctx.proxy);
     } catch (err) {
       if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
       // A proxy's 502 is retried like a dropped connection; its 407 (or any other TinkerError) is final.

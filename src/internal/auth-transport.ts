@@ -9,18 +9,20 @@ import { z } from "zod";
 import { NotFoundError } from "../core/errors.js";
 import { ClientAuth, type AuthLogger, type AuthMode } from "./auth.js";
 import { ClientConfigSchema, type ClientConfig } from "./client-config.js";
+import { Log } from "./log.js";
+import { redact } from "./redact.js";
 import { SDK_VERSION, Transport, type TransportConfig } from "./transport.js";
 
 const AuthTokenResponseSchema = z.object({ jwt: z.string().min(1) });
 
 /** Settings of {@link createAuthTransport}. */
-export interface AuthTransportOptions extends Omit<TransportConfig, "auth" | "secrets" | "logger"> {
+export interface AuthTransportOptions extends Omit<TransportConfig, "auth" | "secrets"> {
   /** `TINKER_CREDENTIAL_CMD`, when set. */
   credentialCmd?: string | undefined;
   /** Reads the client config; default: one `POST /api/v1/client/config` on this transport. */
   loadConfig?: (transport: Transport) => Promise<ClientConfig>;
-  /** Where warnings (and the transport's debug lines) go (default `console.warn`). */
-  logger?: { warn?(message: string): void; debug?(message: string): void } | undefined;
+  /** Where `TINKER_LOG` is read when neither `log` nor `logLevel` is given (default `process.env`). */
+  env?: NodeJS.ProcessEnv | undefined;
 }
 
 /**
@@ -53,15 +55,17 @@ export function fetchClientConfig(transport: Transport): Promise<ClientConfig> {
  * ```
  */
 export function createAuthTransport(options: AuthTransportOptions): { transport: Transport; auth: ClientAuth } {
-  const { credentialCmd, loadConfig, logger, ...config } = options;
+  const { credentialCmd, loadConfig, env, ...config } = options;
   const secrets: string[] = [];
+  // One log for the client: its warnings (failed refreshes) and the transport's debug lines and request events.
+  const log = config.log ?? new Log({ logger: config.logger, logLevel: config.logLevel, env: env ?? process.env, secrets });
   let transport: Transport | undefined;
   const load = loadConfig ?? fetchClientConfig;
   const auth = new ClientAuth({
     apiKey: config.apiKey,
     credentialCmd,
     secrets,
-    logger: { warn: (m: string) => (logger?.warn === undefined ? console.warn(m) : logger.warn(m)) } satisfies AuthLogger,
+    logger: { warn: (m: string) => log.warn(redact(m, secrets)) } satisfies AuthLogger,
     loadMode: () =>
       load(transport!).then(
         (c): AuthMode => ({ jwt: c.pjwt_auth_enabled, credentialSource: c.credential_default_source }),
@@ -76,11 +80,6 @@ export function createAuthTransport(options: AuthTransportOptions): { transport:
       return res.jwt;
     },
   });
-  transport = new Transport({
-    ...config,
-    auth,
-    secrets,
-    ...(logger?.debug === undefined ? {} : { logger: { debug: (m: string) => logger.debug?.(m) } }),
-  });
+  transport = new Transport({ ...config, auth, secrets, log });
   return { transport, auth };
 }

@@ -23,6 +23,7 @@ import { nodeHttpFetch } from "./net/node-fetch.js";
 import { isFinalProxyError } from "./net/proxy.js";
 import { CREDENTIAL_HEADERS, followRedirects } from "./net/redirect.js";
 import { abortableSleep, type SleepFn } from "./sleep.js";
+import type { AttemptEnd, ObservedAttempt, RequestObserver } from "./log.js";
 
 /** Attempts are not capped unless `maxRetries` is set: the time budget ends the retries. */
 export const DEFAULT_MAX_RETRIES = Number.POSITIVE_INFINITY;
@@ -94,6 +95,8 @@ export interface RetryConfig {
   onRetry?: (event: RetryEvent) => void;
   /** Strings that must never appear in error messages (the API key). */
   secrets?: readonly (string | undefined)[];
+  /** Told of every attempt (debug lines, `onRequest` / `onResponse`); absent when nothing listens. */
+  observer?: RequestObserver | undefined;
 }
 
 /**
@@ -248,6 +251,7 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
   const now = config.now ?? Date.now;
   const random = config.random ?? Math.random;
   const secrets = config.secrets ?? [];
+  const observer = config.observer;
   const billingMaxPauseMs = checkBudget(config.billingMaxPauseMs, "billingMaxPauseMs") ?? DEFAULT_BILLING_MAX_PAUSE_MS;
   checkMaxRetries(config.maxRetries);
   checkBudget(config.retryBudgetMs, "retryBudgetMs");
@@ -322,19 +326,33 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
       let response: Response | undefined;
       let failure: unknown;
       let proxy400: Response | undefined;
+      // Only when someone listens (debug level or a hook): otherwise nothing is built per attempt.
+      const observed: ObservedAttempt | undefined = observer?.start(req.method, req.url, headers, attempt + 1, "api");
       try {
         response = await send(req, headers, body, signal);
       } catch (err) {
-        if (userSignal.aborted) throw aborted();
-        if (isFinalProxyError(err)) throw err; // a proxy's 407/403: retrying cannot help
+        if (userSignal.aborted) {
+          if (observed !== undefined) observer?.end(observed, { error: "aborted by the caller" });
+          throw aborted();
+        }
+        if (isFinalProxyError(err)) {
+          // A proxy's 407/403: retrying cannot help.
+          if (observed !== undefined) observer?.end(observed, { error: describeFailure(err) });
+          throw err;
+        }
         failure = err;
       }
+      if (observed !== undefined) observed.doneAt = performance.now();
       const info = (exhausted: boolean): RetryInfo => ({ attempts: attempt + 1, elapsedMs: elapsed(), exhausted, outcomeUnknown });
 
       if (response !== undefined && response.status === 402 && billingPause()) {
         await response.body?.cancel().catch(() => undefined);
+        const billingReason = "402 Payment Required: paused for billing";
+        if (observed !== undefined) {
+          observer?.end(observed, { status: 402, headers: response.headers, retry: { reason: billingReason, delayMs: BILLING_PAUSE_MS } });
+        }
         const before = now();
-        await wait(BILLING_PAUSE_MS, "402 Payment Required: paused for billing", retries + 1);
+        await wait(BILLING_PAUSE_MS, billingReason, retries + 1);
         paused += now() - before;
         continue;
       }
@@ -361,6 +379,7 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
         if (!retryable) {
           if (response.ok) empty400Allowance = Math.min(EMPTY_400_ALLOWANCE, empty400Allowance + 1);
           infoByResponse.set(response, info(false));
+          if (observed !== undefined) observer?.end(observed, { status: response.status, headers: response.headers });
           return response;
         }
         reason = `${response.status} ${STATUS_CODES[response.status] ?? ""}`.trim();
@@ -379,9 +398,11 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
           proxy400 === undefined && !(failure instanceof ProxyError) && (timedOut || code === undefined || !NOT_SENT_CODES.has(code));
       }
       const remaining = budgetMs - elapsed();
+      const last = response ?? proxy400;
+      const ended = (): AttemptEnd => ({ status: last?.status, headers: last?.headers, error: last === undefined ? reason : undefined });
       if (retries >= maxRetries || remaining <= 0) {
+        if (observed !== undefined) observer?.end(observed, ended());
         outcomeUnknown ||= mayHaveApplied;
-        const last = response ?? proxy400;
         if (last !== undefined) {
           infoByResponse.set(last, info(true));
           return last;
@@ -399,6 +420,7 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
       outcomeUnknown ||= mayHaveApplied;
       await response?.body?.cancel().catch(() => undefined);
       const delay = Math.min(serverDelay ?? retryDelayMs(retries, undefined, random), remaining);
+      if (observed !== undefined) observer?.end(observed, { ...ended(), retry: { reason, delayMs: delay } });
       retries++;
       await wait(delay, reason, retries);
     }

@@ -18,6 +18,8 @@ import {
   ResponseValidationError,
   TinkerError,
 } from "../core/errors.js";
+import type { LoggingOptions } from "../core/logging.js";
+import { Log, RequestObserver } from "./log.js";
 import { redact, sanitizeUrl } from "./redact.js";
 import {
   DEFAULT_TIMEOUT_MS,
@@ -53,8 +55,8 @@ export const SDK_VERSION: string = readPackageVersion();
 /** The `User-Agent` sent on every request: `tinker-ts/<version> (node <process.version>)`. */
 export const USER_AGENT = `tinker-ts/${SDK_VERSION} (node ${process.version})`;
 
-/** Client-wide transport settings. */
-export interface TransportConfig {
+/** Client-wide transport settings (with the {@link LoggingOptions}: `logger`, `logLevel`, `onRequest`, `onResponse`). */
+export interface TransportConfig extends LoggingOptions {
   /** Server base URL, e.g. `http://127.0.0.1:8080` or `https://host/services/tinker-prod`. */
   baseUrl: string;
   /** API key, sent as `X-API-Key` and never included in errors. Optional only with {@link TransportConfig.auth}. */
@@ -73,8 +75,8 @@ export interface TransportConfig {
   billingMaxPauseMs?: number;
   /** Called before each wait for a retry; the CLI prints a "retrying…" line from it. */
   onRetry?: (event: RetryEvent) => void;
-  /** Where debug lines go (e.g. "already public: an earlier attempt was applied"); messages are redacted. */
-  logger?: { debug?(message: string): void };
+  /** @internal The client's log, when the client built it (then `logger` and `logLevel` are not read). */
+  log?: Log;
   /** The fetch each attempt goes through (default: node:http with keep-alive; pass `globalThis.fetch` to use undici). */
   fetch?: typeof globalThis.fetch;
   /** Extra headers on every request (cannot override `X-API-Key`). */
@@ -300,7 +302,8 @@ export class Transport {
   readonly #auth: TransportConfig["auth"];
   readonly #retrying: RetryingFetch;
   readonly #timeoutMs: number | undefined;
-  readonly #logger: { debug?(message: string): void } | undefined;
+  readonly #log: Log;
+  readonly #observer: RequestObserver | undefined;
 
   /**
    * Creates a transport. Sends nothing.
@@ -320,7 +323,8 @@ export class Transport {
       throw err instanceof ConfigurationError ? new ConfigurationError(redact(err.message, [this.#apiKey])) : err;
     }
     this.#timeoutMs = config.timeoutMs;
-    this.#logger = config.logger;
+    this.#log = config.log ?? new Log({ logger: config.logger, logLevel: config.logLevel, env: process.env });
+    this.#observer = RequestObserver.create(this.#log, config, this.#secrets);
     this.proxy = resolveProxySettings(config.proxy, config.proxyEnv ?? process.env);
     for (const secret of this.proxy.secrets) if (!this.#secrets.includes(secret)) this.#secrets.push(secret);
     const baseFetch = config.fetch ?? createNodeHttpFetch(this.proxy);
@@ -335,6 +339,7 @@ export class Transport {
       ...(config.sleep === undefined ? {} : { sleep: config.sleep }),
       ...(config.random === undefined ? {} : { random: config.random }),
       secrets: this.#secrets,
+      observer: this.#observer,
     });
     const headers: Record<string, string> = {
       Accept: "application/json",
@@ -487,7 +492,7 @@ export class Transport {
   }
 
   /**
-   * The {@link APIError} subclass for a failed {@link TransportAnswer} (the error {@link Transport.call} would throw).
+   * The {@link APIError} subclass for a failed `TransportAnswer` (the error {@link Transport.call} would throw).
    *
    * @example
    * ```ts
@@ -513,7 +518,7 @@ export class Transport {
   }
 
   /**
-   * Writes a debug line to the configured logger, with the API key removed. Does nothing without one.
+   * Writes a debug line to the client's log (when its level is `debug`), with the API key and tokens removed.
    *
    * @example
    * ```ts
@@ -521,7 +526,17 @@ export class Transport {
    * ```
    */
   debug(message: string): void {
-    this.#logger?.debug?.(redact(message, this.#secrets));
+    if (this.#log.enabled("debug")) this.#log.debug(redact(message, this.#secrets));
+  }
+
+  /** @internal The client's log (level, sink, redaction). */
+  get log(): Log {
+    return this.#log;
+  }
+
+  /** @internal Told of every HTTP attempt, or `undefined` when nothing listens (the download reports its GETs to it). */
+  get observer(): RequestObserver | undefined {
+    return this.#observer;
   }
 
   async #invoke(

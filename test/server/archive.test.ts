@@ -12,29 +12,9 @@ import { extract } from "tar";
 import { startLocalServer, type LocalServer, type LocalServerOptions } from "../../src/server/index.js";
 import { parseSafetensors } from "../../src/server/model/index.js";
 import { syntheticChunks } from "../../src/server/synthetic.js";
+import { type AnyJson, type Api, rawApi } from "../helpers/raw-api.js";
 
-// biome-ignore lint/suspicious/noExplicitAny: untyped JSON from the wire, checked field by field
-type AnyJson = any;
-
-function api(server: LocalServer, key: string = server.apiKey) {
-  return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const r = await fetch(`${server.baseUrl}${path}`, {
-      method,
-      headers: { "x-api-key": key, ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      redirect: "manual",
-    });
-    const text = await r.text();
-    let parsed: AnyJson;
-    try {
-      parsed = text === "" ? undefined : JSON.parse(text);
-    } catch {
-      parsed = text;
-    }
-    return { status: r.status, headers: r.headers, body: parsed };
-  };
-}
-type Api = ReturnType<typeof api>;
+const api = rawApi;
 
 async function run(call: Api, path: string, body: AnyJson): Promise<AnyJson> {
   const r = await call("POST", path, body);

@@ -16,8 +16,8 @@ import { LITTLE_ENDIAN, ProtoReader, ProtoWireError, WT_LEN, WT_VARINT, swapByte
  */
 export const TOPK_MASK_LOGPROB = -99999;
 
-/** One sampled sequence, decoded. */
-export interface DecodedSampledSequence {
+/** One sampled sequence: `stop_reason` (`"stop"` | `"length"`), `tokens` and their `logprobs`. */
+export interface SampledSequence {
   /** `"stop"` (a stop condition or end-of-sequence) or `"length"` (`max_tokens` reached). */
   stop_reason: "stop" | "length";
   /** The sampled token ids. */
@@ -26,9 +26,14 @@ export interface DecodedSampledSequence {
   logprobs: number[] | null;
 }
 
-/** A `SampleResponse`, decoded (the wire JSON shape of the Python SDK's list views). */
-export interface DecodedSampleResponse {
-  sequences: DecodedSampledSequence[];
+/**
+ * The result of `SamplingClient.sample`, decoded from protobuf (the wire JSON shape of the Python SDK's list views):
+ * `sequences`, and when asked `prompt_logprobs` (`null` where there is none, e.g. position 0) and
+ * `topk_prompt_logprobs` (per position up to k `[token, logprob]` pairs, empty cells dropped; `null` for a position
+ * without any).
+ */
+export interface SampleResponse {
+  sequences: SampledSequence[];
   /** Logprob per prompt token (null where there is none, e.g. position 0), or null when not requested. */
   prompt_logprobs: (number | null)[] | null;
   /** Per prompt position, up to k `[token, logprob]` pairs (null for a position without any), or null. */
@@ -63,11 +68,11 @@ function toNumbers(view: Int32Array | Float32Array): number[] {
  * console.log(res.sequences[0]?.tokens, res.sequences[0]?.stop_reason);
  * ```
  */
-export function decodeSampleResponse(bytes: Uint8Array): DecodedSampleResponse {
+export function decodeSampleResponse(bytes: Uint8Array): SampleResponse {
   const r = new ProtoReader(bytes, "SampleResponse");
-  const sequences: DecodedSampledSequence[] = [];
+  const sequences: SampledSequence[] = [];
   let promptLogprobs: (number | null)[] | null = null;
-  let topk: DecodedSampleResponse["topk_prompt_logprobs"] = null;
+  let topk: SampleResponse["topk_prompt_logprobs"] = null;
   let cacheHits = 0;
   for (let f = r.next(); f !== undefined; f = r.next()) {
     if (f.field === 1) {
@@ -108,7 +113,7 @@ export function decodeSampleResponse(bytes: Uint8Array): DecodedSampleResponse {
   return { sequences, prompt_logprobs: promptLogprobs, topk_prompt_logprobs: topk, prompt_cache_hit_tokens: cacheHits };
 }
 
-function decodeTopk(r: ProtoReader): DecodedSampleResponse["topk_prompt_logprobs"] {
+function decodeTopk(r: ProtoReader): SampleResponse["topk_prompt_logprobs"] {
   let ids: Uint8Array = new Uint8Array(0);
   let lps: Uint8Array = new Uint8Array(0);
   let k = 0;
