@@ -295,7 +295,7 @@ export class Transport {
   }
   /** The typed openapi-fetch client; call it through {@link Transport.call} / {@link Transport.callRaw}. */
   readonly api: Client<paths>;
-  /** Where requests go: the proxy settings resolved from `proxy` and the environment (downloads use them too). */
+  /** @internal Where requests go: the proxy settings resolved from `proxy` and the environment (downloads use them too). */
   readonly proxy: ProxySettings;
   readonly #apiKey: string;
   readonly #secrets: string[];
