@@ -6,82 +6,87 @@ import { service, rest, training, transport, runId, tinkerPath, url, future, arg
 
 // internal/net/proxy.ts, example 1
 export async function example1() {
+  proxyFor("https://example.com/", NO_PROXY_SETTINGS); // undefined
+}
+
+// internal/net/proxy.ts, example 2
+export async function example2() {
   const settings = resolveProxySettings(undefined, { HTTPS_PROXY: "http://proxy.corp:3128", NO_PROXY: ".corp" });
   proxyFor("https://tinker.example.com/api", settings)?.display; // "proxy.corp:3128"
   proxyFor("https://git.corp/x", settings); // undefined: NO_PROXY
 }
 
-// internal/net/proxy.ts, example 2
-export async function example2() {
+// internal/net/proxy.ts, example 3
+export async function example3() {
   const p = parseProxyUrl("http://me:s3cret@proxy.corp:3128", "HTTPS_PROXY");
   p.display; // "proxy.corp:3128"
   p.authorization; // "Basic bWU6czNjcmV0"
 }
 
-// internal/net/proxy.ts, example 3
-export async function example3() {
+// internal/net/proxy.ts, example 4
+export async function example4() {
   const rules = parseNoProxy("localhost, .corp, 10.0.0.0/8, [::1]:8000");
 }
 
-// internal/net/proxy.ts, example 4
-export async function example4() {
+// internal/net/proxy.ts, example 5
+export async function example5() {
   const settings = resolveProxySettings(undefined, { HTTP_PROXY: "http://127.0.0.1:3128", NO_PROXY: "localhost:8000" });
   proxyFor("http://localhost:8000/api/v1/healthz", settings); // undefined
   proxyFor("http://localhost:9000/", settings)?.port; // 3128
 }
 
-// internal/net/proxy.ts, example 5
-export async function example5() {
-  authorityOf(new URL("https://[::1]/x")); // { host: "::1", port: 443, authority: "[::1]:443" }
-}
-
 // internal/net/proxy.ts, example 6
 export async function example6() {
-  connectRequest(parseProxyUrl("http://proxy.corp:3128", "HTTPS_PROXY"), "tinker.example.com:443");
-  // "CONNECT tinker.example.com:443 HTTP/1.1\r\nHost: tinker.example.com:443\r\n\r\n"
+  authorityOf(new URL("https://[::1]/x")); // { host: "::1", port: 443, authority: "[::1]:443" }
 }
 
 // internal/net/proxy.ts, example 7
 export async function example7() {
+  connectRequest(parseProxyUrl("http://proxy.corp:3128", "HTTPS_PROXY"), "tinker.example.com:443");
+  // "CONNECT tinker.example.com:443 HTTP/1.1\r\nHost: tinker.example.com:443\r\n\r\n"
+}
+
+// internal/net/proxy.ts, example 8
+export async function example8() {
   const proxy = parseProxyUrl("http://proxy.corp:3128", "HTTPS_PROXY");
   connectRefusal(proxy, "a.example:443", "HTTP/1.1 407 Proxy Authentication Required"); // a ProxyError, status 407
   connectRefusal(proxy, "a.example:443", "HTTP/1.1 200 Connection established"); // undefined
 }
 
-// internal/net/proxy.ts, example 8
-export async function example8() {
-  isFinalProxyError(new ProxyError({ proxy: "p:3128", target: "a:443", status: 407 })); // true
-}
-
 // internal/net/proxy.ts, example 9
 export async function example9() {
-  const socket = await openTunnel(parseProxyUrl("http://127.0.0.1:3128", "HTTP_PROXY"), new URL("http://127.0.0.1:8000/"));
-  socket.end("GET /api/v1/healthz HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nConnection: close\r\n\r\n");
+  isFinalProxyError(new ProxyError({ proxy: "p:3128", target: "a:443", status: 407 })); // true
 }
 
 // internal/net/proxy.ts, example 10
 export async function example10() {
+  const socket = await openTunnel(parseProxyUrl("http://127.0.0.1:3128", "HTTP_PROXY"), new URL("http://127.0.0.1:8000/"));
+  socket.end("GET /api/v1/healthz HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nConnection: close\r\n\r\n");
+}
+
+// internal/net/proxy.ts, example 11
+export async function example11() {
   const proxy = parseProxyUrl("http://proxy.corp:3128", "HTTPS_PROXY");
   proxyConnectError(proxy, Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" })).message;
   // "could not connect to the proxy proxy.corp:3128: connect ECONNREFUSED"
 }
 
-// internal/net/proxy.ts, example 11
-export async function example11() {
-  throw netError("the proxy proxy.corp:3128 closed the connection before answering CONNECT", "ECONNRESET");
-}
-
 // internal/net/proxy.ts, example 12
 export async function example12() {
-  proxyFor("https://example.com/", envProxySettings()); // HTTPS_PROXY, unless NO_PROXY matches
+  throw netError("the proxy proxy.corp:3128 closed the connection before answering CONNECT", "ECONNRESET");
 }
 
 // internal/net/proxy.ts, example 13
 export async function example13() {
-  bindProxySettings(rest, resolveProxySettings("http://proxy.corp:3128")); // RestAccountClient (and so RestClient) does this itself
+  proxyFor("https://example.com/", envProxySettings()); // HTTPS_PROXY, unless NO_PROXY matches
 }
 
 // internal/net/proxy.ts, example 14
 export async function example14() {
+  bindProxySettings(rest, resolveProxySettings("http://proxy.corp:3128")); // RestAccountClient (and so RestClient) does this itself
+}
+
+// internal/net/proxy.ts, example 15
+export async function example15() {
   const settings = proxySettingsOf(rest) ?? resolveProxySettings(undefined);
 }

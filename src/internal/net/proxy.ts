@@ -68,7 +68,14 @@ export interface NoProxy {
   readonly blocks: net.BlockList;
 }
 
-/** Settings that never use a proxy. */
+/**
+ * Settings that never use a proxy (what `proxy: false` resolves to).
+ *
+ * @example
+ * ```ts
+ * proxyFor("https://example.com/", NO_PROXY_SETTINGS); // undefined
+ * ```
+ */
 export const NO_PROXY_SETTINGS: ProxySettings = {
   http: undefined,
   https: undefined,
