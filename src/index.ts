@@ -148,6 +148,7 @@ export {
   PromiseExpiredError,
   APIConnectionError,
   APITimeoutError,
+  ProxyError,
   APIUserAbortError,
   RequestFailedError,
   ResponseValidationError,

@@ -206,7 +206,7 @@ export class RestClient extends RestAccountClient {
     if (archiveMaxAttempts !== undefined) restOptions.archiveMaxAttempts = archiveMaxAttempts;
     if (sleep !== undefined) restOptions.sleep = sleep;
     const defaultHeaders = { ...cloudflareAccessHeaders(env), ...transport.defaultHeaders };
-    const { transport: t } = createAuthTransport({ ...transport, baseUrl, apiKey, credentialCmd, defaultHeaders, env });
+    const { transport: t } = createAuthTransport({ proxyEnv: env, ...transport, baseUrl, apiKey, credentialCmd, defaultHeaders, env });
     return new RestClient(t, restOptions);
   }
 

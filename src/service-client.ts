@@ -59,6 +59,13 @@ export interface ServiceClientOptions extends LoggingOptions {
   /** The fetch to use (default: node:http with keep-alive; pass `globalThis.fetch` to use undici). */
   fetch?: typeof globalThis.fetch;
   /**
+   * HTTP proxy for every request and download, e.g. `"http://user:pass@proxy.corp:3128"` (credentials go to the
+   * proxy only, and are redacted everywhere); `false`: never use a proxy. Default: `HTTPS_PROXY` / `HTTP_PROXY`
+   * (lower-case names win), except for hosts in `NO_PROXY`, which also applies to this option. See "Proxies" in the
+   * README. With a custom `fetch`, REST calls are that fetch's business and only downloads use this.
+   */
+  proxy?: string | false;
+  /**
    * Headers sent on every request to the service (never to a download host; cannot replace `X-API-Key`).
    * `CF-Access-Client-Id` / `CF-Access-Client-Secret` are added from `CLOUDFLARE_ACCESS_CLIENT_ID` /
    * `CLOUDFLARE_ACCESS_CLIENT_SECRET` when set; these headers win over them.
@@ -180,6 +187,7 @@ export class ServiceClient {
       ...(options.now === undefined ? {} : { now: options.now }),
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+      ...(options.proxy === undefined ? {} : { proxy: options.proxy }),
       ...(options.sleep === undefined ? {} : { sleep: options.sleep }),
     };
     const { transport, auth } = createAuthTransport({ ...shared, apiKey, credentialCmd });

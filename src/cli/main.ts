@@ -9,7 +9,7 @@
  */
 import { realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
-import { APIConnectionError, APITimeoutError, ConfigurationError } from "../core/errors.js";
+import { APIConnectionError, APITimeoutError, ConfigurationError, ProxyError } from "../core/errors.js";
 import { DestinationExistsError } from "../download/errors.js";
 import { redact } from "../internal/redact.js";
 import type { RetryEvent } from "../internal/retry.js";
@@ -209,6 +209,9 @@ export function shellMessage(err: unknown, env: NodeJS.ProcessEnv): string {
     return `${err.destination} already exists. Run again with --force to replace it (the old copy stays until the new one is complete), or download into another directory with -o DIR.`;
   }
   if (err instanceof APITimeoutError) return err.message.replace(/,? or raise timeoutMs\.?$/, ".");
+  if (err instanceof ProxyError || (err instanceof APIConnectionError && err.message.includes("could not connect to the proxy"))) {
+    return err.message.replace(/,? or the `?proxy`? option/g, "");
+  }
   if (err instanceof APIConnectionError) {
     const base = env["TINKER_BASE_URL"]?.trim();
     return `${err.message}${base ? ` Is the server at ${base} (TINKER_BASE_URL) running? For the local server, run "tinker-ts serve".` : ""}`;

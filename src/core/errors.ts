@@ -7,7 +7,7 @@
  * │   ├── BadRequestError 400, AuthenticationError 401, PermissionDeniedError 403, NotFoundError 404,
  * │   │   ConflictError 409, UnprocessableEntityError 422, RateLimitError 429, InternalServerError ≥500
  * │   └── PromiseExpiredError (410 while retrieving a future)
- * ├── APIConnectionError ── APITimeoutError
+ * ├── APIConnectionError ── APITimeoutError, ProxyError
  * ├── APIUserAbortError
  * ├── RequestFailedError, ResponseValidationError, InvalidArgumentError, ConfigurationError
  * └── (beside what owns them) InvalidTinkerPathError, InvalidCheckpointNameError (core/tinker-path.ts),
@@ -407,14 +407,26 @@ export class APIConnectionError extends TinkerError {
     const secrets = init.secrets ?? [];
     const subject = init.subject ?? describeTarget(init.method, init.url, secrets);
     const attempts = init.attempts !== undefined && init.attempts > 1 ? ` after ${init.attempts} attempts` : "";
-    const message =
-      init.message ??
-      `${subject} could not reach the server${attempts}: ${describeCause(init.cause)}. Check the base URL and that the server is running and reachable.`;
+    const proxy = proxyOf(init.cause);
+    const next =
+      proxy === undefined
+        ? "Check the base URL and that the server is running and reachable."
+        : `Check that the proxy ${proxy} is running and reachable (HTTPS_PROXY / HTTP_PROXY, or the proxy option), or list the host in NO_PROXY to connect directly.`;
+    const message = init.message ?? `${subject} could not reach the server${attempts}: ${describeCause(init.cause)}. ${next}`;
     super(redact(message, secrets), init.cause === undefined ? undefined : { cause: init.cause });
     this.method = init.method;
     this.url = init.url === undefined ? undefined : sanitizeUrl(init.url, secrets);
     this.attempts = init.attempts;
   }
+}
+
+/** The proxy (`host:port`) a connection failure names, if it was the proxy that could not be reached. */
+function proxyOf(cause: unknown): string | undefined {
+  for (let cur = cause, depth = 0; cur instanceof Error && depth < 4; cur = cur.cause, depth++) {
+    const proxy = (cur as { proxy?: unknown }).proxy;
+    if (typeof proxy === "string") return proxy;
+  }
+  return undefined;
 }
 
 /**
@@ -450,6 +462,59 @@ export class APITimeoutError extends APIConnectionError {
     });
     this.timeoutMs = init.timeoutMs;
   }
+}
+
+/**
+ * The HTTP proxy refused to open a tunnel (its answer to `CONNECT`): `407` (credentials missing or rejected),
+ * `403` (destination not allowed), `5xx` (the proxy could not reach the host), ... The message names the proxy
+ * (`host:port`, never its credentials), the destination and what to do. A `407` or `403` is thrown at once; a
+ * `5xx` is retried like a connection error first. Failing to connect to the proxy at all is a plain
+ * {@link APIConnectionError}.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await rest.listTrainingRuns();
+ * } catch (err) {
+ *   if (err instanceof ProxyError && err.status === 407) console.error(`check the credentials of ${err.proxy}`);
+ *   else throw err;
+ * }
+ * ```
+ */
+export class ProxyError extends APIConnectionError {
+  override name: string = "ProxyError";
+  /** The proxy, as `host:port` (no credentials). */
+  readonly proxy: string;
+  /** The destination the tunnel was for, as `host:port`. */
+  readonly target: string;
+  /** The proxy's status code for the `CONNECT` request. */
+  readonly status: number;
+
+  /** Builds the error; the message says what the status means and what to do. */
+  constructor(init: { proxy: string; target: string; status: number; statusText?: string; hadCredentials?: boolean }) {
+    const statusText = init.statusText?.trim() || STATUS_CODES[init.status] || "";
+    const answer = `${init.status}${statusText === "" ? "" : ` ${statusText}`}`;
+    super({ message: `The proxy ${init.proxy} refused to open a tunnel to ${init.target}: ${answer}. ${proxyNextStep(init)}` });
+    this.proxy = init.proxy;
+    this.target = init.target;
+    this.status = init.status;
+  }
+}
+
+function proxyNextStep(init: { proxy: string; target: string; status: number; hadCredentials?: boolean }): string {
+  const host = init.target.replace(/:\d+$/, "");
+  if (init.status === 407) {
+    return init.hadCredentials === true
+      ? "It rejected the credentials in the proxy URL: check the user name and password (percent-encode special characters) in HTTPS_PROXY / HTTP_PROXY or the `proxy` option."
+      : `It requires credentials: put them in the proxy URL, e.g. http://USER:PASSWORD@${init.proxy} (percent-encode special characters), in HTTPS_PROXY / HTTP_PROXY or the \`proxy\` option.`;
+  }
+  if (init.status === 403) {
+    return `It does not allow this destination (many proxies allow CONNECT only to port 443): ask its administrators to allow ${init.target}, or add ${host} to NO_PROXY to connect directly.`;
+  }
+  if (init.status >= 500) {
+    return `The proxy could not reach ${init.target}: check that the host is up and reachable from the proxy, then try again.`;
+  }
+  return `Check the proxy settings (HTTPS_PROXY / HTTP_PROXY / NO_PROXY or the \`proxy\` option), or add ${host} to NO_PROXY to connect directly.`;
 }
 
 /**

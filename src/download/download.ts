@@ -22,10 +22,12 @@ import {
   APIUserAbortError,
   InvalidArgumentError,
   NotFoundError,
+  ProxyError,
   TinkerError,
 } from "../core/errors.js";
 import { ArchiveChangedError, DestinationExistsError, IncompleteCheckpointError } from "./errors.js";
 import { leanGet, type LeanResponse } from "../internal/net/lean-http.js";
+import { envProxySettings, isFinalProxyError, proxySettingsOf, resolveProxySettings, type ProxySettings } from "../internal/net/proxy.js";
 import { backoffMs } from "../internal/backoff.js";
 import { abortableSleep } from "../internal/sleep.js";
 import type { RequestObserver } from "../internal/log.js";
@@ -108,6 +110,11 @@ export interface DownloadCheckpointOptions {
   retryDelayMs?: number;
   /** Called while the service is still generating the archive (503), with the attempt number. */
   onArchivePending?: (attempt: number) => void;
+  /**
+   * HTTP proxy of the archive transfer (`false`: none). Default: the proxy settings of the RestClient `rest`
+   * (its `proxy` option, else `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`), or the environment's for another provider.
+   */
+  proxy?: string | false;
 }
 
 /** What {@link downloadCheckpoint} returns. */
@@ -165,6 +172,8 @@ export function checkpointDirName(tinkerPath: string): string {
  * @throws {IncompleteCheckpointError} when the archive lacks the `checkpoint_complete` marker.
  * @throws {ArchiveExtractionError} when the archive is corrupt or cannot be written to disk.
  * @throws {APIConnectionError} when the transfer still fails after `maxAttempts` attempts.
+ * @throws {ProxyError} when the HTTP proxy refuses the tunnel (407, 403; a 5xx after `maxAttempts` attempts).
+ * @throws {ConfigurationError} when the `proxy` option (or `HTTPS_PROXY` / `HTTP_PROXY`) is not a usable proxy URL.
  * @throws {ArchiveChangedError} when the archive changed during the download, again after one fresh start.
  * @throws {APIUserAbortError} when `signal` aborts.
  * @example
@@ -196,6 +205,7 @@ export async function downloadCheckpoint(
     if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
   };
   checkAbort();
+  const proxy = options.proxy !== undefined ? resolveProxySettings(options.proxy) : (proxySettingsOf(rest) ?? envProxySettings());
 
   if (!force && (await exists(destination))) throw new DestinationExistsError(destination);
 
@@ -213,6 +223,7 @@ export async function downloadCheckpoint(
       timeoutMs: options.timeoutMs ?? DEFAULT_DOWNLOAD_TIMEOUT_MS,
       retryDelayMs: options.retryDelayMs ?? 500,
       report,
+      proxy,
       ...(options.onArchivePending === undefined ? {} : { onArchivePending: options.onArchivePending }),
     });
     checkAbort();
@@ -301,6 +312,8 @@ interface TransferContext {
   retryDelayMs: number;
   report: Reporter;
   onArchivePending?: (attempt: number) => void;
+  /** Where the archive is fetched through. */
+  proxy: ProxySettings;
   /** The client's request observer (debug lines, hooks), when anything listens. */
   observer?: RequestObserver | undefined;
 }
@@ -385,7 +398,7 @@ async function transferArchive(rest: ArchiveUrlProvider, tinkerPath: string, sin
     // An attempt that received new bytes resets the count: only attempts that make no progress are bounded.
     failures = progressed ? 1 : failures + 1;
     if (failures >= ctx.maxAttempts || attempt >= ctx.maxAttempts * MAX_ATTEMPTS_FACTOR) {
-      if (lastReason instanceof APIError) throw lastReason;
+      if (lastReason instanceof APIError || lastReason instanceof ProxyError) throw lastReason;
       throw new APIConnectionError({
         subject,
         attempts: attempt,
@@ -432,6 +445,7 @@ async function getNoCredentials(
   signal: AbortSignal,
   observer: RequestObserver | undefined,
   attempt: number,
+  proxy: ProxySettings,
 ): Promise<LeanResponse> {
   const headers: Record<string, string> = { "accept-encoding": "identity" };
   if (range > 0) {
@@ -440,10 +454,10 @@ async function getNoCredentials(
     const ifRange = validator?.etag ?? validator?.lastModified;
     if (ifRange !== undefined) headers["if-range"] = ifRange;
   }
-  if (observer === undefined) return leanGet(url, { headers, signal });
+  if (observer === undefined) return leanGet(url, { headers, signal, proxy });
   const observed = observer.start("GET", url, headers, attempt, "download");
   try {
-    const res = await leanGet(url, { headers, signal });
+    const res = await leanGet(url, { headers, signal, proxy });
     observer.end(observed, { status: res.status, headers: res.headers });
     return res;
   } catch (err) {
@@ -488,10 +502,11 @@ async function attemptTransfer(
   let res: LeanResponse | undefined;
   try {
     try {
-      res = await getNoCredentials(url, have, version.validator, attemptSignal, ctx.observer, attempt);
+      res = await getNoCredentials(url, have, version.validator, attemptSignal, ctx.observer, attempt, ctx.proxy);
     } catch (err) {
       if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
-      if (err instanceof TinkerError && !idle.signal.aborted) throw err;
+      // A proxy's 502 is retried like a dropped connection; its 407 (or any other TinkerError) is final.
+      if (err instanceof TinkerError && !idle.signal.aborted && (!(err instanceof ProxyError) || isFinalProxyError(err))) throw err;
       return { kind: "retry", reason: idle.signal.aborted ? idle.signal.reason : err };
     }
 

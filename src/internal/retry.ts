@@ -17,10 +17,11 @@
  */
 import { randomUUID } from "node:crypto";
 import { STATUS_CODES } from "node:http";
-import { APIConnectionError, APITimeoutError, APIUserAbortError, InvalidArgumentError } from "../core/errors.js";
+import { APIConnectionError, APITimeoutError, APIUserAbortError, InvalidArgumentError, ProxyError } from "../core/errors.js";
 import type { RequestOptions } from "../core/options.js";
 import { type BackoffPolicy, backoffMs, retryAfterMs, MAX_RETRY_AFTER_MS as RETRY_AFTER_CAP_MS } from "./backoff.js";
 import { nodeHttpFetch } from "./net/node-fetch.js";
+import { isFinalProxyError } from "./net/proxy.js";
 import { CREDENTIAL_HEADERS, followRedirects } from "./net/redirect.js";
 import { abortableSleep, type SleepFn } from "./sleep.js";
 import type { AttemptEnd, ObservedAttempt, RequestObserver } from "./log.js";
@@ -347,6 +348,11 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
           if (observed !== undefined) observer?.end(observed, { error: "aborted by the caller" });
           throw aborted();
         }
+        if (isFinalProxyError(err)) {
+          // A proxy's 407/403: retrying cannot help.
+          if (observed !== undefined) observer?.end(observed, { error: describeFailure(err) });
+          throw err;
+        }
         failure = err;
       }
       if (observed !== undefined) observed.doneAt = performance.now();
@@ -402,7 +408,8 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
             : timedOut
               ? `timed out after ${timeoutMs} ms`
               : `connection error (${code ?? describeFailure(failure)})`;
-        mayHaveApplied = proxy400 === undefined && (timedOut || code === undefined || !NOT_SENT_CODES.has(code));
+        mayHaveApplied =
+          proxy400 === undefined && !(failure instanceof ProxyError) && (timedOut || code === undefined || !NOT_SENT_CODES.has(code));
       }
       const remaining = budgetMs - elapsed();
       const last = response ?? proxy400;
@@ -414,6 +421,7 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
           infoByResponse.set(last, info(true));
           return last;
         }
+        if (failure instanceof ProxyError) throw failure; // the proxy's own words say more than "could not reach"
         const init = { ...where, cause: failure, attempts: attempt + 1 };
         const note = ` ${exhaustionNote(outcomeUnknown)}`;
         if (timeoutSignal?.aborted === true) {

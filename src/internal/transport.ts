@@ -33,6 +33,8 @@ import {
   type RetryingFetch,
 } from "./retry.js";
 import type { SleepFn } from "./sleep.js";
+import { createNodeHttpFetch } from "./net/node-fetch.js";
+import { resolveProxySettings, type ProxySettings } from "./net/proxy.js";
 
 function readPackageVersion(): string {
   const require = createRequire(import.meta.url);
@@ -80,6 +82,10 @@ export interface TransportConfig extends LoggingOptions {
   fetch?: typeof globalThis.fetch;
   /** Extra headers on every request (cannot override `X-API-Key`). */
   defaultHeaders?: Record<string, string>;
+  /** HTTP proxy of every request (and of downloads from a RestClient on it); `false`: none; default: the environment. */
+  proxy?: string | false;
+  /** Where `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` are read (default `process.env`). */
+  proxyEnv?: Readonly<Record<string, string | undefined>>;
   /** Sleep between retries; inject in tests. */
   sleep?: SleepFn;
   /** Clock of the retry budget (ms, default `Date.now`); inject with `sleep` in tests. */
@@ -290,6 +296,8 @@ export class Transport {
   }
   /** The typed openapi-fetch client; call it through {@link Transport.call} / {@link Transport.callRaw}. */
   readonly api: Client<paths>;
+  /** @internal Where requests go: the proxy settings resolved from `proxy` and the environment (downloads use them too). */
+  readonly proxy: ProxySettings;
   readonly #apiKey: string;
   readonly #secrets: string[];
   readonly #auth: TransportConfig["auth"];
@@ -318,7 +326,9 @@ export class Transport {
     this.#timeoutMs = config.timeoutMs;
     this.#log = config.log ?? new Log({ logger: config.logger, logLevel: config.logLevel, env: process.env });
     this.#observer = RequestObserver.create(this.#log, config, this.#secrets);
-    const baseFetch = config.fetch;
+    this.proxy = resolveProxySettings(config.proxy, config.proxyEnv ?? process.env);
+    for (const secret of this.proxy.secrets) if (!this.#secrets.includes(secret)) this.#secrets.push(secret);
+    const baseFetch = config.fetch ?? createNodeHttpFetch(this.proxy);
     this.#retrying = createRetryingFetch({
       ...(config.maxRetries === undefined ? {} : { maxRetries: config.maxRetries }),
       ...(config.retryBudgetMs === undefined ? {} : { retryBudgetMs: config.retryBudgetMs }),
@@ -326,7 +336,7 @@ export class Transport {
       ...(config.billingMaxPauseMs === undefined ? {} : { billingMaxPauseMs: config.billingMaxPauseMs }),
       ...(config.onRetry === undefined ? {} : { onRetry: config.onRetry }),
       ...(config.now === undefined ? {} : { now: config.now }),
-      ...(baseFetch === undefined ? {} : { fetch: (req: Request) => baseFetch(req) }),
+      fetch: (req: Request) => baseFetch(req),
       ...(config.sleep === undefined ? {} : { sleep: config.sleep }),
       ...(config.random === undefined ? {} : { random: config.random }),
       secrets: this.#secrets,

@@ -13,11 +13,28 @@
  * The caller chooses every request header: this module adds only `Host`, `Connection` and `User-Agent`, so no
  * credential can leak to a download host.
  *
+ * Through a proxy (`proxy.ts`, decided for every hop): the socket to the proxy reads into the same fixed buffer,
+ * sends `CONNECT host:port` (with the proxy's credentials, which never reach the download host), parses the answer
+ * (a refusal is a {@link ProxyError}), then speaks HTTP to the host inside the tunnel. For an `http://` host nothing
+ * changes: the body still arrives in the fixed buffer. For an `https://` host, TLS runs over the tunnel socket,
+ * and Node ignores `onread` for a TLS socket built on an existing socket: the body then arrives as ordinary
+ * per-read buffers (garbage the collector reclaims later), handled with the same pausing.
+ *
  * @module
  */
 import net from "node:net";
 import tls from "node:tls";
 import { TinkerError } from "../../core/errors.js";
+import {
+  authorityOf,
+  connectRefusal,
+  connectRequest,
+  envProxySettings,
+  proxyConnectError,
+  proxyFor,
+  type ProxyServer,
+  type ProxySettings,
+} from "./proxy.js";
 import { followRedirects } from "./redirect.js";
 
 /** Bytes of the fixed read buffer of each connection. */
@@ -55,6 +72,8 @@ export interface LeanGetOptions {
   signal?: AbortSignal;
   /** Redirects to follow (default 5); the same headers are sent to every hop. */
   maxRedirects?: number;
+  /** Proxy settings, applied to every hop (default: `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` of `process.env`). */
+  proxy?: ProxySettings;
 }
 
 /**
@@ -90,13 +109,15 @@ function getOnce(target: URL, options: LeanGetOptions): Promise<LeanResponse> {
   }
   if (options.signal?.aborted === true) return Promise.reject(abortError(options.signal));
   let head: string;
+  let proxy: ProxyServer | undefined;
   try {
     head = requestHead(target, options.headers ?? {});
+    proxy = proxyFor(target, options.proxy ?? envProxySettings());
   } catch (err) {
     return Promise.reject(err);
   }
   return new Promise<LeanResponse>((resolve, reject) => {
-    new Connection(target, head, options, resolve, reject);
+    new Connection(target, head, proxy, options, resolve, reject);
   });
 }
 
@@ -119,6 +140,14 @@ function abortError(signal: AbortSignal): unknown {
   return signal.reason ?? Object.assign(new Error("The operation was aborted"), { name: "AbortError" });
 }
 
+/** A connection through a proxy: the proxy, the TCP socket to it, the `CONNECT` target, the request to send in it. */
+interface Tunnel {
+  server: ProxyServer;
+  socket: net.Socket;
+  authority: string;
+  requestHead: string;
+}
+
 type BodyFraming =
   | { kind: "length"; remaining: number }
   | { kind: "chunked"; state: "size" | "data" | "data-end" | "trailer"; remaining: number; line: string }
@@ -130,13 +159,16 @@ class Connection implements LeanResponse {
   status = 0;
   headers: Record<string, string> = {};
   readonly url: URL;
-  readonly #socket: net.Socket;
+  /** The socket read from: the connection (or tunnel), or the TLS socket over a tunnel. */
+  #socket: net.Socket;
+  /** The TCP connection to the proxy, when there is one. */
+  readonly #proxy: Tunnel | undefined;
   readonly #readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
   /** Holds unprocessed bytes while paused, so the read buffer is free again. */
   readonly #spare = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
   /** The start of a response head split across reads (copied; heads are small). */
   #head: Buffer | undefined;
-  #phase: "head" | "body" | "done" = "head";
+  #phase: "tunnel" | "head" | "body" | "done" = "head";
   #framing: BodyFraming = { kind: "none" };
   /** Unprocessed bytes (a view of `#spare`, or an overflow copy) while paused. */
   #pending: Buffer | undefined;
@@ -158,31 +190,89 @@ class Connection implements LeanResponse {
     this.#fail(abortError(this.#signal as AbortSignal));
   };
 
-  constructor(target: URL, head: string, options: LeanGetOptions, resolve: (res: LeanResponse) => void, reject: (err: unknown) => void) {
+  constructor(
+    target: URL,
+    head: string,
+    proxy: ProxyServer | undefined,
+    options: LeanGetOptions,
+    resolve: (res: LeanResponse) => void,
+    reject: (err: unknown) => void,
+  ) {
     this.url = target;
     this.#resolveHead = resolve;
     this.#rejectHead = reject;
     this.#signal = options.signal;
-    const host = target.hostname.startsWith("[") ? target.hostname.slice(1, -1) : target.hostname;
+    const { host, port } = authorityOf(target);
     const secure = target.protocol === "https:";
-    const port = target.port === "" ? (secure ? 443 : 80) : Number(target.port);
     const onread = { buffer: this.#readBuffer, callback: (n: number, buf: Uint8Array): boolean => this.#onRead(n, buf) };
-    this.#socket = secure
-      ? tls.connect({ host, port, servername: net.isIP(host) === 0 ? host : undefined, onread } as tls.ConnectionOptions)
-      : net.connect({ host, port, onread });
+    if (proxy !== undefined) {
+      const socket = net.connect({ host: proxy.host, port: proxy.port, onread });
+      this.#proxy = { server: proxy, socket, authority: authorityOf(target).authority, requestHead: head };
+      this.#socket = socket;
+      this.#phase = "tunnel";
+      socket.write(connectRequest(proxy, this.#proxy.authority));
+    } else {
+      this.#proxy = undefined;
+      this.#socket = secure
+        ? tls.connect({ host, port, servername: net.isIP(host) === 0 ? host : undefined, onread } as tls.ConnectionOptions)
+        : net.connect({ host, port, onread });
+      this.#socket.write(head);
+    }
     this.#socket.setNoDelay(true);
-    this.#socket.write(head);
-    this.#socket.on("end", () => {
-      this.#eof = true;
-      if (!this.#paused) this.#atEof();
-    });
-    this.#socket.on("error", (err) => this.#fail(err));
-    this.#socket.on("close", () => {
-      // After a clean end while paused, the kept bytes are still to be processed (then #atEof settles).
-      if (this.#eof && this.#paused) return;
-      this.#fail(netError("the connection closed unexpectedly", "ECONNRESET"));
-    });
+    this.#listen(this.#socket);
     this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  readonly #onEnd = (): void => {
+    this.#eof = true;
+    if (!this.#paused) this.#atEof();
+  };
+  readonly #onError = (err: Error): void => {
+    const proxy = this.#proxy;
+    if (proxy !== undefined && this.#phase === "tunnel") this.#fail(proxyConnectError(proxy.server, err));
+    else this.#fail(err);
+  };
+  readonly #onClose = (): void => {
+    // After a clean end while paused, the kept bytes are still to be processed (then #atEof settles).
+    if (this.#eof && this.#paused) return;
+    this.#fail(netError("the connection closed unexpectedly", "ECONNRESET"));
+  };
+
+  #listen(socket: net.Socket): void {
+    socket.on("end", this.#onEnd);
+    socket.on("error", this.#onError);
+    socket.on("close", this.#onClose);
+  }
+
+  /** The proxy opened the tunnel: send the request (over TLS for an https host). */
+  #tunnelOpen(rest: number): void {
+    const proxy = this.#proxy as Tunnel;
+    if (this.url.protocol !== "https:") {
+      this.#phase = "head";
+      proxy.socket.write(proxy.requestHead);
+      return;
+    }
+    // Nothing may arrive from the host before the TLS hello; anything else is not a tunnel.
+    if (rest > 0) throw netError(`the proxy ${proxy.server.display} sent data before the tunnel was used`, "EPROTO");
+    this.#phase = "head";
+    this.#paused = true; // the raw socket stops; TLS reads it from now on
+    process.nextTick(() => {
+      if (this.#settled) return;
+      const { host } = authorityOf(this.url);
+      proxy.socket.off("end", this.#onEnd);
+      proxy.socket.off("error", this.#onError);
+      proxy.socket.off("close", this.#onClose);
+      proxy.socket.on("error", () => undefined); // reported by the TLS socket
+      // `host` too: the certificate is checked against it (tls.connect would check "localhost" for an IP without it).
+      const secure = tls.connect({ socket: proxy.socket, host, servername: net.isIP(host) === 0 ? host : undefined });
+      this.#socket = secure;
+      this.#paused = false;
+      this.#listen(secure);
+      secure.on("data", (chunk: Buffer) => {
+        if (!this.#onRead(chunk.length, chunk)) secure.pause();
+      });
+      secure.write(proxy.requestHead);
+    });
   }
 
   consume(onChunk: (chunk: Buffer) => void | Promise<void>): Promise<void> {
@@ -239,7 +329,13 @@ class Connection implements LeanResponse {
     let offset = 0;
     try {
       while (offset < data.length && !this.#settled) {
-        if (this.#phase === "head") {
+        if (this.#phase === "tunnel") {
+          offset = this.#readHead(data, offset);
+          if ((this.#phase as string) !== "tunnel") {
+            this.#tunnelOpen(data.length - offset);
+            if (this.#paused) return;
+          }
+        } else if (this.#phase === "head") {
           offset = this.#readHead(data, offset);
           if ((this.#phase as string) === "body" && !this.#settled) {
             // The caller decides what to do with the body: wait for consume().
@@ -320,7 +416,12 @@ class Connection implements LeanResponse {
     }
     const used = end + 4 - (previous?.length ?? 0);
     this.#head = undefined;
-    this.#parseHead(joined.toString("latin1", 0, end));
+    if (this.#phase === "tunnel") {
+      const proxy = this.#proxy as Tunnel;
+      const refusal = connectRefusal(proxy.server, proxy.authority, joined.toString("latin1", 0, end));
+      if (refusal !== undefined) throw refusal;
+      this.#phase = "head";
+    } else this.#parseHead(joined.toString("latin1", 0, end));
     return offset + used;
   }
 
@@ -417,7 +518,10 @@ class Connection implements LeanResponse {
 
   #atEof(): void {
     if (this.#settled) return;
-    if (this.#phase === "head") {
+    if (this.#phase === "tunnel") {
+      const proxy = this.#proxy as Tunnel;
+      this.#fail(netError(`the proxy ${proxy.server.display} closed the connection before answering CONNECT`, "ECONNRESET"));
+    } else if (this.#phase === "head") {
       this.#fail(netError("the download host closed the connection before answering", "ECONNRESET"));
     } else if (this.#phase === "body") {
       const f = this.#framing;
@@ -462,6 +566,7 @@ class Connection implements LeanResponse {
     this.#pending = undefined;
     this.#overflow = [];
     this.#socket.destroy();
+    this.#proxy?.socket.destroy();
   }
 }
 
