@@ -7,9 +7,8 @@
  * @module
  */
 import { fetchSampler, type GetSamplerResponse } from "./sampling-client.js";
-import { z } from "zod";
 import type { components } from "./core/wire.js";
-import { type APIConnectionError, APIUserAbortError, InvalidArgumentError, NotFoundError, ResponseValidationError } from "./core/errors.js";
+import { type APIConnectionError, APIUserAbortError, InvalidArgumentError, NotFoundError } from "./core/errors.js";
 import {
   CheckpointsListResponseSchema,
   GetSessionResponseSchema,
@@ -18,6 +17,7 @@ import {
   TrainingRunsResponseSchema,
   WeightsInfoResponseSchema,
 } from "./internal/schemas.js";
+import { readArchiveAnswer } from "./internal/archive-answer.js";
 import { cloudflareAccessHeaders, resolveCredentials } from "./internal/config.js";
 import { createAuthTransport } from "./internal/auth-transport.js";
 import { RestAccountClient } from "./rest-account.js";
@@ -28,7 +28,7 @@ import { requestOptionsOf } from "./internal/request-options.js";
 import { rewordAPIError } from "./internal/reword.js";
 import { abortableSleep, type SleepFn } from "./internal/sleep.js";
 import { parseTinkerPath, splitCheckpointId, type CheckpointKind } from "./core/tinker-path.js";
-import type { Transport, CallOptions, TransportAnswer, TransportConfig } from "./internal/transport.js";
+import type { Transport, CallOptions, TransportConfig } from "./internal/transport.js";
 import { InvalidTtlError, validateTtlSeconds } from "./core/ttl.js";
 
 /** A checkpoint, as listed by the service. */
@@ -117,12 +117,6 @@ export const DEFAULT_ARCHIVE_URL_LIFETIME_MS = 15 * 60_000;
 
 const CHECKPOINT_ROUTE = "/api/v1/training_runs/{training_run_id}/checkpoints/{checkpoint_kind}/{checkpoint_name}" as const;
 
-/** A tolerant form of the 200 archive answer: `expires` may be an ISO string or a Unix time in seconds. */
-const ArchiveJsonSchema = z.object({
-  url: z.string().min(1),
-  expires: z.union([z.string(), z.number()]),
-});
-
 /** Checkpoint coordinates after validation. */
 interface CheckpointRef {
   runId: string;
@@ -145,12 +139,6 @@ function checkRunId(runId: string, what = "training run id"): void {
   if (typeof runId !== "string" || runId === "" || runId.includes("/")) {
     throw new InvalidArgumentError(`Invalid ${what} ${JSON.stringify(runId)}: it must be a non-empty string without "/".`);
   }
-}
-
-function toIso(value: string | number): string | undefined {
-  const ms = typeof value === "number" ? value * 1000 : Date.parse(value);
-  if (!Number.isFinite(ms)) return undefined;
-  return new Date(ms).toISOString();
 }
 
 /**
@@ -623,7 +611,7 @@ export class RestClient extends RestAccountClient {
       if (answer.status !== 302 && (answer.status < 200 || answer.status >= 300)) {
         throw checkpointNotFound(ref.tinkerPath, t.errorFor(answer));
       }
-      return readArchiveAnswer(answer, ref);
+      return readArchiveAnswer(answer, ref.tinkerPath, DEFAULT_ARCHIVE_URL_LIFETIME_MS);
     }
   }
 
@@ -635,44 +623,6 @@ export class RestClient extends RestAccountClient {
       throw err;
     }
   }
-}
-
-/** The signed URL from a 302 (`Location`, `Expires`) or a 200 (`{ url, expires }`) archive answer. */
-function readArchiveAnswer(answer: TransportAnswer, ref: CheckpointRef): CheckpointArchiveUrl {
-  const where = { method: "GET", url: answer.url ?? "", operation: "get_checkpoint_archive_url" };
-  if (answer.status >= 300 && answer.status < 400) {
-    const location = answer.headers.get("location");
-    if (location === null || location.trim() === "") {
-      throw new ResponseValidationError({
-        ...where,
-        body: undefined,
-        reason: `a ${answer.status} redirect without a Location header for ${ref.tinkerPath}`,
-      });
-    }
-    let url: string;
-    try {
-      url = new URL(location, answer.url === undefined || answer.url === "" ? undefined : answer.url).toString();
-    } catch (cause) {
-      throw new ResponseValidationError({ ...where, body: undefined, reason: `the Location header is not a URL`, cause });
-    }
-    const expiresHeader = answer.headers.get("expires");
-    const parsed = expiresHeader === null ? Number.NaN : Date.parse(expiresHeader);
-    const expires = Number.isFinite(parsed)
-      ? new Date(parsed).toISOString()
-      : new Date(Date.now() + DEFAULT_ARCHIVE_URL_LIFETIME_MS).toISOString();
-    return { url, expires };
-  }
-  if (answer.jsonError !== undefined || answer.body === undefined) {
-    throw new ResponseValidationError({ ...where, body: answer.body ?? "", reason: "the body is not JSON", cause: answer.jsonError });
-  }
-  const json = answer.body;
-  const parsed = ArchiveJsonSchema.safeParse(json);
-  if (!parsed.success) throw new ResponseValidationError({ ...where, body: json, zodError: parsed.error });
-  const expires = toIso(parsed.data.expires);
-  if (expires === undefined) {
-    throw new ResponseValidationError({ ...where, body: json, reason: `"expires" is not a date: ${JSON.stringify(parsed.data.expires)}` });
-  }
-  return { url: parsed.data.url, expires };
 }
 
 function refFromPath(tinkerPath: string): CheckpointRef {

@@ -152,7 +152,9 @@ test("saveWeightsAndGetSamplingClient follows sample_max_concurrent_requests too
   assert.equal((await training.saveWeightsAndGetSamplingClient({ maxConcurrentRequests: 7 })).maxConcurrentRequests, 7);
 });
 
-test("whatever the concurrency, at most 400 sample submits are on the wire at once (as the Python SDK's submit cap)", { timeout: 60_000 }, async () => {
+test("whatever the concurrency, at most 400 sample submits are on the wire at once (as the Python SDK's submit cap)", {
+  timeout: 60_000,
+}, async () => {
   // The config's default (2000) lets 450 samples run at once, but their submits queue behind 400 open POSTs.
   const open = await samplingServer({});
   try {
