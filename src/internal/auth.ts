@@ -150,7 +150,7 @@ export function runCredentialCommand(cmd: string, logger?: AuthLogger): Promise<
 export interface RequestAuth {
   /** The credential for a request to `path`. */
   credentialFor(path: string): Promise<string>;
-  /** A credential to resend a request refused with 401 with, or `undefined` (see {@link ClientAuth.renewAfterRejection}). */
+  /** A credential to resend a request refused with 401 with, or `undefined` (JWT mode: after one forced token refresh; API-key mode: never). */
   renewAfterRejection?(path: string, rejected: string): Promise<string | undefined>;
 }
 
