@@ -63,10 +63,10 @@ test("billing_exception_max_pause_duration_sec 0: a 402 is an error at once", { 
 });
 
 /**
- * A server whose `/asample` holds each request 150 ms and then refuses it (400), recording how many were held at
- * once. `config` is what `/api/v1/client/config` answers.
+ * A server whose `/asample` holds each request (150 ms, or until `hold()` settles) and then refuses it (400),
+ * recording how many were held at once. `config` is what `/api/v1/client/config` answers.
  */
-async function samplingServer(config: Record<string, unknown>) {
+async function samplingServer(config: Record<string, unknown>, hold: () => Promise<unknown> = () => sleep(150)) {
   let inFlight = 0;
   let maxInFlight = 0;
   let samples = 0;
@@ -84,7 +84,7 @@ async function samplingServer(config: Record<string, unknown>) {
         samples++;
         inFlight++;
         maxInFlight = Math.max(maxInFlight, inFlight);
-        await sleep(150);
+        await hold();
         inFlight--;
         return { status: 400, body: { detail: "refused by the test server" } };
       }
@@ -96,6 +96,9 @@ async function samplingServer(config: Record<string, unknown>) {
     server,
     get maxInFlight() {
       return maxInFlight;
+    },
+    get inFlight() {
+      return inFlight;
     },
     get samples() {
       return samples;
@@ -155,13 +158,25 @@ test("saveWeightsAndGetSamplingClient follows sample_max_concurrent_requests too
 test("whatever the concurrency, at most 400 sample submits are on the wire at once (as the Python SDK's submit cap)", {
   timeout: 60_000,
 }, async () => {
-  // The config's default (2000) lets 450 samples run at once, but their submits queue behind 400 open POSTs.
-  const open = await samplingServer({});
+  // The config's default (2000) lets 450 samples run at once, but their submits queue behind 400 open POSTs. The
+  // server holds every submit until the test has seen how many arrive: 400 (within 20 s), and no more in 500 ms.
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const open = await samplingServer({}, () => gate);
   try {
-    assert.equal(await sampleBurst(open.server.url, 450), 2000);
+    const burst = sampleBurst(open.server.url, 450);
+    for (let i = 0; i < 400 && open.inFlight < 400; i++) await sleep(50);
+    await sleep(500);
+    const held = open.inFlight;
+    release();
+    assert.equal(await burst, 2000);
+    assert.equal(held, 400, `${held} sample submits were in flight at once`);
+    assert.equal(open.maxInFlight, 400);
     assert.equal(open.samples, 450);
-    assert.equal(open.maxInFlight, 400, `${open.maxInFlight} sample submits were in flight at once`);
   } finally {
+    release();
     await open.server.close();
   }
 });
