@@ -1,7 +1,7 @@
 /**
  * End to end through an HTTP proxy: a ServiceClient with `proxy` trains and saves on the local server, and the
  * checkpoint is downloaded through the same proxy (CONNECT tunnels counted by test/helpers/connect-proxy.ts);
- * RestClient.fromEnv reads HTTP_PROXY / NO_PROXY from the env it is given; proxy credentials reach the proxy and
+ * RestClient.fromEnv reads HTTP_PROXY from the env it is given and sends loopback direct; proxy credentials reach the proxy and
  * never the server, nor any message.
  */
 import assert from "node:assert/strict";
@@ -78,8 +78,9 @@ describe("through a CONNECT proxy, end to end", () => {
     assert.ok(proxy.connects.every((c) => c.headers["proxy-authorization"] === basic));
   });
 
-  test("RestClient.fromEnv: HTTP_PROXY is used, NO_PROXY bypasses it, a wrong password is a 407 ProxyError without it", async (t) => {
-    const base = { TINKER_BASE_URL: server.baseUrl, TINKER_API_KEY: server.apiKey };
+  test("RestClient.fromEnv: HTTP_PROXY is used, loopback goes direct, a wrong password is a 407 ProxyError without it", async (t) => {
+    // tinker.test: a name only the proxy resolves (to the local server); 127.0.0.1 itself never goes to an env proxy.
+    const base = { TINKER_BASE_URL: server.baseUrl.replace("127.0.0.1", "tinker.test"), TINKER_API_KEY: server.apiKey };
     // A second proxy: the first one's tunnels are still open and would be reused (keep-alive).
     const proxy = await startConnectProxy({ credentials: `${USER}:${PASSWORD}` });
     t.after(() => proxy.close());
@@ -87,11 +88,16 @@ describe("through a CONNECT proxy, end to end", () => {
     const proxied = RestClient.fromEnv({}, { ...base, HTTP_PROXY: proxy.urlWith(`${USER}:${PASSWORD}`) });
     await proxied.listTrainingRuns();
     assert.ok(proxy.connects.length > before);
+    assert.equal(proxy.connects.at(-1)?.target, `tinker.test:${new URL(server.baseUrl).port}`);
 
-    const bypassed = RestClient.fromEnv({}, { ...base, HTTP_PROXY: proxy.urlWith(`${USER}:${PASSWORD}`), NO_PROXY: "localhost,127.0.0.1" });
+    // The local server as `tinker-ts serve` prints it (127.0.0.1) on a machine with a proxy set: direct.
+    const local = RestClient.fromEnv(
+      {},
+      { TINKER_BASE_URL: server.baseUrl, TINKER_API_KEY: server.apiKey, HTTP_PROXY: proxy.urlWith(`${USER}:${PASSWORD}`) },
+    );
     const mid = proxy.connects.length;
     const bytes = proxy.bytesDown; // bytes, not CONNECTs: a kept-alive tunnel would carry requests without a new CONNECT
-    await bypassed.listTrainingRuns();
+    await local.listTrainingRuns();
     assert.equal(proxy.bytesDown, bytes, "nothing went through the proxy");
 
     const wrong = RestClient.fromEnv({ maxRetries: 3 }, { ...base, HTTP_PROXY: proxy.urlWith(`${USER}:wrong-${PASSWORD}`) });

@@ -2,6 +2,9 @@
  * A small HTTP proxy for tests: a real node:http server on 127.0.0.1 that answers `CONNECT host:port` by opening a
  * TCP tunnel (or refusing with a chosen status), records every CONNECT with its headers, and counts the bytes
  * sent back through its tunnels. Requests in absolute form (`GET http://…`) are refused with 405 and recorded.
+ * Names under `.test` (RFC 6761, never resolvable) are tunnelled to 127.0.0.1: a test addresses a loopback server
+ * as `origin.test` when a client must send it through the proxy (loopback names and IPs go direct with proxies
+ * from the environment), and the client itself never resolves the name.
  *
  * @example
  * ```ts
@@ -82,7 +85,8 @@ export async function startConnectProxy(options: ConnectProxyOptions = {}): Prom
       return;
     }
     const colon = target.lastIndexOf(":");
-    const host = target.slice(0, colon).replace(/^\[|\]$/g, "");
+    const name = target.slice(0, colon).replace(/^\[|\]$/g, "");
+    const host = name.endsWith(".test") ? "127.0.0.1" : name;
     const upstream = net.connect({ host, port: Number(target.slice(colon + 1)) }, () => {
       tunnels++;
       client.write("HTTP/1.1 200 Connection Established\r\n\r\n");

@@ -65,7 +65,11 @@ describe("which URLs use which proxy", () => {
 
   test("NO_PROXY: * matches all; :port only that port (default ports count); IPs, [IPv6] and CIDR blocks", () => {
     assert.equal(route("https://a.example/", { HTTPS_PROXY: P, NO_PROXY: "*" }), undefined);
-    const env = { HTTPS_PROXY: P, HTTP_PROXY: P, NO_PROXY: "a.example:8443, b.example:443, 10.0.0.0/8, 192.168.1.7, [::1]:8000, fd00::/8" };
+    const env = {
+      HTTPS_PROXY: P,
+      HTTP_PROXY: P,
+      NO_PROXY: "a.example:8443, b.example:443, 10.0.0.0/8, 192.168.1.7, [fd00::1]:8000, fd00::/8",
+    };
     assert.equal(route("https://a.example:8443/", env), undefined);
     assert.equal(route("https://a.example/", env), "proxy.corp:3128", "port 443 is not 8443");
     assert.equal(route("https://b.example/", env), undefined, "the default port matches :443");
@@ -73,11 +77,29 @@ describe("which URLs use which proxy", () => {
     assert.equal(route("https://11.0.0.1/", env), "proxy.corp:3128");
     assert.equal(route("http://192.168.1.7:9000/", env), undefined);
     assert.equal(route("http://192.168.1.70/", env), "proxy.corp:3128", "an IP is not a suffix");
-    assert.equal(route("http://[::1]:8000/", env), undefined);
-    assert.equal(route("http://[::1]:8001/", env), "proxy.corp:3128");
+    assert.equal(route("http://[fd00::1]:8000/", { HTTP_PROXY: P, NO_PROXY: "[fd00::1]:8000" }), undefined);
+    assert.equal(route("http://[fd00::1]:8001/", { HTTP_PROXY: P, NO_PROXY: "[fd00::1]:8000" }), "proxy.corp:3128");
     assert.equal(route("http://[fd12::5]/", env), undefined);
-    assert.equal(route("http://127.0.0.1/", env), "proxy.corp:3128", "loopback is not special (as with curl)");
-    assert.equal(route("http://127.0.0.1/", { HTTP_PROXY: P, NO_PROXY: "localhost,127.0.0.1" }), undefined);
+  });
+
+  test("loopback never goes to a proxy from the environment (as Go's ProxyFromEnvironment); the proxy option still applies", () => {
+    const env = { HTTPS_PROXY: P, HTTP_PROXY: P };
+    for (const url of [
+      "http://127.0.0.1:8000/",
+      "http://127.5.6.7/",
+      "https://localhost:8443/",
+      "http://LocalHost/",
+      "http://tinker.localhost/",
+      "http://[::1]:8000/",
+      "http://[::ffff:127.0.0.1]/",
+    ]) {
+      assert.equal(route(url, env), undefined, url);
+    }
+    for (const url of ["http://128.0.0.1/", "http://localhost.example/", "http://[::2]/", "http://notlocalhost/"]) {
+      assert.equal(route(url, env), "proxy.corp:3128", url);
+    }
+    assert.equal(route("http://127.0.0.1:8000/", env, "http://opt:1"), "opt:1", "the explicit option routes loopback too");
+    assert.equal(route("http://127.0.0.1:8000/", { ...env, NO_PROXY: "127.0.0.1" }, "http://opt:1"), undefined, "NO_PROXY still applies");
   });
 
   test("the proxy option replaces the variables (NO_PROXY still applies); false turns proxies off", () => {
@@ -285,7 +307,8 @@ describe("the HTTP clients through a CONNECT proxy", () => {
     }));
     const rest = RestClient.fromEnv(
       { maxRetries: 0 },
-      { TINKER_BASE_URL: o.url, TINKER_API_KEY: "tml-abc", HTTP_PROXY: proxy.urlWith("me:hunter22") },
+      // origin.test: the proxy tunnels it to the loopback origin (loopback itself would go direct).
+      { TINKER_BASE_URL: `http://origin.test:${o.port}`, TINKER_API_KEY: "tml-abc", HTTP_PROXY: proxy.urlWith("me:hunter22") },
     );
     const err = await rest.listTrainingRuns().catch((e: unknown) => e);
     assert.ok(err instanceof BadRequestError, String(err));
@@ -316,15 +339,15 @@ describe("the HTTP clients through a CONNECT proxy", () => {
   test("a redirect to another host is routed again: direct for NO_PROXY, tunnelled otherwise; the API key stays behind", async () => {
     const proxy = await proxyFor_();
     const b = await origin();
-    // A is reached as 127.0.0.1 (NO_PROXY), B as localhost (proxied).
-    const a = await origin(() => ({ status: 302, headers: { location: `http://localhost:${b.port}/there` } }));
+    // A is reached as 127.0.0.1 (loopback and NO_PROXY: direct), B as b.test (proxied; the proxy tunnels it to loopback).
+    const a = await origin(() => ({ status: 302, headers: { location: `http://b.test:${b.port}/there` } }));
     const settings = resolveProxySettings(undefined, { HTTP_PROXY: proxy.url, NO_PROXY: "127.0.0.1" });
     const retrying = createRetryingFetch({ fetch: createNodeHttpFetch(settings) });
     const res = await retrying(new Request(`${a.url}/here`, { headers: { "x-api-key": "tml-abc" } }));
     assert.equal(await res.text(), "hello");
     assert.deepEqual(
       proxy.connects.map((c) => c.target),
-      [`localhost:${b.port}`],
+      [`b.test:${b.port}`],
     );
     assert.equal(a.seen[0]?.headers["x-api-key"], "tml-abc");
     assert.equal(b.seen[0]?.headers["x-api-key"], undefined, "credentials dropped across hosts");

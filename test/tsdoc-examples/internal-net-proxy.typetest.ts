@@ -30,9 +30,10 @@ export async function example4() {
 
 // internal/net/proxy.ts, example 5
 export async function example5() {
-  const settings = resolveProxySettings(undefined, { HTTP_PROXY: "http://127.0.0.1:3128", NO_PROXY: "localhost:8000" });
-  proxyFor("http://localhost:8000/api/v1/healthz", settings); // undefined
-  proxyFor("http://localhost:9000/", settings)?.port; // 3128
+  const settings = resolveProxySettings(undefined, { HTTP_PROXY: "http://proxy.corp:3128", NO_PROXY: "tinker.corp:8000" });
+  proxyFor("http://tinker.corp:8000/api/v1/healthz", settings); // undefined: NO_PROXY
+  proxyFor("http://tinker.corp:9000/", settings)?.port; // 3128
+  proxyFor("http://127.0.0.1:8000/", settings); // undefined: loopback never goes to a proxy from the environment
 }
 
 // internal/net/proxy.ts, example 6

@@ -1,7 +1,7 @@
 /**
  * HTTP proxies: which proxy (if any) a URL goes through, and the `CONNECT` tunnel both HTTP clients use.
  *
- * The rules are curl's, so a URL is routed exactly as `curl` routes it with the same environment:
+ * The rules are curl's, so a URL is routed as `curl` routes it with the same environment, except loopback:
  *
  * - `https://` URLs use `https_proxy`, else `HTTPS_PROXY`; `http://` URLs use `http_proxy`, else `HTTP_PROXY`
  *   (the lower-case name wins when both are set; an empty value counts as unset; there is no fallback from one
@@ -15,7 +15,10 @@
  *   match `example.com` and every name under it (`api.example.com`), never `badexample.com`. An IP address
  *   matches that address (`::1` or `[::1]`), a CIDR block (`10.0.0.0/8`) every address in it; names are never
  *   resolved. An entry may end in `:port`, and then only matches that port (the URL's port, or 80/443).
- *   Loopback is not special: list `localhost,127.0.0.1,::1` to reach a local server directly, as with curl.
+ * - Loopback (`localhost`, `*.localhost`, `127.0.0.0/8`, `::1`) is never sent to a proxy taken from the
+ *   environment, as Go's `ProxyFromEnvironment` does (curl would send it): a machine with a corporate proxy set
+ *   reaches `tinker-ts serve` directly without a NO_PROXY entry. The explicit `proxy` option applies to loopback
+ *   too (NO_PROXY still applies).
  * - Every target, `http://` ones included, is reached through a `CONNECT host:port` tunnel (as undici's
  *   `ProxyAgent` does): one code path, the request and its headers never readable by the proxy, and a fixed-buffer
  *   socket for downloads. A proxy that only allows `CONNECT` to port 443 answers 403 for other ports: list such
@@ -56,6 +59,8 @@ export interface ProxySettings {
   readonly noProxy: NoProxy;
   /** The passwords and `Proxy-Authorization` values, for redaction. */
   readonly secrets: readonly string[];
+  /** Loopback targets go direct (proxies from the environment); `false` with the explicit `proxy` option. */
+  readonly loopbackDirect?: boolean;
 }
 
 /** Parsed NO_PROXY entries. */
@@ -121,7 +126,13 @@ export function resolveProxySettings(option: ProxyOption, env: ProxyEnv = proces
   }
   const secrets = [...secretsOf(option ?? envValue(env, "http_proxy")), ...secretsOf(option ?? envValue(env, "https_proxy"))];
   for (const p of [http, https]) if (p?.authorization !== undefined) secrets.push(p.authorization, p.authorization.slice(6));
-  return { http, https, noProxy: parseNoProxy(envValue(env, "no_proxy") ?? ""), secrets: [...new Set(secrets)] };
+  return {
+    http,
+    https,
+    noProxy: parseNoProxy(envValue(env, "no_proxy") ?? ""),
+    secrets: [...new Set(secrets)],
+    loopbackDirect: option === undefined,
+  };
 }
 
 /** The password of a proxy URL, raw and percent-decoded. */
@@ -243,9 +254,10 @@ function normalizeHost(host: string): string {
  *
  * @example
  * ```ts
- * const settings = resolveProxySettings(undefined, { HTTP_PROXY: "http://127.0.0.1:3128", NO_PROXY: "localhost:8000" });
- * proxyFor("http://localhost:8000/api/v1/healthz", settings); // undefined
- * proxyFor("http://localhost:9000/", settings)?.port; // 3128
+ * const settings = resolveProxySettings(undefined, { HTTP_PROXY: "http://proxy.corp:3128", NO_PROXY: "tinker.corp:8000" });
+ * proxyFor("http://tinker.corp:8000/api/v1/healthz", settings); // undefined: NO_PROXY
+ * proxyFor("http://tinker.corp:9000/", settings)?.port; // 3128
+ * proxyFor("http://127.0.0.1:8000/", settings); // undefined: loopback never goes to a proxy from the environment
  * ```
  */
 export function proxyFor(url: string | URL, settings: ProxySettings): ProxyServer | undefined {
@@ -255,12 +267,21 @@ export function proxyFor(url: string | URL, settings: ProxySettings): ProxyServe
   const host = (target.hostname.startsWith("[") ? target.hostname.slice(1, -1) : target.hostname).replace(/\.$/, "");
   const port = target.port === "" ? (target.protocol === "https:" ? 443 : 80) : Number(target.port);
   const family = net.isIP(host);
+  if (settings.loopbackDirect === true && isLoopback(host, family)) return undefined;
   if (family !== 0 && settings.noProxy.blocks.check(host, family === 4 ? "ipv4" : "ipv6")) return undefined;
   for (const entry of settings.noProxy.entries) {
     if (entry.port !== undefined && entry.port !== port) continue;
     if (host === entry.host || (family === 0 && host.endsWith(`.${entry.host}`))) return undefined;
   }
   return proxy;
+}
+
+/** `localhost`, a name under `.localhost`, an IPv4 address in 127.0.0.0/8 or `::1` (also IPv4-mapped). */
+function isLoopback(host: string, family: number): boolean {
+  const h = host.toLowerCase();
+  if (family === 0) return h === "localhost" || h.endsWith(".localhost");
+  if (family === 4) return h.startsWith("127.");
+  return h === "::1" || /^::ffff:127\./.test(h) || h === "::ffff:7f00:1";
 }
 
 /**
