@@ -8,7 +8,7 @@
  */
 import { fetchSampler, type GetSamplerResponse } from "./sampling-client.js";
 import type { components } from "./core/wire.js";
-import { type APIConnectionError, APIUserAbortError, InvalidArgumentError, NotFoundError } from "./core/errors.js";
+import { type APIConnectionError, APIUserAbortError, InvalidArgumentError } from "./core/errors.js";
 import {
   CheckpointsListResponseSchema,
   GetSessionResponseSchema,
@@ -18,6 +18,14 @@ import {
   WeightsInfoResponseSchema,
 } from "./internal/schemas.js";
 import { readArchiveAnswer } from "./internal/archive-answer.js";
+import {
+  type CheckpointRef,
+  checkRunId,
+  checkpointNotFound,
+  checkpointRef,
+  refFromPath,
+  withCheckpointNotFound,
+} from "./internal/checkpoint-ref.js";
 import { cloudflareAccessHeaders, resolveCredentials } from "./internal/config.js";
 import { createAuthTransport } from "./internal/auth-transport.js";
 import { RestAccountClient } from "./rest-account.js";
@@ -27,7 +35,7 @@ import { DEFAULT_PAGE_SIZE, checkPaging, paginate, type PageProgress } from "./i
 import { requestOptionsOf } from "./internal/request-options.js";
 import { rewordAPIError } from "./internal/reword.js";
 import { abortableSleep, type SleepFn } from "./internal/sleep.js";
-import { parseTinkerPath, splitCheckpointId, type CheckpointKind } from "./core/tinker-path.js";
+import { parseTinkerPath } from "./core/tinker-path.js";
 import type { Transport, CallOptions, TransportConfig } from "./internal/transport.js";
 import { InvalidTtlError, validateTtlSeconds } from "./core/ttl.js";
 
@@ -117,13 +125,8 @@ export const DEFAULT_ARCHIVE_URL_LIFETIME_MS = 15 * 60_000;
 
 const CHECKPOINT_ROUTE = "/api/v1/training_runs/{training_run_id}/checkpoints/{checkpoint_kind}/{checkpoint_name}" as const;
 
-/** Checkpoint coordinates after validation. */
-interface CheckpointRef {
-  runId: string;
-  kind: CheckpointKind;
-  name: string;
-  tinkerPath: string;
-}
+/** The credentials a {@link RestClient.fromEnv} client owns (and closes). */
+const ownedAuth = new WeakMap<RestClient, { close(): void }>();
 
 /** The wire query of a paged listing (limit/offset checked first), with `access_scope` when given. */
 function pageQuery(options: PageOptions & Partial<AccessScopeOptions>): { limit?: number; offset?: number; access_scope?: AccessScope } {
@@ -133,12 +136,6 @@ function pageQuery(options: PageOptions & Partial<AccessScopeOptions>): { limit?
   if (options.offset !== undefined) query.offset = options.offset;
   if (options.accessScope !== undefined) query.access_scope = options.accessScope;
   return query;
-}
-
-function checkRunId(runId: string, what = "training run id"): void {
-  if (typeof runId !== "string" || runId === "" || runId.includes("/")) {
-    throw new InvalidArgumentError(`Invalid ${what} ${JSON.stringify(runId)}: it must be a non-empty string without "/".`);
-  }
 }
 
 /**
@@ -194,8 +191,52 @@ export class RestClient extends RestAccountClient {
     if (archiveMaxAttempts !== undefined) restOptions.archiveMaxAttempts = archiveMaxAttempts;
     if (sleep !== undefined) restOptions.sleep = sleep;
     const defaultHeaders = { ...cloudflareAccessHeaders(env), ...transport.defaultHeaders };
-    const { transport: t } = createAuthTransport({ proxyEnv: env, ...transport, baseUrl, apiKey, credentialCmd, defaultHeaders, env });
-    return new RestClient(t, restOptions);
+    const { transport: t, auth } = createAuthTransport({
+      proxyEnv: env,
+      ...transport,
+      baseUrl,
+      apiKey,
+      credentialCmd,
+      defaultHeaders,
+      env,
+    });
+    const rest = new RestClient(t, restOptions);
+    ownedAuth.set(rest, auth);
+    return rest;
+  }
+
+  /**
+   * Releases what this client owns: for a client from {@link RestClient.fromEnv}, its credentials (in JWT mode,
+   * the background token refresh stops; it never keeps a process alive, but it does call the service). A client
+   * from `service.createRestClient()` shares the ServiceClient's credentials, so this leaves them alone: close the
+   * ServiceClient. Also `await using rest = RestClient.fromEnv()`.
+   *
+   * @example
+   * ```ts
+   * const rest = RestClient.fromEnv();
+   * try {
+   *   console.log((await rest.listTrainingRuns()).training_runs.length);
+   * } finally {
+   *   await rest.close();
+   * }
+   * ```
+   */
+  async close(): Promise<void> {
+    ownedAuth.get(this)?.close();
+    ownedAuth.delete(this);
+  }
+
+  /**
+   * {@link RestClient.close}, for `await using`.
+   *
+   * @example
+   * ```ts
+   * await using rest = RestClient.fromEnv();
+   * await rest.listTrainingRuns();
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   // ---------------------------------------------------------------------------------------------- runs
@@ -622,34 +663,5 @@ export class RestClient extends RestAccountClient {
       if (signal?.aborted === true) throw new APIUserAbortError({ subject: "Waiting for the checkpoint archive", cause: signal.reason });
       throw err;
     }
-  }
-}
-
-function refFromPath(tinkerPath: string): CheckpointRef {
-  const p = parseTinkerPath(tinkerPath);
-  return { runId: p.trainingRunId, kind: p.checkpointKind, name: p.checkpointName, tinkerPath: p.tinkerPath };
-}
-
-function checkpointRef(runId: string, checkpointId: string): CheckpointRef {
-  checkRunId(runId);
-  const { kind, name } = splitCheckpointId(checkpointId);
-  return { runId, kind, name, tinkerPath: `tinker://${runId}/${kind}/${name}` };
-}
-
-/** A 404 becomes a {@link NotFoundError} whose message names the checkpoint and suggests expiry or deletion; other errors are returned as they are. */
-function checkpointNotFound(tinkerPath: string, err: unknown): unknown {
-  if (!(err instanceof NotFoundError)) return err;
-  return rewordAPIError(
-    err,
-    `Checkpoint ${tinkerPath} was not found (expired or deleted?). Check the path with \`tinker-ts checkpoint list --run-id <run>\`; checkpoints are removed when their TTL runs out. (${err.message})`,
-  );
-}
-
-/** Runs `fn`, re-throwing a 404 as {@link checkpointNotFound} does. */
-async function withCheckpointNotFound<T>(tinkerPath: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw checkpointNotFound(tinkerPath, err);
   }
 }

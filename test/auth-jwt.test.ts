@@ -85,13 +85,13 @@ test("JWT mode server: the key works only for the config and the exchange; expir
   const plain = new RestClient(new Transport({ baseUrl: server.baseUrl, apiKey: server.apiKey }));
   await assert.rejects(plain.listTrainingRuns(), (err: unknown) => err instanceof AuthenticationError && /JWT/.test(err.message));
   // ...while fromEnv follows the mode.
-  const rest = RestClient.fromEnv({ baseUrl: server.baseUrl, apiKey: server.apiKey }, {});
+  await using rest = RestClient.fromEnv({ baseUrl: server.baseUrl, apiKey: server.apiKey }, {});
   assert.ok(Array.isArray((await rest.listTrainingRuns()).training_runs));
 });
 
 test("whoami decodes sub and email of the JWT in use, and says why when there is none", async () => {
   await using server = await startLocalServer({ clientConfig: { pjwt_auth_enabled: true } });
-  const rest = RestClient.fromEnv({ baseUrl: server.baseUrl, apiKey: server.apiKey }, {});
+  await using rest = RestClient.fromEnv({ baseUrl: server.baseUrl, apiKey: server.apiKey }, {});
   const me = await rest.whoami();
   assert.match(me.user_urn, /^urn:tinker-local:user:user-[0-9a-f]{16}$/);
   assert.match(me.email ?? "", /^user-[0-9a-f]{16}@local\.tinker$/);
@@ -100,7 +100,7 @@ test("whoami decodes sub and email of the JWT in use, and says why when there is
   assert.equal(server.requests.length, before, "a second whoami sends nothing");
 
   await using plainServer = await startLocalServer();
-  const plain = RestClient.fromEnv({ baseUrl: plainServer.baseUrl, apiKey: plainServer.apiKey }, {});
+  await using plain = RestClient.fromEnv({ baseUrl: plainServer.baseUrl, apiKey: plainServer.apiKey }, {});
   await assert.rejects(
     plain.whoami(),
     (err: unknown) => err instanceof TinkerError && /JWT/.test(err.message) && !err.message.includes(plainServer.apiKey),
@@ -324,4 +324,32 @@ test("ClientAuth.renewAfterRejection: concurrent 401s share one exchange; only J
   const keyMode = make(false);
   assert.equal(await keyMode.renewAfterRejection("/api/v1/x", "tml-test-key"), undefined);
   assert.equal(issued, 2);
+});
+
+test("RestClient.fromEnv in JWT mode: close() (or await using) stops its background token refresh", async (t) => {
+  const server = await startLocalServer({ clientConfig: { pjwt_auth_enabled: true }, jwtLifetimeSeconds: 1 });
+  t.after(() => server.close());
+  const warnings: string[] = [];
+  const exchanges = () => server.requests.filter((r) => r.path === "/api/v1/auth/token").length;
+  {
+    await using rest = RestClient.fromEnv(
+      { baseUrl: server.baseUrl, apiKey: server.apiKey, logger: { warn: (m) => warnings.push(m) } },
+      {},
+    );
+    await rest.listTrainingRuns();
+    assert.equal(exchanges(), 1);
+  }
+  // Closed: no refresh before the 1 s token expires, and none later either.
+  await sleep(1_500);
+  assert.equal(exchanges(), 1, "a closed client refreshed its token");
+  await server.close();
+  await sleep(300);
+  assert.deepEqual(warnings, []);
+
+  // A RestClient from a ServiceClient shares its credentials: closing the RestClient leaves the service working.
+  await using again = await startLocalServer({ clientConfig: { pjwt_auth_enabled: true } });
+  await using service = new ServiceClient({ baseUrl: again.baseUrl, apiKey: again.apiKey });
+  const shared = service.createRestClient();
+  await shared.close();
+  assert.ok(Array.isArray((await service.createRestClient().listTrainingRuns()).training_runs));
 });

@@ -24,103 +24,119 @@ export async function example3() {
 
 // rest-client.ts, example 4
 export async function example4() {
-  const run = await rest.getTrainingRun("sess-0:train:0");
-  console.log(run.base_model, run.lora_rank, run.last_checkpoint?.tinker_path);
+  const rest = RestClient.fromEnv();
+  try {
+    console.log((await rest.listTrainingRuns()).training_runs.length);
+  } finally {
+    await rest.close();
+  }
 }
 
 // rest-client.ts, example 5
 export async function example5() {
-  const run = await rest.getTrainingRunByTinkerPath("tinker://sess-0:train:0/weights/ckpt-1");
+  await using rest = RestClient.fromEnv();
+  await rest.listTrainingRuns();
 }
 
 // rest-client.ts, example 6
 export async function example6() {
-  const page = await rest.listTrainingRuns({ limit: 20, offset: 0 });
-  console.log(page.cursor.total_count, page.training_runs.map((r) => r.training_run_id));
+  const run = await rest.getTrainingRun("sess-0:train:0");
+  console.log(run.base_model, run.lora_rank, run.last_checkpoint?.tinker_path);
 }
 
 // rest-client.ts, example 7
 export async function example7() {
+  const run = await rest.getTrainingRunByTinkerPath("tinker://sess-0:train:0/weights/ckpt-1");
+}
+
+// rest-client.ts, example 8
+export async function example8() {
+  const page = await rest.listTrainingRuns({ limit: 20, offset: 0 });
+  console.log(page.cursor.total_count, page.training_runs.map((r) => r.training_run_id));
+}
+
+// rest-client.ts, example 9
+export async function example9() {
   for await (const run of rest.iterTrainingRuns({ pageSize: 50 })) {
     if (run.corrupted) console.warn("corrupted:", run.training_run_id);
   }
 }
 
-// rest-client.ts, example 8
-export async function example8() {
+// rest-client.ts, example 10
+export async function example10() {
   const { checkpoints } = await rest.listCheckpoints("sess-0:train:0");
   for (const c of checkpoints) console.log(c.checkpoint_id, c.size_bytes);
 }
 
-// rest-client.ts, example 9
-export async function example9() {
+// rest-client.ts, example 11
+export async function example11() {
   const page = await rest.listUserCheckpoints({ limit: 50 });
   console.log(`${page.checkpoints.length} of ${page.cursor?.total_count}`);
 }
 
-// rest-client.ts, example 10
-export async function example10() {
+// rest-client.ts, example 12
+export async function example12() {
   let total = 0;
   for await (const c of rest.iterUserCheckpoints({ pageSize: 200 })) total += c.size_bytes ?? 0;
   console.log(`${total} bytes stored`);
 }
 
-// rest-client.ts, example 11
-export async function example11() {
+// rest-client.ts, example 13
+export async function example13() {
   const info = await rest.getWeightsInfoByTinkerPath("tinker://sess-0:train:0/weights/ckpt-1");
   if (info.is_lora && info.lora_rank !== 16) throw new Error("rank mismatch");
 }
 
-// rest-client.ts, example 12
-export async function example12() {
+// rest-client.ts, example 14
+export async function example14() {
   const { url, expires } = await rest.getCheckpointArchiveUrl("sess-0:train:0", "weights/ckpt-1", {
     onArchivePending: (n) => console.log(`archive not ready yet (attempt ${n})`),
   });
 }
 
-// rest-client.ts, example 13
-export async function example13() {
-  const { url } = await rest.getCheckpointArchiveUrlFromTinkerPath("tinker://sess-0:train:0/weights/ckpt-1");
-}
-
-// rest-client.ts, example 14
-export async function example14() {
-  await rest.deleteCheckpoint("sess-0:train:0", "weights/ckpt-1");
-}
-
 // rest-client.ts, example 15
 export async function example15() {
-  await rest.deleteCheckpointFromTinkerPath("tinker://sess-0:train:0/weights/ckpt-1");
+  const { url } = await rest.getCheckpointArchiveUrlFromTinkerPath("tinker://sess-0:train:0/weights/ckpt-1");
 }
 
 // rest-client.ts, example 16
 export async function example16() {
-  await rest.publishCheckpointFromTinkerPath("tinker://sess-0:train:0/sampler_weights/final");
+  await rest.deleteCheckpoint("sess-0:train:0", "weights/ckpt-1");
 }
 
 // rest-client.ts, example 17
 export async function example17() {
-  await rest.unpublishCheckpointFromTinkerPath("tinker://sess-0:train:0/sampler_weights/final");
+  await rest.deleteCheckpointFromTinkerPath("tinker://sess-0:train:0/weights/ckpt-1");
 }
 
 // rest-client.ts, example 18
 export async function example18() {
-  await rest.setCheckpointTtlFromTinkerPath("tinker://sess-0:train:0/weights/ckpt-1", 7 * 24 * 3600);
-  await rest.setCheckpointTtlFromTinkerPath("tinker://sess-0:train:0/weights/final", null); // never expires
+  await rest.publishCheckpointFromTinkerPath("tinker://sess-0:train:0/sampler_weights/final");
 }
 
 // rest-client.ts, example 19
 export async function example19() {
-  const s = await rest.getSession("sess-0");
-  console.log(s.training_run_ids, s.sampler_ids);
+  await rest.unpublishCheckpointFromTinkerPath("tinker://sess-0:train:0/sampler_weights/final");
 }
 
 // rest-client.ts, example 20
 export async function example20() {
-  const { base_model, model_path } = await rest.getSampler(sampler.samplingSessionId);
+  await rest.setCheckpointTtlFromTinkerPath("tinker://sess-0:train:0/weights/ckpt-1", 7 * 24 * 3600);
+  await rest.setCheckpointTtlFromTinkerPath("tinker://sess-0:train:0/weights/final", null); // never expires
 }
 
 // rest-client.ts, example 21
 export async function example21() {
+  const s = await rest.getSession("sess-0");
+  console.log(s.training_run_ids, s.sampler_ids);
+}
+
+// rest-client.ts, example 22
+export async function example22() {
+  const { base_model, model_path } = await rest.getSampler(sampler.samplingSessionId);
+}
+
+// rest-client.ts, example 23
+export async function example23() {
   const { sessions } = await rest.listSessions({ limit: 20 });
 }
