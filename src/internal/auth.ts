@@ -13,7 +13,7 @@
  * @module
  */
 import { spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
+import { IDEMPOTENCY_KEY_HEADER, newIdempotencyKey } from "./retry.js";
 import { ConfigurationError, TinkerError } from "../core/errors.js";
 
 /** What the client config says about auth (PROTOCOL §10.3). */
@@ -186,7 +186,7 @@ export async function sendAuthenticated(
   // Keep what a resend needs: the body bytes, and one idempotency key for both sends.
   const body = req.body === null ? null : await req.arrayBuffer();
   const idempotent = req.method === "GET" || req.method === "HEAD";
-  const key = idempotent ? undefined : (req.headers.get("X-Idempotency-Key") ?? `tinker-ts-retry-${randomUUID()}`);
+  const key = idempotent ? undefined : (req.headers.get(IDEMPOTENCY_KEY_HEADER) ?? newIdempotencyKey());
   const copy = (credentialValue: string): Request => {
     const headers = new Headers(req.headers);
     headers.set("X-API-Key", credentialValue);

@@ -48,6 +48,18 @@ export const EMPTY_400_ALLOWANCE = 16;
 export const RETRY_COUNT_HEADER = "X-Tinker-Retry-Count";
 /** Header carrying the idempotency key on non-GET requests, identical across attempts. */
 export const IDEMPOTENCY_KEY_HEADER = "X-Idempotency-Key";
+
+/**
+ * A new idempotency key (`tinker-ts-retry-<uuid>`): one per logical request, sent on every attempt of it.
+ *
+ * @example
+ * ```ts
+ * const key = newIdempotencyKey(); // "tinker-ts-retry-3f2c…"
+ * ```
+ */
+export function newIdempotencyKey(): string {
+  return `tinker-ts-retry-${randomUUID()}`;
+}
 /** Redirects followed at most this many times per attempt. */
 const MAX_REDIRECTS = 10;
 /** Error codes that mean the request never left this machine: it cannot have been applied. */
@@ -311,7 +323,7 @@ export function createRetryingFetch(config: RetryConfig = {}): RetryingFetch {
     const idempotent = req.method === "GET" || req.method === "HEAD";
     const idempotencyKey = idempotent
       ? undefined
-      : (options.idempotencyKey ?? req.headers.get(IDEMPOTENCY_KEY_HEADER) ?? `tinker-ts-retry-${randomUUID()}`);
+      : (options.idempotencyKey ?? req.headers.get(IDEMPOTENCY_KEY_HEADER) ?? newIdempotencyKey());
 
     const started = now();
     let paused = 0; // billing pauses do not use up the budget

@@ -3,41 +3,46 @@
 import createClient from "openapi-fetch";
 import type { paths } from "../../generated/schema.js";
 import { APIConnectionError, APIError, APIFuture, APITimeoutError, APIUserAbortError, ArchiveChangedError, ArchiveExtractionError, AuthenticationError, BadRequestError, CheckpointLedger, ConfigurationError, ConflictError, DEFAULT_MAX_CONCURRENT_SAMPLES, DEFAULT_SAMPLE_RETRIES, DestinationExistsError, IncompleteCheckpointError, InternalServerError, InvalidArgumentError, InvalidCheckpointNameError, InvalidDatumError, InvalidTinkerPathError, InvalidTtlError, LARGE_PROMPT_BYTES, LedgerFormatError, MIN_CHECKPOINT_TTL_SECONDS, NotFoundError, PermissionDeniedError, PromiseExpiredError, ProxyError, RESUMABLE_TTL_WARNING_SECONDS, RateLimitError, RequestFailedError, ResponseValidationError, RestAccountClient, RestClient, RollingCheckpoint, SAMPLE_BACKPRESSURE_BUDGET_MS, SamplingClient, ServiceClient, TinkerError, TrainingClient, TrainingClientStoppedError, UnprocessableEntityError, UnsafeArchiveError, checkpointDirName, crossEntropyDatum, downloadCheckpoint, formatTinkerPath, parseTinkerPath, planCheckpointPruning, pruneCheckpoints, resumeOrStart, rlDatum, saveAndRecord, startLocalServer, validateCheckpointName, validateTtlSeconds, type APIErrorInit, type AccessScope, type AccessScopeOptions, type AdamParams, type ArchiveUrlOptions, type ArchiveUrlProvider, type AuditLogOptions, type AuditLogResponse, type BillingUsageOptions, type BillingUsageResponse, type CallOptions, type Checkpoint, type CheckpointArchiveUrl, type CheckpointKind, type CheckpointType, type CheckpointsListResponse, type ClientConfig, type ConnectionErrorInit, type CreateFromStateOptions, type CreateLoraTrainingClientOptions, type CreateSamplingClientOptions, type CustomLossFn, type CustomLossResult, type Datum, type DownloadCheckpointOptions, type DownloadCheckpointResult, type DownloadProgress, type ExportSessionTraceOptions, type FailedOperation, type FaultRule, type ForwardBackwardCustomOptions, type ForwardBackwardOptions, type ForwardBackwardOutput, type FutureResultOptions, type GetInfoResponse, type GetSamplerResponse, type GetServerCapabilitiesResponse, type IterOptions, type LedgerFileOptions, type LedgerLatestOptions, type LedgerRecord, type LoadStateOptions, type LoadWeightsResponse, type LocalServer, type LocalServerOptions, type LogLevel, type Logger, type LoggingOptions, type LossFnType, type ModelInput, type Numbers, type OptimStepResponse, type PageOptions, type PageProgress, type ParsedTinkerPath, type PlanPruningOptions, type PruneFailure, type PruneOptions, type PruneResult, type PruningPlan, type QueueState, type QueueStateChange, type RequestEvent, type RequestFailureCategory, type RequestOptions, type ResponseEvent, type RestClientEnvOptions, type RestClientOptions, type RestRequestOptions, type ResumeOrStartOptions, type ResumeOrStartResult, type RetryEvent, type RlDatumOptions, type RollingCheckpointOptions, type RollingSaveResult, type SampleOptions, type SampleResponse, type SampledSequence, type SamplingParams, type SaveAndGetSamplingClientOptions, type SaveAndRecordOptions, type SaveStateOptions, type SaveWeightsForSamplerOptions, type SaveWeightsForSamplerResponse, type SaveWeightsResponse, type ServiceClientOptions, type SleepFn, type TensorData, type TrainingCallOptions, type TrainingRun, type TrainingRunsResponse, type Transport, type TransportAuth, type TransportConfig, type UnloadModelResponse, type WeightsInfoResponse, type WhoamiResponse, type WirePaths, type WireSchemas } from "../../src/index.js";
-import { BILLING_PAUSE_MS, DEFAULT_BILLING_MAX_PAUSE_MS, DEFAULT_MAX_RETRIES, DEFAULT_RETRY_BUDGET_MS, DEFAULT_TIMEOUT_MS, EMPTY_400_ALLOWANCE, IDEMPOTENCY_KEY_HEADER, MAX_RETRY_AFTER_MS, RETRY_BACKOFF, RETRY_COUNT_HEADER, attemptsOf, createRetryingFetch, exhaustionNote, retryDelayMs, retryInfoOf, shouldRetryResponse, type BaseFetch, type RetryConfig, type RetryInfo, type RetryRequestOptions, type RetryingFetch } from "../../src/internal/retry.js";
+import { BILLING_PAUSE_MS, DEFAULT_BILLING_MAX_PAUSE_MS, DEFAULT_MAX_RETRIES, DEFAULT_RETRY_BUDGET_MS, DEFAULT_TIMEOUT_MS, EMPTY_400_ALLOWANCE, IDEMPOTENCY_KEY_HEADER, MAX_RETRY_AFTER_MS, RETRY_BACKOFF, RETRY_COUNT_HEADER, attemptsOf, createRetryingFetch, exhaustionNote, newIdempotencyKey, retryDelayMs, retryInfoOf, shouldRetryResponse, type BaseFetch, type RetryConfig, type RetryInfo, type RetryRequestOptions, type RetryingFetch } from "../../src/internal/retry.js";
 import { service, rest, training, transport, runId, tinkerPath, url, future, argv, json, ledger, batch, io, response, baseUrl, source, signal, sampler } from "../helpers/example-prelude.js";
 
 // internal/retry.ts, example 1
 export async function example1() {
+  const key = newIdempotencyKey(); // "tinker-ts-retry-3f2c…"
+}
+
+// internal/retry.ts, example 2
+export async function example2() {
   const retryingFetch = createRetryingFetch();
   const res = await retryingFetch(new Request("http://127.0.0.1:8000/api/v1/healthz"));
   attemptsOf(res); // 1 when the first attempt succeeded
 }
 
-// internal/retry.ts, example 2
-export async function example2() {
+// internal/retry.ts, example 3
+export async function example3() {
   const res = await createRetryingFetch()(new Request("http://127.0.0.1:8000/api/v1/healthz"));
   retryInfoOf(res)?.outcomeUnknown; // false when no earlier attempt was lost
 }
 
-// internal/retry.ts, example 3
-export async function example3() {
-  exhaustionNote(true);  // "The request may have been applied: ..."
-}
-
 // internal/retry.ts, example 4
 export async function example4() {
-  shouldRetryResponse(503, new Headers()); // true
-  shouldRetryResponse(409, new Headers({ "x-should-retry": "true" })); // false
+  exhaustionNote(true);  // "The request may have been applied: ..."
 }
 
 // internal/retry.ts, example 5
 export async function example5() {
-  retryDelayMs(0, new Headers({ "retry-after": "2" }), Math.random); // 2000
-  retryDelayMs(3, undefined, () => 0);                              // 4000
+  shouldRetryResponse(503, new Headers()); // true
+  shouldRetryResponse(409, new Headers({ "x-should-retry": "true" })); // false
 }
 
 // internal/retry.ts, example 6
 export async function example6() {
+  retryDelayMs(0, new Headers({ "retry-after": "2" }), Math.random); // 2000
+  retryDelayMs(3, undefined, () => 0);                              // 4000
+}
+
+// internal/retry.ts, example 7
+export async function example7() {
   const retryingFetch = createRetryingFetch({ retryBudgetMs: 60_000 });
   const client = createClient<paths>({ baseUrl, fetch: retryingFetch });
   const res = await retryingFetch(new Request(`${baseUrl}/api/v1/healthz`), { timeoutMs: 5_000 });
