@@ -12,7 +12,6 @@ import { requestOptionsOf } from "./internal/request-options.js";
 import { decodeJwtClaims } from "./internal/auth.js";
 import { abortableSleep } from "./internal/sleep.js";
 import type { Transport } from "./internal/transport.js";
-import { bindProxySettings } from "./internal/net/proxy.js";
 
 /** The audit log of one day. */
 export type AuditLogResponse = components["schemas"]["AuditLogResponse"];
@@ -121,7 +120,6 @@ export class RestAccountClient {
    */
   constructor(transport: Transport) {
     this.transport = transport;
-    bindProxySettings(this, transport.proxy); // downloads from a RestClient go through its proxy
   }
 
   /**

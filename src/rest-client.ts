@@ -125,9 +125,6 @@ export const DEFAULT_ARCHIVE_URL_LIFETIME_MS = 15 * 60_000;
 
 const CHECKPOINT_ROUTE = "/api/v1/training_runs/{training_run_id}/checkpoints/{checkpoint_kind}/{checkpoint_name}" as const;
 
-/** The credentials a {@link RestClient.fromEnv} client owns (and closes). */
-const ownedAuth = new WeakMap<RestClient, { close(): void }>();
-
 /** The wire query of a paged listing (limit/offset checked first), with `access_scope` when given. */
 function pageQuery(options: PageOptions & Partial<AccessScopeOptions>): { limit?: number; offset?: number; access_scope?: AccessScope } {
   checkPaging(options.limit, options.offset);
@@ -151,6 +148,8 @@ function pageQuery(options: PageOptions & Partial<AccessScopeOptions>): { limit?
  * ```
  */
 export class RestClient extends RestAccountClient {
+  /** The credentials a {@link RestClient.fromEnv} client owns (and closes); a service's RestClient shares its own. */
+  #ownedAuth: { close(): void } | undefined;
   readonly #options: RestClientOptions;
   readonly #sleep: SleepFn;
 
@@ -201,7 +200,7 @@ export class RestClient extends RestAccountClient {
       env,
     });
     const rest = new RestClient(t, restOptions);
-    ownedAuth.set(rest, auth);
+    rest.#ownedAuth = auth;
     return rest;
   }
 
@@ -222,8 +221,8 @@ export class RestClient extends RestAccountClient {
    * ```
    */
   async close(): Promise<void> {
-    ownedAuth.get(this)?.close();
-    ownedAuth.delete(this);
+    this.#ownedAuth?.close();
+    this.#ownedAuth = undefined;
   }
 
   /**

@@ -61,8 +61,8 @@ export interface ServiceClientOptions extends LoggingOptions {
   /**
    * HTTP proxy for every request and download, e.g. `"http://user:pass@proxy.corp:3128"` (credentials go to the
    * proxy only, and are redacted everywhere); `false`: never use a proxy. Default: `HTTPS_PROXY` / `HTTP_PROXY`
-   * (lower-case names win), except for hosts in `NO_PROXY`, which also applies to this option. See "Proxies" in the
-   * README. With a custom `fetch`, REST calls are that fetch's business and only downloads use this.
+   * (lower-case names win), except for hosts in `NO_PROXY` (which also applies to this option) and loopback
+   * (`localhost`, 127.0.0.0/8, `::1`: direct unless this option is given). See "Proxies" in the README. With a custom `fetch`, REST calls are that fetch's business and only downloads use this.
    */
   proxy?: string | false;
   /**

@@ -27,7 +27,7 @@ import {
 } from "../core/errors.js";
 import { ArchiveChangedError, DestinationExistsError, IncompleteCheckpointError } from "./errors.js";
 import { leanGet, type LeanResponse } from "../internal/net/lean-http.js";
-import { envProxySettings, isFinalProxyError, proxySettingsOf, resolveProxySettings, type ProxySettings } from "../internal/net/proxy.js";
+import { envProxySettings, isFinalProxyError, resolveProxySettings, type ProxySettings } from "../internal/net/proxy.js";
 import { backoffMs } from "../internal/backoff.js";
 import { abortableSleep } from "../internal/sleep.js";
 import type { RequestObserver } from "../internal/log.js";
@@ -205,7 +205,10 @@ export async function downloadCheckpoint(
     if (signal?.aborted === true) throw new APIUserAbortError({ subject, cause: signal.reason });
   };
   checkAbort();
-  const proxy = options.proxy !== undefined ? resolveProxySettings(options.proxy) : (proxySettingsOf(rest) ?? envProxySettings());
+  // A RestClient's transport carries the client's proxy settings and request observer: the archive GETs go
+  // through its proxy and are reported like its REST calls. Another provider gets the environment's proxy.
+  const client = (rest as { transport?: { proxy?: ProxySettings; observer?: RequestObserver } }).transport;
+  const proxy = options.proxy !== undefined ? resolveProxySettings(options.proxy) : (client?.proxy ?? envProxySettings());
 
   if (!force && (await exists(destination))) throw new DestinationExistsError(destination);
 
@@ -224,6 +227,7 @@ export async function downloadCheckpoint(
       retryDelayMs: options.retryDelayMs ?? 500,
       report,
       proxy,
+      observer: client?.observer,
       ...(options.onArchivePending === undefined ? {} : { onArchivePending: options.onArchivePending }),
     });
     checkAbort();
@@ -315,7 +319,7 @@ interface TransferContext {
   /** Where the archive is fetched through. */
   proxy: ProxySettings;
   /** The client's request observer (debug lines, hooks), when anything listens. */
-  observer?: RequestObserver | undefined;
+  readonly observer: RequestObserver | undefined;
 }
 
 /** What one attempt ended with. */
@@ -357,8 +361,6 @@ interface VersionState {
  */
 async function transferArchive(rest: ArchiveUrlProvider, tinkerPath: string, sink: ExtractSink, ctx: TransferContext): Promise<number> {
   const { signal, subject } = ctx;
-  // A RestClient's transport carries the client's observer: the archive GETs are reported like its REST calls.
-  ctx.observer = (rest as { transport?: { observer?: RequestObserver } }).transport?.observer;
   const restOptions = {
     timeoutMs: ctx.timeoutMs,
     ...(signal === undefined ? {} : { signal }),

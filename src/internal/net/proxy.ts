@@ -469,31 +469,3 @@ export function envProxySettings(): ProxySettings {
   if (fromEnv?.text !== text) fromEnv = { text, settings: resolveProxySettings(undefined, env) };
   return fromEnv.settings;
 }
-
-/** Which proxy settings a client object (a RestClient) uses, for downloads started from it. */
-const settingsByClient = new WeakMap<object, ProxySettings>();
-
-/**
- * Records the proxy settings of a client, so {@link proxySettingsOf} finds them (downloads use the settings of
- * the RestClient they are given).
- *
- * @example
- * ```ts
- * bindProxySettings(rest, resolveProxySettings("http://proxy.corp:3128")); // RestAccountClient (and so RestClient) does this itself
- * ```
- */
-export function bindProxySettings(client: object, settings: ProxySettings): void {
-  settingsByClient.set(client, settings);
-}
-
-/**
- * The proxy settings recorded for `client`, if any.
- *
- * @example
- * ```ts
- * const settings = proxySettingsOf(rest) ?? resolveProxySettings(undefined);
- * ```
- */
-export function proxySettingsOf(client: object): ProxySettings | undefined {
-  return settingsByClient.get(client);
-}
